@@ -1,0 +1,402 @@
+//! One FTP control connection: connect, log in, and the few commands a sync needs, each bounded
+//! by a timeout. Wraps suppaftp and turns its errors into [`FtpError`]s that say whether a retry
+//! can help and whether the connection is still usable.
+
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
+
+use suppaftp::tokio::AsyncRustlsFtpStream;
+use suppaftp::types::FileType;
+use suppaftp::{Mode, Status};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::credentials::Login;
+use crate::listing::ListFormat;
+use crate::target::Target;
+
+type Stream = AsyncRustlsFtpStream;
+
+/// Size of the buffer used to stream a file to the data connection.
+const UPLOAD_CHUNK: usize = 256 * 1024;
+
+/// An FTP failure, classified for retry decisions.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FtpError {
+    #[error("cannot reach {server}: {detail}; check the host name and port")]
+    Unreachable { server: String, detail: String },
+    #[error("login refused for user {user:?} ({reply}); check the user name and password")]
+    LoginRefused { user: String, reply: String },
+    #[error("{operation}: no answer from the server within {secs} s")]
+    Timeout { operation: String, secs: u64 },
+    #[error("{operation}: server replied {text}")]
+    Reply {
+        operation: String,
+        code: u32,
+        text: String,
+    },
+    #[error("{operation}: connection lost ({detail})")]
+    Connection { operation: String, detail: String },
+}
+
+impl FtpError {
+    /// A reply that will not change on retry (5xx), or a refused login.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            FtpError::Reply { code, .. } => (500..600).contains(code),
+            FtpError::LoginRefused { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// Whether the connection can no longer be used after this error.
+    pub fn breaks_connection(&self) -> bool {
+        match self {
+            FtpError::Reply { code, .. } => *code == 421,
+            FtpError::Timeout { .. } | FtpError::Connection { .. } => true,
+            FtpError::Unreachable { .. } | FtpError::LoginRefused { .. } => true,
+        }
+    }
+
+    /// The reply code, when the server gave one.
+    pub fn code(&self) -> Option<u32> {
+        match self {
+            FtpError::Reply { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    fn from_suppa(operation: String, err: suppaftp::FtpError) -> FtpError {
+        match err {
+            suppaftp::FtpError::UnexpectedResponse(resp) => {
+                let text = String::from_utf8_lossy(&resp.body).trim().to_string();
+                let code = match resp.status {
+                    Status::Unknown => text.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0),
+                    s => s.code(),
+                };
+                FtpError::Reply {
+                    operation,
+                    code,
+                    text,
+                }
+            }
+            other => FtpError::Connection {
+                operation,
+                detail: other.to_string(),
+            },
+        }
+    }
+}
+
+/// An upload failed on the local side or on the server.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error("cannot read local file: {0}")]
+    Local(std::io::Error),
+    #[error(transparent)]
+    Remote(#[from] FtpError),
+}
+
+/// What the server said it supports in FEAT.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Features {
+    pub mlsd: bool,
+    pub mfmt: bool,
+    pub utf8: bool,
+}
+
+/// How this server lets a client set a file's modification time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeSetter {
+    /// `MFMT YYYYMMDDhhmmss path` (RFC draft, pure-ftpd, proftpd).
+    Mfmt,
+    /// `MDTM YYYYMMDDhhmmss path` (vsftpd with mdtm_write).
+    MdtmWrite,
+    /// `SITE UTIME YYYYMMDDhhmmss path`.
+    SiteUtime,
+}
+
+impl TimeSetter {
+    /// Candidates to probe, most standard first, given what FEAT said.
+    pub fn candidates(features: Features) -> &'static [TimeSetter] {
+        if features.mfmt {
+            &[TimeSetter::Mfmt]
+        } else {
+            &[TimeSetter::MdtmWrite, TimeSetter::SiteUtime]
+        }
+    }
+}
+
+/// One logged-in control connection, in binary mode.
+pub struct Connection {
+    stream: Stream,
+    timeout: Duration,
+    /// What FEAT advertised.
+    pub features: Features,
+    /// Whether `LIST -a` (show dot files) is refused, so plain LIST must be used.
+    list_without_a: bool,
+}
+
+impl Connection {
+    /// Connects, logs in, switches to binary mode and reads FEAT, each step within `timeout`.
+    pub async fn open(target: &Target, login: &Login, timeout: Duration) -> Result<Self, FtpError> {
+        let server = format!("{}:{}", target.host, target.port);
+        let unreachable = |detail: String| FtpError::Unreachable {
+            server: server.clone(),
+            detail,
+        };
+        let addrs = within(timeout, "resolving the host", async {
+            tokio::net::lookup_host((target.host.as_str(), target.port))
+                .await
+                .map_err(|e| unreachable(e.to_string()))
+        })
+        .await?;
+        let addrs: Vec<_> = addrs.collect();
+        let mut last = unreachable("no address found".into());
+        let mut stream = None;
+        for addr in addrs {
+            match Stream::connect_timeout(addr, timeout).await {
+                Ok(s) => {
+                    stream = Some(s);
+                    break;
+                }
+                Err(e) => last = unreachable(e.to_string()),
+            }
+        }
+        let mut stream = stream.ok_or(last)?;
+        if target.host.contains(':') {
+            stream.set_mode(Mode::ExtendedPassive);
+        } else {
+            // Connect data channels to the control connection's address: immune to servers behind
+            // NAT advertising private addresses, and to PASV replies pointing elsewhere.
+            stream.set_passive_nat_workaround(true);
+        }
+        let mut conn = Connection {
+            stream,
+            timeout,
+            features: Features::default(),
+            list_without_a: false,
+        };
+        conn.log_in(login).await?;
+        Ok(conn)
+    }
+
+    async fn log_in(&mut self, login: &Login) -> Result<(), FtpError> {
+        let (user, password) = (login.user.as_str(), login.password.as_str());
+        match within(self.timeout, "login", self.stream.login(user, password)).await {
+            Ok(()) => {}
+            Err(FtpError::Reply { code, text, .. }) if code == 530 || code == 430 => {
+                return Err(FtpError::LoginRefused {
+                    user: user.to_string(),
+                    reply: text,
+                });
+            }
+            Err(e) => return Err(e),
+        }
+        let binary = self.stream.transfer_type(FileType::Binary);
+        within(self.timeout, "TYPE I", binary).await?;
+        // FEAT is optional in RFC 959 servers: no answer simply means no extensions.
+        if let Ok(feat) = within(self.timeout, "FEAT", self.stream.feat()).await {
+            let has = |k: &str| feat.keys().any(|f| f.eq_ignore_ascii_case(k));
+            self.features = Features {
+                mlsd: has("MLST"),
+                mfmt: has("MFMT"),
+                utf8: has("UTF8"),
+            };
+        }
+        if self.features.utf8 {
+            let opts = self.stream.opts("UTF8", Some("ON"));
+            let _ = within(self.timeout, "OPTS UTF8 ON", opts).await;
+        }
+        Ok(())
+    }
+
+    /// Lists the folder `path` ("" for the login folder): MLSD where advertised, else `LIST -a`.
+    pub async fn list(&mut self, path: &str) -> Result<(Vec<String>, ListFormat), FtpError> {
+        let arg = (!path.is_empty()).then_some(path);
+        if self.features.mlsd {
+            let lines = within(self.timeout, op("MLSD", path), self.stream.mlsd(arg)).await?;
+            return Ok((lines, ListFormat::Mlsd));
+        }
+        if !self.list_without_a {
+            // vsftpd hides dot files from a plain LIST; `-a` shows them.
+            let with_a = if path.is_empty() { "-a".to_string() } else { format!("-a {path}") };
+            match within(self.timeout, op("LIST", path), self.stream.list(Some(&with_a))).await {
+                Ok(lines) => return Ok((lines, ListFormat::List)),
+                Err(e) if e.code() == Some(501) || e.code() == Some(500) => {
+                    self.list_without_a = true
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let lines = within(self.timeout, op("LIST", path), self.stream.list(arg)).await?;
+        Ok((lines, ListFormat::List))
+    }
+
+    /// Creates the folder `path`.
+    pub async fn mkdir(&mut self, path: &str) -> Result<(), FtpError> {
+        within(self.timeout, op("MKD", path), self.stream.mkdir(path)).await
+    }
+
+    /// Creates `path` and its missing parents. A refusal (550) is taken to mean "exists": a
+    /// folder that really could not be made shows up as a failure of what goes into it.
+    pub async fn mkdir_all(&mut self, path: &str) -> Result<(), FtpError> {
+        let ends = path.match_indices('/').map(|(i, _)| i).chain([path.len()]);
+        for prefix in ends.map(|i| &path[..i]).filter(|p| !p.is_empty() && !p.ends_with('/')) {
+            match self.mkdir(prefix).await {
+                Err(e) if !e.is_permanent() => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the file `path`.
+    pub async fn delete(&mut self, path: &str) -> Result<(), FtpError> {
+        within(self.timeout, op("DELE", path), self.stream.rm(path)).await
+    }
+
+    /// Removes the empty folder `path`.
+    pub async fn rmdir(&mut self, path: &str) -> Result<(), FtpError> {
+        within(self.timeout, op("RMD", path), self.stream.rmdir(path)).await
+    }
+
+    /// Stores the local file `local` at `path`; returns the bytes sent. Each wait on the
+    /// network (opening, every chunk, the final reply) is bounded by the timeout.
+    pub async fn upload(&mut self, path: &str, local: &Path) -> Result<u64, UploadError> {
+        let mut file = tokio::fs::File::open(local).await.map_err(UploadError::Local)?;
+        let operation = op("STOR", path);
+        let open = self.stream.put_with_stream(path);
+        let mut data = within(self.timeout, operation.clone(), open).await?;
+        let mut buf = vec![0u8; UPLOAD_CHUNK];
+        let mut sent = 0u64;
+        loop {
+            // On a local read error the stream is dropped unfinished; suppaftp reads the
+            // transfer's reply before the next command, so the connection stays in sync.
+            let n = file.read(&mut buf).await.map_err(UploadError::Local)?;
+            if n == 0 {
+                break;
+            }
+            let write = async { data.write_all(&buf[..n]).await.map_err(io_lost) };
+            within(self.timeout, operation.clone(), write).await?;
+            sent += n as u64;
+        }
+        within(self.timeout, operation, data.finish()).await?;
+        Ok(sent)
+    }
+
+    /// Sets the modification time of `path` to `unix` seconds (UTC) with `how`.
+    pub async fn set_mtime(&mut self, path: &str, unix: i64, how: TimeSetter) -> Result<(), FtpError> {
+        let stamp = format_mdtm(unix);
+        let command = match how {
+            TimeSetter::Mfmt => format!("MFMT {stamp} {path}"),
+            TimeSetter::MdtmWrite => format!("MDTM {stamp} {path}"),
+            TimeSetter::SiteUtime => format!("SITE UTIME {stamp} {path}"),
+        };
+        let operation = op(command.split(' ').next().unwrap_or("MFMT"), path);
+        // 213 for MFMT and MDTM, 200 for SITE; some servers answer 250.
+        let accepted = [Status::File, Status::CommandOk, Status::RequestedFileActionOk];
+        let send = self.stream.custom_command(command, &accepted);
+        within(self.timeout, operation, send).await.map(|_| ())
+    }
+
+    /// Says goodbye; errors are irrelevant at this point.
+    pub async fn quit(mut self) {
+        let _ = tokio::time::timeout(self.timeout, self.stream.quit()).await;
+    }
+}
+
+fn io_lost(e: std::io::Error) -> suppaftp::FtpError {
+    suppaftp::FtpError::ConnectionError(e)
+}
+
+fn op(command: &str, path: &str) -> String {
+    if path.is_empty() {
+        command.to_string()
+    } else {
+        format!("{command} {path}")
+    }
+}
+
+/// Runs one FTP exchange with a deadline, mapping errors to [`FtpError`].
+async fn within<T, E, F>(timeout: Duration, operation: impl Into<String>, fut: F) -> Result<T, FtpError>
+where
+    F: Future<Output = Result<T, E>>,
+    E: Into<SuppaOrOurs>,
+{
+    let operation = operation.into();
+    match tokio::time::timeout(timeout, fut).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(match e.into() {
+            SuppaOrOurs::Suppa(e) => FtpError::from_suppa(operation, e),
+            SuppaOrOurs::Ours(e) => e,
+        }),
+        Err(_) => Err(FtpError::Timeout {
+            operation,
+            secs: timeout.as_secs(),
+        }),
+    }
+}
+
+/// Either error type a wrapped future may return.
+enum SuppaOrOurs {
+    Suppa(suppaftp::FtpError),
+    Ours(FtpError),
+}
+
+impl From<suppaftp::FtpError> for SuppaOrOurs {
+    fn from(e: suppaftp::FtpError) -> Self {
+        SuppaOrOurs::Suppa(e)
+    }
+}
+
+impl From<FtpError> for SuppaOrOurs {
+    fn from(e: FtpError) -> Self {
+        SuppaOrOurs::Ours(e)
+    }
+}
+
+/// `YYYYMMDDhhmmss` in UTC, as MFMT and MDTM use.
+pub fn format_mdtm(unix: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp(unix).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}{:02}{:02}{:02}{:02}{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mdtm_stamp_is_utc() {
+        assert_eq!(format_mdtm(0), "19700101000000");
+        assert_eq!(format_mdtm(1_704_164_645), "20240102030405");
+    }
+
+    #[test]
+    fn permanent_and_breaking_errors() {
+        let reply = |code| FtpError::Reply {
+            operation: "STOR x".into(),
+            code,
+            text: String::new(),
+        };
+        assert!(reply(550).is_permanent());
+        assert!(!reply(450).is_permanent());
+        assert!(reply(421).breaks_connection());
+        assert!(!reply(550).breaks_connection());
+    }
+
+    #[test]
+    fn unknown_status_codes_are_read_from_the_reply_text() {
+        let resp = suppaftp::types::Response::new(Status::Unknown, b"452 Disk full".to_vec());
+        let err = FtpError::from_suppa("STOR x".into(), suppaftp::FtpError::UnexpectedResponse(resp));
+        assert_eq!(err.code(), Some(452));
+    }
+}

@@ -1,0 +1,54 @@
+//! ftpsync mirrors a local folder to an FTP server over several connections at once.
+//!
+//! The pipeline, one module per stage:
+//! - [`cli`] and [`config`]: the command line, settled into a [`config::Config`];
+//! - [`target`] and [`credentials`]: the remote URL and the login;
+//! - [`local`] (with [`filter`]): the local tree;
+//! - [`listing`]: parsing the server's folder listings (MLSD, UNIX and DOS LIST);
+//! - [`plan`]: what to create, upload and delete, and in which order;
+//! - [`sync`] and [`dispatch`]: the coordinator releasing jobs to the workers;
+//! - [`worker`] and [`ftp`]: one persistent FTP connection per worker;
+//! - [`state`]: the record of uploads for servers that cannot set file times;
+//! - [`report`] and [`exit_codes`]: what the user and scripts see;
+//! - [`shutdown`]: Ctrl-C and SIGTERM.
+
+pub mod cli;
+pub mod config;
+pub mod credentials;
+pub mod dispatch;
+pub mod exit_codes;
+pub mod filter;
+pub mod ftp;
+pub mod listing;
+pub mod local;
+pub mod plan;
+pub mod report;
+pub mod shutdown;
+pub mod state;
+pub mod sync;
+pub mod target;
+pub mod worker;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Environment};
+use crate::exit_codes::ExitCode;
+use crate::report::Reporter;
+
+/// Runs ftpsync with a parsed command line; returns the exit code. Errors that stop the run
+/// before it changes anything come back as Err (exit code 2).
+pub async fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
+    let config = Config::from_cli(cli, &Environment::from_process())?;
+    let stop = CancellationToken::new();
+    shutdown::listen(stop.clone());
+    let summary = match sync::run(&config, stop).await {
+        Ok(summary) => summary,
+        Err(sync::SyncError::Interrupted) => return Ok(ExitCode::Interrupted),
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot sync to {}", config.target.display_url()));
+        }
+    };
+    Reporter::new(config.output).summary(&summary);
+    Ok(ExitCode::of_run(summary.interrupted, summary.failed as usize))
+}

@@ -1,0 +1,229 @@
+//! The local side: walks the tree to mirror (walkdir), applying the depth limit and excludes, and
+//! records what each entry is. Reads metadata only; never modifies anything.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use crate::filter::Filter;
+
+/// What a local entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalKind {
+    File,
+    Dir,
+}
+
+/// One local file or folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalEntry {
+    pub kind: LocalKind,
+    /// Size in bytes (0 for folders).
+    pub size: u64,
+    /// Modification time, whole seconds since the Unix epoch (UTC).
+    pub mtime: i64,
+    /// The same, in nanoseconds: two edits within one second still differ here.
+    pub mtime_ns: i64,
+}
+
+/// Something in the tree that could not be read or is not mirrored; reported, not fatal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalProblem {
+    /// Path relative to the root (lossy for names that are not UTF-8).
+    pub rel: String,
+    pub message: String,
+    /// Whether it counts as a failed item (exit code 1) or is only a notice.
+    pub is_failure: bool,
+}
+
+/// The local tree: entries keyed by their '/'-separated path relative to the root.
+#[derive(Debug, Default)]
+pub struct LocalTree {
+    pub entries: BTreeMap<String, LocalEntry>,
+    pub problems: Vec<LocalProblem>,
+}
+
+/// The local folder cannot be mirrored at all.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error("local folder {} does not exist; check the LOCAL_DIR argument", .0.display())]
+    Missing(PathBuf),
+    #[error("{} is not a folder; LOCAL_DIR must be a directory", .0.display())]
+    NotADir(PathBuf),
+    #[error("cannot read local folder {}: {source}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Walks `root` down to `max_depth` levels (None: no limit), skipping what `filter` excludes.
+pub fn scan(root: &Path, max_depth: Option<usize>, filter: &Filter) -> Result<LocalTree, LocalError> {
+    let meta = std::fs::metadata(root).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => LocalError::Missing(root.to_owned()),
+        _ => LocalError::Unreadable {
+            path: root.to_owned(),
+            source,
+        },
+    })?;
+    if !meta.is_dir() {
+        return Err(LocalError::NotADir(root.to_owned()));
+    }
+    std::fs::read_dir(root).map_err(|source| LocalError::Unreadable {
+        path: root.to_owned(),
+        source,
+    })?;
+
+    let mut tree = LocalTree::default();
+    let mut walk = walkdir::WalkDir::new(root).min_depth(1).follow_links(false);
+    if let Some(depth) = max_depth {
+        walk = walk.max_depth(depth);
+    }
+    let walk = walk.into_iter().filter_entry(|e| {
+        relative(root, e.path()).is_none_or(|rel| !filter.is_excluded(&rel, e.file_type().is_dir()))
+    });
+    for item in walk {
+        match item {
+            Ok(entry) => record(&mut tree, root, &entry),
+            Err(err) => {
+                let rel = err
+                    .path()
+                    .map(|p| lossy_relative(root, p))
+                    .unwrap_or_default();
+                tree.problems.push(LocalProblem {
+                    rel,
+                    message: format!("cannot read: {}", io_reason(&err)),
+                    is_failure: true,
+                });
+            }
+        }
+    }
+    Ok(tree)
+}
+
+fn record(tree: &mut LocalTree, root: &Path, entry: &walkdir::DirEntry) {
+    let Some(rel) = relative(root, entry.path()) else {
+        tree.problems.push(LocalProblem {
+            rel: lossy_relative(root, entry.path()),
+            message: "name is not valid UTF-8; skipped (FTP paths are UTF-8)".into(),
+            is_failure: true,
+        });
+        return;
+    };
+    let file_type = entry.file_type();
+    let kind = if file_type.is_dir() {
+        LocalKind::Dir
+    } else if file_type.is_file() {
+        LocalKind::File
+    } else {
+        let what = if file_type.is_symlink() {
+            "symbolic link"
+        } else {
+            "special file"
+        };
+        tree.problems.push(LocalProblem {
+            rel,
+            message: format!("{what}; skipped"),
+            is_failure: false,
+        });
+        return;
+    };
+    match entry.metadata() {
+        Ok(meta) => {
+            let since_epoch = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .unwrap_or_default();
+            let size = if kind == LocalKind::File { meta.len() } else { 0 };
+            let entry = LocalEntry {
+                kind,
+                size,
+                mtime: since_epoch.as_secs() as i64,
+                mtime_ns: since_epoch.as_nanos() as i64,
+            };
+            tree.entries.insert(rel, entry);
+        }
+        Err(err) => tree.problems.push(LocalProblem {
+            rel,
+            message: format!("cannot read: {}", io_reason(&err)),
+            is_failure: true,
+        }),
+    }
+}
+
+fn io_reason(err: &walkdir::Error) -> String {
+    err.io_error()
+        .map_or_else(|| err.to_string(), |e| e.to_string())
+}
+
+/// The '/'-separated UTF-8 path of `path` under `root`, or None when a component is not UTF-8.
+fn relative(root: &Path, path: &Path) -> Option<String> {
+    let rel = path.strip_prefix(root).ok()?;
+    let parts: Option<Vec<&str>> = rel.components().map(|c| c.as_os_str().to_str()).collect();
+    Some(parts?.join("/"))
+}
+
+fn lossy_relative(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
+        std::fs::write(dir.path().join("top.txt"), "12345").unwrap();
+        std::fs::write(dir.path().join("a/x.log"), "x").unwrap();
+        std::fs::write(dir.path().join("a/b/deep.txt"), "deep").unwrap();
+        dir
+    }
+
+    #[test]
+    fn records_files_and_folders_with_sizes() {
+        let dir = tree();
+        let t = scan(dir.path(), None, &Filter::default()).unwrap();
+        let keys: Vec<_> = t.entries.keys().cloned().collect();
+        assert_eq!(keys, ["a", "a/b", "a/b/deep.txt", "a/x.log", "top.txt"]);
+        assert_eq!(t.entries["top.txt"].size, 5);
+        assert_eq!(t.entries["a/b"].kind, LocalKind::Dir);
+    }
+
+    #[test]
+    fn depth_limit_and_excludes_apply() {
+        let dir = tree();
+        let f = Filter::new(&["*.log".to_string()]).unwrap();
+        let t = scan(dir.path(), Some(2), &f).unwrap();
+        let keys: Vec<_> = t.entries.keys().cloned().collect();
+        assert_eq!(keys, ["a", "a/b", "top.txt"]);
+    }
+
+    #[test]
+    fn excluded_folder_is_not_descended() {
+        let dir = tree();
+        let f = Filter::new(&["a/".to_string()]).unwrap();
+        let t = scan(dir.path(), None, &f).unwrap();
+        assert_eq!(t.entries.keys().collect::<Vec<_>>(), ["top.txt"]);
+    }
+
+    #[test]
+    fn missing_root_is_an_error_naming_it() {
+        let err = scan(Path::new("/no/such/dir"), None, &Filter::default()).unwrap_err();
+        assert!(err.to_string().contains("/no/such/dir does not exist"));
+    }
+
+    #[test]
+    fn symlinks_are_reported_not_followed() {
+        let dir = tree();
+        std::os::unix::fs::symlink("top.txt", dir.path().join("link")).unwrap();
+        let t = scan(dir.path(), None, &Filter::default()).unwrap();
+        assert!(!t.entries.contains_key("link"));
+        assert_eq!(t.problems.len(), 1);
+        assert!(!t.problems[0].is_failure);
+    }
+}

@@ -1,0 +1,294 @@
+//! The planner: compares the local tree with the remote listing and decides, for every path,
+//! what to do: create a folder, upload, delete, or nothing. Pure logic, no I/O. Each action names
+//! the actions that must finish before it may start; the scheduler enforces that order.
+
+use std::collections::{BTreeMap, HashSet};
+
+use crate::filter::Filter;
+use crate::listing::{EntryKind, RemoteEntry};
+use crate::local::{LocalEntry, LocalKind, LocalTree};
+use crate::state::Record;
+
+/// One change to make on the server. Paths are '/'-separated and relative to the sync root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Create the sync root and its missing parents.
+    MakeRoot,
+    Mkdir(String),
+    Upload {
+        rel: String,
+        size: u64,
+        mtime: i64,
+    },
+    /// Delete a file (or a symlink or other non-folder entry).
+    DeleteFile(String),
+    /// Remove a folder that has been emptied.
+    RemoveDir(String),
+}
+
+impl Op {
+    /// The path the operation is about ("" for the root).
+    pub fn rel(&self) -> &str {
+        match self {
+            Op::MakeRoot => "",
+            Op::Mkdir(rel) | Op::DeleteFile(rel) | Op::RemoveDir(rel) => rel,
+            Op::Upload { rel, .. } => rel,
+        }
+    }
+}
+
+/// When an action may run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Folder creation, uploads, and the deletions that make room for them (type changes).
+    Transfer,
+    /// Removal of what no longer exists locally (`--delete`): only after every transfer succeeded.
+    Delete,
+}
+
+/// An operation and the actions (indices into [`Plan::actions`]) that must succeed first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Action {
+    pub op: Op,
+    pub after: Vec<usize>,
+    pub phase: Phase,
+}
+
+/// The remote side as listed: entries keyed by path relative to the root.
+pub type RemoteTree = BTreeMap<String, RemoteEntry>;
+
+/// What the planner needs to know besides the two trees.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanOptions<'a> {
+    /// Whether the sync root exists on the server.
+    pub root_exists: bool,
+    /// `--delete`.
+    pub delete: bool,
+    /// Excluded remote paths are never deleted.
+    pub filter: &'a Filter,
+    /// What earlier runs uploaded to this target.
+    pub record: &'a Record,
+}
+
+/// The whole plan of one sync.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub actions: Vec<Action>,
+    /// Files already up to date.
+    pub unchanged: Vec<String>,
+    /// Paths that cannot be mirrored as asked, with the reason (counted as failures).
+    pub blocked: Vec<(String, String)>,
+}
+
+/// Decides what to do. `remote` holds every listed remote entry under the root.
+pub fn plan(local: &LocalTree, remote: &RemoteTree, opts: PlanOptions<'_>) -> Plan {
+    let mut p = Planner {
+        plan: Plan::default(),
+        remote,
+        opts,
+        created: BTreeMap::new(),
+    };
+    if !opts.root_exists {
+        let i = p.push(Op::MakeRoot, vec![], Phase::Transfer);
+        p.created.insert(String::new(), i);
+    }
+    for (rel, entry) in &local.entries {
+        p.local_entry(rel, entry);
+    }
+    if opts.delete {
+        p.extraneous(local);
+    }
+    p.plan
+}
+
+struct Planner<'a> {
+    plan: Plan,
+    remote: &'a RemoteTree,
+    opts: PlanOptions<'a>,
+    /// Folders this plan creates, with the action that creates them.
+    created: BTreeMap<String, usize>,
+}
+
+impl Planner<'_> {
+    fn push(&mut self, op: Op, after: Vec<usize>, phase: Phase) -> usize {
+        self.plan.actions.push(Action { op, after, phase });
+        self.plan.actions.len() - 1
+    }
+
+    /// The action creating the parent folder of `rel`, if this plan creates it.
+    fn parent_dep(&self, rel: &str) -> Vec<usize> {
+        let parent = rel.rsplit_once('/').map_or("", |(p, _)| p);
+        self.created.get(parent).copied().into_iter().collect()
+    }
+
+    fn local_entry(&mut self, rel: &str, local: &LocalEntry) {
+        let mut after = self.parent_dep(rel);
+        let remote = self.remote.get(rel);
+        match (local.kind, remote.map(|r| r.kind)) {
+            (LocalKind::Dir, Some(EntryKind::Dir)) => {}
+            (LocalKind::Dir, other) => {
+                if other.is_some() {
+                    after.push(self.push(Op::DeleteFile(rel.into()), vec![], Phase::Transfer));
+                }
+                let i = self.push(Op::Mkdir(rel.into()), after, Phase::Transfer);
+                self.created.insert(rel.into(), i);
+            }
+            (LocalKind::File, Some(EntryKind::File)) => {
+                let remote = remote.expect("matched Some");
+                if needs_upload(rel, local, remote, self.opts.record) {
+                    self.upload(rel, local, after);
+                } else {
+                    self.plan.unchanged.push(rel.into());
+                }
+            }
+            (LocalKind::File, Some(EntryKind::Dir)) => match self.remove_tree(rel, Phase::Transfer) {
+                Some(i) => {
+                    after.push(i);
+                    self.upload(rel, local, after);
+                }
+                None => self.plan.blocked.push((
+                    rel.into(),
+                    "cannot replace the remote folder with a file: it holds excluded entries".into(),
+                )),
+            },
+            (LocalKind::File, Some(_)) => {
+                after.push(self.push(Op::DeleteFile(rel.into()), vec![], Phase::Transfer));
+                self.upload(rel, local, after);
+            }
+            (LocalKind::File, None) => self.upload(rel, local, after),
+        }
+    }
+
+    fn upload(&mut self, rel: &str, local: &LocalEntry, after: Vec<usize>) {
+        let op = Op::Upload {
+            rel: rel.into(),
+            size: local.size,
+            mtime: local.mtime,
+        };
+        self.push(op, after, Phase::Transfer);
+    }
+
+    /// Plans the removal of the remote folder `rel` and everything listed under it, deepest
+    /// first. Returns the action removing `rel` itself, or None when an excluded entry inside
+    /// must stay (its non-excluded content is still removed).
+    fn remove_tree(&mut self, rel: &str, phase: Phase) -> Option<usize> {
+        let prefix = format!("{rel}/");
+        let children: Vec<(String, EntryKind)> = self
+            .remote
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, e)| (k.clone(), e.kind))
+            .collect();
+        // Excluded entries stay, and so does everything inside an excluded folder.
+        let mut kept: Vec<&str> = Vec::new();
+        let keep: Vec<bool> = children
+            .iter()
+            .map(|(child, kind)| {
+                let inside_kept = kept.iter().any(|k| is_inside(child, k));
+                let excluded = inside_kept
+                    || self.opts.filter.is_excluded(child, *kind == EntryKind::Dir);
+                if excluded && *kind == EntryKind::Dir {
+                    kept.push(child);
+                }
+                excluded
+            })
+            .collect();
+        // Deepest first, so each folder's children are planned before the folder.
+        let mut removal: BTreeMap<String, Option<usize>> = BTreeMap::new();
+        for ((child, kind), keep) in children.iter().zip(keep).rev() {
+            let removed = if keep {
+                None
+            } else if *kind == EntryKind::Dir {
+                self.remove_emptied_dir(child, &removal, phase)
+            } else {
+                Some(self.push(Op::DeleteFile(child.clone()), vec![], phase))
+            };
+            removal.insert(child.clone(), removed);
+        }
+        self.remove_emptied_dir(rel, &removal, phase)
+    }
+
+    /// RMD of `dir` after the removal of each of its direct children, or None if one must stay.
+    fn remove_emptied_dir(
+        &mut self,
+        dir: &str,
+        removal: &BTreeMap<String, Option<usize>>,
+        phase: Phase,
+    ) -> Option<usize> {
+        let prefix = format!("{dir}/");
+        let mut after = Vec::new();
+        for (child, removed) in removal.range(prefix.clone()..) {
+            if !child.starts_with(&prefix) {
+                break;
+            }
+            if child[prefix.len()..].contains('/') {
+                continue;
+            }
+            after.push((*removed)?);
+        }
+        Some(self.push(Op::RemoveDir(dir.into()), after, phase))
+    }
+
+    /// `--delete`: remote entries with no local counterpart, outermost first.
+    fn extraneous(&mut self, local: &LocalTree) {
+        // Folders already dealt with as a whole: removed, or excluded.
+        let mut removed_dirs: HashSet<String> = HashSet::new();
+        let remote: Vec<(String, EntryKind)> =
+            self.remote.iter().map(|(k, e)| (k.clone(), e.kind)).collect();
+        for (rel, kind) in remote {
+            if ancestors(&rel).any(|a| removed_dirs.contains(a)) {
+                continue;
+            }
+            let is_dir = kind == EntryKind::Dir;
+            if self.opts.filter.is_excluded(&rel, is_dir) {
+                // Nothing inside an excluded folder is touched either.
+                if is_dir {
+                    removed_dirs.insert(rel);
+                }
+                continue;
+            }
+            if local.entries.contains_key(&rel) {
+                continue;
+            }
+            if is_dir {
+                self.remove_tree(&rel, Phase::Delete);
+                removed_dirs.insert(rel);
+            } else {
+                self.push(Op::DeleteFile(rel), vec![], Phase::Delete);
+            }
+        }
+    }
+}
+
+/// The folders above `rel`, innermost first ("a/b/c" gives "a/b", "a").
+fn ancestors(rel: &str) -> impl Iterator<Item = &str> {
+    rel.rmatch_indices('/').map(move |(i, _)| &rel[..i])
+}
+
+/// Whether `path` lies below the folder `dir`.
+fn is_inside(path: &str, dir: &str) -> bool {
+    path.len() > dir.len() && path.starts_with(dir) && path.as_bytes()[dir.len()] == b'/'
+}
+
+/// Whether a file present on both sides must be sent again.
+///
+/// The record of earlier uploads is the strongest evidence (nanosecond local times); without it
+/// the listing's time is compared within its precision: a remote time that covers the local one
+/// means the server's time was set by us, a remote time after it means the server stamped the
+/// upload time (servers that cannot set times), and a local time after the covered range means
+/// the file changed.
+pub fn needs_upload(rel: &str, local: &LocalEntry, remote: &RemoteEntry, record: &Record) -> bool {
+    if remote.size != local.size {
+        return true;
+    }
+    if let Some(seen) = record.get(rel) {
+        return !seen.matches(local);
+    }
+    match remote.mtime {
+        Some(t) => local.mtime >= t.unix + t.precision.seconds(),
+        None => true,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,264 @@
+//! The planner's decisions, case by case.
+
+use super::*;
+use crate::listing::{RemoteTime, TimePrecision};
+use crate::local::LocalProblem;
+use crate::state::Seen;
+
+const T: i64 = 1_700_000_000;
+
+fn local(entries: &[(&str, Option<u64>, i64)]) -> LocalTree {
+    LocalTree {
+        entries: entries
+            .iter()
+            .map(|&(rel, size, mtime)| {
+                let entry = LocalEntry {
+                    kind: if size.is_some() { LocalKind::File } else { LocalKind::Dir },
+                    size: size.unwrap_or(0),
+                    mtime,
+                    mtime_ns: mtime * 1_000_000_000,
+                };
+                (rel.to_string(), entry)
+            })
+            .collect(),
+        problems: Vec::<LocalProblem>::new(),
+    }
+}
+
+fn remote(entries: &[(&str, EntryKind, u64, Option<(i64, TimePrecision)>)]) -> RemoteTree {
+    entries
+        .iter()
+        .map(|&(rel, kind, size, mtime)| {
+            let entry = RemoteEntry {
+                name: rel.rsplit('/').next().unwrap().to_string(),
+                kind,
+                size,
+                mtime: mtime.map(|(unix, precision)| RemoteTime { unix, precision }),
+            };
+            (rel.to_string(), entry)
+        })
+        .collect()
+}
+
+struct Case {
+    filter: Filter,
+    record: Record,
+    delete: bool,
+    root_exists: bool,
+}
+
+impl Case {
+    fn new() -> Self {
+        Case { filter: Filter::default(), record: Record::new(), delete: false, root_exists: true }
+    }
+    fn plan(&self, l: &LocalTree, r: &RemoteTree) -> Plan {
+        plan(
+            l,
+            r,
+            PlanOptions {
+                root_exists: self.root_exists,
+                delete: self.delete,
+                filter: &self.filter,
+                record: &self.record,
+            },
+        )
+    }
+}
+
+fn ops(p: &Plan) -> Vec<Op> {
+    p.actions.iter().map(|a| a.op.clone()).collect()
+}
+
+fn index_of(p: &Plan, op: &Op) -> usize {
+    p.actions.iter().position(|a| &a.op == op).unwrap_or_else(|| panic!("{op:?} not planned in {:?}", ops(p)))
+}
+
+fn up(rel: &str, size: u64, mtime: i64) -> Op {
+    Op::Upload { rel: rel.into(), size, mtime }
+}
+
+#[test]
+fn empty_remote_gets_folders_before_their_files() {
+    let l = local(&[("a", None, T), ("a/f", Some(3), T), ("top", Some(1), T)]);
+    let p = Case::new().plan(&l, &RemoteTree::new());
+    let mkdir = index_of(&p, &Op::Mkdir("a".into()));
+    let file = index_of(&p, &up("a/f", 3, T));
+    assert_eq!(p.actions[file].after, vec![mkdir]);
+    assert!(p.actions[index_of(&p, &up("top", 1, T))].after.is_empty());
+}
+
+#[test]
+fn missing_root_is_created_first() {
+    let mut case = Case::new();
+    case.root_exists = false;
+    let l = local(&[("f", Some(1), T)]);
+    let p = case.plan(&l, &RemoteTree::new());
+    assert_eq!(p.actions[0].op, Op::MakeRoot);
+    assert_eq!(p.actions[index_of(&p, &up("f", 1, T))].after, vec![0]);
+}
+
+#[test]
+fn unchanged_file_with_equal_time_is_skipped() {
+    let l = local(&[("f", Some(5), T)]);
+    let r = remote(&[("f", EntryKind::File, 5, Some((T, TimePrecision::Second)))]);
+    let p = Case::new().plan(&l, &r);
+    assert!(p.actions.is_empty());
+    assert_eq!(p.unchanged, ["f"]);
+}
+
+#[test]
+fn size_change_is_uploaded() {
+    let l = local(&[("f", Some(6), T)]);
+    let r = remote(&[("f", EntryKind::File, 5, Some((T, TimePrecision::Second)))]);
+    assert_eq!(ops(&Case::new().plan(&l, &r)), [up("f", 6, T)]);
+}
+
+#[test]
+fn local_newer_beyond_listing_precision_is_uploaded() {
+    let l = local(&[("f", Some(5), T + 60)]);
+    let minute = remote(&[("f", EntryKind::File, 5, Some((T, TimePrecision::Minute)))]);
+    assert_eq!(ops(&Case::new().plan(&l, &minute)), [up("f", 5, T + 60)]);
+    // Within the minute the listing shows, the times are the same.
+    let l = local(&[("f", Some(5), T + 59)]);
+    assert!(Case::new().plan(&l, &minute).actions.is_empty());
+}
+
+#[test]
+fn year_only_listing_dates_compare_by_day() {
+    let l = local(&[("f", Some(5), T + 3600)]);
+    let r = remote(&[("f", EntryKind::File, 5, Some((T, TimePrecision::Day)))]);
+    assert!(Case::new().plan(&l, &r).actions.is_empty());
+}
+
+#[test]
+fn remote_newer_than_local_is_kept_when_no_record_says_otherwise() {
+    // A server that stamps the upload time instead of ours.
+    let l = local(&[("f", Some(5), T)]);
+    let r = remote(&[("f", EntryKind::File, 5, Some((T + 100, TimePrecision::Second)))]);
+    assert!(Case::new().plan(&l, &r).actions.is_empty());
+}
+
+#[test]
+fn record_of_an_older_version_forces_upload_even_with_same_size_and_close_time() {
+    let mut case = Case::new();
+    case.record.insert("f".into(), Seen { size: 5, mtime_ns: T * 1_000_000_000 - 1 });
+    let l = local(&[("f", Some(5), T)]);
+    let r = remote(&[("f", EntryKind::File, 5, Some((T + 100, TimePrecision::Second)))]);
+    assert_eq!(ops(&case.plan(&l, &r)), [up("f", 5, T)]);
+}
+
+#[test]
+fn matching_record_skips_even_without_remote_times() {
+    let mut case = Case::new();
+    case.record.insert("f".into(), Seen { size: 5, mtime_ns: T * 1_000_000_000 });
+    let l = local(&[("f", Some(5), T)]);
+    let r = remote(&[("f", EntryKind::File, 5, None)]);
+    assert!(case.plan(&l, &r).actions.is_empty());
+    // Without the record there is no way to know: upload.
+    assert_eq!(ops(&Case::new().plan(&l, &r)), [up("f", 5, T)]);
+}
+
+#[test]
+fn file_becoming_folder_deletes_the_file_first() {
+    let l = local(&[("x", None, T), ("x/f", Some(1), T)]);
+    let r = remote(&[("x", EntryKind::File, 9, None)]);
+    let p = Case::new().plan(&l, &r);
+    let del = index_of(&p, &Op::DeleteFile("x".into()));
+    let mkdir = index_of(&p, &Op::Mkdir("x".into()));
+    let file = index_of(&p, &up("x/f", 1, T));
+    assert_eq!(p.actions[mkdir].after, vec![del]);
+    assert_eq!(p.actions[file].after, vec![mkdir]);
+    assert_eq!(p.actions[del].phase, Phase::Transfer);
+}
+
+#[test]
+fn folder_becoming_file_removes_the_tree_children_first() {
+    let l = local(&[("x", Some(4), T)]);
+    let r = remote(&[
+        ("x", EntryKind::Dir, 0, None),
+        ("x/a", EntryKind::File, 1, None),
+        ("x/sub", EntryKind::Dir, 0, None),
+        ("x/sub/b", EntryKind::File, 1, None),
+    ]);
+    let p = Case::new().plan(&l, &r);
+    let del_a = index_of(&p, &Op::DeleteFile("x/a".into()));
+    let del_b = index_of(&p, &Op::DeleteFile("x/sub/b".into()));
+    let rm_sub = index_of(&p, &Op::RemoveDir("x/sub".into()));
+    let rm_x = index_of(&p, &Op::RemoveDir("x".into()));
+    let upload = index_of(&p, &up("x", 4, T));
+    assert_eq!(p.actions[rm_sub].after, vec![del_b]);
+    let mut after_x = p.actions[rm_x].after.clone();
+    after_x.sort();
+    let mut expected = vec![del_a, rm_sub];
+    expected.sort();
+    assert_eq!(after_x, expected);
+    assert_eq!(p.actions[upload].after, vec![rm_x]);
+}
+
+#[test]
+fn extraneous_entries_are_kept_without_delete() {
+    let l = local(&[("keep", Some(1), T)]);
+    let r = remote(&[
+        ("keep", EntryKind::File, 1, Some((T, TimePrecision::Second))),
+        ("old", EntryKind::File, 1, None),
+    ]);
+    assert!(Case::new().plan(&l, &r).actions.is_empty());
+}
+
+#[test]
+fn delete_removes_extraneous_files_and_trees_in_the_delete_phase() {
+    let mut case = Case::new();
+    case.delete = true;
+    let l = local(&[]);
+    let r = remote(&[
+        ("old", EntryKind::File, 1, None),
+        ("gone", EntryKind::Dir, 0, None),
+        ("gone/x", EntryKind::File, 1, None),
+    ]);
+    let p = case.plan(&l, &r);
+    let rm = index_of(&p, &Op::RemoveDir("gone".into()));
+    let del_x = index_of(&p, &Op::DeleteFile("gone/x".into()));
+    index_of(&p, &Op::DeleteFile("old".into()));
+    assert_eq!(p.actions[rm].after, vec![del_x]);
+    assert!(p.actions.iter().all(|a| a.phase == Phase::Delete));
+    assert_eq!(p.actions.len(), 3, "gone/x is planned once: {:?}", ops(&p));
+}
+
+#[test]
+fn excluded_remote_entries_are_never_deleted() {
+    let mut case = Case::new();
+    case.delete = true;
+    case.filter = Filter::new(&["*.log".to_string(), "cache/".to_string()]).unwrap();
+    let l = local(&[]);
+    let r = remote(&[
+        ("a.log", EntryKind::File, 1, None),
+        ("d", EntryKind::Dir, 0, None),
+        ("d/b.log", EntryKind::File, 1, None),
+        ("d/c", EntryKind::File, 1, None),
+        ("cache", EntryKind::Dir, 0, None),
+        ("cache/x", EntryKind::File, 1, None),
+    ]);
+    let p = case.plan(&l, &r);
+    // d keeps b.log, so d itself stays; d/c goes.
+    assert_eq!(ops(&p), [Op::DeleteFile("d/c".into())]);
+}
+
+#[test]
+fn symlink_on_the_server_is_replaced_not_written_through() {
+    let l = local(&[("f", Some(2), T)]);
+    let r = remote(&[("f", EntryKind::Symlink, 10, None)]);
+    let p = Case::new().plan(&l, &r);
+    let del = index_of(&p, &Op::DeleteFile("f".into()));
+    assert_eq!(p.actions[index_of(&p, &up("f", 2, T))].after, vec![del]);
+}
+
+#[test]
+fn folder_holding_excluded_entries_cannot_become_a_file() {
+    let mut case = Case::new();
+    case.filter = Filter::new(&["*.log".to_string()]).unwrap();
+    let l = local(&[("x", Some(4), T)]);
+    let r = remote(&[("x", EntryKind::Dir, 0, None), ("x/a.log", EntryKind::File, 1, None)]);
+    let p = case.plan(&l, &r);
+    assert_eq!(p.blocked.len(), 1);
+    assert!(!ops(&p).contains(&up("x", 4, T)));
+}

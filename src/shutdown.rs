@@ -1,0 +1,28 @@
+//! Stopping: the first Ctrl-C or SIGTERM asks the run to stop taking work and let transfers in
+//! flight finish; a second one aborts at once with exit code 130.
+
+use tokio_util::sync::CancellationToken;
+
+use crate::exit_codes::ExitCode;
+
+/// Listens for Ctrl-C and SIGTERM for the rest of the process; cancels `stop` on the first.
+pub fn listen(stop: CancellationToken) {
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut signals = 0;
+        loop {
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => if r.is_err() { return },
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+            }
+            signals += 1;
+            if signals == 1 {
+                eprintln!("ftpsync: stopping after the transfers in progress (press Ctrl-C again to abort)");
+                stop.cancel();
+            } else {
+                eprintln!("ftpsync: aborted");
+                std::process::exit(i32::from(ExitCode::Interrupted.code()));
+            }
+        }
+    });
+}

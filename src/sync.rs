@@ -1,0 +1,494 @@
+//! One sync run, start to end: scan the local tree while the workers connect, list the remote
+//! tree in parallel over the workers' connections, plan, then release the plan's actions to the
+//! workers in dependency order (a folder exists before anything goes into it and is empty before
+//! it is removed), largest uploads first. The summary is built from the workers' reports only.
+
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::dispatch::{Dispatcher, Report};
+use crate::exit_codes::ExitCode;
+use crate::ftp::FtpError;
+use crate::listing::{self, EntryKind};
+use crate::local::{self, LocalError, LocalKind, LocalTree};
+use crate::plan::{self, Op, Phase, Plan, PlanOptions, RemoteTree};
+use crate::report::{Failure, Reporter, Summary};
+use crate::state::{self, Record, Seen};
+use crate::worker::{Job, JobError, Outcome, WorkerContext};
+
+/// A run that could not start: nothing was changed.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Local(#[from] LocalError),
+    #[error(transparent)]
+    Connect(FtpError),
+    #[error("cannot list the remote folder {path:?}: {error}")]
+    ListRoot { path: String, error: String },
+    #[error("stopped before anything was changed")]
+    Interrupted,
+}
+
+/// Runs one sync of `config`; `stop` asks it to finish the jobs in flight and end.
+pub async fn run(config: &Config, stop: CancellationToken) -> Result<Summary, SyncError> {
+    let started = Instant::now();
+    let reporter = Reporter::new(config.output);
+    let scan = {
+        let (root, depth, filter) = (config.local_dir.clone(), config.max_depth, config.filter.clone());
+        tokio::task::spawn_blocking(move || local::scan(&root, depth, &filter))
+    };
+    let ctx = Arc::new(WorkerContext {
+        target: config.target.clone(),
+        login: config.login.clone(),
+        local_root: config.local_dir.clone(),
+        timeout: config.timeout,
+        retries: config.retries,
+        stop: stop.clone(),
+        time_setter: Mutex::new(None),
+    });
+    let mut pool = Dispatcher::start(ctx, config.jobs);
+    let local = match scan.await.expect("local scan task panicked") {
+        Ok(tree) => tree,
+        Err(e) => {
+            stop.cancel();
+            pool.finish().await;
+            return Err(e.into());
+        }
+    };
+    if let Err(e) = pool.first_ready().await {
+        pool.finish().await;
+        return Err(SyncError::Connect(e));
+    }
+
+    let mut run = Run {
+        config,
+        reporter,
+        summary: Summary {
+            target: config.target.display_url(),
+            dry_run: config.dry_run,
+            ..Summary::default()
+        },
+        stop,
+    };
+    for problem in &local.problems {
+        if problem.is_failure {
+            run.fail(&problem.rel, &problem.message);
+        } else {
+            run.reporter.notice(&format!("{}: {}", problem.rel, problem.message));
+        }
+    }
+
+    let listed = run.list_remote(&mut pool, &local).await;
+    let (remote, root_exists) = match listed {
+        Ok(listed) => listed,
+        Err(e) => {
+            pool.finish().await;
+            return Err(e);
+        }
+    };
+    run.report_connect_errors(&mut pool);
+
+    let record_path = config.state_dir.as_ref().map(|d| state::record_path(d, &config.target.state_key()));
+    let record = record_path
+        .as_ref()
+        .map(|p| state::load(p, &config.target.state_key()))
+        .unwrap_or_default();
+    let plan = plan::plan(
+        &local,
+        &remote,
+        PlanOptions {
+            root_exists,
+            delete: config.delete,
+            filter: &config.filter,
+            record: &record,
+        },
+    );
+    run.summary.unchanged = plan.unchanged.len() as u64;
+    for (rel, why) in &plan.blocked {
+        run.fail(rel, why);
+    }
+
+    let uploaded = if config.dry_run {
+        run.dry_run(&plan);
+        Vec::new()
+    } else {
+        run.execute(&mut pool, &plan).await
+    };
+    pool.finish().await;
+
+    if let (Some(path), false) = (record_path, config.dry_run) {
+        let mut next = Record::new();
+        for rel in &plan.unchanged {
+            if let Some(seen) = record.get(rel) {
+                next.insert(rel.clone(), *seen);
+            }
+        }
+        for rel in uploaded {
+            if let Some(entry) = local.entries.get(&rel) {
+                next.insert(rel, Seen::of(entry));
+            }
+        }
+        if let Err(e) = state::save(&path, &config.target.state_key(), next) {
+            run.reporter.notice(&format!("could not save the upload record {}: {e}", path.display()));
+        }
+    }
+
+    let mut summary = run.summary;
+    summary.interrupted = run.stop.is_cancelled();
+    summary.elapsed_secs = started.elapsed().as_secs_f64();
+    summary.bytes_per_sec = summary.bytes_uploaded as f64 / summary.elapsed_secs.max(1e-3);
+    summary.exit_code = ExitCode::of_run(summary.interrupted, summary.failed as usize).code();
+    Ok(summary)
+}
+
+/// The state of one run.
+struct Run<'a> {
+    config: &'a Config,
+    reporter: Reporter,
+    summary: Summary,
+    stop: CancellationToken,
+}
+
+impl Run<'_> {
+    fn fail(&mut self, rel: &str, error: &str) {
+        let failure = Failure {
+            path: rel.to_string(),
+            error: error.to_string(),
+        };
+        self.reporter.failure(&failure);
+        self.summary.failed += 1;
+        self.summary.failures.push(failure);
+    }
+
+    fn report_connect_errors(&mut self, pool: &mut Dispatcher) {
+        let errors = pool.take_connect_errors();
+        if let Some(first) = errors.first() {
+            self.reporter.notice(&format!(
+                "{} of {} connections failed ({first}); going on with {}",
+                errors.len(),
+                self.config.jobs,
+                pool.ready_workers()
+            ));
+        }
+    }
+
+    /// Lists the remote tree over all connections: each folder as soon as its parent's listing
+    /// names it. Returns the tree and whether the root exists.
+    async fn list_remote(&mut self, pool: &mut Dispatcher, local: &LocalTree) -> Result<(RemoteTree, bool), SyncError> {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        let mut remote = RemoteTree::new();
+        let mut root_exists = true;
+        let mut pending: HashMap<usize, String> = HashMap::new();
+        pending.insert(pool.send_high(Job::List(String::new())), String::new());
+        while !pending.is_empty() {
+            let (id, result) = match pool.next().await {
+                Report::Done { id, result, .. } => (id, result),
+                Report::NoWorkers if self.stop.is_cancelled() => return Err(SyncError::Interrupted),
+                Report::NoWorkers => {
+                    return Err(SyncError::Connect(FtpError::Connection {
+                        operation: "listing".into(),
+                        detail: "every connection to the server was lost".into(),
+                    }))
+                }
+            };
+            let Some(dir) = pending.remove(&id) else { continue };
+            let (lines, format) = match result {
+                Ok(Outcome::Listed(lines, format)) => (lines, format),
+                Ok(Outcome::Done { .. }) => continue,
+                Err(JobError::Remote(e)) if dir.is_empty() && e.is_permanent() => {
+                    root_exists = false;
+                    continue;
+                }
+                Err(JobError::Interrupted) => return Err(SyncError::Interrupted),
+                Err(e) if dir.is_empty() => {
+                    return Err(SyncError::ListRoot {
+                        path: self.config.target.remote_path(""),
+                        error: e.to_string(),
+                    })
+                }
+                Err(e) => {
+                    self.fail(&dir, &format!("cannot list remote folder: {e}"));
+                    continue;
+                }
+            };
+            let (entries, errors) = listing::parse_listing(&lines, format, now);
+            for err in errors {
+                tracing::warn!(folder = %dir, "{err}; line skipped");
+            }
+            if dir.is_empty() && entries.is_empty() {
+                // Some servers list a missing folder as empty: make sure it exists.
+                root_exists = false;
+            }
+            for entry in entries {
+                if !listing::is_safe_name(&entry.name) || entry.name.contains('\u{FFFD}') {
+                    self.summary.skipped_remote += 1;
+                    self.reporter.notice(&format!(
+                        "ignoring remote entry {:?} in {:?}: unsafe or unreadable name (never followed or deleted)",
+                        entry.name,
+                        if dir.is_empty() { "." } else { dir.as_str() }
+                    ));
+                    continue;
+                }
+                let rel = if dir.is_empty() { entry.name.clone() } else { format!("{dir}/{}", entry.name) };
+                let is_dir = entry.kind == EntryKind::Dir;
+                if self.config.filter.is_excluded(&rel, is_dir) {
+                    continue;
+                }
+                if is_dir && self.should_descend(&rel, local) {
+                    pending.insert(pool.send_high(Job::List(rel.clone())), rel.clone());
+                }
+                remote.insert(rel, entry);
+            }
+        }
+        Ok((remote, root_exists))
+    }
+
+    /// Whether the remote folder `rel` must be listed: it is mirrored, or its content may have
+    /// to be removed (type change, `--delete`), and it is within the depth limit.
+    fn should_descend(&self, rel: &str, local: &LocalTree) -> bool {
+        let depth = rel.split('/').count();
+        if self.config.max_depth.is_some_and(|max| depth >= max) {
+            return false;
+        }
+        match local.entries.get(rel) {
+            Some(_) => true,
+            None => self.config.delete,
+        }
+    }
+
+    fn dry_run(&mut self, plan: &Plan) {
+        for phase in [Phase::Transfer, Phase::Delete] {
+            for action in plan.actions.iter().filter(|a| a.phase == phase) {
+                self.reporter.change(&action.op);
+                self.count(&action.op, None);
+            }
+        }
+    }
+
+    fn count(&mut self, op: &Op, bytes: Option<u64>) {
+        match op {
+            Op::MakeRoot | Op::Mkdir(_) => self.summary.folders_created += 1,
+            Op::Upload { size, .. } => {
+                self.summary.files_uploaded += 1;
+                self.summary.bytes_uploaded += bytes.unwrap_or(*size);
+            }
+            Op::DeleteFile(_) | Op::RemoveDir(_) => self.summary.deleted += 1,
+        }
+    }
+
+    /// Carries out the plan; returns the paths uploaded.
+    async fn execute(&mut self, pool: &mut Dispatcher, plan: &Plan) -> Vec<String> {
+        let mut s = Schedule::new(plan);
+        let mut uploaded = Vec::new();
+        let mut running: HashMap<usize, usize> = HashMap::new();
+        let mut delete_phase_started = false;
+        loop {
+            if !self.stop.is_cancelled() {
+                while let Some(i) = s.high.pop_front() {
+                    running.insert(pool.send_high(Job::Run(plan.actions[i].op.clone())), i);
+                }
+            }
+            if s.transfers_left == 0 && !delete_phase_started {
+                delete_phase_started = true;
+                if s.transfer_failures == 0 {
+                    s.release_phase(Phase::Delete);
+                    continue;
+                }
+                let skipped = s.skip_phase(Phase::Delete);
+                if skipped > 0 {
+                    self.reporter.notice(&format!(
+                        "{skipped} deletions skipped because some transfers failed; they run once everything is uploaded"
+                    ));
+                }
+            }
+            if running.is_empty() && s.low.is_empty() && s.high.is_empty() {
+                break;
+            }
+            let low = pool.low.clone().filter(|_| !s.low.is_empty() && !self.stop.is_cancelled());
+            let report = tokio::select! {
+                biased;
+                report = pool.next() => report,
+                permit = async { low.expect("guarded").reserve_owned().await }, if low.is_some() => {
+                    if let Ok(permit) = permit {
+                        let i = s.pop_low().expect("guarded");
+                        running.insert(pool.send_low(permit, Job::Run(plan.actions[i].op.clone())), i);
+                    }
+                    continue;
+                }
+                _ = self.stop.cancelled(), if !self.stop.is_cancelled() => continue,
+            };
+            match report {
+                Report::Done { id, result, .. } => {
+                    let Some(i) = running.remove(&id) else { continue };
+                    let op = &plan.actions[i].op;
+                    match result {
+                        Ok(Outcome::Done { bytes, .. }) => {
+                            self.reporter.change(op);
+                            self.count(op, Some(bytes));
+                            if let Op::Upload { rel, .. } = op {
+                                uploaded.push(rel.clone());
+                            }
+                            s.succeeded(i);
+                        }
+                        Ok(Outcome::Listed(..)) => s.succeeded(i),
+                        Err(JobError::Interrupted) => s.abandon(i),
+                        Err(e) => {
+                            self.fail(op.rel(), &e.to_string());
+                            for j in s.failed(i) {
+                                let why = format!("not done because {:?} failed", op.rel());
+                                self.fail(plan.actions[j].op.rel(), &why);
+                            }
+                        }
+                    }
+                }
+                Report::NoWorkers => {
+                    if !self.stop.is_cancelled() {
+                        for i in s.remaining() {
+                            self.fail(plan.actions[i].op.rel(), "not done: no connection to the server left");
+                        }
+                    }
+                    break;
+                }
+            }
+            if self.stop.is_cancelled() && running.is_empty() {
+                break;
+            }
+        }
+        uploaded
+    }
+}
+
+/// Dependency bookkeeping for the plan's actions.
+struct Schedule<'a> {
+    plan: &'a Plan,
+    waiting_on: Vec<usize>,
+    dependents: Vec<Vec<usize>>,
+    settled: Vec<bool>,
+    high: VecDeque<usize>,
+    /// Uploads (largest first) and folder removals.
+    low: BinaryHeap<(u64, std::cmp::Reverse<usize>)>,
+    transfers_left: usize,
+    transfer_failures: usize,
+}
+
+impl<'a> Schedule<'a> {
+    fn new(plan: &'a Plan) -> Self {
+        let n = plan.actions.len();
+        let mut s = Schedule {
+            plan,
+            waiting_on: plan.actions.iter().map(|a| a.after.len()).collect(),
+            dependents: vec![Vec::new(); n],
+            settled: vec![false; n],
+            high: VecDeque::new(),
+            low: BinaryHeap::new(),
+            transfers_left: plan.actions.iter().filter(|a| a.phase == Phase::Transfer).count(),
+            transfer_failures: 0,
+        };
+        for (i, action) in plan.actions.iter().enumerate() {
+            for &dep in &action.after {
+                s.dependents[dep].push(i);
+            }
+        }
+        s.release_phase(Phase::Transfer);
+        s
+    }
+
+    fn release_phase(&mut self, phase: Phase) {
+        for i in 0..self.plan.actions.len() {
+            if self.plan.actions[i].phase == phase && self.waiting_on[i] == 0 {
+                self.make_ready(i);
+            }
+        }
+    }
+
+    fn make_ready(&mut self, i: usize) {
+        match &self.plan.actions[i].op {
+            Op::Upload { size, .. } => self.low.push((*size, std::cmp::Reverse(i))),
+            Op::RemoveDir(_) if self.plan.actions[i].phase == Phase::Delete => {
+                self.low.push((0, std::cmp::Reverse(i)))
+            }
+            _ => self.high.push_back(i),
+        }
+    }
+
+    fn pop_low(&mut self) -> Option<usize> {
+        self.low.pop().map(|(_, std::cmp::Reverse(i))| i)
+    }
+
+    fn settle(&mut self, i: usize) {
+        self.settled[i] = true;
+        if self.plan.actions[i].phase == Phase::Transfer {
+            self.transfers_left -= 1;
+        }
+    }
+
+    fn succeeded(&mut self, i: usize) {
+        self.settle(i);
+        for j in self.dependents[i].clone() {
+            self.waiting_on[j] -= 1;
+            let phase_open = self.plan.actions[j].phase == Phase::Transfer || self.transfers_left == 0;
+            if self.waiting_on[j] == 0 && phase_open {
+                self.make_ready(j);
+            }
+        }
+    }
+
+    /// Marks `i` failed; returns the actions that can no longer run because of it.
+    fn failed(&mut self, i: usize) -> Vec<usize> {
+        self.settle(i);
+        if self.plan.actions[i].phase == Phase::Transfer {
+            self.transfer_failures += 1;
+        }
+        let mut blocked = Vec::new();
+        let mut stack = self.dependents[i].clone();
+        while let Some(j) = stack.pop() {
+            if self.settled[j] {
+                continue;
+            }
+            self.settle(j);
+            if self.plan.actions[j].phase == Phase::Transfer {
+                self.transfer_failures += 1;
+            }
+            blocked.push(j);
+            stack.extend(self.dependents[j].iter().copied());
+        }
+        blocked
+    }
+
+    /// An action that did not run because of a stop.
+    fn abandon(&mut self, i: usize) {
+        self.settle(i);
+    }
+
+    /// Settles every action of `phase` without running it; returns how many.
+    fn skip_phase(&mut self, phase: Phase) -> usize {
+        let skip: Vec<usize> = (0..self.plan.actions.len())
+            .filter(|&i| self.plan.actions[i].phase == phase && !self.settled[i])
+            .collect();
+        for &i in &skip {
+            self.settle(i);
+        }
+        self.high.retain(|i| !skip.contains(i));
+        skip.len()
+    }
+
+    /// Actions not settled yet.
+    fn remaining(&mut self) -> Vec<usize> {
+        let left: Vec<usize> = (0..self.plan.actions.len()).filter(|&i| !self.settled[i]).collect();
+        for &i in &left {
+            self.settle(i);
+        }
+        self.high.clear();
+        self.low.clear();
+        left
+    }
+}
+
+/// Whether a local entry is a folder (used by callers deciding what to list).
+pub fn is_local_dir(local: &LocalTree, rel: &str) -> bool {
+    local.entries.get(rel).is_some_and(|e| e.kind == LocalKind::Dir)
+}

@@ -1,0 +1,251 @@
+//! A worker: owns one FTP connection for the whole run and executes the jobs the coordinator
+//! releases, one at a time, retrying failures (on a fresh connection when the old one broke).
+//! Workers announce themselves ready once logged in (syn) and acknowledge the end of work with
+//! their exit (ack), so the coordinator's summary is exactly what happened on the server.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::credentials::Login;
+use crate::ftp::{Connection, FtpError, TimeSetter, UploadError};
+use crate::listing::ListFormat;
+use crate::plan::Op;
+use crate::target::Target;
+
+/// First pause before retrying a failed job; doubled on each further try.
+const RETRY_BACKOFF: Duration = Duration::from_millis(200);
+
+/// Something for a worker to do.
+#[derive(Debug, Clone)]
+pub enum Job {
+    /// List a remote folder (relative to the root).
+    List(String),
+    /// Carry out one planned operation.
+    Run(Op),
+}
+
+/// A job with the coordinator's handle on it.
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub id: usize,
+    pub job: Job,
+}
+
+/// What a successful job produced.
+#[derive(Debug)]
+pub enum Outcome {
+    Listed(Vec<String>, ListFormat),
+    /// Done; for uploads, the bytes sent and whether the remote time was set.
+    Done { bytes: u64, time_set: bool },
+}
+
+/// Why a job failed for good.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("{0}")]
+    Remote(#[from] FtpError),
+    #[error("{0}")]
+    Local(String),
+    #[error("not started: stopping")]
+    Interrupted,
+}
+
+/// What workers tell the coordinator.
+#[derive(Debug)]
+pub enum Event {
+    /// Connected and logged in: ready for work (syn).
+    Ready { worker: usize },
+    /// Could not connect or log in; this worker is gone.
+    ConnectFailed { worker: usize, error: FtpError },
+    /// A job ended.
+    Finished {
+        id: usize,
+        result: Result<Outcome, JobError>,
+    },
+    /// The worker lost its connection for good and hands the job back to others.
+    Returned { worker: usize, task: Task },
+    /// The worker saw the end of work (or a stop), logged out and exited (ack).
+    Exited { worker: usize },
+}
+
+/// What every worker shares.
+pub struct WorkerContext {
+    pub target: Target,
+    pub login: Login,
+    pub local_root: PathBuf,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub stop: CancellationToken,
+    /// How this server sets file times: None until found out, Some(None) when it cannot.
+    pub time_setter: Mutex<Option<Option<TimeSetter>>>,
+}
+
+/// The two job channels, high priority first, shared by all workers.
+pub struct Queues {
+    receivers: tokio::sync::Mutex<(mpsc::UnboundedReceiver<Task>, mpsc::Receiver<Task>)>,
+}
+
+impl Queues {
+    pub fn new(high: mpsc::UnboundedReceiver<Task>, low: mpsc::Receiver<Task>) -> Self {
+        Queues {
+            receivers: tokio::sync::Mutex::new((high, low)),
+        }
+    }
+
+    /// The next job, high priority first; None once both channels are closed and drained, or
+    /// when stopping.
+    async fn next(&self, stop: &CancellationToken) -> Option<Task> {
+        let mut guard = tokio::select! {
+            _ = stop.cancelled() => return None,
+            guard = self.receivers.lock() => guard,
+        };
+        let (high, low) = &mut *guard;
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => None,
+            Some(task) = high.recv() => Some(task),
+            Some(task) = low.recv() => Some(task),
+            else => None,
+        }
+    }
+}
+
+/// One worker's whole life: connect, announce, work, log out, acknowledge.
+#[tracing::instrument(skip_all, fields(worker = id))]
+pub async fn run(id: usize, ctx: Arc<WorkerContext>, queues: Arc<Queues>, events: mpsc::UnboundedSender<Event>) {
+    let mut conn = match Connection::open(&ctx.target, &ctx.login, ctx.timeout).await {
+        Ok(conn) => Some(conn),
+        Err(error) => {
+            let _ = events.send(Event::ConnectFailed { worker: id, error });
+            let _ = events.send(Event::Exited { worker: id });
+            return;
+        }
+    };
+    tracing::debug!("connected");
+    let _ = events.send(Event::Ready { worker: id });
+    while let Some(task) = queues.next(&ctx.stop).await {
+        match execute(&ctx, &mut conn, &task.job).await {
+            Some(result) => {
+                let _ = events.send(Event::Finished { id: task.id, result });
+            }
+            None => {
+                tracing::warn!("connection lost and could not be re-established; handing back the job");
+                let _ = events.send(Event::Returned { worker: id, task });
+                break;
+            }
+        }
+    }
+    if let Some(conn) = conn {
+        conn.quit().await;
+    }
+    let _ = events.send(Event::Exited { worker: id });
+}
+
+/// Runs `job` with retries. None means this worker cannot reach the server any more.
+async fn execute(ctx: &WorkerContext, conn: &mut Option<Connection>, job: &Job) -> Option<Result<Outcome, JobError>> {
+    let mut last: Option<FtpError> = None;
+    for attempt in 1..=ctx.retries {
+        if attempt > 1 {
+            let pause = RETRY_BACKOFF * 2u32.pow(attempt - 2);
+            tokio::select! {
+                _ = ctx.stop.cancelled() => return Some(Err(JobError::Interrupted)),
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+        let c = match conn {
+            Some(c) => c,
+            None => match Connection::open(&ctx.target, &ctx.login, ctx.timeout).await {
+                Ok(fresh) => conn.insert(fresh),
+                Err(e) => {
+                    last = Some(e);
+                    continue;
+                }
+            },
+        };
+        match attempt_job(ctx, c, job).await {
+            Ok(outcome) => return Some(Ok(outcome)),
+            Err(JobError::Remote(e)) => {
+                tracing::debug!(attempt, error = %e, "job failed");
+                if e.breaks_connection() {
+                    *conn = None;
+                }
+                // A retry after a broken exchange may find the first try did succeed.
+                if attempt > 1 && e.code() == Some(550) && already_done(job) {
+                    return Some(Ok(Outcome::Done { bytes: 0, time_set: false }));
+                }
+                if e.is_permanent() {
+                    return Some(Err(JobError::Remote(e)));
+                }
+                last = Some(e);
+            }
+            Err(other) => return Some(Err(other)),
+        }
+    }
+    match (conn.is_some(), last) {
+        (false, _) => None,
+        (true, Some(e)) => Some(Err(JobError::Remote(e))),
+        (true, None) => Some(Err(JobError::Interrupted)),
+    }
+}
+
+/// Jobs whose 550 on a retry means the previous, interrupted try took effect.
+fn already_done(job: &Job) -> bool {
+    matches!(job, Job::Run(Op::Mkdir(_) | Op::DeleteFile(_) | Op::RemoveDir(_)))
+}
+
+async fn attempt_job(ctx: &WorkerContext, conn: &mut Connection, job: &Job) -> Result<Outcome, JobError> {
+    let done = Outcome::Done { bytes: 0, time_set: false };
+    let path = |rel: &str| ctx.target.remote_path(rel);
+    match job {
+        Job::List(rel) => {
+            let (lines, format) = conn.list(&path(rel)).await?;
+            Ok(Outcome::Listed(lines, format))
+        }
+        Job::Run(Op::MakeRoot) => conn.mkdir_all(&path("")).await.map(|_| done).map_err(Into::into),
+        Job::Run(Op::Mkdir(rel)) => conn.mkdir(&path(rel)).await.map(|_| done).map_err(Into::into),
+        Job::Run(Op::DeleteFile(rel)) => conn.delete(&path(rel)).await.map(|_| done).map_err(Into::into),
+        Job::Run(Op::RemoveDir(rel)) => conn.rmdir(&path(rel)).await.map(|_| done).map_err(Into::into),
+        Job::Run(Op::Upload { rel, mtime, .. }) => {
+            let remote = path(rel);
+            let bytes = match conn.upload(&remote, &ctx.local_root.join(rel)).await {
+                Ok(bytes) => bytes,
+                Err(UploadError::Local(e)) => return Err(JobError::Local(format!("cannot read local file: {e}"))),
+                Err(UploadError::Remote(e)) => return Err(e.into()),
+            };
+            let time_set = set_time(ctx, conn, &remote, *mtime).await?;
+            Ok(Outcome::Done { bytes, time_set })
+        }
+    }
+}
+
+/// Sets the remote file's time to the local one, finding out once how this server does it.
+async fn set_time(ctx: &WorkerContext, conn: &mut Connection, remote: &str, mtime: i64) -> Result<bool, FtpError> {
+    let known = *ctx.time_setter.lock().expect("time setter lock");
+    let candidates: Vec<TimeSetter> = match known {
+        Some(Some(how)) => vec![how],
+        Some(None) => return Ok(false),
+        None => TimeSetter::candidates(conn.features).to_vec(),
+    };
+    for how in candidates {
+        match conn.set_mtime(remote, mtime, how).await {
+            Ok(()) => {
+                *ctx.time_setter.lock().expect("time setter lock") = Some(Some(how));
+                return Ok(true);
+            }
+            Err(e) if e.is_permanent() && known.is_none() => continue,
+            Err(e) if e.breaks_connection() => return Err(e),
+            // The file is safely stored; a time we could not set only costs a later re-upload.
+            Err(e) => {
+                tracing::warn!(path = remote, error = %e, "could not set the modification time");
+                return Ok(false);
+            }
+        }
+    }
+    tracing::info!("this server cannot set modification times; relying on the local record");
+    *ctx.time_setter.lock().expect("time setter lock") = Some(None);
+    Ok(false)
+}
