@@ -104,12 +104,20 @@ impl Queues {
             guard = self.receivers.lock() => guard,
         };
         let (high, low) = &mut *guard;
+        // `else` fires only once both channels are closed; the stop branch must stay outside,
+        // since a branch that never completes would keep `else` from ever firing.
+        let either = async {
+            tokio::select! {
+                biased;
+                Some(task) = high.recv() => Some(task),
+                Some(task) = low.recv() => Some(task),
+                else => None,
+            }
+        };
         tokio::select! {
             biased;
             _ = stop.cancelled() => None,
-            Some(task) = high.recv() => Some(task),
-            Some(task) = low.recv() => Some(task),
-            else => None,
+            task = either => task,
         }
     }
 }
