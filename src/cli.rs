@@ -102,9 +102,16 @@ mod tests {
 
     #[test]
     fn excludes_repeat() {
-        let cli =
-            Cli::try_parse_from(["ftpsync", "-x", "*.log", "--exclude", "cache/", ".", "ftp://h/"])
-                .unwrap();
+        let cli = Cli::try_parse_from([
+            "ftpsync",
+            "-x",
+            "*.log",
+            "--exclude",
+            "cache/",
+            ".",
+            "ftp://h/",
+        ])
+        .unwrap();
         assert_eq!(cli.excludes, ["*.log", "cache/"]);
     }
 }

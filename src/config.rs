@@ -54,7 +54,9 @@ impl Environment {
     /// Reads the process environment.
     pub fn from_process() -> Self {
         Environment {
-            password: std::env::var("FTPSYNC_PASSWORD").ok().filter(|p| !p.is_empty()),
+            password: std::env::var("FTPSYNC_PASSWORD")
+                .ok()
+                .filter(|p| !p.is_empty()),
             netrc: credentials::default_netrc_path(),
             state_dir: crate::state::default_state_dir(),
         }

@@ -51,7 +51,12 @@ impl Dispatcher {
         let queues = Arc::new(Queues::new(high_rx, low_rx));
         let tracker = TaskTracker::new();
         for id in 0..jobs {
-            tracker.spawn(worker::run(id, Arc::clone(&ctx), Arc::clone(&queues), event_tx.clone()));
+            tracker.spawn(worker::run(
+                id,
+                Arc::clone(&ctx),
+                Arc::clone(&queues),
+                event_tx.clone(),
+            ));
         }
         tracker.close();
         Dispatcher {
@@ -85,7 +90,9 @@ impl Dispatcher {
             return Ok(());
         }
         let errors = std::mem::take(&mut self.connect_errors);
-        let login = errors.iter().find(|e| matches!(e, FtpError::LoginRefused { .. }));
+        let login = errors
+            .iter()
+            .find(|e| matches!(e, FtpError::LoginRefused { .. }));
         Err(login
             .or(errors.first())
             .cloned()

@@ -150,6 +150,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ex");
         std::fs::write(&path, "# comment\n*.log\n\ncache/\n").unwrap();
-        assert_eq!(Filter::read_pattern_file(&path).unwrap(), ["*.log", "cache/"]);
+        assert_eq!(
+            Filter::read_pattern_file(&path).unwrap(),
+            ["*.log", "cache/"]
+        );
     }
 }

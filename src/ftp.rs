@@ -220,8 +220,18 @@ impl Connection {
         }
         if !self.list_without_a {
             // vsftpd hides dot files from a plain LIST; `-a` shows them.
-            let with_a = if path.is_empty() { "-a".to_string() } else { format!("-a {path}") };
-            match within(self.timeout, op("LIST", path), self.stream.list(Some(&with_a))).await {
+            let with_a = if path.is_empty() {
+                "-a".to_string()
+            } else {
+                format!("-a {path}")
+            };
+            match within(
+                self.timeout,
+                op("LIST", path),
+                self.stream.list(Some(&with_a)),
+            )
+            .await
+            {
                 Ok(lines) => return Ok((lines, ListFormat::List)),
                 Err(e) if e.code() == Some(501) || e.code() == Some(500) => {
                     self.list_without_a = true
@@ -242,7 +252,10 @@ impl Connection {
     /// folder that really could not be made shows up as a failure of what goes into it.
     pub async fn mkdir_all(&mut self, path: &str) -> Result<(), FtpError> {
         let ends = path.match_indices('/').map(|(i, _)| i).chain([path.len()]);
-        for prefix in ends.map(|i| &path[..i]).filter(|p| !p.is_empty() && !p.ends_with('/')) {
+        for prefix in ends
+            .map(|i| &path[..i])
+            .filter(|p| !p.is_empty() && !p.ends_with('/'))
+        {
             match self.mkdir(prefix).await {
                 Err(e) if !e.is_permanent() => return Err(e),
                 _ => {}
@@ -264,7 +277,9 @@ impl Connection {
     /// Stores the local file `local` at `path`; returns the bytes sent. Each wait on the
     /// network (opening, every chunk, the final reply) is bounded by the timeout.
     pub async fn upload(&mut self, path: &str, local: &Path) -> Result<u64, UploadError> {
-        let mut file = tokio::fs::File::open(local).await.map_err(UploadError::Local)?;
+        let mut file = tokio::fs::File::open(local)
+            .await
+            .map_err(UploadError::Local)?;
         let operation = op("STOR", path);
         let open = self.stream.put_with_stream(path);
         let mut data = within(self.timeout, operation.clone(), open).await?;
@@ -286,7 +301,12 @@ impl Connection {
     }
 
     /// Sets the modification time of `path` to `unix` seconds (UTC) with `how`.
-    pub async fn set_mtime(&mut self, path: &str, unix: i64, how: TimeSetter) -> Result<(), FtpError> {
+    pub async fn set_mtime(
+        &mut self,
+        path: &str,
+        unix: i64,
+        how: TimeSetter,
+    ) -> Result<(), FtpError> {
         let stamp = format_mdtm(unix);
         let command = match how {
             TimeSetter::Mfmt => format!("MFMT {stamp} {path}"),
@@ -295,7 +315,11 @@ impl Connection {
         };
         let operation = op(command.split(' ').next().unwrap_or("MFMT"), path);
         // 213 for MFMT and MDTM, 200 for SITE; some servers answer 250.
-        let accepted = [Status::File, Status::CommandOk, Status::RequestedFileActionOk];
+        let accepted = [
+            Status::File,
+            Status::CommandOk,
+            Status::RequestedFileActionOk,
+        ];
         let send = self.stream.custom_command(command, &accepted);
         within(self.timeout, operation, send).await.map(|_| ())
     }
@@ -319,7 +343,11 @@ fn op(command: &str, path: &str) -> String {
 }
 
 /// Runs one FTP exchange with a deadline, mapping errors to [`FtpError`].
-async fn within<T, E, F>(timeout: Duration, operation: impl Into<String>, fut: F) -> Result<T, FtpError>
+async fn within<T, E, F>(
+    timeout: Duration,
+    operation: impl Into<String>,
+    fut: F,
+) -> Result<T, FtpError>
 where
     F: Future<Output = Result<T, E>>,
     E: Into<SuppaOrOurs>,
@@ -358,7 +386,8 @@ impl From<FtpError> for SuppaOrOurs {
 
 /// `YYYYMMDDhhmmss` in UTC, as MFMT and MDTM use.
 pub fn format_mdtm(unix: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(unix).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let t =
+        time::OffsetDateTime::from_unix_timestamp(unix).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     format!(
         "{:04}{:02}{:02}{:02}{:02}{:02}",
         t.year(),
@@ -396,7 +425,10 @@ mod tests {
     #[test]
     fn unknown_status_codes_are_read_from_the_reply_text() {
         let resp = suppaftp::types::Response::new(Status::Unknown, b"452 Disk full".to_vec());
-        let err = FtpError::from_suppa("STOR x".into(), suppaftp::FtpError::UnexpectedResponse(resp));
+        let err = FtpError::from_suppa(
+            "STOR x".into(),
+            suppaftp::FtpError::UnexpectedResponse(resp),
+        );
         assert_eq!(err.code(), Some(452));
     }
 }

@@ -46,9 +46,13 @@ pub async fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         Ok(summary) => summary,
         Err(sync::SyncError::Interrupted) => return Ok(ExitCode::Interrupted),
         Err(e) => {
-            return Err(e).with_context(|| format!("cannot sync to {}", config.target.display_url()));
+            return Err(e)
+                .with_context(|| format!("cannot sync to {}", config.target.display_url()));
         }
     };
     Reporter::new(config.output).summary(&summary);
-    Ok(ExitCode::of_run(summary.interrupted, summary.failed as usize))
+    Ok(ExitCode::of_run(
+        summary.interrupted,
+        summary.failed as usize,
+    ))
 }

@@ -58,7 +58,11 @@ pub enum LocalError {
 }
 
 /// Walks `root` down to `max_depth` levels (None: no limit), skipping what `filter` excludes.
-pub fn scan(root: &Path, max_depth: Option<usize>, filter: &Filter) -> Result<LocalTree, LocalError> {
+pub fn scan(
+    root: &Path,
+    max_depth: Option<usize>,
+    filter: &Filter,
+) -> Result<LocalTree, LocalError> {
     let meta = std::fs::metadata(root).map_err(|source| match source.kind() {
         std::io::ErrorKind::NotFound => LocalError::Missing(root.to_owned()),
         _ => LocalError::Unreadable {
@@ -135,7 +139,11 @@ fn record(tree: &mut LocalTree, root: &Path, entry: &walkdir::DirEntry) {
                 .ok()
                 .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
                 .unwrap_or_default();
-            let size = if kind == LocalKind::File { meta.len() } else { 0 };
+            let size = if kind == LocalKind::File {
+                meta.len()
+            } else {
+                0
+            };
             let entry = LocalEntry {
                 kind,
                 size,

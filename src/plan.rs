@@ -141,14 +141,16 @@ impl Planner<'_> {
                     self.plan.unchanged.push(rel.into());
                 }
             }
-            (LocalKind::File, Some(EntryKind::Dir)) => match self.remove_tree(rel, Phase::Transfer) {
+            (LocalKind::File, Some(EntryKind::Dir)) => match self.remove_tree(rel, Phase::Transfer)
+            {
                 Some(i) => {
                     after.push(i);
                     self.upload(rel, local, after);
                 }
                 None => self.plan.blocked.push((
                     rel.into(),
-                    "cannot replace the remote folder with a file: it holds excluded entries".into(),
+                    "cannot replace the remote folder with a file: it holds excluded entries"
+                        .into(),
                 )),
             },
             (LocalKind::File, Some(_)) => {
@@ -185,8 +187,8 @@ impl Planner<'_> {
             .iter()
             .map(|(child, kind)| {
                 let inside_kept = kept.iter().any(|k| is_inside(child, k));
-                let excluded = inside_kept
-                    || self.opts.filter.is_excluded(child, *kind == EntryKind::Dir);
+                let excluded =
+                    inside_kept || self.opts.filter.is_excluded(child, *kind == EntryKind::Dir);
                 if excluded && *kind == EntryKind::Dir {
                     kept.push(child);
                 }
@@ -233,8 +235,11 @@ impl Planner<'_> {
     fn extraneous(&mut self, local: &LocalTree) {
         // Folders already dealt with as a whole: removed, or excluded.
         let mut removed_dirs: HashSet<String> = HashSet::new();
-        let remote: Vec<(String, EntryKind)> =
-            self.remote.iter().map(|(k, e)| (k.clone(), e.kind)).collect();
+        let remote: Vec<(String, EntryKind)> = self
+            .remote
+            .iter()
+            .map(|(k, e)| (k.clone(), e.kind))
+            .collect();
         for (rel, kind) in remote {
             if ancestors(&rel).any(|a| removed_dirs.contains(a)) {
                 continue;

@@ -70,7 +70,12 @@ impl Reporter {
 
     /// A path that failed; always shown, on stderr.
     pub fn failure(&self, failure: &Failure) {
-        let _ = writeln!(std::io::stderr().lock(), "ftpsync: failed: {}: {}", shown(&failure.path), failure.error);
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "ftpsync: failed: {}: {}",
+            shown(&failure.path),
+            failure.error
+        );
     }
 
     /// Something worth knowing that is not a failure.
@@ -174,7 +179,11 @@ mod tests {
     #[test]
     fn change_lines_have_the_documented_shape() {
         assert_eq!(change_line(&Op::Mkdir("a/b".into())), "+ a/b/");
-        let up = Op::Upload { rel: "a/f".into(), size: 12_595, mtime: 0 };
+        let up = Op::Upload {
+            rel: "a/f".into(),
+            size: 12_595,
+            mtime: 0,
+        };
         assert_eq!(change_line(&up), "> a/f (12.3 KiB)");
         assert_eq!(change_line(&Op::DeleteFile("x".into())), "- x");
         assert_eq!(change_line(&Op::RemoveDir("d".into())), "- d/");

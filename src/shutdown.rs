@@ -8,7 +8,8 @@ use crate::exit_codes::ExitCode;
 /// Listens for Ctrl-C and SIGTERM for the rest of the process; cancels `stop` on the first.
 pub fn listen(stop: CancellationToken) {
     tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         let mut signals = 0;
         loop {
             tokio::select! {

@@ -105,7 +105,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = record_path(dir.path(), "ftp://u@h:21/x");
         let mut rec = Record::new();
-        rec.insert("a/b.txt".into(), Seen { size: 3, mtime_ns: 42 });
+        rec.insert(
+            "a/b.txt".into(),
+            Seen {
+                size: 3,
+                mtime_ns: 42,
+            },
+        );
         save(&path, "ftp://u@h:21/x", rec.clone()).unwrap();
         assert_eq!(load(&path, "ftp://u@h:21/x"), rec);
     }
@@ -116,13 +122,27 @@ mod tests {
         let path = dir.path().join("r.json");
         std::fs::write(&path, b"{not json").unwrap();
         assert!(load(&path, "k").is_empty());
-        save(&path, "other", Record::from([("a".into(), Seen { size: 1, mtime_ns: 1 })])).unwrap();
+        save(
+            &path,
+            "other",
+            Record::from([(
+                "a".into(),
+                Seen {
+                    size: 1,
+                    mtime_ns: 1,
+                },
+            )]),
+        )
+        .unwrap();
         assert!(load(&path, "k").is_empty());
     }
 
     #[test]
     fn targets_get_distinct_files() {
         let d = Path::new("/s");
-        assert_ne!(record_path(d, "ftp://u@h:21/a"), record_path(d, "ftp://u@h:21/b"));
+        assert_ne!(
+            record_path(d, "ftp://u@h:21/a"),
+            record_path(d, "ftp://u@h:21/b")
+        );
     }
 }

@@ -38,7 +38,11 @@ pub async fn run(config: &Config, stop: CancellationToken) -> Result<Summary, Sy
     let started = Instant::now();
     let reporter = Reporter::new(config.output);
     let scan = {
-        let (root, depth, filter) = (config.local_dir.clone(), config.max_depth, config.filter.clone());
+        let (root, depth, filter) = (
+            config.local_dir.clone(),
+            config.max_depth,
+            config.filter.clone(),
+        );
         tokio::task::spawn_blocking(move || local::scan(&root, depth, &filter))
     };
     let ctx = Arc::new(WorkerContext {
@@ -73,12 +77,14 @@ pub async fn run(config: &Config, stop: CancellationToken) -> Result<Summary, Sy
             ..Summary::default()
         },
         stop,
+        root_missing: false,
     };
     for problem in &local.problems {
         if problem.is_failure {
             run.fail(&problem.rel, &problem.message);
         } else {
-            run.reporter.notice(&format!("{}: {}", problem.rel, problem.message));
+            run.reporter
+                .notice(&format!("{}: {}", problem.rel, problem.message));
         }
     }
 
@@ -92,7 +98,10 @@ pub async fn run(config: &Config, stop: CancellationToken) -> Result<Summary, Sy
     };
     run.report_connect_errors(&mut pool);
 
-    let record_path = config.state_dir.as_ref().map(|d| state::record_path(d, &config.target.state_key()));
+    let record_path = config
+        .state_dir
+        .as_ref()
+        .map(|d| state::record_path(d, &config.target.state_key()));
     let record = record_path
         .as_ref()
         .map(|p| state::load(p, &config.target.state_key()))
@@ -133,7 +142,10 @@ pub async fn run(config: &Config, stop: CancellationToken) -> Result<Summary, Sy
             }
         }
         if let Err(e) = state::save(&path, &config.target.state_key(), next) {
-            run.reporter.notice(&format!("could not save the upload record {}: {e}", path.display()));
+            run.reporter.notice(&format!(
+                "could not save the upload record {}: {e}",
+                path.display()
+            ));
         }
     }
 
@@ -151,6 +163,8 @@ struct Run<'a> {
     reporter: Reporter,
     summary: Summary,
     stop: CancellationToken,
+    /// The root's listing was refused: it certainly does not exist yet.
+    root_missing: bool,
 }
 
 impl Run<'_> {
@@ -178,8 +192,14 @@ impl Run<'_> {
 
     /// Lists the remote tree over all connections: each folder as soon as its parent's listing
     /// names it. Returns the tree and whether the root exists.
-    async fn list_remote(&mut self, pool: &mut Dispatcher, local: &LocalTree) -> Result<(RemoteTree, bool), SyncError> {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    async fn list_remote(
+        &mut self,
+        pool: &mut Dispatcher,
+        local: &LocalTree,
+    ) -> Result<(RemoteTree, bool), SyncError> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
         let mut remote = RemoteTree::new();
         let mut root_exists = true;
         let mut pending: HashMap<usize, String> = HashMap::new();
@@ -187,7 +207,9 @@ impl Run<'_> {
         while !pending.is_empty() {
             let (id, result) = match pool.next().await {
                 Report::Done { id, result, .. } => (id, result),
-                Report::NoWorkers if self.stop.is_cancelled() => return Err(SyncError::Interrupted),
+                Report::NoWorkers if self.stop.is_cancelled() => {
+                    return Err(SyncError::Interrupted)
+                }
                 Report::NoWorkers => {
                     return Err(SyncError::Connect(FtpError::Connection {
                         operation: "listing".into(),
@@ -195,12 +217,15 @@ impl Run<'_> {
                     }))
                 }
             };
-            let Some(dir) = pending.remove(&id) else { continue };
+            let Some(dir) = pending.remove(&id) else {
+                continue;
+            };
             let (lines, format) = match result {
                 Ok(Outcome::Listed(lines, format)) => (lines, format),
                 Ok(Outcome::Done { .. }) => continue,
                 Err(JobError::Remote(e)) if dir.is_empty() && e.is_permanent() => {
                     root_exists = false;
+                    self.root_missing = true;
                     continue;
                 }
                 Err(JobError::Interrupted) => return Err(SyncError::Interrupted),
@@ -233,7 +258,11 @@ impl Run<'_> {
                     ));
                     continue;
                 }
-                let rel = if dir.is_empty() { entry.name.clone() } else { format!("{dir}/{}", entry.name) };
+                let rel = if dir.is_empty() {
+                    entry.name.clone()
+                } else {
+                    format!("{dir}/{}", entry.name)
+                };
                 let is_dir = entry.kind == EntryKind::Dir;
                 if self.config.filter.is_excluded(&rel, is_dir) {
                     continue;
@@ -254,22 +283,26 @@ impl Run<'_> {
         if self.config.max_depth.is_some_and(|max| depth >= max) {
             return false;
         }
-        match local.entries.get(rel) {
-            Some(_) => true,
-            None => self.config.delete,
-        }
+        let parent = rel.rsplit_once('/').map_or("", |(p, _)| p);
+        // Below a remote folder that is being replaced by a file, everything must go.
+        local.entries.contains_key(rel) || self.config.delete || !is_local_dir(local, parent)
     }
 
     fn dry_run(&mut self, plan: &Plan) {
         for phase in [Phase::Transfer, Phase::Delete] {
             for action in plan.actions.iter().filter(|a| a.phase == phase) {
-                self.reporter.change(&action.op);
                 self.count(&action.op, None);
             }
         }
     }
 
+    /// Counts a change and prints its line.
     fn count(&mut self, op: &Op, bytes: Option<u64>) {
+        // A root that merely listed as empty may have existed all along: not a change to show.
+        if *op == Op::MakeRoot && !self.root_missing {
+            return;
+        }
+        self.reporter.change(op);
         match op {
             Op::MakeRoot | Op::Mkdir(_) => self.summary.folders_created += 1,
             Op::Upload { size, .. } => {
@@ -308,7 +341,10 @@ impl Run<'_> {
             if running.is_empty() && s.low.is_empty() && s.high.is_empty() {
                 break;
             }
-            let low = pool.low.clone().filter(|_| !s.low.is_empty() && !self.stop.is_cancelled());
+            let low = pool
+                .low
+                .clone()
+                .filter(|_| !s.low.is_empty() && !self.stop.is_cancelled());
             let report = tokio::select! {
                 biased;
                 report = pool.next() => report,
@@ -323,11 +359,12 @@ impl Run<'_> {
             };
             match report {
                 Report::Done { id, result, .. } => {
-                    let Some(i) = running.remove(&id) else { continue };
+                    let Some(i) = running.remove(&id) else {
+                        continue;
+                    };
                     let op = &plan.actions[i].op;
                     match result {
                         Ok(Outcome::Done { bytes, .. }) => {
-                            self.reporter.change(op);
                             self.count(op, Some(bytes));
                             if let Op::Upload { rel, .. } = op {
                                 uploaded.push(rel.clone());
@@ -348,7 +385,10 @@ impl Run<'_> {
                 Report::NoWorkers => {
                     if !self.stop.is_cancelled() {
                         for i in s.remaining() {
-                            self.fail(plan.actions[i].op.rel(), "not done: no connection to the server left");
+                            self.fail(
+                                plan.actions[i].op.rel(),
+                                "not done: no connection to the server left",
+                            );
                         }
                     }
                     break;
@@ -385,7 +425,11 @@ impl<'a> Schedule<'a> {
             settled: vec![false; n],
             high: VecDeque::new(),
             low: BinaryHeap::new(),
-            transfers_left: plan.actions.iter().filter(|a| a.phase == Phase::Transfer).count(),
+            transfers_left: plan
+                .actions
+                .iter()
+                .filter(|a| a.phase == Phase::Transfer)
+                .count(),
             transfer_failures: 0,
         };
         for (i, action) in plan.actions.iter().enumerate() {
@@ -430,7 +474,8 @@ impl<'a> Schedule<'a> {
         self.settle(i);
         for j in self.dependents[i].clone() {
             self.waiting_on[j] -= 1;
-            let phase_open = self.plan.actions[j].phase == Phase::Transfer || self.transfers_left == 0;
+            let phase_open =
+                self.plan.actions[j].phase == Phase::Transfer || self.transfers_left == 0;
             if self.waiting_on[j] == 0 && phase_open {
                 self.make_ready(j);
             }
@@ -478,7 +523,9 @@ impl<'a> Schedule<'a> {
 
     /// Actions not settled yet.
     fn remaining(&mut self) -> Vec<usize> {
-        let left: Vec<usize> = (0..self.plan.actions.len()).filter(|&i| !self.settled[i]).collect();
+        let left: Vec<usize> = (0..self.plan.actions.len())
+            .filter(|&i| !self.settled[i])
+            .collect();
         for &i in &left {
             self.settle(i);
         }
@@ -488,7 +535,11 @@ impl<'a> Schedule<'a> {
     }
 }
 
-/// Whether a local entry is a folder (used by callers deciding what to list).
-pub fn is_local_dir(local: &LocalTree, rel: &str) -> bool {
-    local.entries.get(rel).is_some_and(|e| e.kind == LocalKind::Dir)
+/// Whether `rel` is a local folder (the root always is).
+fn is_local_dir(local: &LocalTree, rel: &str) -> bool {
+    rel.is_empty()
+        || local
+            .entries
+            .get(rel)
+            .is_some_and(|e| e.kind == LocalKind::Dir)
 }

@@ -40,7 +40,10 @@ pub struct Task {
 pub enum Outcome {
     Listed(Vec<String>, ListFormat),
     /// Done; for uploads, the bytes sent and whether the remote time was set.
-    Done { bytes: u64, time_set: bool },
+    Done {
+        bytes: u64,
+        time_set: bool,
+    },
 }
 
 /// Why a job failed for good.
@@ -124,7 +127,12 @@ impl Queues {
 
 /// One worker's whole life: connect, announce, work, log out, acknowledge.
 #[tracing::instrument(skip_all, fields(worker = id))]
-pub async fn run(id: usize, ctx: Arc<WorkerContext>, queues: Arc<Queues>, events: mpsc::UnboundedSender<Event>) {
+pub async fn run(
+    id: usize,
+    ctx: Arc<WorkerContext>,
+    queues: Arc<Queues>,
+    events: mpsc::UnboundedSender<Event>,
+) {
     let mut conn = match Connection::open(&ctx.target, &ctx.login, ctx.timeout).await {
         Ok(conn) => Some(conn),
         Err(error) => {
@@ -138,10 +146,15 @@ pub async fn run(id: usize, ctx: Arc<WorkerContext>, queues: Arc<Queues>, events
     while let Some(task) = queues.next(&ctx.stop).await {
         match execute(&ctx, &mut conn, &task.job).await {
             Some(result) => {
-                let _ = events.send(Event::Finished { id: task.id, result });
+                let _ = events.send(Event::Finished {
+                    id: task.id,
+                    result,
+                });
             }
             None => {
-                tracing::warn!("connection lost and could not be re-established; handing back the job");
+                tracing::warn!(
+                    "connection lost and could not be re-established; handing back the job"
+                );
                 let _ = events.send(Event::Returned { worker: id, task });
                 break;
             }
@@ -154,7 +167,11 @@ pub async fn run(id: usize, ctx: Arc<WorkerContext>, queues: Arc<Queues>, events
 }
 
 /// Runs `job` with retries. None means this worker cannot reach the server any more.
-async fn execute(ctx: &WorkerContext, conn: &mut Option<Connection>, job: &Job) -> Option<Result<Outcome, JobError>> {
+async fn execute(
+    ctx: &WorkerContext,
+    conn: &mut Option<Connection>,
+    job: &Job,
+) -> Option<Result<Outcome, JobError>> {
     let mut last: Option<FtpError> = None;
     for attempt in 1..=ctx.retries {
         if attempt > 1 {
@@ -183,7 +200,10 @@ async fn execute(ctx: &WorkerContext, conn: &mut Option<Connection>, job: &Job) 
                 }
                 // A retry after a broken exchange may find the first try did succeed.
                 if attempt > 1 && e.code() == Some(550) && already_done(job) {
-                    return Some(Ok(Outcome::Done { bytes: 0, time_set: false }));
+                    return Some(Ok(Outcome::Done {
+                        bytes: 0,
+                        time_set: false,
+                    }));
                 }
                 if e.is_permanent() {
                     return Some(Err(JobError::Remote(e)));
@@ -202,26 +222,54 @@ async fn execute(ctx: &WorkerContext, conn: &mut Option<Connection>, job: &Job) 
 
 /// Jobs whose 550 on a retry means the previous, interrupted try took effect.
 fn already_done(job: &Job) -> bool {
-    matches!(job, Job::Run(Op::Mkdir(_) | Op::DeleteFile(_) | Op::RemoveDir(_)))
+    matches!(
+        job,
+        Job::Run(Op::Mkdir(_) | Op::DeleteFile(_) | Op::RemoveDir(_))
+    )
 }
 
-async fn attempt_job(ctx: &WorkerContext, conn: &mut Connection, job: &Job) -> Result<Outcome, JobError> {
-    let done = Outcome::Done { bytes: 0, time_set: false };
+async fn attempt_job(
+    ctx: &WorkerContext,
+    conn: &mut Connection,
+    job: &Job,
+) -> Result<Outcome, JobError> {
+    let done = Outcome::Done {
+        bytes: 0,
+        time_set: false,
+    };
     let path = |rel: &str| ctx.target.remote_path(rel);
     match job {
         Job::List(rel) => {
             let (lines, format) = conn.list(&path(rel)).await?;
             Ok(Outcome::Listed(lines, format))
         }
-        Job::Run(Op::MakeRoot) => conn.mkdir_all(&path("")).await.map(|_| done).map_err(Into::into),
-        Job::Run(Op::Mkdir(rel)) => conn.mkdir(&path(rel)).await.map(|_| done).map_err(Into::into),
-        Job::Run(Op::DeleteFile(rel)) => conn.delete(&path(rel)).await.map(|_| done).map_err(Into::into),
-        Job::Run(Op::RemoveDir(rel)) => conn.rmdir(&path(rel)).await.map(|_| done).map_err(Into::into),
+        Job::Run(Op::MakeRoot) => conn
+            .mkdir_all(&path(""))
+            .await
+            .map(|_| done)
+            .map_err(Into::into),
+        Job::Run(Op::Mkdir(rel)) => conn
+            .mkdir(&path(rel))
+            .await
+            .map(|_| done)
+            .map_err(Into::into),
+        Job::Run(Op::DeleteFile(rel)) => conn
+            .delete(&path(rel))
+            .await
+            .map(|_| done)
+            .map_err(Into::into),
+        Job::Run(Op::RemoveDir(rel)) => conn
+            .rmdir(&path(rel))
+            .await
+            .map(|_| done)
+            .map_err(Into::into),
         Job::Run(Op::Upload { rel, mtime, .. }) => {
             let remote = path(rel);
             let bytes = match conn.upload(&remote, &ctx.local_root.join(rel)).await {
                 Ok(bytes) => bytes,
-                Err(UploadError::Local(e)) => return Err(JobError::Local(format!("cannot read local file: {e}"))),
+                Err(UploadError::Local(e)) => {
+                    return Err(JobError::Local(format!("cannot read local file: {e}")))
+                }
                 Err(UploadError::Remote(e)) => return Err(e.into()),
             };
             let time_set = set_time(ctx, conn, &remote, *mtime).await?;
@@ -231,7 +279,12 @@ async fn attempt_job(ctx: &WorkerContext, conn: &mut Connection, job: &Job) -> R
 }
 
 /// Sets the remote file's time to the local one, finding out once how this server does it.
-async fn set_time(ctx: &WorkerContext, conn: &mut Connection, remote: &str, mtime: i64) -> Result<bool, FtpError> {
+async fn set_time(
+    ctx: &WorkerContext,
+    conn: &mut Connection,
+    remote: &str,
+    mtime: i64,
+) -> Result<bool, FtpError> {
     let known = *ctx.time_setter.lock().expect("time setter lock");
     let candidates: Vec<TimeSetter> = match known {
         Some(Some(how)) => vec![how],

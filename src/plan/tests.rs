@@ -13,7 +13,11 @@ fn local(entries: &[(&str, Option<u64>, i64)]) -> LocalTree {
             .iter()
             .map(|&(rel, size, mtime)| {
                 let entry = LocalEntry {
-                    kind: if size.is_some() { LocalKind::File } else { LocalKind::Dir },
+                    kind: if size.is_some() {
+                        LocalKind::File
+                    } else {
+                        LocalKind::Dir
+                    },
                     size: size.unwrap_or(0),
                     mtime,
                     mtime_ns: mtime * 1_000_000_000,
@@ -25,7 +29,10 @@ fn local(entries: &[(&str, Option<u64>, i64)]) -> LocalTree {
     }
 }
 
-fn remote(entries: &[(&str, EntryKind, u64, Option<(i64, TimePrecision)>)]) -> RemoteTree {
+/// (path, kind, size, listed time)
+type Listed<'a> = (&'a str, EntryKind, u64, Option<(i64, TimePrecision)>);
+
+fn remote(entries: &[Listed<'_>]) -> RemoteTree {
     entries
         .iter()
         .map(|&(rel, kind, size, mtime)| {
@@ -49,7 +56,12 @@ struct Case {
 
 impl Case {
     fn new() -> Self {
-        Case { filter: Filter::default(), record: Record::new(), delete: false, root_exists: true }
+        Case {
+            filter: Filter::default(),
+            record: Record::new(),
+            delete: false,
+            root_exists: true,
+        }
     }
     fn plan(&self, l: &LocalTree, r: &RemoteTree) -> Plan {
         plan(
@@ -70,11 +82,18 @@ fn ops(p: &Plan) -> Vec<Op> {
 }
 
 fn index_of(p: &Plan, op: &Op) -> usize {
-    p.actions.iter().position(|a| &a.op == op).unwrap_or_else(|| panic!("{op:?} not planned in {:?}", ops(p)))
+    p.actions
+        .iter()
+        .position(|a| &a.op == op)
+        .unwrap_or_else(|| panic!("{op:?} not planned in {:?}", ops(p)))
 }
 
 fn up(rel: &str, size: u64, mtime: i64) -> Op {
-    Op::Upload { rel: rel.into(), size, mtime }
+    Op::Upload {
+        rel: rel.into(),
+        size,
+        mtime,
+    }
 }
 
 #[test]
@@ -134,23 +153,45 @@ fn year_only_listing_dates_compare_by_day() {
 fn remote_newer_than_local_is_kept_when_no_record_says_otherwise() {
     // A server that stamps the upload time instead of ours.
     let l = local(&[("f", Some(5), T)]);
-    let r = remote(&[("f", EntryKind::File, 5, Some((T + 100, TimePrecision::Second)))]);
+    let r = remote(&[(
+        "f",
+        EntryKind::File,
+        5,
+        Some((T + 100, TimePrecision::Second)),
+    )]);
     assert!(Case::new().plan(&l, &r).actions.is_empty());
 }
 
 #[test]
 fn record_of_an_older_version_forces_upload_even_with_same_size_and_close_time() {
     let mut case = Case::new();
-    case.record.insert("f".into(), Seen { size: 5, mtime_ns: T * 1_000_000_000 - 1 });
+    case.record.insert(
+        "f".into(),
+        Seen {
+            size: 5,
+            mtime_ns: T * 1_000_000_000 - 1,
+        },
+    );
     let l = local(&[("f", Some(5), T)]);
-    let r = remote(&[("f", EntryKind::File, 5, Some((T + 100, TimePrecision::Second)))]);
+    let r = remote(&[(
+        "f",
+        EntryKind::File,
+        5,
+        Some((T + 100, TimePrecision::Second)),
+    )]);
     assert_eq!(ops(&case.plan(&l, &r)), [up("f", 5, T)]);
 }
 
 #[test]
 fn matching_record_skips_even_without_remote_times() {
     let mut case = Case::new();
-    case.record.insert("f".into(), Seen { size: 5, mtime_ns: T * 1_000_000_000 });
+    case.record.insert(
+        "f".into(),
+        Seen {
+            size: 5,
+            mtime_ns: T * 1_000_000_000,
+        },
+    );
     let l = local(&[("f", Some(5), T)]);
     let r = remote(&[("f", EntryKind::File, 5, None)]);
     assert!(case.plan(&l, &r).actions.is_empty());
@@ -257,7 +298,10 @@ fn folder_holding_excluded_entries_cannot_become_a_file() {
     let mut case = Case::new();
     case.filter = Filter::new(&["*.log".to_string()]).unwrap();
     let l = local(&[("x", Some(4), T)]);
-    let r = remote(&[("x", EntryKind::Dir, 0, None), ("x/a.log", EntryKind::File, 1, None)]);
+    let r = remote(&[
+        ("x", EntryKind::Dir, 0, None),
+        ("x/a.log", EntryKind::File, 1, None),
+    ]);
     let p = case.plan(&l, &r);
     assert_eq!(p.blocked.len(), 1);
     assert!(!ops(&p).contains(&up("x", 4, T)));

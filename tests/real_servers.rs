@@ -1,0 +1,154 @@
+//! The same end-to-end cases against real servers: vsftpd (LIST only, `MDTM time path`) and
+//! pure-ftpd (MLSD, MFMT), started by `scripts/test-servers.sh`. Each test works in its own
+//! folder on each server.
+
+mod support;
+
+use support::{assert_mirror, changed_files, real_servers, snapshot, sync, Tree};
+
+fn site_tree() -> Tree {
+    let tree = Tree::new();
+    let all_bytes: Vec<u8> = (0..=255u8).cycle().take(256 * 33).collect();
+    tree.write("bin/all-bytes.dat", &all_bytes);
+    tree.write("text/crlf.txt", b"one\r\ntwo\r\n\nLF\n");
+    tree.write("empty.txt", b"");
+    tree.mkdir("empty folder");
+    tree.write("with space/name with  two spaces.txt", b"spaces");
+    tree.write(
+        "non-ascii/h\u{e9}llo \u{65e5}\u{672c}.txt",
+        "unicode".as_bytes(),
+    );
+    tree.write(".htaccess", b"deny from all\n");
+    tree.write(".hidden dir/.env", b"X=1\n");
+    for i in 0..40 {
+        tree.write(
+            &format!("pages/p{}/page{i}.html", i % 5),
+            format!("<p>{i}</p>").repeat(i + 1),
+        );
+    }
+    tree
+}
+
+const SITE_FILES: u64 = 47;
+
+#[test]
+fn real_servers_first_sync_then_rerun_uploads_nothing() {
+    for server in real_servers() {
+        let (url, dir) = server.scratch("first_sync_rerun");
+        let tree = site_tree();
+        let run = sync(tree.path(), &url, &["-j", "8"]);
+        assert_eq!(run.code, 0, "{}: {run}", server.name);
+        assert_eq!(
+            run.summary["files_uploaded"], SITE_FILES,
+            "{}: {run}",
+            server.name
+        );
+        assert_mirror(tree.path(), &dir);
+
+        let before = snapshot(&dir);
+        let rerun = sync(tree.path(), &url, &["-j", "8"]);
+        assert_eq!(rerun.code, 0, "{}: {rerun}", server.name);
+        assert_eq!(
+            rerun.summary["files_uploaded"], 0,
+            "{}: {rerun}",
+            server.name
+        );
+        assert_eq!(
+            changed_files(&before, &snapshot(&dir)),
+            Vec::<String>::new(),
+            "{}",
+            server.name
+        );
+    }
+}
+
+#[test]
+fn real_servers_rerun_is_clean_without_the_local_record() {
+    // The server keeps our modification times (MFMT / MDTM), so even a machine with no record
+    // of earlier runs sees every file as unchanged.
+    for server in real_servers() {
+        let (url, dir) = server.scratch("no_record_rerun");
+        let tree = site_tree();
+        assert_eq!(sync(tree.path(), &url, &[]).code, 0, "{}", server.name);
+        let before = snapshot(&dir);
+        let rerun = support::sync_with_fresh_state(tree.path(), &url, &[]);
+        assert_eq!(
+            rerun.summary["files_uploaded"], 0,
+            "{}: {rerun}",
+            server.name
+        );
+        assert_eq!(
+            changed_files(&before, &snapshot(&dir)),
+            Vec::<String>::new()
+        );
+    }
+}
+
+#[test]
+fn real_servers_move_only_what_changed() {
+    for server in real_servers() {
+        let (url, dir) = server.scratch("only_changes");
+        let tree = site_tree();
+        assert_eq!(sync(tree.path(), &url, &[]).code, 0, "{}", server.name);
+        let before = snapshot(&dir);
+        tree.write("pages/p1/page1.html", "<p>X</p><p>Y</p>");
+        tree.set_mtime("pages/p1/page1.html", 1_700_000_000);
+        tree.write("pages/new.html", "new");
+        tree.remove("pages/p2");
+        tree.remove(".htaccess");
+        let run = sync(tree.path(), &url, &["--delete", "-j", "3"]);
+        assert_eq!(run.code, 0, "{}: {run}", server.name);
+        assert_mirror(tree.path(), &dir);
+        let mut expected: Vec<String> = (0..40)
+            .filter(|i| i % 5 == 2)
+            .map(|i| format!("pages/p2/page{i}.html"))
+            .chain([
+                ".htaccess".into(),
+                "pages/new.html".into(),
+                "pages/p1/page1.html".into(),
+            ])
+            .collect();
+        expected.sort();
+        assert_eq!(
+            changed_files(&before, &snapshot(&dir)),
+            expected,
+            "{}",
+            server.name
+        );
+    }
+}
+
+#[test]
+fn real_servers_dry_run_changes_nothing() {
+    for server in real_servers() {
+        let (url, dir) = server.scratch("dry_run");
+        let tree = site_tree();
+        let run = sync(tree.path(), &url, &["--dry-run"]);
+        assert_eq!(run.code, 0, "{}: {run}", server.name);
+        assert_eq!(run.summary["files_uploaded"], SITE_FILES);
+        assert!(
+            !dir.exists(),
+            "{}: dry run created {}",
+            server.name,
+            dir.display()
+        );
+    }
+}
+
+#[test]
+fn real_servers_type_changes() {
+    for server in real_servers() {
+        let (url, dir) = server.scratch("type_changes");
+        let tree = Tree::new();
+        tree.write("a", "file");
+        tree.write("b/inner/x", "x");
+        assert_eq!(sync(tree.path(), &url, &[]).code, 0, "{}", server.name);
+        tree.remove("a");
+        tree.write("a/now.txt", "now");
+        tree.remove("b");
+        tree.write("b", "file now");
+        let run = sync(tree.path(), &url, &[]);
+        assert_eq!(run.code, 0, "{}: {run}", server.name);
+        assert_mirror(tree.path(), &dir);
+    }
+}
