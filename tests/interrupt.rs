@@ -1,0 +1,65 @@
+//! Stopping: SIGTERM lets the transfers in flight finish, logs out, exits 130; a rerun completes
+//! the mirror.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{assert_mirror, isolate_env, sync, FtpServer, Tree};
+
+#[test]
+fn sigterm_finishes_in_flight_transfers_then_exits_130() {
+    let server = FtpServer::start();
+    let tree = Tree::new();
+    for i in 0..150 {
+        tree.write(&format!("f{i:03}.bin"), vec![i as u8; 1024 * 1024]);
+    }
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ftpsync"));
+    isolate_env(&mut cmd);
+    let mut child = cmd
+        .args(["-j", "1"])
+        .arg(tree.path())
+        .arg(server.url("site"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    // Wait for the first completed upload, then ask it to stop.
+    while !line.starts_with("> ") {
+        line.clear();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "ftpsync ended before uploading");
+    }
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        assert!(Instant::now() < deadline, "ftpsync did not stop after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert_eq!(code, Some(130), "stdout after the signal:\n{rest}");
+    assert!(rest.contains("interrupted"), "{rest}");
+
+    // Whatever arrived is complete: no file on the server is partial.
+    let remote = server.remote_dir("site");
+    let mut arrived = 0;
+    for entry in std::fs::read_dir(&remote).unwrap() {
+        let entry = entry.unwrap();
+        let local = std::fs::read(tree.join(entry.file_name().to_str().unwrap())).unwrap();
+        assert_eq!(std::fs::read(entry.path()).unwrap(), local, "{:?} is partial", entry.file_name());
+        arrived += 1;
+    }
+    assert!(arrived < 150, "the stop came too late to prove anything");
+
+    let rerun = sync(tree.path(), &server.url("site"), &[]);
+    assert_eq!(rerun.code, 0, "{rerun}");
+    assert_mirror(tree.path(), &remote);
+}
