@@ -31,16 +31,25 @@ fn sigterm_finishes_in_flight_transfers_then_exits_130() {
     // Wait for the first completed upload, then ask it to stop.
     while !line.starts_with("> ") {
         line.clear();
-        assert!(stdout.read_line(&mut line).unwrap() > 0, "ftpsync ended before uploading");
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "ftpsync ended before uploading"
+        );
     }
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(60);
     let code = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status.code();
         }
-        assert!(Instant::now() < deadline, "ftpsync did not stop after SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "ftpsync did not stop after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     let mut rest = String::new();
@@ -54,7 +63,12 @@ fn sigterm_finishes_in_flight_transfers_then_exits_130() {
     for entry in std::fs::read_dir(&remote).unwrap() {
         let entry = entry.unwrap();
         let local = std::fs::read(tree.join(entry.file_name().to_str().unwrap())).unwrap();
-        assert_eq!(std::fs::read(entry.path()).unwrap(), local, "{:?} is partial", entry.file_name());
+        assert_eq!(
+            std::fs::read(entry.path()).unwrap(),
+            local,
+            "{:?} is partial",
+            entry.file_name()
+        );
         arrived += 1;
     }
     assert!(arrived < 150, "the stop came too late to prove anything");
