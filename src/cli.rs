@@ -68,6 +68,22 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub retries: u32,
 
+    /// Upload straight to the final name instead of a temporary name renamed into place
+    #[arg(long)]
+    pub inplace: bool,
+
+    /// Refuse to delete more than N remote entries (the rest of the sync still runs; exit 1)
+    #[arg(long, value_name = "N")]
+    pub max_delete: Option<u64>,
+
+    /// Allow --delete even when the local folder is empty (which would empty the remote one)
+    #[arg(long)]
+    pub force: bool,
+
+    /// Follow symbolic links and upload what they point at (loops are detected and skipped)
+    #[arg(short = 'L', long)]
+    pub follow_symlinks: bool,
+
     /// Print the final summary as one JSON object on stdout (change lines go to stderr)
     #[arg(long)]
     pub json: bool,

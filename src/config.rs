@@ -29,6 +29,14 @@ pub struct Config {
     pub max_depth: Option<usize>,
     /// Excluded paths: neither uploaded nor deleted.
     pub filter: Filter,
+    /// Upload under a temporary name and rename it into place (off with `--inplace`).
+    pub atomic: bool,
+    /// Most remote entries `--delete` may remove in one run.
+    pub max_delete: Option<u64>,
+    /// Allow `--delete` with an empty local folder.
+    pub force: bool,
+    /// Follow local symbolic links.
+    pub follow_symlinks: bool,
     /// Limit for every network wait.
     pub timeout: Duration,
     /// Tries per failed job.
@@ -97,6 +105,10 @@ impl Config {
             dry_run: cli.dry_run,
             max_depth: cli.max_depth,
             filter: Filter::new(&patterns)?,
+            atomic: !cli.inplace,
+            max_delete: cli.max_delete,
+            force: cli.force,
+            follow_symlinks: cli.follow_symlinks,
             timeout: Duration::from_secs(cli.timeout),
             retries: cli.retries,
             output: OutputMode {

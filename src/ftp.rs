@@ -9,7 +9,7 @@ use std::time::Duration;
 use suppaftp::tokio::AsyncRustlsFtpStream;
 use suppaftp::types::FileType;
 use suppaftp::{Mode, Status};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use crate::credentials::Login;
 use crate::listing::ListFormat;
@@ -43,7 +43,7 @@ impl FtpError {
     /// A reply that will not change on retry (5xx), or a refused login.
     pub fn is_permanent(&self) -> bool {
         match self {
-            FtpError::Reply { code, .. } => (500..600).contains(code),
+            FtpError::Reply { code, .. } => (500..600).contains(code) || *code == 452,
             FtpError::LoginRefused { .. } => true,
             _ => false,
         }
@@ -55,6 +55,30 @@ impl FtpError {
             FtpError::Reply { code, .. } => *code == 421,
             FtpError::Timeout { .. } | FtpError::Connection { .. } => true,
             FtpError::Unreachable { .. } | FtpError::LoginRefused { .. } => true,
+        }
+    }
+
+    /// The server is out of space or over quota (452, 552): retrying will not help, and
+    /// neither will other uploads.
+    pub fn is_storage_full(&self) -> bool {
+        matches!(self.code(), Some(452 | 552))
+    }
+
+    /// The server refused the connection because it has too many already (421, or a 530
+    /// that says so): not a login problem, and not worth retrying soon.
+    pub fn is_connection_limit(&self) -> bool {
+        match self {
+            FtpError::Reply { code: 421, .. } => true,
+            FtpError::Reply {
+                code: 530, text, ..
+            }
+            | FtpError::LoginRefused { reply: text, .. } => {
+                let text = text.to_ascii_lowercase();
+                ["too many", "maximum", "limit", "connections"]
+                    .iter()
+                    .any(|w| text.contains(w))
+            }
+            _ => false,
         }
     }
 
@@ -103,6 +127,7 @@ pub struct Features {
     pub mlsd: bool,
     pub mfmt: bool,
     pub utf8: bool,
+    pub size: bool,
 }
 
 /// How this server lets a client set a file's modification time.
@@ -160,6 +185,10 @@ impl Connection {
                     stream = Some(s);
                     break;
                 }
+                // The server answered, but not with 220 (421: too many connections).
+                Err(e @ suppaftp::FtpError::UnexpectedResponse(_)) => {
+                    return Err(FtpError::from_suppa("connect".into(), e));
+                }
                 Err(e) => last = unreachable(e.to_string()),
             }
         }
@@ -185,6 +214,7 @@ impl Connection {
         let (user, password) = (login.user.as_str(), login.password.as_str());
         match within(self.timeout, "login", self.stream.login(user, password)).await {
             Ok(()) => {}
+            Err(e) if e.is_connection_limit() => return Err(e),
             Err(FtpError::Reply { code, text, .. }) if code == 530 || code == 430 => {
                 return Err(FtpError::LoginRefused {
                     user: user.to_string(),
@@ -202,6 +232,7 @@ impl Connection {
                 mlsd: has("MLST"),
                 mfmt: has("MFMT"),
                 utf8: has("UTF8"),
+                size: has("SIZE"),
             };
         }
         if self.features.utf8 {
@@ -274,15 +305,29 @@ impl Connection {
         within(self.timeout, op("RMD", path), self.stream.rmdir(path)).await
     }
 
-    /// Stores the local file `local` at `path`; returns the bytes sent. Each wait on the
-    /// network (opening, every chunk, the final reply) is bounded by the timeout.
-    pub async fn upload(&mut self, path: &str, local: &Path) -> Result<u64, UploadError> {
+    /// Stores the local file `local` at `path`, from byte `offset` on (appended with APPE when
+    /// `offset` > 0); returns the bytes sent. Each wait on the network (opening, every chunk,
+    /// the final reply) is bounded by the timeout.
+    pub async fn upload(
+        &mut self,
+        path: &str,
+        local: &Path,
+        offset: u64,
+    ) -> Result<u64, UploadError> {
         let mut file = tokio::fs::File::open(local)
             .await
             .map_err(UploadError::Local)?;
-        let operation = op("STOR", path);
-        let open = self.stream.put_with_stream(path);
-        let mut data = within(self.timeout, operation.clone(), open).await?;
+        let operation = op(if offset > 0 { "APPE" } else { "STOR" }, path);
+        let mut data = if offset > 0 {
+            file.seek(std::io::SeekFrom::Start(offset))
+                .await
+                .map_err(UploadError::Local)?;
+            let open = self.stream.append_with_stream(path);
+            within(self.timeout, operation.clone(), open).await?
+        } else {
+            let open = self.stream.put_with_stream(path);
+            within(self.timeout, operation.clone(), open).await?
+        };
         let mut buf = vec![0u8; UPLOAD_CHUNK];
         let mut sent = 0u64;
         loop {
@@ -298,6 +343,20 @@ impl Connection {
         }
         within(self.timeout, operation, data.finish()).await?;
         Ok(sent)
+    }
+
+    /// The size of the remote file `path` (SIZE), or None when the server has no SIZE.
+    pub async fn size(&mut self, path: &str) -> Result<Option<u64>, FtpError> {
+        if !self.features.size {
+            return Ok(None);
+        }
+        let size = within(self.timeout, op("SIZE", path), self.stream.size(path)).await?;
+        Ok(Some(size as u64))
+    }
+
+    /// Renames `from` to `to` (RNFR/RNTO).
+    pub async fn rename(&mut self, from: &str, to: &str) -> Result<(), FtpError> {
+        within(self.timeout, op("RNFR", from), self.stream.rename(from, to)).await
     }
 
     /// Sets the modification time of `path` to `unix` seconds (UTC) with `how`.

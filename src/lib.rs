@@ -21,6 +21,7 @@ pub mod filter;
 pub mod ftp;
 pub mod listing;
 pub mod local;
+pub mod lock;
 pub mod plan;
 pub mod report;
 pub mod shutdown;

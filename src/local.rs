@@ -57,12 +57,24 @@ pub enum LocalError {
     },
 }
 
-/// Walks `root` down to `max_depth` levels (None: no limit), skipping what `filter` excludes.
-pub fn scan(
-    root: &Path,
-    max_depth: Option<usize>,
-    filter: &Filter,
-) -> Result<LocalTree, LocalError> {
+/// How to walk the local tree.
+#[derive(Debug, Clone, Copy)]
+pub struct ScanOptions<'a> {
+    /// Levels below the root to descend (None: no limit).
+    pub max_depth: Option<usize>,
+    /// What to skip.
+    pub filter: &'a Filter,
+    /// Upload what symbolic links point at (loops are detected and reported).
+    pub follow_symlinks: bool,
+}
+
+/// Walks `root`, skipping what the filter excludes.
+pub fn scan(root: &Path, options: ScanOptions<'_>) -> Result<LocalTree, LocalError> {
+    let ScanOptions {
+        max_depth,
+        filter,
+        follow_symlinks,
+    } = options;
     let meta = std::fs::metadata(root).map_err(|source| match source.kind() {
         std::io::ErrorKind::NotFound => LocalError::Missing(root.to_owned()),
         _ => LocalError::Unreadable {
@@ -79,7 +91,9 @@ pub fn scan(
     })?;
 
     let mut tree = LocalTree::default();
-    let mut walk = walkdir::WalkDir::new(root).min_depth(1).follow_links(false);
+    let mut walk = walkdir::WalkDir::new(root)
+        .min_depth(1)
+        .follow_links(follow_symlinks);
     if let Some(depth) = max_depth {
         walk = walk.max_depth(depth);
     }
@@ -94,9 +108,13 @@ pub fn scan(
                     .path()
                     .map(|p| lossy_relative(root, p))
                     .unwrap_or_default();
+                let message = match err.loop_ancestor() {
+                    Some(_) => "symbolic link loop; skipped".to_string(),
+                    None => format!("cannot read: {}", io_reason(&err)),
+                };
                 tree.problems.push(LocalProblem {
                     rel,
-                    message: format!("cannot read: {}", io_reason(&err)),
+                    message,
                     is_failure: true,
                 });
             }
@@ -183,6 +201,39 @@ fn lossy_relative(root: &Path, path: &Path) -> String {
 mod tests {
     use super::*;
 
+    fn opts(max_depth: Option<usize>, filter: &Filter) -> ScanOptions<'_> {
+        ScanOptions {
+            max_depth,
+            filter,
+            follow_symlinks: false,
+        }
+    }
+
+    #[test]
+    fn followed_symlinks_upload_their_target_and_loops_are_reported() {
+        let dir = tree();
+        std::os::unix::fs::symlink("top.txt", dir.path().join("link")).unwrap();
+        std::os::unix::fs::symlink("..", dir.path().join("a/up")).unwrap();
+        let f = Filter::default();
+        let t = scan(
+            dir.path(),
+            ScanOptions {
+                max_depth: None,
+                filter: &f,
+                follow_symlinks: true,
+            },
+        )
+        .unwrap();
+        assert_eq!(t.entries["link"].size, 5);
+        assert!(
+            t.problems
+                .iter()
+                .any(|p| p.rel == "a/up" && p.message.contains("loop")),
+            "{:?}",
+            t.problems
+        );
+    }
+
     fn tree() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
@@ -195,7 +246,7 @@ mod tests {
     #[test]
     fn records_files_and_folders_with_sizes() {
         let dir = tree();
-        let t = scan(dir.path(), None, &Filter::default()).unwrap();
+        let t = scan(dir.path(), opts(None, &Filter::default())).unwrap();
         let keys: Vec<_> = t.entries.keys().cloned().collect();
         assert_eq!(keys, ["a", "a/b", "a/b/deep.txt", "a/x.log", "top.txt"]);
         assert_eq!(t.entries["top.txt"].size, 5);
@@ -206,7 +257,7 @@ mod tests {
     fn depth_limit_and_excludes_apply() {
         let dir = tree();
         let f = Filter::new(&["*.log".to_string()]).unwrap();
-        let t = scan(dir.path(), Some(2), &f).unwrap();
+        let t = scan(dir.path(), opts(Some(2), &f)).unwrap();
         let keys: Vec<_> = t.entries.keys().cloned().collect();
         assert_eq!(keys, ["a", "a/b", "top.txt"]);
     }
@@ -215,13 +266,13 @@ mod tests {
     fn excluded_folder_is_not_descended() {
         let dir = tree();
         let f = Filter::new(&["a/".to_string()]).unwrap();
-        let t = scan(dir.path(), None, &f).unwrap();
+        let t = scan(dir.path(), opts(None, &f)).unwrap();
         assert_eq!(t.entries.keys().collect::<Vec<_>>(), ["top.txt"]);
     }
 
     #[test]
     fn missing_root_is_an_error_naming_it() {
-        let err = scan(Path::new("/no/such/dir"), None, &Filter::default()).unwrap_err();
+        let err = scan(Path::new("/no/such/dir"), opts(None, &Filter::default())).unwrap_err();
         assert!(err.to_string().contains("/no/such/dir does not exist"));
     }
 
@@ -229,7 +280,7 @@ mod tests {
     fn symlinks_are_reported_not_followed() {
         let dir = tree();
         std::os::unix::fs::symlink("top.txt", dir.path().join("link")).unwrap();
-        let t = scan(dir.path(), None, &Filter::default()).unwrap();
+        let t = scan(dir.path(), opts(None, &Filter::default())).unwrap();
         assert!(!t.entries.contains_key("link"));
         assert_eq!(t.problems.len(), 1);
         assert!(!t.problems[0].is_failure);

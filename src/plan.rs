@@ -24,6 +24,8 @@ pub enum Op {
     DeleteFile(String),
     /// Remove a folder that has been emptied.
     RemoveDir(String),
+    /// Remove a temporary file left by an interrupted atomic upload (not a user file).
+    Cleanup(String),
 }
 
 impl Op {
@@ -31,7 +33,7 @@ impl Op {
     pub fn rel(&self) -> &str {
         match self {
             Op::MakeRoot => "",
-            Op::Mkdir(rel) | Op::DeleteFile(rel) | Op::RemoveDir(rel) => rel,
+            Op::Mkdir(rel) | Op::DeleteFile(rel) | Op::RemoveDir(rel) | Op::Cleanup(rel) => rel,
             Op::Upload { rel, .. } => rel,
         }
     }
@@ -68,6 +70,8 @@ pub struct PlanOptions<'a> {
     pub filter: &'a Filter,
     /// What earlier runs uploaded to this target.
     pub record: &'a Record,
+    /// Temporary files of interrupted uploads found on the server, to remove.
+    pub leftovers: &'a [String],
 }
 
 /// The whole plan of one sync.
@@ -87,10 +91,15 @@ pub fn plan(local: &LocalTree, remote: &RemoteTree, opts: PlanOptions<'_>) -> Pl
         remote,
         opts,
         created: BTreeMap::new(),
+        cleanups: BTreeMap::new(),
     };
     if !opts.root_exists {
         let i = p.push(Op::MakeRoot, vec![], Phase::Transfer);
         p.created.insert(String::new(), i);
+    }
+    for leftover in opts.leftovers {
+        let i = p.push(Op::Cleanup(leftover.clone()), vec![], Phase::Transfer);
+        p.cleanups.insert(leftover.clone(), i);
     }
     for (rel, entry) in &local.entries {
         p.local_entry(rel, entry);
@@ -107,6 +116,8 @@ struct Planner<'a> {
     opts: PlanOptions<'a>,
     /// Folders this plan creates, with the action that creates them.
     created: BTreeMap<String, usize>,
+    /// Leftover temporary files being removed, with the action removing them.
+    cleanups: BTreeMap<String, usize>,
 }
 
 impl Planner<'_> {
@@ -161,7 +172,11 @@ impl Planner<'_> {
         }
     }
 
-    fn upload(&mut self, rel: &str, local: &LocalEntry, after: Vec<usize>) {
+    fn upload(&mut self, rel: &str, local: &LocalEntry, mut after: Vec<usize>) {
+        // The upload writes its temporary file where a leftover of the same name is removed.
+        if let Some(&i) = self.cleanups.get(&crate::worker::temp_path(rel)) {
+            after.push(i);
+        }
         let op = Op::Upload {
             rel: rel.into(),
             size: local.size,

@@ -112,6 +112,7 @@ pub fn change_line(op: &Op) -> String {
         Op::Upload { rel, size, .. } => format!("> {rel} ({})", human_bytes(*size)),
         Op::DeleteFile(rel) => format!("- {rel}"),
         Op::RemoveDir(rel) => format!("- {rel}/"),
+        Op::Cleanup(rel) => format!("- {rel} (leftover of an interrupted upload)"),
     }
 }
 

@@ -14,11 +14,12 @@ use crate::dispatch::{Dispatcher, Report};
 use crate::exit_codes::ExitCode;
 use crate::ftp::FtpError;
 use crate::listing::{self, EntryKind};
-use crate::local::{self, LocalError, LocalKind, LocalTree};
+use crate::local::{self, LocalError, LocalKind, LocalTree, ScanOptions};
+use crate::lock::{self, LockError};
 use crate::plan::{self, Op, Phase, Plan, PlanOptions, RemoteTree};
 use crate::report::{Failure, Reporter, Summary};
 use crate::state::{self, Record, Seen};
-use crate::worker::{Job, JobError, Outcome, WorkerContext};
+use crate::worker::{self, Job, JobError, Outcome, WorkerContext};
 
 /// A run that could not start: nothing was changed.
 #[derive(Debug, thiserror::Error)]
@@ -31,19 +32,38 @@ pub enum SyncError {
     ListRoot { path: String, error: String },
     #[error("stopped before anything was changed")]
     Interrupted,
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error("local folder {} is empty: --delete would empty the remote folder; add --force if that is what you want", .0.display())]
+    EmptyLocal(std::path::PathBuf),
 }
 
 /// Runs one sync of `config`; `stop` asks it to finish the jobs in flight and end.
 pub async fn run(config: &Config, stop: CancellationToken) -> Result<Summary, SyncError> {
     let started = Instant::now();
-    let reporter = Reporter::new(config.output);
+    let key = config.target.state_key();
+    let record_path = config
+        .state_dir
+        .as_ref()
+        .map(|d| state::record_path(d, &key));
+    // A dry run changes nothing, so it may watch a real run.
+    let _lock = match (&record_path, config.dry_run) {
+        (Some(path), false) => Some(lock::acquire(
+            &path.with_extension("lock"),
+            &config.target.display_url(),
+        )?),
+        _ => None,
+    };
     let scan = {
-        let (root, depth, filter) = (
-            config.local_dir.clone(),
-            config.max_depth,
-            config.filter.clone(),
-        );
-        tokio::task::spawn_blocking(move || local::scan(&root, depth, &filter))
+        let (root, config) = (config.local_dir.clone(), config.clone());
+        tokio::task::spawn_blocking(move || {
+            let options = ScanOptions {
+                max_depth: config.max_depth,
+                filter: &config.filter,
+                follow_symlinks: config.follow_symlinks,
+            };
+            local::scan(&root, options)
+        })
     };
     let ctx = Arc::new(WorkerContext {
         target: config.target.clone(),
@@ -51,26 +71,31 @@ pub async fn run(config: &Config, stop: CancellationToken) -> Result<Summary, Sy
         local_root: config.local_dir.clone(),
         timeout: config.timeout,
         retries: config.retries,
+        atomic: config.atomic,
         stop: stop.clone(),
         time_setter: Mutex::new(None),
     });
     let mut pool = Dispatcher::start(ctx, config.jobs);
     let local = match scan.await.expect("local scan task panicked") {
-        Ok(tree) => tree,
+        Ok(tree) if tree.entries.is_empty() && config.delete && !config.force => {
+            Err(SyncError::EmptyLocal(config.local_dir.clone()))
+        }
+        Ok(tree) => Ok(tree),
+        Err(e) => Err(e.into()),
+    };
+    let connected = pool.first_ready().await.map_err(SyncError::Connect);
+    let (local, ()) = match local.and_then(|l| connected.map(|c| (l, c))) {
+        Ok(ready) => ready,
         Err(e) => {
             stop.cancel();
             pool.finish().await;
-            return Err(e.into());
+            return Err(e);
         }
     };
-    if let Err(e) = pool.first_ready().await {
-        pool.finish().await;
-        return Err(SyncError::Connect(e));
-    }
 
     let mut run = Run {
         config,
-        reporter,
+        reporter: Reporter::new(config.output),
         summary: Summary {
             target: config.target.display_url(),
             dry_run: config.dry_run,
@@ -78,6 +103,7 @@ pub async fn run(config: &Config, stop: CancellationToken) -> Result<Summary, Sy
         },
         stop,
         root_missing: false,
+        storage_full: None,
     };
     for problem in &local.problems {
         if problem.is_failure {
@@ -88,8 +114,7 @@ pub async fn run(config: &Config, stop: CancellationToken) -> Result<Summary, Sy
         }
     }
 
-    let listed = run.list_remote(&mut pool, &local).await;
-    let (remote, root_exists) = match listed {
+    let listed = match run.list_remote(&mut pool, &local).await {
         Ok(listed) => listed,
         Err(e) => {
             pool.finish().await;
@@ -98,34 +123,46 @@ pub async fn run(config: &Config, stop: CancellationToken) -> Result<Summary, Sy
     };
     run.report_connect_errors(&mut pool);
 
-    let record_path = config
-        .state_dir
-        .as_ref()
-        .map(|d| state::record_path(d, &config.target.state_key()));
     let record = record_path
         .as_ref()
-        .map(|p| state::load(p, &config.target.state_key()))
+        .map(|p| state::load(p, &key))
         .unwrap_or_default();
     let plan = plan::plan(
         &local,
-        &remote,
+        &listed.tree,
         PlanOptions {
-            root_exists,
+            root_exists: listed.root_exists,
             delete: config.delete,
             filter: &config.filter,
             record: &record,
+            leftovers: &listed.leftovers,
         },
     );
     run.summary.unchanged = plan.unchanged.len() as u64;
     for (rel, why) in &plan.blocked {
         run.fail(rel, why);
     }
+    let deletions = plan
+        .actions
+        .iter()
+        .filter(|a| a.phase == Phase::Delete)
+        .count() as u64;
+    let deletes_allowed = match config.max_delete {
+        Some(max) if deletions > max => {
+            run.fail(
+                "",
+                &format!("refusing to delete {deletions} remote entries, more than --max-delete {max}; nothing was deleted"),
+            );
+            false
+        }
+        _ => true,
+    };
 
     let uploaded = if config.dry_run {
         run.dry_run(&plan);
         Vec::new()
     } else {
-        run.execute(&mut pool, &plan).await
+        run.execute(&mut pool, &plan, deletes_allowed).await
     };
     pool.finish().await;
 
@@ -141,7 +178,7 @@ pub async fn run(config: &Config, stop: CancellationToken) -> Result<Summary, Sy
                 next.insert(rel, Seen::of(entry));
             }
         }
-        if let Err(e) = state::save(&path, &config.target.state_key(), next) {
+        if let Err(e) = state::save(&path, &key, next) {
             run.reporter.notice(&format!(
                 "could not save the upload record {}: {e}",
                 path.display()
@@ -157,6 +194,14 @@ pub async fn run(config: &Config, stop: CancellationToken) -> Result<Summary, Sy
     Ok(summary)
 }
 
+/// The remote tree as listed.
+struct Listed {
+    tree: RemoteTree,
+    root_exists: bool,
+    /// Temporary files of interrupted uploads.
+    leftovers: Vec<String>,
+}
+
 /// The state of one run.
 struct Run<'a> {
     config: &'a Config,
@@ -165,6 +210,8 @@ struct Run<'a> {
     stop: CancellationToken,
     /// The root's listing was refused: it certainly does not exist yet.
     root_missing: bool,
+    /// The server said it is out of space: no further uploads are started.
+    storage_full: Option<String>,
 }
 
 impl Run<'_> {
@@ -196,11 +243,12 @@ impl Run<'_> {
         &mut self,
         pool: &mut Dispatcher,
         local: &LocalTree,
-    ) -> Result<(RemoteTree, bool), SyncError> {
+    ) -> Result<Listed, SyncError> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
         let mut remote = RemoteTree::new();
+        let mut leftovers = Vec::new();
         let mut root_exists = true;
         let mut pending: HashMap<usize, String> = HashMap::new();
         pending.insert(pool.send_high(Job::List(String::new())), String::new());
@@ -267,13 +315,28 @@ impl Run<'_> {
                 if self.config.filter.is_excluded(&rel, is_dir) {
                     continue;
                 }
+                if !is_dir && worker::is_temp_name(&entry.name) && !local.entries.contains_key(&rel)
+                {
+                    leftovers.push(rel);
+                    continue;
+                }
                 if is_dir && self.should_descend(&rel, local) {
                     pending.insert(pool.send_high(Job::List(rel.clone())), rel.clone());
                 }
                 remote.insert(rel, entry);
             }
         }
-        Ok((remote, root_exists))
+        if !leftovers.is_empty() {
+            self.reporter.notice(&format!(
+                "removing {} temporary file(s) left by an interrupted run",
+                leftovers.len()
+            ));
+        }
+        Ok(Listed {
+            tree: remote,
+            root_exists,
+            leftovers,
+        })
     }
 
     /// Whether the remote folder `rel` must be listed: it is mirrored, or its content may have
@@ -299,7 +362,8 @@ impl Run<'_> {
     /// Counts a change and prints its line.
     fn count(&mut self, op: &Op, bytes: Option<u64>) {
         // A root that merely listed as empty may have existed all along: not a change to show.
-        if *op == Op::MakeRoot && !self.root_missing {
+        // Temporary files are not the user's: their removal is not a change either.
+        if (*op == Op::MakeRoot && !self.root_missing) || matches!(op, Op::Cleanup(_)) {
             return;
         }
         self.reporter.change(op);
@@ -310,11 +374,17 @@ impl Run<'_> {
                 self.summary.bytes_uploaded += bytes.unwrap_or(*size);
             }
             Op::DeleteFile(_) | Op::RemoveDir(_) => self.summary.deleted += 1,
+            Op::Cleanup(_) => {}
         }
     }
 
     /// Carries out the plan; returns the paths uploaded.
-    async fn execute(&mut self, pool: &mut Dispatcher, plan: &Plan) -> Vec<String> {
+    async fn execute(
+        &mut self,
+        pool: &mut Dispatcher,
+        plan: &Plan,
+        deletes_allowed: bool,
+    ) -> Vec<String> {
         let mut s = Schedule::new(plan);
         let mut uploaded = Vec::new();
         let mut running: HashMap<usize, usize> = HashMap::new();
@@ -325,14 +395,19 @@ impl Run<'_> {
                     running.insert(pool.send_high(Job::Run(plan.actions[i].op.clone())), i);
                 }
             }
+            if let Some(why) = self.storage_full.clone() {
+                for i in s.drain_uploads() {
+                    self.fail(plan.actions[i].op.rel(), &format!("not uploaded: {why}"));
+                }
+            }
             if s.transfers_left == 0 && !delete_phase_started {
                 delete_phase_started = true;
-                if s.transfer_failures == 0 {
+                if s.transfer_failures == 0 && deletes_allowed {
                     s.release_phase(Phase::Delete);
                     continue;
                 }
                 let skipped = s.skip_phase(Phase::Delete);
-                if skipped > 0 {
+                if skipped > 0 && deletes_allowed {
                     self.reporter.notice(&format!(
                         "{skipped} deletions skipped because some transfers failed; they run once everything is uploaded"
                     ));
@@ -374,6 +449,15 @@ impl Run<'_> {
                         Ok(Outcome::Listed(..)) => s.succeeded(i),
                         Err(JobError::Interrupted) => s.abandon(i),
                         Err(e) => {
+                            if let JobError::Remote(e) = &e {
+                                if e.is_storage_full() && self.storage_full.is_none() {
+                                    self.reporter.notice(&format!(
+                                        "the server is out of space ({e}); starting no more uploads"
+                                    ));
+                                    self.storage_full =
+                                        Some(format!("the server is out of space ({})", e));
+                                }
+                            }
                             self.fail(op.rel(), &e.to_string());
                             for j in s.failed(i) {
                                 let why = format!("not done because {:?} failed", op.rel());
@@ -502,6 +586,22 @@ impl<'a> Schedule<'a> {
             stack.extend(self.dependents[j].iter().copied());
         }
         blocked
+    }
+
+    /// Takes every ready upload out of the queue, settled as failed; returns them.
+    fn drain_uploads(&mut self) -> Vec<usize> {
+        let (uploads, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.low)
+            .into_iter()
+            .partition(|(_, std::cmp::Reverse(i))| {
+                matches!(self.plan.actions[*i].op, Op::Upload { .. })
+            });
+        self.low = rest.into_iter().collect();
+        let mut failed = Vec::new();
+        for (_, std::cmp::Reverse(i)) in uploads {
+            failed.push(i);
+            failed.extend(self.failed(i));
+        }
+        failed
     }
 
     /// An action that did not run because of a stop.

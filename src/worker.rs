@@ -3,7 +3,7 @@
 //! Workers announce themselves ready once logged in (syn) and acknowledge the end of work with
 //! their exit (ack), so the coordinator's summary is exactly what happened on the server.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,6 +18,13 @@ use crate::target::Target;
 
 /// First pause before retrying a failed job; doubled on each further try.
 const RETRY_BACKOFF: Duration = Duration::from_millis(200);
+
+/// Files at least this large resume an interrupted upload instead of starting over: below it,
+/// the extra SIZE round trip costs more than resending.
+const RESUME_MIN_SIZE: u64 = 8 * 1024 * 1024;
+
+/// Suffix of an atomic upload's temporary name (`.name.ftpsync-tmp`).
+pub const TEMP_SUFFIX: &str = ".ftpsync-tmp";
 
 /// Something for a worker to do.
 #[derive(Debug, Clone)]
@@ -82,6 +89,8 @@ pub struct WorkerContext {
     pub local_root: PathBuf,
     pub timeout: Duration,
     pub retries: u32,
+    /// Upload under a temporary name, then rename over the target.
+    pub atomic: bool,
     pub stop: CancellationToken,
     /// How this server sets file times: None until found out, Some(None) when it cannot.
     pub time_setter: Mutex<Option<Option<TimeSetter>>>,
@@ -191,7 +200,7 @@ async fn execute(
                 }
             },
         };
-        match attempt_job(ctx, c, job).await {
+        match attempt_job(ctx, c, job, attempt).await {
             Ok(outcome) => return Some(Ok(outcome)),
             Err(JobError::Remote(e)) => {
                 tracing::debug!(attempt, error = %e, "job failed");
@@ -232,6 +241,7 @@ async fn attempt_job(
     ctx: &WorkerContext,
     conn: &mut Connection,
     job: &Job,
+    attempt: u32,
 ) -> Result<Outcome, JobError> {
     let done = Outcome::Done {
         bytes: 0,
@@ -263,18 +273,119 @@ async fn attempt_job(
             .await
             .map(|_| done)
             .map_err(Into::into),
-        Job::Run(Op::Upload { rel, mtime, .. }) => {
+        Job::Run(Op::Upload { rel, size, mtime }) => {
             let remote = path(rel);
-            let bytes = match conn.upload(&remote, &ctx.local_root.join(rel)).await {
-                Ok(bytes) => bytes,
-                Err(UploadError::Local(e)) => {
-                    return Err(JobError::Local(format!("cannot read local file: {e}")))
+            let local = ctx.local_root.join(rel);
+            // A file that changes while it is sent is sent again, once.
+            for _ in 0..2 {
+                let before = local_version(&local)?;
+                let bytes = send_file(ctx, conn, &remote, &local, *size, attempt).await?;
+                if local_version(&local)? == before {
+                    let stored = if ctx.atomic {
+                        temp_path(&remote)
+                    } else {
+                        remote.clone()
+                    };
+                    if ctx.atomic {
+                        commit_upload(conn, &stored, &remote, before.0).await?;
+                    }
+                    let time_set = set_time(ctx, conn, &remote, *mtime).await?;
+                    return Ok(Outcome::Done { bytes, time_set });
                 }
-                Err(UploadError::Remote(e)) => return Err(e.into()),
-            };
-            let time_set = set_time(ctx, conn, &remote, *mtime).await?;
-            Ok(Outcome::Done { bytes, time_set })
+                tracing::info!(path = %rel, "file changed while it was uploaded; sending it again");
+            }
+            Err(JobError::Local(
+                "the file keeps changing while it is uploaded; try again later".into(),
+            ))
         }
+        Job::Run(Op::Cleanup(rel)) => conn
+            .delete(&path(rel))
+            .await
+            .map(|_| done)
+            .map_err(Into::into),
+    }
+}
+
+/// Size and modification time of a local file, to notice a change during its upload.
+fn local_version(path: &Path) -> Result<(u64, Option<std::time::SystemTime>), JobError> {
+    std::fs::metadata(path)
+        .map(|m| (m.len(), m.modified().ok()))
+        .map_err(|e| JobError::Local(format!("cannot read local file: {e}")))
+}
+
+/// The temporary name an atomic upload of `remote` is stored under, in the same folder.
+pub fn temp_path(remote: &str) -> String {
+    match remote.rsplit_once('/') {
+        Some((dir, name)) => format!("{dir}/.{name}{TEMP_SUFFIX}"),
+        None => format!(".{remote}{TEMP_SUFFIX}"),
+    }
+}
+
+/// Whether a remote name is an atomic upload's temporary file.
+pub fn is_temp_name(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(TEMP_SUFFIX) && name.len() > TEMP_SUFFIX.len() + 1
+}
+
+/// Sends the file's bytes: to its temporary name when uploads are atomic, resuming a large
+/// file's interrupted transfer where the server kept its beginning.
+async fn send_file(
+    ctx: &WorkerContext,
+    conn: &mut Connection,
+    remote: &str,
+    local: &Path,
+    size: u64,
+    attempt: u32,
+) -> Result<u64, JobError> {
+    let target = if ctx.atomic {
+        temp_path(remote)
+    } else {
+        remote.to_string()
+    };
+    let mut offset = 0;
+    if attempt > 1 && ctx.atomic && size >= RESUME_MIN_SIZE {
+        if let Ok(Some(kept)) = conn.size(&target).await {
+            if kept < size {
+                tracing::info!(path = remote, kept, "resuming the interrupted upload");
+                offset = kept;
+            }
+        }
+    }
+    match conn.upload(&target, local, offset).await {
+        Ok(sent) => Ok(offset + sent),
+        Err(UploadError::Local(e)) => Err(JobError::Local(format!("cannot read local file: {e}"))),
+        Err(UploadError::Remote(e)) => {
+            if e.is_storage_full() && ctx.atomic && !e.breaks_connection() {
+                // Free what the partial file took; the final name was never touched.
+                let _ = conn.delete(&target).await;
+            }
+            Err(e.into())
+        }
+    }
+}
+
+/// Checks the stored size where the server tells it, then renames the temporary file over the
+/// target (deleting the target first on servers that refuse to rename onto a file).
+async fn commit_upload(
+    conn: &mut Connection,
+    temp: &str,
+    remote: &str,
+    size: u64,
+) -> Result<(), JobError> {
+    if let Some(stored) = conn.size(temp).await? {
+        if stored != size {
+            return Err(JobError::Remote(FtpError::Connection {
+                operation: format!("STOR {remote}"),
+                detail: format!("the server stored {stored} bytes of {size}"),
+            }));
+        }
+    }
+    match conn.rename(temp, remote).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.is_permanent() => {
+            conn.delete(remote).await.ok();
+            conn.rename(temp, remote).await.map_err(Into::into)
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

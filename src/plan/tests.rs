@@ -48,6 +48,7 @@ fn remote(entries: &[Listed<'_>]) -> RemoteTree {
 }
 
 struct Case {
+    leftovers: Vec<String>,
     filter: Filter,
     record: Record,
     delete: bool,
@@ -57,6 +58,7 @@ struct Case {
 impl Case {
     fn new() -> Self {
         Case {
+            leftovers: Vec::new(),
             filter: Filter::default(),
             record: Record::new(),
             delete: false,
@@ -72,6 +74,7 @@ impl Case {
                 delete: self.delete,
                 filter: &self.filter,
                 record: &self.record,
+                leftovers: &self.leftovers,
             },
         )
     }
@@ -305,4 +308,19 @@ fn folder_holding_excluded_entries_cannot_become_a_file() {
     let p = case.plan(&l, &r);
     assert_eq!(p.blocked.len(), 1);
     assert!(!ops(&p).contains(&up("x", 4, T)));
+}
+
+#[test]
+fn leftover_temp_files_are_removed_before_an_upload_reuses_the_name() {
+    let mut case = Case::new();
+    case.leftovers = vec!["d/.f.ftpsync-tmp".into(), ".other.ftpsync-tmp".into()];
+    let l = local(&[("d", None, T), ("d/f", Some(1), T)]);
+    let r = remote(&[("d", EntryKind::Dir, 0, None)]);
+    let p = case.plan(&l, &r);
+    let cleanup = index_of(&p, &Op::Cleanup("d/.f.ftpsync-tmp".into()));
+    index_of(&p, &Op::Cleanup(".other.ftpsync-tmp".into()));
+    assert_eq!(
+        p.actions[index_of(&p, &up("d/f", 1, T))].after,
+        vec![cleanup]
+    );
 }
