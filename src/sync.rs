@@ -227,13 +227,18 @@ impl Run<'_> {
 
     fn report_connect_errors(&mut self, pool: &mut Dispatcher) {
         let errors = pool.take_connect_errors();
+        let ready = pool.ready_workers();
         if let Some(first) = errors.first() {
-            self.reporter.notice(&format!(
-                "{} of {} connections failed ({first}); going on with {}",
-                errors.len(),
-                self.config.jobs,
-                pool.ready_workers()
-            ));
+            let message = if errors.iter().all(FtpError::is_connection_limit) {
+                format!("the server accepts only {ready} connections at once ({first}); going on with {ready}")
+            } else {
+                format!(
+                    "{} of {} connections failed ({first}); going on with {ready}",
+                    errors.len(),
+                    self.config.jobs,
+                )
+            };
+            self.reporter.notice(&message);
         }
     }
 
