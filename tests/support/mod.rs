@@ -14,6 +14,8 @@
 //! Each test file uses a subset of these, so unused items are allowed here.
 #![allow(dead_code)]
 
+pub mod faults;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::future::Future;
