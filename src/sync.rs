@@ -72,6 +72,7 @@ pub async fn run(config: &Config, stop: CancellationToken) -> Result<Summary, Sy
         timeout: config.timeout,
         retries: config.retries,
         atomic: config.atomic,
+        storage_full: Default::default(),
         stop: stop.clone(),
         time_setter: Mutex::new(None),
     });

@@ -4,6 +4,7 @@
 //! their exit (ack), so the coordinator's summary is exactly what happened on the server.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -92,6 +93,8 @@ pub struct WorkerContext {
     /// Upload under a temporary name, then rename over the target.
     pub atomic: bool,
     pub stop: CancellationToken,
+    /// Set once the server said it is out of space: no upload starts after that.
+    pub storage_full: std::sync::atomic::AtomicBool,
     /// How this server sets file times: None until found out, Some(None) when it cannot.
     pub time_setter: Mutex<Option<Option<TimeSetter>>>,
 }
@@ -274,6 +277,11 @@ async fn attempt_job(
             .map(|_| done)
             .map_err(Into::into),
         Job::Run(Op::Upload { rel, size, mtime }) => {
+            if ctx.storage_full.load(Ordering::Relaxed) {
+                return Err(JobError::Local(
+                    "not uploaded: the server is out of space".into(),
+                ));
+            }
             let remote = path(rel);
             let local = ctx.local_root.join(rel);
             // A file that changes while it is sent is sent again, once.
@@ -354,6 +362,9 @@ async fn send_file(
         Ok(sent) => Ok(offset + sent),
         Err(UploadError::Local(e)) => Err(JobError::Local(format!("cannot read local file: {e}"))),
         Err(UploadError::Remote(e)) => {
+            if e.is_storage_full() {
+                ctx.storage_full.store(true, Ordering::Relaxed);
+            }
             if e.is_storage_full() && ctx.atomic && !e.breaks_connection() {
                 // Free what the partial file took; the final name was never touched.
                 let _ = conn.delete(&target).await;

@@ -1,0 +1,320 @@
+//! Fault injection: each fault, on the in-process server and on the real servers, behind the
+//! fault proxy. For every cell: the run ends with the documented exit code and names the file,
+//! no final name holds a partial file, the local tree is untouched, and a second run without the
+//! fault converges to an exact mirror.
+
+mod support;
+
+use std::path::PathBuf;
+
+use support::faults::{Fault, FaultProxy};
+use support::{assert_mirror, run, tree_digest, FtpServer, Run, Tree};
+
+const BIG: usize = 10 * 1024 * 1024;
+
+/// A server to inject faults in front of: its address, a URL and the folder behind it.
+struct Upstream {
+    name: &'static str,
+    addr: String,
+    url: String,
+    dir: PathBuf,
+    _server: Option<FtpServer>,
+}
+
+/// The in-process server and every real server, each with a fresh folder for `test`.
+fn upstreams(test: &str) -> Vec<Upstream> {
+    let local = FtpServer::start();
+    let mut all = vec![Upstream {
+        name: "libunftp",
+        addr: local.addr(),
+        url: local.url(test),
+        dir: local.remote_dir(test),
+        _server: Some(local),
+    }];
+    for real in support::real_servers() {
+        let (url, dir) = real.scratch(test);
+        let addr = url
+            .split('@')
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .unwrap()
+            .to_string();
+        all.push(Upstream {
+            name: real.name,
+            addr,
+            url,
+            dir,
+            _server: None,
+        });
+    }
+    all
+}
+
+fn tree() -> Tree {
+    let tree = Tree::new();
+    tree.write(
+        "big.bin",
+        (0..BIG).map(|i| (i * 7 % 251) as u8).collect::<Vec<u8>>(),
+    );
+    tree.write("dir/a.txt", "a");
+    tree.write("dir/sub/b.txt", "b");
+    tree.write("stall/s.txt", "s");
+    tree.write("quota/f.txt", "f");
+    tree.write("forbidden.txt", "no");
+    for i in 0..12 {
+        tree.write(&format!("small/{i}.txt"), format!("small {i}"));
+    }
+    tree
+}
+
+fn sync_through(proxy: &FaultProxy, up: &Upstream, local: &Tree, extra: &[&str]) -> Run {
+    let mut cmd = support::ftpsync();
+    cmd.args(["--json", "--timeout", "3"])
+        .args(extra)
+        .arg(local.path())
+        .arg(proxy.url(&up.url));
+    run(&mut cmd)
+}
+
+/// Every file on the server under its final name is complete: equal to the local one.
+fn assert_no_partial_files(local: &Tree, remote: &std::path::Path) {
+    for entry in walkdir::WalkDir::new(remote)
+        .into_iter()
+        .filter_map(Result::ok)
+    {
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let rel = entry.path().strip_prefix(remote).unwrap();
+        let name = rel.file_name().unwrap().to_string_lossy();
+        if name.ends_with(".ftpsync-tmp") {
+            continue;
+        }
+        let theirs = std::fs::read(entry.path()).unwrap();
+        let ours = std::fs::read(local.path().join(rel)).unwrap();
+        assert!(
+            theirs == ours,
+            "{} on the server is partial or corrupt",
+            rel.display()
+        );
+    }
+}
+
+/// Runs one fault cell on every upstream; `check` asserts on the faulted run.
+fn cell(
+    test: &str,
+    faults: Vec<Fault>,
+    extra: &[&str],
+    check: impl Fn(&Upstream, &FaultProxy, &Run),
+) {
+    for up in upstreams(test) {
+        let local = tree();
+        let before = tree_digest(local.path());
+        let proxy = FaultProxy::start(&up.addr, faults.clone());
+        let faulted = sync_through(&proxy, &up, &local, extra);
+        assert!(
+            proxy.fired(0) > 0,
+            "{}: the fault never fired: {faulted}",
+            up.name
+        );
+        check(&up, &proxy, &faulted);
+        if faulted.code == 0 {
+            assert_mirror(local.path(), &up.dir);
+        }
+        if up.dir.exists() {
+            assert_no_partial_files(&local, &up.dir);
+        }
+        assert_eq!(
+            tree_digest(local.path()),
+            before,
+            "{}: local tree changed",
+            up.name
+        );
+
+        let clean = FaultProxy::start(&up.addr, vec![]);
+        let rerun = sync_through(&clean, &up, &local, &[]);
+        assert_eq!(
+            rerun.code, 0,
+            "{}: rerun without the fault: {rerun}",
+            up.name
+        );
+        assert_mirror(local.path(), &up.dir);
+    }
+}
+
+#[test]
+fn dropped_upload_is_resumed_and_completes() {
+    let faults = vec![Fault::DropUploadAfter {
+        path: "big".into(),
+        after_bytes: 3 * 1024 * 1024,
+        times: 1,
+    }];
+    cell("fault_drop_upload", faults, &[], |up, proxy, run| {
+        assert_eq!(run.code, 0, "{}: {run}", up.name);
+        let resumed = proxy
+            .commands()
+            .iter()
+            .any(|c| c.starts_with("APPE") && c.contains("big"));
+        assert!(
+            resumed,
+            "{}: the second try should resume with APPE: {:?}",
+            up.name,
+            proxy.commands()
+        );
+    });
+}
+
+#[test]
+fn reset_control_connection_is_retried_on_a_fresh_one() {
+    let faults = vec![Fault::ResetOn {
+        command: "MKD".into(),
+        path: "dir/sub".into(),
+        times: 1,
+    }];
+    cell("fault_reset", faults, &[], |up, _, run| {
+        assert_eq!(run.code, 0, "{}: {run}", up.name);
+    });
+}
+
+#[test]
+fn stalled_server_times_out_and_the_job_is_retried() {
+    let faults = vec![Fault::StallOn {
+        command: "STOR".into(),
+        path: "stall".into(),
+        times: 1,
+    }];
+    cell("fault_stall", faults, &[], |up, _, run| {
+        assert_eq!(run.code, 0, "{}: {run}", up.name);
+        assert!(
+            run.summary["elapsed_secs"].as_f64().unwrap() < 30.0,
+            "{}: {run}",
+            up.name
+        );
+    });
+}
+
+#[test]
+fn connection_cap_runs_with_the_connections_it_gets() {
+    let faults = vec![Fault::MaxConnections { max: 3 }];
+    cell("fault_cap", faults, &["-j", "16"], |up, proxy, run| {
+        assert_eq!(run.code, 0, "{}: {run}", up.name);
+        assert!(proxy.peak_connections() <= 3);
+        assert_eq!(
+            run.stderr.matches("accepts only").count(),
+            1,
+            "{}: reported once: {run}",
+            up.name
+        );
+    });
+}
+
+#[test]
+fn disk_full_stops_uploads_and_exits_1() {
+    let faults = vec![Fault::Reply {
+        command: "STOR".into(),
+        path: "quota/".into(),
+        reply: "452 Insufficient storage space".into(),
+        times: usize::MAX,
+    }];
+    cell("fault_storage", faults, &["-j", "1"], |up, proxy, run| {
+        assert_eq!(run.code, 1, "{}: {run}", up.name);
+        assert!(
+            run.stderr.contains("quota/f.txt") && run.stderr.contains("out of space"),
+            "{}: {run}",
+            up.name
+        );
+        let tries = proxy
+            .commands()
+            .iter()
+            .filter(|c| c.starts_with("STOR") && c.contains("quota/"))
+            .count();
+        assert_eq!(tries, 1, "{}: a full disk is not retried", up.name);
+        assert!(!up.dir.join("quota/f.txt").exists());
+    });
+}
+
+#[test]
+fn permission_denied_is_reported_not_retried_and_the_rest_is_done() {
+    let faults = vec![Fault::Reply {
+        command: "STOR".into(),
+        path: "forbidden".into(),
+        reply: "550 Permission denied".into(),
+        times: usize::MAX,
+    }];
+    cell("fault_permission", faults, &[], |up, proxy, run| {
+        assert_eq!(run.code, 1, "{}: {run}", up.name);
+        assert_eq!(run.summary["failed"], 1, "{}: {run}", up.name);
+        assert_eq!(run.summary["failures"][0]["path"], "forbidden.txt");
+        let tries = proxy
+            .commands()
+            .iter()
+            .filter(|c| c.starts_with("STOR") && c.contains("forbidden"))
+            .count();
+        assert_eq!(tries, 1, "{}: 550 is permanent", up.name);
+        assert!(up.dir.join("big.bin").exists() && up.dir.join("small/3.txt").exists());
+    });
+}
+
+#[test]
+fn listing_reset_is_retried() {
+    let faults = vec![Fault::ResetOn {
+        command: "".into(),
+        path: "fault_list/dir".into(),
+        times: 1,
+    }];
+    // The first run creates the tree; the faulted one must list it again.
+    for up in upstreams("fault_list") {
+        let local = tree();
+        let clean = FaultProxy::start(&up.addr, vec![]);
+        assert_eq!(sync_through(&clean, &up, &local, &[]).code, 0);
+        local.write("dir/sub/new.txt", "new");
+        let proxy = FaultProxy::start(&up.addr, faults.clone());
+        let run = sync_through(&proxy, &up, &local, &[]);
+        assert!(proxy.fired(0) > 0, "{}: {:?}", up.name, proxy.commands());
+        assert_eq!(run.code, 0, "{}: {run}", up.name);
+        assert_mirror(local.path(), &up.dir);
+    }
+}
+
+#[test]
+fn a_second_run_on_the_same_target_exits_2_while_the_first_holds_the_lock() {
+    let server = FtpServer::start();
+    let local = tree();
+    let proxy = FaultProxy::start(
+        &server.addr(),
+        vec![Fault::StallOn {
+            command: "STOR".into(),
+            path: "".into(),
+            times: 1,
+        }],
+    );
+    let url = proxy.url(&server.url("locked"));
+    let mut first = std::process::Command::new(env!("CARGO_BIN_EXE_ftpsync"));
+    support::isolate_env(&mut first);
+    let mut first = first
+        .args(["-j", "1", "--timeout", "60"])
+        .arg(local.path())
+        .arg(&url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) until the first run is stuck in its upload, holding the lock.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while proxy.fired(0) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first run never reached its upload"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let mut second = support::ftpsync();
+    let second = run(second.arg("--json").arg(local.path()).arg(&url));
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert_eq!(second.code, 2, "{second}");
+    assert!(
+        second.stderr.contains("another ftpsync is already syncing"),
+        "{second}"
+    );
+}
