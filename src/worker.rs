@@ -185,6 +185,8 @@ async fn execute(
     job: &Job,
 ) -> Option<Result<Outcome, JobError>> {
     let mut last: Option<FtpError> = None;
+    // Whether the last try failed to even connect: then this worker gives the job back.
+    let mut cannot_connect = false;
     for attempt in 1..=ctx.retries {
         if attempt > 1 {
             let pause = RETRY_BACKOFF * 2u32.pow(attempt - 2);
@@ -199,10 +201,12 @@ async fn execute(
                 Ok(fresh) => conn.insert(fresh),
                 Err(e) => {
                     last = Some(e);
+                    cannot_connect = true;
                     continue;
                 }
             },
         };
+        cannot_connect = false;
         match attempt_job(ctx, c, job, attempt).await {
             Ok(outcome) => return Some(Ok(outcome)),
             Err(JobError::Remote(e)) => {
@@ -225,10 +229,10 @@ async fn execute(
             Err(other) => return Some(Err(other)),
         }
     }
-    match (conn.is_some(), last) {
-        (false, _) => None,
-        (true, Some(e)) => Some(Err(JobError::Remote(e))),
-        (true, None) => Some(Err(JobError::Interrupted)),
+    match last {
+        _ if cannot_connect => None,
+        Some(e) => Some(Err(JobError::Remote(e))),
+        None => Some(Err(JobError::Interrupted)),
     }
 }
 
@@ -236,7 +240,7 @@ async fn execute(
 fn already_done(job: &Job) -> bool {
     matches!(
         job,
-        Job::Run(Op::Mkdir(_) | Op::DeleteFile(_) | Op::RemoveDir(_))
+        Job::Run(Op::Mkdir(_) | Op::DeleteFile(_) | Op::RemoveDir(_) | Op::Cleanup(_))
     )
 }
 

@@ -318,3 +318,68 @@ fn a_second_run_on_the_same_target_exits_2_while_the_first_holds_the_lock() {
         "{second}"
     );
 }
+
+#[test]
+fn an_upload_cut_for_good_never_leaves_a_partial_file_at_the_final_name() {
+    let faults = vec![Fault::DropUploadAfter {
+        path: "big".into(),
+        after_bytes: 1024 * 1024,
+        times: 1,
+    }];
+    cell("fault_atomic", faults, &["--retries", "1"], |up, _, run| {
+        assert_eq!(run.code, 1, "{}: {run}", up.name);
+        assert!(run.stderr.contains("big.bin"), "{}: {run}", up.name);
+        assert!(
+            !up.dir.join("big.bin").exists(),
+            "{}: partial file at the final name",
+            up.name
+        );
+    });
+}
+
+#[test]
+fn a_server_refusing_to_rename_over_a_file_gets_delete_then_rename() {
+    for up in upstreams("fault_rename") {
+        let local = tree();
+        let clean = FaultProxy::start(&up.addr, vec![]);
+        assert_eq!(sync_through(&clean, &up, &local, &[]).code, 0);
+        local.write("dir/a.txt", "changed");
+        let refuse = Fault::Reply {
+            command: "RNTO".into(),
+            path: "dir/a.txt".into(),
+            reply: "553 Cannot rename over an existing file".into(),
+            times: 1,
+        };
+        let proxy = FaultProxy::start(&up.addr, vec![refuse]);
+        let run = sync_through(&proxy, &up, &local, &[]);
+        assert_eq!(proxy.fired(0), 1, "{}: {:?}", up.name, proxy.commands());
+        assert_eq!(run.code, 0, "{}: {run}", up.name);
+        assert_mirror(local.path(), &up.dir);
+    }
+}
+
+#[test]
+fn deletions_wait_until_every_upload_succeeded() {
+    let faults = vec![Fault::Reply {
+        command: "STOR".into(),
+        path: "forbidden".into(),
+        reply: "550 Permission denied".into(),
+        times: usize::MAX,
+    }];
+    for up in upstreams("fault_delete_order") {
+        let local = tree();
+        local.write("obsolete.txt", "old");
+        let clean = FaultProxy::start(&up.addr, vec![]);
+        assert_eq!(sync_through(&clean, &up, &local, &[]).code, 0);
+        local.remove("obsolete.txt");
+        local.write("forbidden.txt", "changed");
+        let proxy = FaultProxy::start(&up.addr, faults.clone());
+        let run = sync_through(&proxy, &up, &local, &["--delete"]);
+        assert_eq!(run.code, 1, "{}: {run}", up.name);
+        assert!(
+            up.dir.join("obsolete.txt").exists(),
+            "{}: deleted despite a failed upload",
+            up.name
+        );
+    }
+}
