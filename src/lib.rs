@@ -41,9 +41,10 @@ use crate::report::Reporter;
 /// before it changes anything come back as Err (exit code 2).
 pub async fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     let config = Config::from_cli(cli, &Environment::from_process())?;
+    let _lock = sync::lock_target(&config)?;
     let stop = CancellationToken::new();
     shutdown::listen(stop.clone());
-    let summary = match sync::run(&config, stop).await {
+    let summary = match sync::run(&config, &sync::Scope::Everything, stop).await {
         Ok(summary) => summary,
         Err(sync::SyncError::Interrupted) => return Ok(ExitCode::Interrupted),
         Err(e) => {

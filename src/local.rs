@@ -70,11 +70,48 @@ pub struct ScanOptions<'a> {
 
 /// Walks `root`, skipping what the filter excludes.
 pub fn scan(root: &Path, options: ScanOptions<'_>) -> Result<LocalTree, LocalError> {
-    let ScanOptions {
-        max_depth,
-        filter,
-        follow_symlinks,
-    } = options;
+    check_root(root)?;
+    let mut tree = LocalTree::default();
+    walk_into(&mut tree, root, root, 1, options.max_depth, options);
+    Ok(tree)
+}
+
+/// Like [`scan`], but only for `paths` (relative to the root) and what lies below them, plus
+/// the folders above them: what a change notification says needs a look.
+pub fn scan_paths(
+    root: &Path,
+    paths: &[String],
+    options: ScanOptions<'_>,
+) -> Result<LocalTree, LocalError> {
+    check_root(root)?;
+    let mut tree = LocalTree::default();
+    for rel in paths {
+        let parts: Vec<&str> = rel.split('/').collect();
+        let depth = parts.len();
+        if options.max_depth.is_some_and(|max| depth > max) {
+            continue;
+        }
+        let ancestors = (1..depth).map(|n| parts[..n].join("/"));
+        if ancestors
+            .clone()
+            .any(|a| options.filter.is_excluded(&a, true))
+        {
+            continue;
+        }
+        for ancestor in ancestors {
+            if !tree.entries.contains_key(&ancestor) {
+                walk_into(&mut tree, root, &root.join(&ancestor), 0, Some(0), options);
+            }
+        }
+        if root.join(rel).symlink_metadata().is_ok() {
+            let below = options.max_depth.map(|max| max - depth);
+            walk_into(&mut tree, root, &root.join(rel), 0, below, options);
+        }
+    }
+    Ok(tree)
+}
+
+fn check_root(root: &Path) -> Result<(), LocalError> {
     let meta = std::fs::metadata(root).map_err(|source| match source.kind() {
         std::io::ErrorKind::NotFound => LocalError::Missing(root.to_owned()),
         _ => LocalError::Unreadable {
@@ -89,20 +126,33 @@ pub fn scan(root: &Path, options: ScanOptions<'_>) -> Result<LocalTree, LocalErr
         path: root.to_owned(),
         source,
     })?;
+    Ok(())
+}
 
-    let mut tree = LocalTree::default();
-    let mut walk = walkdir::WalkDir::new(root)
-        .min_depth(1)
-        .follow_links(follow_symlinks);
+/// Records what lies at `start` (a path under `root`), from `min_depth` to `max_depth` levels
+/// below it.
+fn walk_into(
+    tree: &mut LocalTree,
+    root: &Path,
+    start: &Path,
+    min_depth: usize,
+    max_depth: Option<usize>,
+    options: ScanOptions<'_>,
+) {
+    let filter = options.filter;
+    let mut walk = walkdir::WalkDir::new(start)
+        .min_depth(min_depth)
+        .follow_links(options.follow_symlinks);
     if let Some(depth) = max_depth {
         walk = walk.max_depth(depth);
     }
     let walk = walk.into_iter().filter_entry(|e| {
-        relative(root, e.path()).is_none_or(|rel| !filter.is_excluded(&rel, e.file_type().is_dir()))
+        relative(root, e.path())
+            .is_none_or(|rel| rel.is_empty() || !filter.is_excluded(&rel, e.file_type().is_dir()))
     });
     for item in walk {
         match item {
-            Ok(entry) => record(&mut tree, root, &entry),
+            Ok(entry) => record(tree, root, &entry),
             Err(err) => {
                 let rel = err
                     .path()
@@ -120,7 +170,6 @@ pub fn scan(root: &Path, options: ScanOptions<'_>) -> Result<LocalTree, LocalErr
             }
         }
     }
-    Ok(tree)
 }
 
 fn record(tree: &mut LocalTree, root: &Path, entry: &walkdir::DirEntry) {
@@ -268,6 +317,15 @@ mod tests {
         let f = Filter::new(&["a/".to_string()]).unwrap();
         let t = scan(dir.path(), opts(None, &f)).unwrap();
         assert_eq!(t.entries.keys().collect::<Vec<_>>(), ["top.txt"]);
+    }
+
+    #[test]
+    fn a_path_scan_sees_the_path_its_subtree_and_its_ancestors_only() {
+        let dir = tree();
+        let paths = vec!["a/b".to_string(), "gone.txt".to_string()];
+        let t = scan_paths(dir.path(), &paths, opts(None, &Filter::default())).unwrap();
+        let keys: Vec<_> = t.entries.keys().cloned().collect();
+        assert_eq!(keys, ["a", "a/b", "a/b/deep.txt"]);
     }
 
     #[test]

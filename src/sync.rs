@@ -38,31 +38,81 @@ pub enum SyncError {
     EmptyLocal(std::path::PathBuf),
 }
 
-/// Runs one sync of `config`; `stop` asks it to finish the jobs in flight and end.
-pub async fn run(config: &Config, stop: CancellationToken) -> Result<Summary, SyncError> {
+/// What one sync cycle looks at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// The whole tree.
+    Everything,
+    /// These paths (relative to the root), what lies below them, and the folders above them:
+    /// what a change notification reported. Nothing else is examined, listed or deleted.
+    Paths(Vec<String>),
+}
+
+/// Where a path stands relative to a [`Scope`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Relation {
+    /// A scoped path or below one.
+    Inside,
+    /// A folder above a scoped path.
+    Above,
+    Outside,
+}
+
+impl Scope {
+    fn relation(&self, rel: &str) -> Relation {
+        let Scope::Paths(paths) = self else {
+            return Relation::Inside;
+        };
+        let mut relation = Relation::Outside;
+        for p in paths {
+            if rel == p || is_below(rel, p) {
+                return Relation::Inside;
+            }
+            if rel.is_empty() || is_below(p, rel) {
+                relation = Relation::Above;
+            }
+        }
+        relation
+    }
+}
+
+fn is_below(path: &str, dir: &str) -> bool {
+    path.len() > dir.len() && path.starts_with(dir) && path.as_bytes()[dir.len()] == b'/'
+}
+
+/// Takes the lock that keeps two ftpsync processes off the same target, for as long as the
+/// returned guard lives. A dry run changes nothing and takes none.
+pub fn lock_target(config: &Config) -> Result<Option<lock::RunLock>, SyncError> {
+    let Some(dir) = &config.state_dir else {
+        return Ok(None);
+    };
+    if config.dry_run {
+        return Ok(None);
+    }
+    let path = state::record_path(dir, &config.target.state_key()).with_extension("lock");
+    Ok(Some(lock::acquire(&path, &config.target.display_url())?))
+}
+
+/// Runs one sync of `config` over `scope`; `stop` asks it to finish the jobs in flight and end.
+pub async fn run(config: &Config, scope: &Scope, stop: CancellationToken) -> Result<Summary, SyncError> {
     let started = Instant::now();
     let key = config.target.state_key();
     let record_path = config
         .state_dir
         .as_ref()
         .map(|d| state::record_path(d, &key));
-    // A dry run changes nothing, so it may watch a real run.
-    let _lock = match (&record_path, config.dry_run) {
-        (Some(path), false) => Some(lock::acquire(
-            &path.with_extension("lock"),
-            &config.target.display_url(),
-        )?),
-        _ => None,
-    };
     let scan = {
-        let (root, config) = (config.local_dir.clone(), config.clone());
+        let (root, config, scope) = (config.local_dir.clone(), config.clone(), scope.clone());
         tokio::task::spawn_blocking(move || {
             let options = ScanOptions {
                 max_depth: config.max_depth,
                 filter: &config.filter,
                 follow_symlinks: config.follow_symlinks,
             };
-            local::scan(&root, options)
+            match &scope {
+                Scope::Everything => local::scan(&root, options),
+                Scope::Paths(paths) => local::scan_paths(&root, paths, options),
+            }
         })
     };
     let ctx = Arc::new(WorkerContext {
@@ -78,7 +128,12 @@ pub async fn run(config: &Config, stop: CancellationToken) -> Result<Summary, Sy
     });
     let mut pool = Dispatcher::start(ctx, config.jobs);
     let local = match scan.await.expect("local scan task panicked") {
-        Ok(tree) if tree.entries.is_empty() && config.delete && !config.force => {
+        Ok(tree)
+            if *scope == Scope::Everything
+                && tree.entries.is_empty()
+                && config.delete
+                && !config.force =>
+        {
             Err(SyncError::EmptyLocal(config.local_dir.clone()))
         }
         Ok(tree) => Ok(tree),
@@ -115,7 +170,7 @@ pub async fn run(config: &Config, stop: CancellationToken) -> Result<Summary, Sy
         }
     }
 
-    let listed = match run.list_remote(&mut pool, &local).await {
+    let listed = match run.list_remote(&mut pool, &local, scope).await {
         Ok(listed) => listed,
         Err(e) => {
             pool.finish().await;
@@ -168,7 +223,12 @@ pub async fn run(config: &Config, stop: CancellationToken) -> Result<Summary, Sy
     pool.finish().await;
 
     if let (Some(path), false) = (record_path, config.dry_run) {
-        let mut next = Record::new();
+        // Paths this cycle did not look at keep what the record said of them.
+        let mut next: Record = record
+            .iter()
+            .filter(|(rel, _)| scope.relation(rel) == Relation::Outside)
+            .map(|(rel, seen)| (rel.clone(), *seen))
+            .collect();
         for rel in &plan.unchanged {
             if let Some(seen) = record.get(rel) {
                 next.insert(rel.clone(), *seen);
@@ -249,6 +309,7 @@ impl Run<'_> {
         &mut self,
         pool: &mut Dispatcher,
         local: &LocalTree,
+        scope: &Scope,
     ) -> Result<Listed, SyncError> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -326,10 +387,13 @@ impl Run<'_> {
                     leftovers.push(rel);
                     continue;
                 }
-                if is_dir && self.should_descend(&rel, local) {
+                if is_dir && self.should_descend(&rel, local, scope) {
                     pending.insert(pool.send_high(Job::List(rel.clone())), rel.clone());
                 }
-                remote.insert(rel, entry);
+                // Siblings listed along the way are outside a scoped cycle: not ours to judge.
+                if scope.relation(&rel) != Relation::Outside {
+                    remote.insert(rel, entry);
+                }
             }
         }
         if !leftovers.is_empty() {
@@ -347,7 +411,10 @@ impl Run<'_> {
 
     /// Whether the remote folder `rel` must be listed: it is mirrored, or its content may have
     /// to be removed (type change, `--delete`), and it is within the depth limit.
-    fn should_descend(&self, rel: &str, local: &LocalTree) -> bool {
+    fn should_descend(&self, rel: &str, local: &LocalTree, scope: &Scope) -> bool {
+        if scope.relation(rel) == Relation::Outside {
+            return false;
+        }
         let depth = rel.split('/').count();
         if self.config.max_depth.is_some_and(|max| depth >= max) {
             return false;
@@ -648,4 +715,22 @@ fn is_local_dir(local: &LocalTree, rel: &str) -> bool {
             .entries
             .get(rel)
             .is_some_and(|e| e.kind == LocalKind::Dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_relations() {
+        let scope = Scope::Paths(vec!["a/b".into(), "c".into()]);
+        assert_eq!(scope.relation(""), Relation::Above);
+        assert_eq!(scope.relation("a"), Relation::Above);
+        assert_eq!(scope.relation("a/b"), Relation::Inside);
+        assert_eq!(scope.relation("a/b/x"), Relation::Inside);
+        assert_eq!(scope.relation("a/bb"), Relation::Outside);
+        assert_eq!(scope.relation("c/d"), Relation::Inside);
+        assert_eq!(scope.relation("d"), Relation::Outside);
+        assert_eq!(Scope::Everything.relation("anything"), Relation::Inside);
+    }
 }
