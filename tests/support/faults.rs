@@ -135,6 +135,7 @@ impl FaultProxy {
             commands: Mutex::default(),
             open: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
+            down: Default::default(),
         });
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let upstream = upstream.to_string();
@@ -193,6 +194,11 @@ impl FaultProxy {
         self.shared.peak.load(Ordering::SeqCst)
     }
 
+    /// Takes the "server" down (every new connection refused with 421) or brings it back.
+    pub fn set_down(&self, down: bool) {
+        self.shared.down.store(down, Ordering::SeqCst);
+    }
+
     /// Client control connections open right now (the proxy notices a close at once, but a
     /// test should still poll for this to drop after its client disconnects).
     pub fn open_connections(&self) -> usize {
@@ -221,6 +227,8 @@ struct Shared {
     /// Client control connections open now, and the most at once.
     open: AtomicUsize,
     peak: AtomicUsize,
+    /// Refuse every new connection, as a server being restarted does.
+    down: std::sync::atomic::AtomicBool,
 }
 
 /// What to do with one command line from a client.
@@ -335,6 +343,14 @@ async fn accept_loop(listener: TcpListener, upstream: String, shared: Arc<Shared
             continue;
         };
         // Only this loop adds connections, so `open` cannot grow between check and count.
+        if shared.down.load(Ordering::SeqCst) {
+            // A server being restarted: the port answers, the service does not.
+            let _ = client
+                .write_all(b"421 Service not available, closing control connection\r\n")
+                .await;
+            let _ = client.shutdown().await;
+            continue;
+        }
         if let Some(index) = shared.refusal(shared.open.load(Ordering::SeqCst)) {
             shared.claim(index);
             // A fresh socket's send buffer takes these few bytes at once.
