@@ -181,6 +181,14 @@ fn record(tree: &mut LocalTree, root: &Path, entry: &walkdir::DirEntry) {
         });
         return;
     };
+    if rel.contains(['\r', '\n']) {
+        tree.problems.push(LocalProblem {
+            rel,
+            message: "name contains a line break, which FTP cannot carry; skipped".into(),
+            is_failure: true,
+        });
+        return;
+    }
     let file_type = entry.file_type();
     let kind = if file_type.is_dir() {
         LocalKind::Dir
