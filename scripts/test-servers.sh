@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
 # Real FTP servers for ftpsync's integration tests and benchmark (run as root, Debian 12).
 #
-#   scripts/test-servers.sh [start]   install what is missing, (re)start both servers, verify them
-#   scripts/test-servers.sh stop      stop both servers (idempotent)
+#   scripts/test-servers.sh [start]   install what is missing, (re)start every server, verify them
+#   scripts/test-servers.sh stop      stop every server (idempotent)
 #   scripts/test-servers.sh env       print the env file (source it to point the tests at the servers)
 #
-# vsftpd   127.0.0.1:2121, passive 30000-30099, user ftpsync-vs,   root /srv/ftpsync-test/vsftpd
+# vsftpd    127.0.0.1:2121, passive 30000-30099, user ftpsync-vs,   root /srv/ftpsync-test/vsftpd
 # pure-ftpd 127.0.0.1:2122, passive 30100-30899, user ftpsync-pure, root /srv/ftpsync-test/pureftpd
-# Password of both users: ftpsync-test-pw. Logs and configs live in /opt/ftpsync-test/.
+# FTPS (TLS required for login and data, data connections must resume the control session):
+# vsftpd    127.0.0.1:2123 explicit (AUTH TLS), passive 30900-30999 } user ftpsync-vs,
+# vsftpd    127.0.0.1:2124 implicit,            passive 31000-31099 } same root as above
+# proftpd   127.0.0.1:2125 explicit (AUTH TLS), passive 31100-31199 } user ftpsync-pro,
+# proftpd   127.0.0.1:2126 implicit,            passive 31200-31299 } root /srv/ftpsync-test/proftpd
+# Their certificate (for 127.0.0.1 and localhost) is signed by a throw-away CA made here:
+# /opt/ftpsync-test/tls/ca.pem. Password of every user: ftpsync-test-pw. Logs and configs live
+# in /opt/ftpsync-test/.
 #
-# vsftpd comes from apt; pure-ftpd is unpacked with `dpkg -x` beside it, because Debian's FTP
-# server packages conflict with one another. A server already running with the same
+# vsftpd comes from apt; pure-ftpd and proftpd are unpacked with `dpkg -x` beside it, because
+# Debian's FTP server packages conflict with one another. A server already running with the same
 # configuration is left alone, so `start` is idempotent; a changed configuration restarts it.
 set -euo pipefail
 
@@ -23,8 +30,25 @@ VS_USER=ftpsync-vs
 VS_ROOT=$SRV/vsftpd
 VS_PORT=2121
 VS_BIN=/usr/sbin/vsftpd
-VS_CONF=$BASE/vsftpd.conf
-VS_PIDFILE=$BASE/vsftpd.pid
+# vsftpd instances, one process each: NAME PORT PASSIVE_MIN PASSIVE_MAX TLS (none|explicit|implicit).
+# Files: $BASE/NAME.conf, NAME.pid, NAME.log, NAME-xfer.log.
+VS_INSTANCES=(
+    "vsftpd $VS_PORT 30000 30099 none"
+    "vsftpd-tls 2123 30900 30999 explicit"
+    "vsftpd-tls-implicit 2124 31000 31099 implicit"
+)
+
+PRO_USER=ftpsync-pro
+PRO_ROOT=$SRV/proftpd
+PRO_DIR=$BASE/proftpd
+PRO_BIN=$PRO_DIR/usr/sbin/proftpd
+# proftpd instances, as for vsftpd. Files: $BASE/NAME.conf, .pid, .scoreboard, .log, -tls.log.
+PRO_INSTANCES=(
+    "proftpd-tls 2125 31100 31199 explicit"
+    "proftpd-tls-implicit 2126 31200 31299 implicit"
+)
+
+TLS_DIR=$BASE/tls
 
 PURE_USER=ftpsync-pure
 PURE_ROOT=$SRV/pureftpd
@@ -78,13 +102,26 @@ banner_ok() {
     ) 2>/dev/null
 }
 
+# Does 127.0.0.1:PORT answer with a 220 banner line over TLS from the first byte? Takes 2 s:
+# s_client waits for more until the timeout ends it.
+tls_banner_ok() {
+    local out
+    out=$(timeout 2 openssl s_client -quiet -ign_eof -connect "127.0.0.1:$1" </dev/null 2>/dev/null) ||
+        true
+    [[ $out == 220* ]]
+}
+
+greeting_ok() { # greeting_ok PORT TLS
+    if [[ $2 == implicit ]]; then tls_banner_ok "$1"; else banner_ok "$1"; fi
+}
+
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-wait_banner() { # wait_banner NAME PORT LOG...
-    local name=$1 port=$2 i
-    shift 2
+wait_banner() { # wait_banner NAME PORT TLS LOG...
+    local name=$1 port=$2 tls=$3 i
+    shift 3
     for ((i = 0; i < 50; i++)); do
-        banner_ok "$port" && return 0
+        greeting_ok "$port" "$tls" && return 0
         sleep 0.2
     done
     log "$name did not answer with a 220 banner on 127.0.0.1:$port within 10 s; its logs:"
@@ -105,6 +142,7 @@ install_tools() {
     command -v curl >/dev/null || pkgs+=(curl)
     command -v pgrep >/dev/null || pkgs+=(procps)
     command -v awk >/dev/null || pkgs+=(mawk)
+    command -v openssl >/dev/null || pkgs+=(openssl)
     if ((${#pkgs[@]})); then
         log "installing ${pkgs[*]}"
         apt_install "${pkgs[@]}"
@@ -162,6 +200,75 @@ install_pureftpd() {
     fi
 }
 
+install_proftpd() {
+    # mod_tls is a loadable module, shipped in proftpd-mod-crypto.
+    if [[ ! -x $PRO_BIN || ! -f $PRO_DIR/usr/lib/proftpd/mod_tls.so ]]; then
+        log "unpacking proftpd into $PRO_DIR"
+        local tmp deb
+        tmp=$(mktemp -d)
+        chmod 755 "$tmp"
+        if id _apt >/dev/null 2>&1; then chown _apt "$tmp"; fi
+        if ! (cd "$tmp" && apt-get download proftpd-core proftpd-mod-crypto >/dev/null 2>&1); then
+            log "apt-get download proftpd failed; running apt-get update and retrying"
+            apt-get update -qq >/dev/null
+            (cd "$tmp" && apt-get download proftpd-core proftpd-mod-crypto >/dev/null)
+        fi
+        rm -rf "$PRO_DIR"
+        mkdir -p "$PRO_DIR"
+        : >"$PRO_DIR/lib-depends"
+        for deb in "$tmp"/proftpd-core_*.deb "$tmp"/proftpd-mod-crypto_*.deb; do
+            [[ -f $deb ]] || die "apt-get download gave no $(basename "$deb")"
+            dpkg -x "$deb" "$PRO_DIR"
+            # Shared libraries it links against, from the package's own Depends (lib* only).
+            dpkg-deb -f "$deb" Depends | tr ',' '\n' | sed -E 's/\(.*\)//; s/\|.*//; s/[[:space:]]//g' |
+                grep '^lib' >>"$PRO_DIR/lib-depends" || true
+        done
+        rm -rf "$tmp"
+    fi
+    local bins=("$PRO_BIN" "$PRO_DIR/usr/lib/proftpd/mod_tls.so")
+    if ldd "${bins[@]}" | grep -q 'not found'; then
+        local libs=(libhiredis0.14 libmemcached11 libmemcachedutil2 libpcre2-posix3)
+        if [[ -s $PRO_DIR/lib-depends ]]; then mapfile -t libs < <(sort -u "$PRO_DIR/lib-depends"); fi
+        log "proftpd is missing shared libraries; installing ${libs[*]}"
+        apt_install "${libs[@]}"
+        if ldd "${bins[@]}" | grep 'not found' >&2; then die "proftpd still misses libraries"; fi
+    fi
+}
+
+# A throw-away CA, and a certificate for 127.0.0.1 and localhost signed by it; made again when
+# missing, not matching, or expiring within 30 days.
+make_tls_certs() {
+    if [[ -s $TLS_DIR/server.key ]] &&
+        openssl verify -CAfile "$TLS_DIR/ca.pem" "$TLS_DIR/server.pem" >/dev/null 2>&1 &&
+        openssl x509 -checkend 2592000 -noout -in "$TLS_DIR/server.pem" >/dev/null 2>&1; then
+        return
+    fi
+    log "making a test CA and server certificate in $TLS_DIR"
+    rm -rf "$TLS_DIR"
+    mkdir -p "$TLS_DIR"
+    chmod 755 "$TLS_DIR"
+    (
+        cd "$TLS_DIR"
+        openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -keyout ca.key -out ca.pem \
+            -subj "/CN=ftpsync test CA" \
+            -addext "basicConstraints=critical,CA:TRUE" \
+            -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+        openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr \
+            -subj "/CN=localhost" 2>/dev/null
+        printf '%s\n' "basicConstraints=critical,CA:FALSE" \
+            "keyUsage=critical,digitalSignature,keyEncipherment" \
+            "extendedKeyUsage=serverAuth" "subjectAltName=IP:127.0.0.1,DNS:localhost" >server.ext
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
+            -extfile server.ext -out server.pem 2>/dev/null
+        rm -f server.csr server.ext ca.srl
+        chmod 600 ca.key server.key
+        chmod 644 ca.pem server.pem
+    ) || die "openssl could not make the test certificates"
+}
+
+# Changes with the certificate, so that the configurations naming it restart their servers.
+cert_stamp() { openssl x509 -noout -fingerprint -sha256 -in "$TLS_DIR/server.pem" | cut -d= -f2; }
+
 setup_user() { # setup_user NAME HOME
     local name=$1 home=$2
     mkdir -p "$home"
@@ -179,15 +286,16 @@ setup_user() { # setup_user NAME HOME
 
 # --- vsftpd ----------------------------------------------------------------------------------
 
-write_vsftpd_conf() {
+write_vsftpd_conf() { # write_vsftpd_conf NAME PORT PASSIVE_MIN PASSIVE_MAX TLS
+    local name=$1 port=$2 pmin=$3 pmax=$4 tls=$5
     mkdir -p "$BASE/vsftpd-empty"
     chmod 755 "$BASE/vsftpd-empty"
-    cat <<EOF
+    cat <<CONF
 # Written by scripts/test-servers.sh: ftpsync test server (loopback only).
 listen=YES
 listen_ipv6=NO
 listen_address=127.0.0.1
-listen_port=$VS_PORT
+listen_port=$port
 background=YES
 seccomp_sandbox=NO
 anonymous_enable=NO
@@ -197,59 +305,151 @@ local_umask=022
 chroot_local_user=YES
 allow_writeable_chroot=YES
 pasv_enable=YES
-pasv_min_port=30000
-pasv_max_port=30099
+pasv_min_port=$pmin
+pasv_max_port=$pmax
 secure_chroot_dir=$BASE/vsftpd-empty
 pam_service_name=vsftpd
 userlist_enable=NO
 xferlog_enable=YES
 dual_log_enable=YES
 xferlog_std_format=YES
-xferlog_file=$BASE/vsftpd-xfer.log
-vsftpd_log_file=$BASE/vsftpd.log
+xferlog_file=$BASE/$name-xfer.log
+vsftpd_log_file=$BASE/$name.log
 max_clients=0
 max_per_ip=0
 mdtm_write=YES
 use_localtime=NO
-EOF
+CONF
+    [[ $tls == none ]] && return
+    cat <<CONF
+# TLS for the login and every data connection, and data connections must resume the control
+# connection's TLS session (require_ssl_reuse: vsftpd's default, stated here).
+# certificate: $(cert_stamp)
+ssl_enable=YES
+require_ssl_reuse=YES
+force_local_logins_ssl=YES
+force_local_data_ssl=YES
+rsa_cert_file=$TLS_DIR/server.pem
+rsa_private_key_file=$TLS_DIR/server.key
+debug_ssl=YES
+CONF
+    if [[ $tls == implicit ]]; then echo "implicit_ssl=YES"; fi
 }
 
-vsftpd_pids() { pgrep -x -f "$VS_BIN $VS_CONF" 2>/dev/null || true; }
+vsftpd_pids() { pgrep -x -f "$VS_BIN $BASE/$1.conf" 2>/dev/null || true; }
 
-vsftpd_running() {
-    local pid
-    pid=$(pidfile_pid "$VS_PIDFILE")
-    alive "$pid" && banner_ok "$VS_PORT"
-}
-
-stop_vsftpd() {
-    local pid
-    pid=$(pidfile_pid "$VS_PIDFILE")
+stop_vsftpd() { # stop_vsftpd NAME PORT
+    local name=$1 pid
+    pid=$(pidfile_pid "$BASE/$name.pid")
     if alive "$pid"; then kill "$pid" 2>/dev/null || true; fi
-    pkill -x -f "$VS_BIN $VS_CONF" 2>/dev/null || true
-    wait_gone "vsftpd" "$VS_PORT" vsftpd_pids
-    rm -f "$VS_PIDFILE"
+    pkill -x -f "$VS_BIN $BASE/$name.conf" 2>/dev/null || true
+    wait_gone "$name" "$2" vsftpd_pids "$name"
+    rm -f "$BASE/$name.pid"
 }
 
-start_vsftpd() {
-    local new
-    new=$(write_vsftpd_conf)
-    if vsftpd_running && [[ -f $VS_CONF && $(cat "$VS_CONF") == "$new" ]]; then
-        log "vsftpd already running on 127.0.0.1:$VS_PORT"
+start_vsftpd() { # start_vsftpd NAME PORT PASSIVE_MIN PASSIVE_MAX TLS
+    local name=$1 port=$2 tls=$5 conf=$BASE/$1.conf new pid
+    new=$(write_vsftpd_conf "$@")
+    pid=$(pidfile_pid "$BASE/$name.pid")
+    if alive "$pid" && greeting_ok "$port" "$tls" && [[ -f $conf && $(cat "$conf") == "$new" ]]; then
+        log "$name already running on 127.0.0.1:$port"
         return
     fi
-    stop_vsftpd
-    printf '%s\n' "$new" >"$VS_CONF"
-    port_open "$VS_PORT" && die "port $VS_PORT is already taken by another program"
-    log "starting vsftpd on 127.0.0.1:$VS_PORT"
+    stop_vsftpd "$name" "$port"
+    printf '%s\n' "$new" >"$conf"
+    port_open "$port" && die "port $port is already taken by another program"
+    log "starting $name on 127.0.0.1:$port"
     # background=YES: vsftpd forks and the listener outlives this script.
-    if ! "$VS_BIN" "$VS_CONF" >"$BASE/vsftpd.out" 2>&1; then
-        cat "$BASE/vsftpd.out" >&2
-        die "vsftpd exited with an error"
+    if ! "$VS_BIN" "$conf" >"$BASE/$name.out" 2>&1; then
+        cat "$BASE/$name.out" >&2
+        die "$name exited with an error"
     fi
-    wait_banner vsftpd "$VS_PORT" "$BASE/vsftpd.out" "$BASE/vsftpd.log"
+    wait_banner "$name" "$port" "$tls" "$BASE/$name.out" "$BASE/$name.log"
     # The listener is the oldest process with our command line (sessions are its children).
-    pgrep -o -x -f "$VS_BIN $VS_CONF" >"$VS_PIDFILE" || die "vsftpd listener not found"
+    pgrep -o -x -f "$VS_BIN $conf" >"$BASE/$name.pid" || die "$name listener not found"
+}
+
+# --- proftpd ---------------------------------------------------------------------------------
+
+write_proftpd_conf() { # write_proftpd_conf NAME PORT PASSIVE_MIN PASSIVE_MAX TLS
+    local name=$1 port=$2 pmin=$3 pmax=$4 tls=$5
+    cat <<CONF
+# Written by scripts/test-servers.sh: ftpsync test server (loopback only).
+# certificate: $(cert_stamp)
+ServerName "ftpsync test proftpd"
+ServerType standalone
+DefaultAddress 127.0.0.1
+SocketBindTight on
+Port $port
+PassivePorts $pmin $pmax
+UseIPv6 off
+User nobody
+Group nogroup
+Umask 022
+MaxInstances 200
+PidFile $BASE/$name.pid
+ScoreboardFile $BASE/$name.scoreboard
+DelayTable none
+WtmpLog off
+UseReverseDNS off
+RequireValidShell off
+AuthOrder mod_auth_unix.c
+DefaultRoot ~
+AllowOverwrite on
+AllowStoreRestart on
+TimesGMT on
+SystemLog $BASE/$name.log
+TransferLog $BASE/$name-xfer.log
+ModulePath $PRO_DIR/usr/lib/proftpd
+LoadModule mod_tls.c
+TLSEngine on
+TLSLog $BASE/$name-tls.log
+TLSProtocol TLSv1.2 TLSv1.3
+TLSRSACertificateFile $TLS_DIR/server.pem
+TLSRSACertificateKeyFile $TLS_DIR/server.key
+TLSVerifyClient off
+TLSRenegotiate none
+# TLS for the login and every data connection. Data connections must resume the control
+# connection's TLS session: mod_tls's default, as no TLSOptions says NoSessionReuseRequired.
+TLSRequired on
+CONF
+    if [[ $tls == implicit ]]; then echo "TLSOptions UseImplicitSSL"; fi
+}
+
+proftpd_pids() {
+    local pid
+    pid=$(pidfile_pid "$BASE/$1.pid")
+    alive "$pid" || return 0
+    echo "$pid"
+    pgrep -P "$pid" 2>/dev/null || true
+}
+
+stop_proftpd() { # stop_proftpd NAME PORT
+    local name=$1 pid
+    pid=$(pidfile_pid "$BASE/$name.pid")
+    if alive "$pid"; then kill "$pid" 2>/dev/null || true; fi
+    wait_gone "$name" "$2" proftpd_pids "$name"
+    rm -f "$BASE/$name.pid"
+}
+
+start_proftpd() { # start_proftpd NAME PORT PASSIVE_MIN PASSIVE_MAX TLS
+    local name=$1 port=$2 tls=$5 conf=$BASE/$1.conf new pid
+    new=$(write_proftpd_conf "$@")
+    pid=$(pidfile_pid "$BASE/$name.pid")
+    if alive "$pid" && greeting_ok "$port" "$tls" && [[ -f $conf && $(cat "$conf") == "$new" ]]; then
+        log "$name already running on 127.0.0.1:$port"
+        return
+    fi
+    stop_proftpd "$name" "$port"
+    printf '%s\n' "$new" >"$conf"
+    port_open "$port" && die "port $port is already taken by another program"
+    log "starting $name on 127.0.0.1:$port"
+    # Standalone proftpd forks into the background and writes its PidFile.
+    if ! "$PRO_BIN" -c "$conf" >"$BASE/$name.out" 2>&1; then
+        cat "$BASE/$name.out" >&2
+        die "$name exited with an error"
+    fi
+    wait_banner "$name" "$port" "$tls" "$BASE/$name.out" "$BASE/$name.log" "$BASE/$name-tls.log"
 }
 
 # --- pure-ftpd -------------------------------------------------------------------------------
@@ -294,14 +494,14 @@ start_pureftpd() {
         cat "$BASE/pureftpd.out" >&2
         die "pure-ftpd exited with an error"
     fi
-    wait_banner pure-ftpd "$PURE_PORT" "$BASE/pureftpd.out" "$BASE/pureftpd-xfer.log"
+    wait_banner pure-ftpd "$PURE_PORT" none "$BASE/pureftpd.out" "$BASE/pureftpd-xfer.log"
     printf '%s\n' "$want" >"$PURE_ARGSFILE"
 }
 
-wait_gone() { # wait_gone NAME PORT PIDS_FN: up to 5 s, then SIGKILL
-    local name=$1 port=$2 fn=$3 i pids
+wait_gone() { # wait_gone NAME PORT PIDS_FN [ARG]: up to 5 s, then SIGKILL
+    local name=$1 port=$2 fn=$3 arg=${4:-} i pids
     for ((i = 0; i < 50; i++)); do
-        pids=$($fn)
+        pids=$($fn "$arg")
         [[ -z $pids ]] && ! port_open "$port" && return 0
         if ((i == 25)) && [[ -n $pids ]]; then
             # shellcheck disable=SC2086
@@ -316,33 +516,52 @@ wait_gone() { # wait_gone NAME PORT PIDS_FN: up to 5 s, then SIGKILL
 # --- verification ----------------------------------------------------------------------------
 
 # Upload a probe with curl, list it, compare the bytes on disk, set its mtime, delete it.
-verify() { # verify NAME URL ROOT SETTIME_CMD
+verify() { # verify NAME URL ROOT SETTIME_CMD [CURL_OPTION...]
     local name=$1 url=$2 root=$3 settime=$4 probe tmp listing mtime
+    shift 4
+    local c=(curl -sS --max-time 20 "$@")
     probe="probe-$$-$RANDOM.bin" # no leading dot: plain LIST hides dot files
     tmp=$(mktemp)
     printf 'ftpsync probe %s\n\x00\x01\xff\r\nend\n' "$name" >"$tmp"
-    curl -sS --max-time 20 -T "$tmp" "$url$probe" ||
+    "${c[@]}" -T "$tmp" "$url$probe" ||
         die "$name: upload of $probe failed"
-    listing=$(curl -sS --max-time 20 "$url") || die "$name: LIST failed"
+    listing=$("${c[@]}" "$url") || die "$name: LIST failed"
     grep -q " $probe\$" <<<"${listing//$'\r'/}" || die "$name: $probe missing from LIST: $listing"
     cmp -s "$tmp" "$root/$probe" || die "$name: $root/$probe differs from what was uploaded"
-    curl -sS --max-time 20 -o /dev/null -Q "$settime 20200101000000 $probe" "$url" ||
+    "${c[@]}" -o /dev/null -Q "$settime 20200101000000 $probe" "$url" ||
         die "$name: '$settime' failed"
     mtime=$(stat -c %Y "$root/$probe")
     [[ $mtime == 1577836800 ]] || die "$name: $settime set mtime $mtime, not 1577836800"
-    curl -sS --max-time 20 -o /dev/null -Q "DELE $probe" "$url" || die "$name: DELE failed"
+    "${c[@]}" -o /dev/null -Q "DELE $probe" "$url" || die "$name: DELE failed"
     [[ ! -e $root/$probe ]] || die "$name: $root/$probe still there after DELE"
     rm -f "$tmp"
     log "$name verified: login, STOR, LIST, bytes on disk, $settime, DELE"
 }
 
 write_env() {
-    cat >"$ENV_FILE" <<EOF
-export FTPSYNC_TEST_VSFTPD_URL=ftp://$VS_USER:$PASSWORD@127.0.0.1:$VS_PORT/
+    local vs=$VS_USER:$PASSWORD@127.0.0.1 pro=$PRO_USER:$PASSWORD@127.0.0.1
+    cat >"$ENV_FILE" <<ENV
+export FTPSYNC_TEST_VSFTPD_URL=ftp://$vs:$VS_PORT/
 export FTPSYNC_TEST_VSFTPD_ROOT=$VS_ROOT
 export FTPSYNC_TEST_PUREFTPD_URL=ftp://$PURE_USER:$PASSWORD@127.0.0.1:$PURE_PORT/
 export FTPSYNC_TEST_PUREFTPD_ROOT=$PURE_ROOT
-EOF
+export FTPSYNC_TEST_TLS_CA=$TLS_DIR/ca.pem
+export FTPSYNC_TEST_VSFTPD_TLS_URL=ftpes://$vs:2123/
+export FTPSYNC_TEST_VSFTPD_TLS_IMPLICIT_URL=ftps://$vs:2124/
+export FTPSYNC_TEST_VSFTPD_TLS_ROOT=$VS_ROOT
+export FTPSYNC_TEST_PROFTPD_TLS_URL=ftpes://$pro:2125/
+export FTPSYNC_TEST_PROFTPD_TLS_IMPLICIT_URL=ftps://$pro:2126/
+export FTPSYNC_TEST_PROFTPD_TLS_ROOT=$PRO_ROOT
+ENV
+}
+
+# curl options for an instance: TLS required and verified against the test CA.
+tls_curl_options() { # tls_curl_options TLS
+    case $1 in
+    none) ;;
+    explicit) printf '%s\n' --ssl-reqd --cacert "$TLS_DIR/ca.pem" ;;
+    implicit) printf '%s\n' --cacert "$TLS_DIR/ca.pem" ;;
+    esac
 }
 
 # --- commands --------------------------------------------------------------------------------
@@ -353,18 +572,47 @@ cmd_start() {
     install_tools
     install_vsftpd
     install_pureftpd
+    install_proftpd
+    make_tls_certs
     setup_user "$VS_USER" "$VS_ROOT"
     setup_user "$PURE_USER" "$PURE_ROOT"
-    start_vsftpd
+    setup_user "$PRO_USER" "$PRO_ROOT"
+    local instance name port pmin pmax tls scheme options
+    for instance in "${VS_INSTANCES[@]}"; do
+        # shellcheck disable=SC2086
+        start_vsftpd $instance
+    done
     start_pureftpd
-    verify vsftpd "ftp://$VS_USER:$PASSWORD@127.0.0.1:$VS_PORT/" "$VS_ROOT" MDTM
+    for instance in "${PRO_INSTANCES[@]}"; do
+        # shellcheck disable=SC2086
+        start_proftpd $instance
+    done
+    for instance in "${VS_INSTANCES[@]/#/vsftpd:}" "${PRO_INSTANCES[@]/#/proftpd:}"; do
+        read -r name port pmin pmax tls <<<"${instance#*:}"
+        scheme=ftp
+        [[ $tls == implicit ]] && scheme=ftps
+        mapfile -t options < <(tls_curl_options "$tls")
+        if [[ $instance == vsftpd:* ]]; then
+            verify "$name" "$scheme://$VS_USER:$PASSWORD@127.0.0.1:$port/" "$VS_ROOT" MDTM "${options[@]}"
+        else
+            verify "$name" "$scheme://$PRO_USER:$PASSWORD@127.0.0.1:$port/" "$PRO_ROOT" MFMT "${options[@]}"
+        fi
+    done
     verify pure-ftpd "ftp://$PURE_USER:$PASSWORD@127.0.0.1:$PURE_PORT/" "$PURE_ROOT" MFMT
     write_env
     log "servers ready; environment in $ENV_FILE"
 }
 
 cmd_stop() {
-    stop_vsftpd
+    local instance name port rest
+    for instance in "${VS_INSTANCES[@]}"; do
+        read -r name port rest <<<"$instance"
+        stop_vsftpd "$name" "$port"
+    done
+    for instance in "${PRO_INSTANCES[@]}"; do
+        read -r name port rest <<<"$instance"
+        stop_proftpd "$name" "$port"
+    done
     stop_pureftpd
     log "servers stopped"
 }

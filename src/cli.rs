@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Parser};
+use clap::{ArgAction, Parser, ValueEnum};
 
 use crate::exit_codes::EXIT_CODES_HELP;
 
@@ -12,6 +12,11 @@ The remote is a URL: ftp://[user[:password]@]host[:port]/path. The path is relat
 directory, as in curl; a leading %2F or a double slash (ftp://host//srv/www) makes it absolute.
 The remote directory and its parents are created when missing.
 
+FTPS, as FileZilla names it: ftpes://host/path is explicit TLS (AUTH TLS on port 21, then the
+login and every data connection encrypted); ftps://host/path is implicit TLS from the first byte
+(port 990). ftp:// is plain FTP unless --tls says otherwise. The server's certificate is checked
+against the system's trust store; --ca-file adds a CA (or a self-signed certificate) to it.
+
 Password, first found: the URL, $FTPSYNC_PASSWORD, --password-file, ~/.netrc (or $NETRC).
 Passwords are never printed.
 
@@ -19,6 +24,7 @@ Examples:
   ftpsync ./site ftp://deploy@example.com/www --delete
   FTPSYNC_PASSWORD=... ftpsync -j 8 --exclude '*.log' ./exports ftp://backup@nas/exports
   ftpsync --dry-run --delete ./site ftp://deploy@example.com/www
+  ftpsync --ca-file ./nas-ca.pem ./photos ftpes://me@nas.local/photos
 
 ";
 
@@ -29,7 +35,7 @@ pub struct Cli {
     /// Local directory to mirror (never modified)
     pub local_dir: PathBuf,
 
-    /// Remote directory, as ftp://[user[:password]@]host[:port]/path
+    /// Remote directory, as ftp://[user[:password]@]host[:port]/path (or ftpes://, ftps://)
     pub remote: String,
 
     /// Parallel workers, each with its own FTP connection
@@ -84,6 +90,22 @@ pub struct Cli {
     #[arg(short = 'L', long)]
     pub follow_symlinks: bool,
 
+    /// Use TLS with an ftp:// URL: explicit (AUTH TLS, as ftpes://) or implicit (port 990, as ftps://)
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub tls: Option<TlsMode>,
+
+    /// Also trust the certificates in this PEM file (a private CA, or a self-signed server certificate)
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+
+    /// Do not verify the server's certificate (still encrypted, but open to interception); warns on every run
+    #[arg(long, conflicts_with = "ca_file")]
+    pub insecure: bool,
+
+    /// Use only this TLS version, for servers that fail with the other
+    #[arg(long, value_enum, value_name = "VERSION")]
+    pub tls_version: Option<TlsVersionArg>,
+
     /// Print the final summary as one JSON object on stdout (change lines go to stderr)
     #[arg(long)]
     pub json: bool,
@@ -95,6 +117,24 @@ pub struct Cli {
     /// Print only errors and the exit status
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+/// `--tls`: how an `ftp://` URL is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TlsMode {
+    /// AUTH TLS on the normal port (as ftpes://)
+    Explicit,
+    /// TLS from the first byte, default port 990 (as ftps://)
+    Implicit,
+}
+
+/// `--tls-version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TlsVersionArg {
+    #[value(name = "1.2")]
+    V1_2,
+    #[value(name = "1.3")]
+    V1_3,
 }
 
 #[cfg(test)]
@@ -129,5 +169,26 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(cli.excludes, ["*.log", "cache/"]);
+    }
+
+    #[test]
+    fn tls_options_parse_and_insecure_excludes_a_ca_file() {
+        let cli = Cli::try_parse_from([
+            "ftpsync",
+            "--tls",
+            "implicit",
+            "--tls-version",
+            "1.3",
+            ".",
+            "ftp://h/",
+        ])
+        .unwrap();
+        assert_eq!(cli.tls, Some(TlsMode::Implicit));
+        assert_eq!(cli.tls_version, Some(TlsVersionArg::V1_3));
+        let both = ["ftpsync", "--insecure", "--ca-file", "x", ".", "ftps://h/"];
+        assert!(Cli::try_parse_from(both).is_err());
+        assert!(
+            Cli::try_parse_from(["ftpsync", "--tls-version", "1.1", ".", "ftps://h/"]).is_err()
+        );
     }
 }

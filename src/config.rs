@@ -4,11 +4,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::Cli;
+use crate::cli::{Cli, TlsMode, TlsVersionArg};
 use crate::credentials::{self, CredentialError, Login};
 use crate::filter::{Filter, FilterError};
 use crate::report::OutputMode;
-use crate::target::{Target, TargetError};
+use crate::target::{Scheme, Target, TargetError};
+use crate::tls::{self, TlsConfig, TlsOptions, TlsSetupError, TlsVersion};
 
 /// Everything a sync run needs to know.
 #[derive(Debug, Clone)]
@@ -80,12 +81,34 @@ pub enum ConfigError {
     Credentials(#[from] CredentialError),
     #[error(transparent)]
     Filter(#[from] FilterError),
+    #[error(transparent)]
+    Tls(#[from] TlsSetupError),
+    #[error("{option} applies only to TLS connections; use ftpes:// or ftps://, or add --tls explicit or --tls implicit")]
+    TlsOptionWithoutTls { option: &'static str },
 }
 
 impl Config {
     /// Settles the command line into a configuration.
     pub fn from_cli(cli: Cli, env: &Environment) -> Result<Config, ConfigError> {
-        let target = Target::parse(&cli.remote)?;
+        let mut target = match cli.tls {
+            None => Target::parse(&cli.remote)?,
+            Some(TlsMode::Explicit) => Target::parse_with_tls(&cli.remote, Scheme::Ftpes)?,
+            Some(TlsMode::Implicit) => Target::parse_with_tls(&cli.remote, Scheme::Ftps)?,
+        };
+        let tls_options = TlsOptions {
+            ca_file: cli.ca_file,
+            insecure: cli.insecure,
+            version: cli.tls_version.map(|v| match v {
+                TlsVersionArg::V1_2 => TlsVersion::V1_2,
+                TlsVersionArg::V1_3 => TlsVersion::V1_3,
+            }),
+        };
+        if target.scheme.is_tls() {
+            target.tls = Some(TlsConfig::load(&tls_options)?);
+        } else if let Some(option) = tls_only_option(&tls_options) {
+            // Silently ignored, it would let the user believe the connection is secured.
+            return Err(ConfigError::TlsOptionWithoutTls { option });
+        }
         let login = credentials::resolve_login(
             &target,
             env.password.as_deref(),
@@ -96,7 +119,7 @@ impl Config {
         for file in &cli.exclude_from {
             patterns.extend(Filter::read_pattern_file(file)?);
         }
-        Ok(Config {
+        let config = Config {
             local_dir: cli.local_dir,
             target,
             login,
@@ -116,6 +139,77 @@ impl Config {
                 json: cli.json,
             },
             state_dir: env.state_dir.clone(),
-        })
+        };
+        if let Some(warning) = config.insecure_warning() {
+            // Every run, even with -q: the user must not forget that nothing is verified.
+            eprintln!("ftpsync: warning: {warning}");
+        }
+        Ok(config)
+    }
+
+    /// The warning `--insecure` prints on every run, None without it.
+    pub fn insecure_warning(&self) -> Option<&'static str> {
+        let tls = self.target.tls.as_ref()?;
+        tls.options().insecure.then_some(tls::INSECURE_WARNING)
+    }
+
+    /// For the summary: a warning when the password went unencrypted (plain `ftp://`) to a host
+    /// other than this machine; None otherwise.
+    pub fn plaintext_password_warning(&self) -> Option<String> {
+        tls::plaintext_password_warning(&self.target, &self.login)
+    }
+}
+
+/// The first TLS-only option that was given.
+fn tls_only_option(options: &TlsOptions) -> Option<&'static str> {
+    if options.ca_file.is_some() {
+        Some("--ca-file")
+    } else if options.insecure {
+        Some("--insecure")
+    } else if options.version.is_some() {
+        Some("--tls-version")
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn config(args: &[&str]) -> Result<Config, ConfigError> {
+        let cli = Cli::try_parse_from(["ftpsync"].iter().chain(args)).unwrap();
+        let env = Environment {
+            password: Some("pw".into()),
+            ..Environment::default()
+        };
+        Config::from_cli(cli, &env)
+    }
+
+    #[test]
+    fn tls_options_without_tls_are_refused() {
+        for option in [
+            &["--insecure"][..],
+            &["--tls-version", "1.2"],
+            &["--ca-file", "x"],
+        ] {
+            let args = [option, &[".", "ftp://h/"]].concat();
+            let err = config(&args).expect_err("refused").to_string();
+            assert!(err.contains("applies only to TLS connections"), "{err}");
+        }
+    }
+
+    #[test]
+    fn tls_settings_reach_the_target() {
+        let c = config(&["--insecure", "--tls", "explicit", ".", "ftp://h/x"]).unwrap();
+        assert_eq!(c.target.scheme, Scheme::Ftpes);
+        assert_eq!(c.insecure_warning(), Some(tls::INSECURE_WARNING));
+        assert!(c.target.tls.as_ref().unwrap().options().insecure);
+        assert_eq!(c.plaintext_password_warning(), None);
+        let c = config(&[".", "ftp://bob@example.com/x"]).unwrap();
+        assert_eq!(c.target.tls, None);
+        assert_eq!(c.insecure_warning(), None);
+        assert!(c.plaintext_password_warning().is_some());
     }
 }

@@ -1,8 +1,10 @@
-//! One FTP control connection: connect, log in, and the few commands a sync needs, each bounded
-//! by a timeout. Wraps suppaftp and turns its errors into [`FtpError`]s that say whether a retry
-//! can help and whether the connection is still usable.
+//! One FTP control connection: connect (securing it with TLS for `ftpes://` and `ftps://`), log
+//! in, and the few commands a sync needs, each bounded by a timeout. Wraps suppaftp and turns its
+//! errors into [`FtpError`]s that say whether a retry can help and whether the connection is
+//! still usable.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -13,7 +15,8 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use crate::credentials::Login;
 use crate::listing::ListFormat;
-use crate::target::Target;
+use crate::target::{Scheme, Target};
+use crate::tls::{Connector, Tickets, TlsConfig, TlsOptions};
 
 type Stream = AsyncRustlsFtpStream;
 
@@ -37,6 +40,10 @@ pub enum FtpError {
     },
     #[error("{operation}: connection lost ({detail})")]
     Connection { operation: String, detail: String },
+    /// The control connection could not be secured: a certificate that fails verification, no
+    /// TLS version in common, or AUTH TLS refused. Never worked around by going plain.
+    #[error("TLS with {server} failed: {detail}")]
+    Tls { server: String, detail: String },
 }
 
 impl FtpError {
@@ -44,7 +51,7 @@ impl FtpError {
     pub fn is_permanent(&self) -> bool {
         match self {
             FtpError::Reply { code, .. } => (500..600).contains(code) || *code == 452,
-            FtpError::LoginRefused { .. } => true,
+            FtpError::LoginRefused { .. } | FtpError::Tls { .. } => true,
             _ => false,
         }
     }
@@ -55,6 +62,7 @@ impl FtpError {
             FtpError::Reply { code, .. } => *code == 421,
             FtpError::Timeout { .. } | FtpError::Connection { .. } => true,
             FtpError::Unreachable { .. } | FtpError::LoginRefused { .. } => true,
+            FtpError::Tls { .. } => true,
         }
     }
 
@@ -104,12 +112,31 @@ impl FtpError {
                     text,
                 }
             }
+            // A data connection's handshake: the server still expects it, so the control
+            // connection is out of step; a fresh connection may do better.
+            suppaftp::FtpError::SecureError(detail) => FtpError::Connection {
+                operation,
+                detail: format!(
+                    "TLS on the data connection failed: {}",
+                    secure_detail(&detail)
+                ),
+            },
             other => FtpError::Connection {
                 operation,
                 detail: other.to_string(),
             },
         }
     }
+}
+
+/// suppaftp prefixes "Secure error: " each time it passes a TLS error on; what is left is the
+/// message of [`crate::tls::Connector`].
+fn secure_detail(detail: &str) -> &str {
+    let mut detail = detail;
+    while let Some(rest) = detail.strip_prefix("Secure error: ") {
+        detail = rest;
+    }
+    detail
 }
 
 /// An upload failed on the local side or on the server.
@@ -160,10 +187,16 @@ pub struct Connection {
     pub features: Features,
     /// Whether `LIST -a` (show dot files) is refused, so plain LIST must be used.
     list_without_a: bool,
+    /// With TLS: the tickets the data connections resume the session with.
+    tickets: Option<Tickets>,
+    /// To log in again when the TLS 1.3 tickets run out.
+    target: Target,
+    login: Login,
 }
 
 impl Connection {
-    /// Connects, logs in, switches to binary mode and reads FEAT, each step within `timeout`.
+    /// Connects (with TLS for `ftpes://` and `ftps://`), logs in, switches to binary mode and
+    /// reads FEAT, each step within `timeout`.
     pub async fn open(target: &Target, login: &Login, timeout: Duration) -> Result<Self, FtpError> {
         let server = format!("{}:{}", target.host, target.port);
         let unreachable = |detail: String| FtpError::Unreachable {
@@ -177,10 +210,24 @@ impl Connection {
         })
         .await?;
         let addrs: Vec<_> = addrs.collect();
+        let tls = match (target.scheme.is_tls(), &target.tls) {
+            (false, _) => None,
+            (true, Some(tls)) => Some(tls.clone()),
+            (true, None) => {
+                Some(
+                    TlsConfig::load(&TlsOptions::default()).map_err(|e| FtpError::Tls {
+                        server: server.clone(),
+                        detail: e.to_string(),
+                    })?,
+                )
+            }
+        };
+        // One connector (one session cache) for the control connection and its data connections.
+        let connector = tls.as_ref().map(TlsConfig::connector);
         let mut last = unreachable("no address found".into());
         let mut stream = None;
         for addr in addrs {
-            match Stream::connect_timeout(addr, timeout).await {
+            match connect(target, connector.as_ref(), addr, timeout).await {
                 Ok(s) => {
                     stream = Some(s);
                     break;
@@ -189,10 +236,19 @@ impl Connection {
                 Err(e @ suppaftp::FtpError::UnexpectedResponse(_)) => {
                     return Err(FtpError::from_suppa("connect".into(), e));
                 }
+                Err(suppaftp::FtpError::SecureError(detail)) => {
+                    return Err(FtpError::Tls {
+                        server,
+                        detail: secure_detail(&detail).to_string(),
+                    });
+                }
                 Err(e) => last = unreachable(e.to_string()),
             }
         }
         let mut stream = stream.ok_or(last)?;
+        if let Some(connector) = &connector {
+            stream = secure(stream, target, connector, &server, timeout).await?;
+        }
         if target.host.contains(':') {
             stream.set_mode(Mode::ExtendedPassive);
         } else {
@@ -205,12 +261,41 @@ impl Connection {
             timeout,
             features: Features::default(),
             list_without_a: false,
+            tickets: connector.as_ref().map(Connector::tickets),
+            target: target.clone(),
+            login: login.clone(),
         };
         conn.log_in(login).await?;
         Ok(conn)
     }
 
+    /// Before a data connection: logs in again when the TLS 1.3 tickets are used up, since
+    /// vsftpd and proftpd refuse a data connection that does not resume the session. The first
+    /// time, the rest of the run switches to TLS 1.2 (see [`crate::tls`]).
+    async fn keep_session_resumable(&mut self) -> Result<(), FtpError> {
+        if !self.tickets.as_ref().is_some_and(Tickets::used_up) {
+            return Ok(());
+        }
+        if let Some(tls) = &self.target.tls {
+            if tls.tickets_ran_out() {
+                tracing::info!(
+                    "the server renews no TLS 1.3 session tickets; using TLS 1.2 from now on"
+                );
+            }
+        }
+        tracing::debug!("TLS session tickets used up; logging in again");
+        // Log out first, so as not to count twice against the server's connection limit. Should
+        // logging in again fail, the error says the connection is lost.
+        let _ = tokio::time::timeout(self.timeout, self.stream.quit()).await;
+        let list_without_a = self.list_without_a;
+        *self = Connection::open(&self.target, &self.login, self.timeout).await?;
+        self.list_without_a = list_without_a;
+        Ok(())
+    }
+
     async fn log_in(&mut self, login: &Login) -> Result<(), FtpError> {
+        // With TLS, the stream is encrypted by now (see `secure`): the password never travels
+        // in clear text.
         let (user, password) = (login.user.as_str(), login.password.as_str());
         match within(self.timeout, "login", self.stream.login(user, password)).await {
             Ok(()) => {}
@@ -244,6 +329,7 @@ impl Connection {
 
     /// Lists the folder `path` ("" for the login folder): MLSD where advertised, else `LIST -a`.
     pub async fn list(&mut self, path: &str) -> Result<(Vec<String>, ListFormat), FtpError> {
+        self.keep_session_resumable().await?;
         let arg = (!path.is_empty()).then_some(path);
         if self.features.mlsd {
             let lines = within(self.timeout, op("MLSD", path), self.stream.mlsd(arg)).await?;
@@ -314,6 +400,7 @@ impl Connection {
         local: &Path,
         offset: u64,
     ) -> Result<u64, UploadError> {
+        self.keep_session_resumable().await?;
         let mut file = tokio::fs::File::open(local)
             .await
             .map_err(UploadError::Local)?;
@@ -387,6 +474,95 @@ impl Connection {
     pub async fn quit(mut self) {
         let _ = tokio::time::timeout(self.timeout, self.stream.quit()).await;
     }
+}
+
+/// Opens the control connection to `addr` and reads the greeting: over TLS from the first byte
+/// for `ftps://`, in clear text otherwise. Bounded by `timeout` as a whole.
+async fn connect(
+    target: &Target,
+    tls: Option<&Connector>,
+    addr: SocketAddr,
+    timeout: Duration,
+) -> suppaftp::FtpResult<Stream> {
+    let open = async {
+        match tls {
+            Some(connector) if target.scheme == Scheme::Ftps => {
+                Stream::connect_secure_implicit(addr, connector.clone(), &target.host).await
+            }
+            _ => Stream::connect_timeout(addr, timeout).await,
+        }
+    };
+    let hint = match target.scheme {
+        Scheme::Ftps => "",
+        // A port that waits for a TLS handshake says nothing to a clear-text client.
+        Scheme::Ftp | Scheme::Ftpes => {
+            " (if the port expects TLS from the first byte, use ftps://)"
+        }
+    };
+    tokio::time::timeout(timeout, open)
+        .await
+        .unwrap_or_else(|_| {
+            Err(suppaftp::FtpError::ConnectionError(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no greeting within {} s{hint}", timeout.as_secs()),
+            )))
+        })
+}
+
+/// Secures a fresh connection: `ftpes://` with AUTH TLS (after which suppaftp sends PBSZ 0 and
+/// PROT P), `ftps://` (already TLS) with PBSZ 0 and PROT P, so that data connections are
+/// encrypted too. Anything but success is an error: there is no falling back to clear text.
+async fn secure(
+    stream: Stream,
+    target: &Target,
+    connector: &Connector,
+    server: &str,
+    timeout: Duration,
+) -> Result<Stream, FtpError> {
+    let tls_error = |detail: String| FtpError::Tls {
+        server: server.to_string(),
+        detail,
+    };
+    let mut stream = if target.scheme == Scheme::Ftpes {
+        let auth = stream.into_secure(connector.clone(), &target.host);
+        match tokio::time::timeout(timeout, auth).await {
+            Ok(Ok(secured)) => secured,
+            Ok(Err(suppaftp::FtpError::SecureError(detail))) => {
+                return Err(tls_error(secure_detail(&detail).to_string()))
+            }
+            Ok(Err(e)) => match FtpError::from_suppa("AUTH TLS".into(), e) {
+                FtpError::Reply { code, text, .. } if code != 421 => {
+                    return Err(tls_error(format!(
+                        "the server refused AUTH TLS ({text}), so it offers no explicit TLS; \
+                         try ftps:// if it offers implicit TLS (port 990)"
+                    )))
+                }
+                other => return Err(other),
+            },
+            Err(_) => {
+                return Err(FtpError::Timeout {
+                    operation: "AUTH TLS".into(),
+                    secs: timeout.as_secs(),
+                })
+            }
+        }
+    } else {
+        stream
+    };
+    // ftpes:// sent these already; implicit TLS needs them too, or the server may insist
+    // on clear-text data connections (vsftpd: 522).
+    if target.scheme == Scheme::Ftps {
+        for command in ["PBSZ 0", "PROT P"] {
+            let send = stream.custom_command(command, &[Status::CommandOk]);
+            within(timeout, command, send).await.map_err(|e| match e {
+                FtpError::Reply { text, .. } => {
+                    tls_error(format!("the server refused {command} ({text})"))
+                }
+                other => other,
+            })?;
+        }
+    }
+    Ok(stream)
 }
 
 fn io_lost(e: std::io::Error) -> suppaftp::FtpError {
@@ -479,6 +655,22 @@ mod tests {
         assert!(!reply(450).is_permanent());
         assert!(reply(421).breaks_connection());
         assert!(!reply(550).breaks_connection());
+        let tls = FtpError::Tls {
+            server: "h:21".into(),
+            detail: "x".into(),
+        };
+        assert!(tls.is_permanent() && tls.breaks_connection());
+    }
+
+    #[test]
+    fn data_connection_tls_errors_lose_suppaftps_prefixes() {
+        let nested = suppaftp::FtpError::SecureError("Secure error: the server closed".into());
+        let err = FtpError::from_suppa("STOR x".into(), nested);
+        assert_eq!(
+            err.to_string(),
+            "STOR x: connection lost (TLS on the data connection failed: the server closed)"
+        );
+        assert!(err.breaks_connection() && !err.is_permanent());
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! - [`plan`]: what to create, upload and delete, and in which order;
 //! - [`sync`] and [`dispatch`]: the coordinator releasing jobs to the workers;
 //! - [`worker`] and [`ftp`]: one persistent FTP connection per worker;
+//! - [`tls`]: FTPS (rustls): trust anchors, version pinning, a session cache per connection;
 //! - [`state`]: the record of uploads for servers that cannot set file times;
 //! - [`report`] and [`exit_codes`]: what the user and scripts see;
 //! - [`shutdown`]: Ctrl-C and SIGTERM.
@@ -28,6 +29,7 @@ pub mod shutdown;
 pub mod state;
 pub mod sync;
 pub mod target;
+pub mod tls;
 pub mod worker;
 
 use anyhow::Context;

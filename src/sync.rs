@@ -94,7 +94,11 @@ pub fn lock_target(config: &Config) -> Result<Option<lock::RunLock>, SyncError> 
 }
 
 /// Runs one sync of `config` over `scope`; `stop` asks it to finish the jobs in flight and end.
-pub async fn run(config: &Config, scope: &Scope, stop: CancellationToken) -> Result<Summary, SyncError> {
+pub async fn run(
+    config: &Config,
+    scope: &Scope,
+    stop: CancellationToken,
+) -> Result<Summary, SyncError> {
     let started = Instant::now();
     let key = config.target.state_key();
     let record_path = config

@@ -10,6 +10,8 @@ use std::fmt;
 
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
+use crate::tls::TlsConfig;
+
 /// Escaped when a user name or path segment is written into a URL. More than strictly needed,
 /// but then it surely parses back to the same text.
 const ESCAPED: &AsciiSet = &NON_ALPHANUMERIC
@@ -26,6 +28,13 @@ pub enum Scheme {
     Ftpes,
     /// `ftps://`: implicit TLS from the first byte.
     Ftps,
+}
+
+impl Scheme {
+    /// Whether connections use TLS.
+    pub fn is_tls(self) -> bool {
+        self != Scheme::Ftp
+    }
 }
 
 impl Scheme {
@@ -64,6 +73,9 @@ pub struct Target {
     /// Remote root of the mirror: "" = the login directory; "a/b" relative to the login
     /// directory; "/a/b" absolute. Never a trailing slash (except the absolute root "/").
     pub path: String,
+    /// How to verify the server on `ftpes://` and `ftps://`, loaded by `Config::from_cli`
+    /// (None: the system's trust store, any TLS version).
+    pub tls: Option<TlsConfig>,
 }
 
 /// Every message has the form `invalid remote URL "<url>": <problem>; <fix>`, where `<url>`
@@ -90,10 +102,28 @@ pub enum TargetError {
     ControlCharacter { url: String, part: &'static str },
     #[error("invalid remote URL {url:?}: the {part} is not valid UTF-8 once percent-decoded; percent-encode names as UTF-8")]
     NotUtf8 { url: String, part: &'static str },
+    #[error("invalid remote URL {url:?}: {scheme}:// conflicts with --tls {mode}; give --tls only with ftp://, or use ftpes:// (explicit) or ftps:// (implicit) alone")]
+    TlsConflict {
+        url: String,
+        scheme: &'static str,
+        mode: &'static str,
+    },
 }
 
 impl Target {
+    /// Parses an `ftp://`, `ftpes://` or `ftps://` URL.
     pub fn parse(url: &str) -> Result<Target, TargetError> {
+        Self::parse_as(url, None)
+    }
+
+    /// Like [`Target::parse`], for a URL given with `--tls` (`tls` is `Ftpes` for explicit,
+    /// `Ftps` for implicit): an `ftp://` URL takes that scheme, and without a port its default
+    /// port; an `ftpes://` or `ftps://` URL must already agree.
+    pub fn parse_with_tls(url: &str, tls: Scheme) -> Result<Target, TargetError> {
+        Self::parse_as(url, Some(tls))
+    }
+
+    fn parse_as(url: &str, forced: Option<Scheme>) -> Result<Target, TargetError> {
         let input = url.trim();
         let shown = redact(input);
         macro_rules! fail {
@@ -117,6 +147,19 @@ impl Target {
         let (scheme_name, rest) = split_scheme(input).ok_or_else(|| fail!(MissingScheme))?;
         let scheme = Scheme::from_name(scheme_name)
             .ok_or_else(|| fail!(UnsupportedScheme, scheme: scheme_name.to_owned()))?;
+        let scheme = match (scheme, forced) {
+            (given, None) => given,
+            (Scheme::Ftp, Some(tls)) => tls,
+            (given, Some(tls)) if given == tls => given,
+            (given, Some(tls)) => {
+                let mode = if tls == Scheme::Ftps {
+                    "implicit"
+                } else {
+                    "explicit"
+                };
+                return Err(fail!(TlsConflict, scheme: given.as_str(), mode: mode));
+            }
+        };
         let (authority, tail) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
         // Most likely a password with a raw '/', '?' or '#' that cut the authority short;
         // parsing on would send the rest of that password as the host or the path.
@@ -173,6 +216,7 @@ impl Target {
             user,
             password,
             path,
+            tls: None,
         })
     }
 
@@ -242,6 +286,7 @@ impl fmt::Debug for Target {
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("path", &self.path)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -305,7 +350,7 @@ mod tests {
     #[test]
     fn a_url_is_split_into_its_decoded_parts() {
         let t = parse("FTP://bob%40corp:p%3Aw%2F@Example.COM:2121/my%20site/caf%C3%A9/");
-        let expected = r#"Target { scheme: Ftp, host: "example.com", port: 2121, user: Some("bob@corp"), password: Some("***"), path: "my site/café" }"#;
+        let expected = r#"Target { scheme: Ftp, host: "example.com", port: 2121, user: Some("bob@corp"), password: Some("***"), path: "my site/café", tls: None }"#;
         assert_eq!(format!("{t:?}"), expected, "Debug must hide the password");
         assert_eq!(t.password.as_deref(), Some("p:w/"));
         assert_eq!(parse("ftp://bob:@h").password.as_deref(), Some(""));
@@ -323,6 +368,29 @@ mod tests {
             let t = parse(url);
             assert_eq!((t.scheme, t.port), (scheme, port), "{url}");
         }
+    }
+
+    #[test]
+    fn tls_option_turns_ftp_into_the_chosen_scheme_and_must_agree_with_the_others() {
+        let with = |url: &str, tls| Target::parse_with_tls(url, tls);
+        let t = with("ftp://h/x", Scheme::Ftps).unwrap();
+        assert_eq!((t.scheme, t.port), (Scheme::Ftps, 990));
+        let t = with("ftp://h:2121/x", Scheme::Ftps).unwrap();
+        assert_eq!((t.scheme, t.port), (Scheme::Ftps, 2121));
+        let t = with("ftp://h/x", Scheme::Ftpes).unwrap();
+        assert_eq!((t.scheme, t.port), (Scheme::Ftpes, 21));
+        assert_eq!(t.display_url(), "ftpes://h/x");
+        assert_eq!(
+            with("ftpes://h", Scheme::Ftpes).unwrap().scheme,
+            Scheme::Ftpes
+        );
+        let err = with("ftps://bob:pw@h/x", Scheme::Ftpes)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            r#"invalid remote URL "ftps://bob:***@h/x": ftps:// conflicts with --tls explicit; give --tls only with ftp://, or use ftpes:// (explicit) or ftps:// (implicit) alone"#
+        );
     }
 
     #[test]

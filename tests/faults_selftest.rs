@@ -5,10 +5,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::faults::{Fault, FaultProxy};
 use suppaftp::tokio::AsyncFtpStream;
 use suppaftp::types::FileType;
 use suppaftp::{FtpError, Mode};
+use support::faults::{Fault, FaultProxy};
 use support::FtpServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
