@@ -106,6 +106,19 @@ pub struct Cli {
     #[arg(long, value_enum, value_name = "VERSION")]
     pub tls_version: Option<TlsVersionArg>,
 
+    /// Keep mirroring: a sync every DURATION (30s, 15m, 1h) on a steady clock, until stopped
+    /// (Ctrl-C, SIGTERM, or Enter on a terminal); with --watch, the full rescan period (default 10m)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub every: Option<std::time::Duration>,
+
+    /// Keep mirroring: sync again whenever the local folder changes (only what changed is looked at)
+    #[arg(long)]
+    pub watch: bool,
+
+    /// With --watch: wait for this much quiet after a change before syncing
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "2s", requires = "watch")]
+    pub debounce: std::time::Duration,
+
     /// Print the final summary as one JSON object on stdout (change lines go to stderr)
     #[arg(long)]
     pub json: bool,
@@ -137,6 +150,16 @@ pub enum TlsVersionArg {
     V1_3,
 }
 
+/// A duration as people write it: `30s`, `15m`, `1h30m`, `500ms`.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let d =
+        humantime::parse_duration(text).map_err(|e| format!("{e} (write e.g. 30s, 15m, 1h)"))?;
+    if d.is_zero() {
+        return Err("must be more than zero".into());
+    }
+    Ok(d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,6 +177,14 @@ mod tests {
         }
         let cli = Cli::try_parse_from(["ftpsync", "-j", "64", ".", "ftp://h/"]).unwrap();
         assert_eq!(cli.jobs, 64);
+    }
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        let cli = Cli::try_parse_from(["ftpsync", "--every", "15m", ".", "ftp://h/"]).unwrap();
+        assert_eq!(cli.every, Some(std::time::Duration::from_secs(900)));
+        assert!(Cli::try_parse_from(["ftpsync", "--every", "soon", ".", "ftp://h/"]).is_err());
+        assert!(Cli::try_parse_from(["ftpsync", "--every", "0s", ".", "ftp://h/"]).is_err());
     }
 
     #[test]

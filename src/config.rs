@@ -46,7 +46,21 @@ pub struct Config {
     pub output: OutputMode,
     /// Folder for the per-target upload record (None: keep no record).
     pub state_dir: Option<PathBuf>,
+    /// Keep mirroring (`--every`, `--watch`); None for one sync.
+    pub periodic: Option<Periodic>,
 }
+
+/// How a mirror that keeps running is driven.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Periodic {
+    /// Period of full syncs, on a steady clock.
+    pub every: Duration,
+    /// With `--watch`: the quiet time that closes a batch of changes.
+    pub watch: Option<Duration>,
+}
+
+/// Full rescan period of `--watch` without `--every`: catches what events missed.
+const DEFAULT_WATCH_RESCAN: Duration = Duration::from_secs(600);
 
 /// The environment values the configuration reads, passed in so tests control them.
 #[derive(Debug, Clone, Default)]
@@ -139,6 +153,14 @@ impl Config {
                 json: cli.json,
             },
             state_dir: env.state_dir.clone(),
+            periodic: match (cli.every, cli.watch) {
+                (every, true) => Some(Periodic {
+                    every: every.unwrap_or(DEFAULT_WATCH_RESCAN),
+                    watch: Some(cli.debounce),
+                }),
+                (Some(every), false) => Some(Periodic { every, watch: None }),
+                (None, false) => None,
+            },
         };
         if let Some(warning) = config.insecure_warning() {
             // Every run, even with -q: the user must not forget that nothing is verified.

@@ -90,10 +90,13 @@ impl Dispatcher {
             return Ok(());
         }
         let errors = std::mem::take(&mut self.connect_errors);
+        // The most telling reason first: a certificate, then a refused login.
+        let tls = errors.iter().find(|e| matches!(e, FtpError::Tls { .. }));
         let login = errors
             .iter()
             .find(|e| matches!(e, FtpError::LoginRefused { .. }));
-        Err(login
+        Err(tls
+            .or(login)
             .or(errors.first())
             .cloned()
             .unwrap_or(FtpError::Unreachable {

@@ -11,6 +11,7 @@
 //! - [`tls`]: FTPS (rustls): trust anchors, version pinning, a session cache per connection;
 //! - [`state`]: the record of uploads for servers that cannot set file times;
 //! - [`report`] and [`exit_codes`]: what the user and scripts see;
+//! - [`periodic`] and [`watch`]: keeping a folder mirrored, on a clock or on changes;
 //! - [`shutdown`]: Ctrl-C and SIGTERM.
 
 pub mod cli;
@@ -23,6 +24,7 @@ pub mod ftp;
 pub mod listing;
 pub mod local;
 pub mod lock;
+pub mod periodic;
 pub mod plan;
 pub mod report;
 pub mod shutdown;
@@ -30,6 +32,7 @@ pub mod state;
 pub mod sync;
 pub mod target;
 pub mod tls;
+pub mod watch;
 pub mod worker;
 
 use anyhow::Context;
@@ -46,6 +49,11 @@ pub async fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     let _lock = sync::lock_target(&config)?;
     let stop = CancellationToken::new();
     shutdown::listen(stop.clone());
+    if let Some(periodic) = config.periodic {
+        // A mistyped folder is a usage error, not something the next cycle can fix.
+        local::check_root(&config.local_dir)?;
+        return Ok(periodic::run(&config, periodic, stop).await);
+    }
     let summary = match sync::run(&config, &sync::Scope::Everything, stop).await {
         Ok(summary) => summary,
         Err(sync::SyncError::Interrupted) => return Ok(ExitCode::Interrupted),

@@ -111,7 +111,8 @@ pub fn scan_paths(
     Ok(tree)
 }
 
-fn check_root(root: &Path) -> Result<(), LocalError> {
+/// Whether `root` is a readable folder.
+pub fn check_root(root: &Path) -> Result<(), LocalError> {
     let meta = std::fs::metadata(root).map_err(|source| match source.kind() {
         std::io::ErrorKind::NotFound => LocalError::Missing(root.to_owned()),
         _ => LocalError::Unreadable {

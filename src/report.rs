@@ -38,6 +38,12 @@ pub struct Summary {
     pub failures: Vec<Failure>,
     /// Remote entries ignored because their names are unsafe or unreadable.
     pub skipped_remote: u64,
+    /// Set when a password went over an unencrypted connection to a host that is not local.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+    /// The cycle number, in periodic and watch modes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cycle: Option<u64>,
     pub interrupted: bool,
     pub elapsed_secs: f64,
     pub bytes_per_sec: f64,
@@ -145,6 +151,13 @@ pub fn summary_line(s: &Summary) -> String {
     }
     if s.interrupted {
         line.push_str("; interrupted");
+    }
+    if let Some(warning) = &s.warning {
+        line.push_str("; ");
+        line.push_str(warning);
+    }
+    if let Some(cycle) = s.cycle {
+        line = format!("cycle {cycle}: {line}");
     }
     line
 }

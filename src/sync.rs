@@ -100,6 +100,8 @@ pub async fn run(
     stop: CancellationToken,
 ) -> Result<Summary, SyncError> {
     let started = Instant::now();
+    // Our own token: ending this cycle's workers early must not stop the caller's later cycles.
+    let stop = stop.child_token();
     let key = config.target.state_key();
     let record_path = config
         .state_dir
@@ -256,6 +258,7 @@ pub async fn run(
     summary.elapsed_secs = started.elapsed().as_secs_f64();
     summary.bytes_per_sec = summary.bytes_uploaded as f64 / summary.elapsed_secs.max(1e-3);
     summary.exit_code = ExitCode::of_run(summary.interrupted, summary.failed as usize).code();
+    summary.warning = config.plaintext_password_warning();
     Ok(summary)
 }
 

@@ -200,8 +200,13 @@ async fn execute(
             None => match Connection::open(&ctx.target, &ctx.login, ctx.timeout).await {
                 Ok(fresh) => conn.insert(fresh),
                 Err(e) => {
+                    // A refused login or certificate will not change on the next try.
+                    let permanent = e.is_permanent() && !e.is_connection_limit();
                     last = Some(e);
                     cannot_connect = true;
+                    if permanent {
+                        break;
+                    }
                     continue;
                 }
             },

@@ -1,0 +1,121 @@
+//! Keeping a folder mirrored: sync cycles on a steady clock (`--every`) or on file-system events
+//! (`--watch`, with a full rescan every period), until stopped. Between cycles nothing runs: the
+//! process sleeps on a timer, the watcher and the stop signal, and holds no connection (each
+//! cycle connects its workers afresh, so a server that dropped idle connections costs nothing).
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Periodic};
+use crate::exit_codes::ExitCode;
+use crate::ftp::FtpError;
+use crate::report::Reporter;
+use crate::sync::{self, Scope, SyncError};
+use crate::watch::ChangeWatcher;
+
+/// Runs cycles until `stop` (Ctrl-C, SIGTERM, or Enter on a terminal). Exit 0 after a clean
+/// stop, 2 when waiting cannot help (login refused, TLS verification failed).
+pub async fn run(config: &Config, periodic: Periodic, stop: CancellationToken) -> ExitCode {
+    let reporter = Reporter::new(config.output);
+    stop_on_enter(stop.clone());
+    let mut watcher = match periodic.watch {
+        Some(_) => match ChangeWatcher::start(&config.local_dir) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                reporter.notice(&format!(
+                    "cannot watch {} ({e}); falling back to a full sync every {}",
+                    config.local_dir.display(),
+                    humantime::format_duration(periodic.every)
+                ));
+                None
+            }
+        },
+        None => None,
+    };
+
+    // Full cycles start on a steady clock: multiples of the period from the first start.
+    let mut next_full = Instant::now();
+    let mut scope = Scope::Everything;
+    let mut cycle = 0u64;
+    loop {
+        cycle += 1;
+        let full = scope == Scope::Everything;
+        if full {
+            next_full += periodic.every;
+        }
+        let started = Instant::now();
+        match sync::run(config, &scope, stop.clone()).await {
+            Ok(mut summary) => {
+                summary.cycle = Some(cycle);
+                reporter.summary(&summary);
+            }
+            Err(SyncError::Interrupted) => {}
+            Err(SyncError::Connect(e)) if gives_up(&e) => {
+                eprintln!(
+                    "ftpsync: cannot sync to {}: {e}",
+                    config.target.display_url()
+                );
+                return ExitCode::Fatal;
+            }
+            Err(e) => reporter.notice(&format!(
+                "cycle {cycle} failed: {e}; trying again next cycle"
+            )),
+        }
+        if stop.is_cancelled() {
+            return ExitCode::Success;
+        }
+        let now = Instant::now();
+        if now >= next_full {
+            if full {
+                reporter.notice(&format!(
+                    "cycle {cycle} took {:.1?}, longer than the period; starting the next one now",
+                    now - started
+                ));
+            }
+            // To the last tick passed: this cycle stands for it, the next one is on the clock.
+            while next_full + periodic.every <= now {
+                next_full += periodic.every;
+            }
+            scope = Scope::Everything;
+            continue;
+        }
+        scope = tokio::select! {
+            _ = stop.cancelled() => return ExitCode::Success,
+            _ = tokio::time::sleep_until(next_full) => Scope::Everything,
+            batch = next_change(&mut watcher, periodic.watch) => batch,
+        };
+    }
+}
+
+/// The next batch of changes, or never when not watching.
+async fn next_change(watcher: &mut Option<ChangeWatcher>, debounce: Option<Duration>) -> Scope {
+    match (watcher.as_mut(), debounce) {
+        (Some(w), Some(debounce)) => match w.next_batch(debounce).await {
+            Some(scope) => scope,
+            None => std::future::pending().await,
+        },
+        _ => std::future::pending().await,
+    }
+}
+
+/// Errors that another cycle will not fix.
+fn gives_up(e: &FtpError) -> bool {
+    matches!(e, FtpError::LoginRefused { .. } | FtpError::Tls { .. }) && !e.is_connection_limit()
+}
+
+/// Pressing Enter on an interactive terminal stops, as in the original program.
+fn stop_on_enter(stop: CancellationToken) {
+    if !std::io::stdin().is_terminal() {
+        return;
+    }
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        if std::io::stdin().read_line(&mut line).is_ok() {
+            eprintln!("ftpsync: stopping after the transfers in progress");
+            stop.cancel();
+        }
+    });
+}

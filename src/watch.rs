@@ -1,0 +1,168 @@
+//! File-system events for `--watch`: an inotify watcher (notify) on the local tree, turned into
+//! batches of changed paths once the tree has been quiet for the debounce time, so a burst of
+//! writes gives one sync cycle.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use notify::{RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+
+use crate::sync::Scope;
+
+/// More changed paths than this in one batch are cheaper to handle as a full rescan.
+const MAX_SCOPED_PATHS: usize = 10_000;
+
+/// However busy the tree, a batch is handed over after this long, so a folder that is written
+/// to without pause is still mirrored.
+const MAX_BATCH_WAIT: Duration = Duration::from_secs(30);
+
+/// Watches a folder; yields what changed.
+pub struct ChangeWatcher {
+    root: PathBuf,
+    events: mpsc::UnboundedReceiver<notify::Result<notify::Event>>,
+    _watcher: notify::RecommendedWatcher,
+}
+
+impl ChangeWatcher {
+    /// Starts watching `root` and everything below it.
+    pub fn start(root: &Path) -> notify::Result<ChangeWatcher> {
+        let (tx, events) = mpsc::unbounded_channel();
+        let mut watcher = notify::recommended_watcher(move |event| {
+            let _ = tx.send(event);
+        })?;
+        watcher.watch(root, RecursiveMode::Recursive)?;
+        let root = root.canonicalize().unwrap_or_else(|_| root.to_owned());
+        Ok(ChangeWatcher {
+            root,
+            events,
+            _watcher: watcher,
+        })
+    }
+
+    /// Waits for the next change, then for `debounce` of quiet, and returns what changed.
+    /// None when the watcher stopped.
+    pub async fn next_batch(&mut self, debounce: Duration) -> Option<Scope> {
+        let mut batch = Batch::default();
+        while !batch.add(&self.root, self.events.recv().await?) {}
+        let deadline = tokio::time::Instant::now() + MAX_BATCH_WAIT;
+        // Only changes restart the quiet time: reads (ours, or anyone's) do not.
+        let mut quiet_until = tokio::time::Instant::now() + debounce;
+        loop {
+            tokio::select! {
+                event = self.events.recv() => match event {
+                    Some(event) => {
+                        if batch.add(&self.root, event) {
+                            quiet_until = tokio::time::Instant::now() + debounce;
+                        }
+                    }
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(quiet_until.min(deadline)) => break,
+            }
+        }
+        Some(batch.into_scope())
+    }
+}
+
+/// Changed paths collected from events.
+#[derive(Debug, Default)]
+struct Batch {
+    paths: BTreeSet<String>,
+    everything: bool,
+}
+
+impl Batch {
+    /// Adds what `event` says changed; false when it changed nothing (a read).
+    fn add(&mut self, root: &Path, event: notify::Result<notify::Event>) -> bool {
+        let event = match event {
+            Ok(event) => event,
+            Err(e) => {
+                tracing::warn!(error = %e, "file watching reported an error; rescanning everything");
+                self.everything = true;
+                return true;
+            }
+        };
+        // Reading a file (our own uploads do) changes nothing.
+        if matches!(event.kind, notify::EventKind::Access(_)) {
+            return false;
+        }
+        if event.need_rescan() {
+            self.everything = true;
+        }
+        for path in &event.paths {
+            match relative(root, path) {
+                Some(rel) if !rel.is_empty() => {
+                    self.paths.insert(rel);
+                }
+                _ => self.everything = true,
+            }
+        }
+        true
+    }
+
+    fn into_scope(self) -> Scope {
+        if self.everything || self.paths.len() > MAX_SCOPED_PATHS {
+            return Scope::Everything;
+        }
+        Scope::Paths(minimal(self.paths))
+    }
+}
+
+/// `path` relative to `root`, '/'-separated; None outside the root or when not UTF-8.
+fn relative(root: &Path, path: &Path) -> Option<String> {
+    let rel = path.strip_prefix(root).ok()?;
+    let parts: Option<Vec<&str>> = rel.components().map(|c| c.as_os_str().to_str()).collect();
+    Some(parts?.join("/"))
+}
+
+/// The paths without those below another one of them (sorted input keeps a folder before its
+/// content).
+fn minimal(paths: BTreeSet<String>) -> Vec<String> {
+    let mut kept: Vec<String> = Vec::new();
+    for path in paths {
+        let covered = path.rmatch_indices('/').any(|(i, _)| {
+            kept.binary_search_by(|k| k.as_str().cmp(&path[..i]))
+                .is_ok()
+        });
+        if !covered {
+            kept.push(path);
+        }
+    }
+    kept.sort();
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nested_paths_collapse_into_their_folder() {
+        let paths: BTreeSet<String> = ["a", "a/b", "a/b/c", "a b", "c/d", "c/e"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(minimal(paths), ["a", "a b", "c/d", "c/e"]);
+    }
+
+    #[test]
+    fn events_outside_the_tree_or_on_its_root_mean_a_full_rescan() {
+        let mut batch = Batch::default();
+        let root = Path::new("/data/site");
+        let event = notify::Event::new(notify::EventKind::Any).add_path(root.join("x/y.txt"));
+        batch.add(root, Ok(event));
+        assert!(!batch.everything);
+        let read = notify::EventKind::Access(notify::event::AccessKind::Any);
+        let before = batch.paths.len();
+        batch.add(root, Ok(notify::Event::new(read).add_path(root.join("z"))));
+        assert_eq!(batch.paths.len(), before, "reading a file is no change");
+        batch.add(
+            root,
+            Ok(notify::Event::new(notify::EventKind::Any).add_path(root.to_path_buf())),
+        );
+        assert!(batch.everything);
+        assert_eq!(batch.into_scope(), Scope::Everything);
+    }
+}

@@ -1,0 +1,319 @@
+//! Keeping a folder mirrored: `--every` cycles on a steady clock, `--watch` cycles on changes,
+//! zero CPU between cycles, clean stops, and a server that goes away between cycles.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use support::faults::{Fault, FaultProxy};
+use support::{assert_mirror, isolate_env, FtpServer, Tree};
+
+/// A running `ftpsync --json` in periodic mode, with its cycle summaries as they come.
+struct Mirror {
+    child: Child,
+    cycles: mpsc::Receiver<serde_json::Value>,
+    notices: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Mirror {
+    fn start(local: &Tree, url: &str, args: &[&str]) -> Mirror {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ftpsync"));
+        isolate_env(&mut cmd);
+        let mut child = cmd
+            .arg("--json")
+            .args(args)
+            .arg(local.path())
+            .arg(url)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, cycles) = mpsc::channel();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                let value: serde_json::Value =
+                    serde_json::from_str(&line).expect("one JSON object per line");
+                if tx.send(value).is_err() {
+                    break;
+                }
+            }
+        });
+        let notices = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let log = notices.clone();
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                let mut log = log.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        Mirror {
+            child,
+            cycles,
+            notices,
+        }
+    }
+
+    fn next_cycle(&self, within: Duration) -> serde_json::Value {
+        match self.cycles.recv_timeout(within) {
+            Ok(cycle) => cycle,
+            Err(e) => panic!(
+                "no cycle summary in time ({e}); stderr:\n{}",
+                self.stderr_so_far()
+            ),
+        }
+    }
+
+    /// Cycles until one uploaded something (or deleted), within `within`.
+    fn cycle_with_changes(&self, within: Duration) -> serde_json::Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let cycle = self.next_cycle(left);
+            if cycle["files_uploaded"].as_u64().unwrap() + cycle["deleted"].as_u64().unwrap() > 0 {
+                return cycle;
+            }
+        }
+    }
+
+    fn stderr_so_far(&self) -> String {
+        self.notices.lock().unwrap().clone()
+    }
+
+    fn terminate(mut self) -> Option<i32> {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ftpsync did not stop after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Mirror {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits (bounded) until `remote` mirrors `local`.
+fn converges(local: &Tree, remote: &std::path::Path, within: Duration) {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline && contents(local.path()) != contents(remote) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_mirror(local.path(), remote);
+}
+
+/// Paths and file contents under `dir`, tolerating files that vanish while it looks (an upload's
+/// temporary file being renamed).
+fn contents(dir: &std::path::Path) -> std::collections::BTreeMap<String, Option<Vec<u8>>> {
+    walkdir::WalkDir::new(dir)
+        .min_depth(1)
+        .into_iter()
+        .filter_map(Result::ok)
+        .map(|e| {
+            let rel = e
+                .path()
+                .strip_prefix(dir)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let bytes = e
+                .file_type()
+                .is_file()
+                .then(|| std::fs::read(e.path()).ok())
+                .flatten();
+            (rel, bytes)
+        })
+        .collect()
+}
+
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after_name.split(' ').collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn every_period_changes_reach_the_server_within_one_period() {
+    let server = FtpServer::start();
+    let local = Tree::new();
+    local.write("a.txt", "one");
+    let mirror = Mirror::start(&local, &server.url("site"), &["--every", "1s"]);
+    let first = mirror.next_cycle(Duration::from_secs(30));
+    assert_eq!(first["files_uploaded"], 1);
+    assert_eq!(first["cycle"], 1);
+
+    local.write("b/new.txt", "two");
+    local.write("a.txt", "changed");
+    let cycle = mirror.cycle_with_changes(Duration::from_secs(3));
+    assert_eq!(cycle["files_uploaded"], 2, "{cycle}");
+    assert_mirror(local.path(), &server.remote_dir("site"));
+
+    assert_eq!(mirror.terminate(), Some(0), "a clean stop exits 0");
+}
+
+#[test]
+fn a_cycle_slower_than_the_period_is_followed_at_once_without_overlap() {
+    let server = FtpServer::start();
+    let local = Tree::new();
+    local.write("slow.txt", "stalls once");
+    let stall = Fault::StallOn {
+        command: "STOR".into(),
+        path: "slow".into(),
+        times: 1,
+    };
+    let proxy = FaultProxy::start(&server.addr(), vec![stall]);
+    let mirror = Mirror::start(
+        &local,
+        &proxy.url(&server.url("")),
+        &["--every", "1s", "--timeout", "3"],
+    );
+    let first = mirror.next_cycle(Duration::from_secs(30));
+    let second = mirror.next_cycle(Duration::from_secs(30));
+    assert!(first["elapsed_secs"].as_f64().unwrap() >= 3.0, "{first}");
+    assert_eq!(
+        (first["cycle"].as_u64(), second["cycle"].as_u64()),
+        (Some(1), Some(2))
+    );
+    let notices = mirror.stderr_so_far();
+    assert!(notices.contains("longer than the period"), "{notices}");
+    // One run at a time: the proxy never saw more connections than one cycle opens.
+    assert!(
+        proxy.peak_connections() <= 4,
+        "cycles overlapped: {}",
+        proxy.peak_connections()
+    );
+    assert_mirror(local.path(), &server.remote_dir(""));
+}
+
+#[test]
+fn watch_mirrors_creations_changes_deletions_and_renames() {
+    let server = FtpServer::start();
+    let local = Tree::new();
+    local.write("keep/a.txt", "a");
+    local.write("old/x.txt", "x");
+    let mirror = Mirror::start(
+        &local,
+        &server.url(""),
+        &["--watch", "--debounce", "200ms", "--delete"],
+    );
+    mirror.next_cycle(Duration::from_secs(30));
+    assert_mirror(local.path(), &server.remote_dir(""));
+
+    local.write("keep/a.txt", "changed a");
+    local.write("new/deep/n.txt", "n");
+    local.remove("old");
+    std::fs::rename(local.join("keep"), local.join("kept")).unwrap();
+    converges(&local, &server.remote_dir(""), Duration::from_secs(10));
+    drop(mirror);
+}
+
+#[test]
+fn a_burst_of_writes_gives_few_cycles() {
+    let server = FtpServer::start();
+    let local = Tree::new();
+    local.write("seed.txt", "s");
+    let mirror = Mirror::start(&local, &server.url(""), &["--watch", "--debounce", "500ms"]);
+    mirror.next_cycle(Duration::from_secs(30));
+    for i in 0..1000 {
+        local.write(&format!("burst/{}/f{i}.txt", i % 10), format!("{i}"));
+    }
+    converges(&local, &server.remote_dir(""), Duration::from_secs(30));
+    let cycles = mirror.cycles.try_iter().count();
+    assert!(
+        (1..=3).contains(&cycles),
+        "1000 writes gave {cycles} cycles"
+    );
+}
+
+#[test]
+fn idle_between_cycles_costs_no_cpu() {
+    let server = FtpServer::start();
+    let local = Tree::new();
+    for i in 0..200 {
+        local.write(&format!("d{}/f{i}", i % 10), "x");
+    }
+    let mirror = Mirror::start(&local, &server.url(""), &["--watch", "--every", "1h"]);
+    mirror.next_cycle(Duration::from_secs(30));
+    let pid = mirror.child.id();
+    let before = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(10)); // the idle window being measured
+    let used = cpu_ticks(pid) - before;
+    // Clock ticks are 10 ms: 5 ticks in 10 s is 0.5 % of one core, far above what sleeping costs.
+    assert!(used <= 5, "used {used} ticks of CPU while idle");
+}
+
+#[test]
+fn sigterm_during_an_upload_finishes_it_and_exits_0() {
+    let server = FtpServer::start();
+    let local = Tree::new();
+    local.write("small.txt", "s");
+    for i in 0..40 {
+        local.write(&format!("big/{i}.bin"), vec![i as u8; 2 * 1024 * 1024]);
+    }
+    let mirror = Mirror::start(&local, &server.url(""), &["--every", "1h", "-j", "1"]);
+    // Wait until the first big file has arrived, then stop.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_dir(server.remote_dir("big"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+        == 0
+    {
+        assert!(Instant::now() < deadline, "no upload started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(mirror.terminate(), Some(0));
+    for entry in std::fs::read_dir(server.remote_dir("big")).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".ftpsync-tmp") {
+            assert_eq!(
+                entry.metadata().unwrap().len(),
+                2 * 1024 * 1024,
+                "{name} is partial"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_server_restart_between_cycles_does_not_stop_the_process() {
+    let server = FtpServer::start();
+    let proxy = FaultProxy::start(&server.addr(), vec![]);
+    let local = Tree::new();
+    local.write("a.txt", "a");
+    let mirror = Mirror::start(&local, &proxy.url(&server.url("")), &["--every", "1s"]);
+    mirror.next_cycle(Duration::from_secs(30));
+    proxy.set_down(true);
+    local.write("b.txt", "b");
+    // Let at least one cycle meet the server down (it is logged, not fatal).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !mirror.stderr_so_far().contains("failed") {
+        assert!(Instant::now() < deadline, "no cycle met the server down");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    proxy.set_down(false);
+    let cycle = mirror.cycle_with_changes(Duration::from_secs(10));
+    assert_eq!(cycle["files_uploaded"], 1, "{cycle}");
+    assert_mirror(local.path(), &server.remote_dir(""));
+}
