@@ -15,6 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use crate::credentials::Login;
 use crate::listing::ListFormat;
+use crate::pipeline;
 use crate::target::{Scheme, Target};
 use crate::tls::{Connector, Tickets, TlsConfig, TlsOptions};
 
@@ -146,6 +147,9 @@ pub enum UploadError {
     Local(std::io::Error),
     #[error(transparent)]
     Remote(#[from] FtpError),
+    /// The local file changed while it was sent; the upload was not put in place.
+    #[error("the local file changed while it was uploaded")]
+    Changed,
 }
 
 /// What the server said it supports in FEAT.
@@ -169,6 +173,16 @@ pub enum TimeSetter {
 }
 
 impl TimeSetter {
+    /// The command setting `path`'s time to `unix` seconds (UTC).
+    pub fn command(self, unix: i64, path: &str) -> String {
+        let stamp = format_mdtm(unix);
+        match self {
+            TimeSetter::Mfmt => format!("MFMT {stamp} {path}"),
+            TimeSetter::MdtmWrite => format!("MDTM {stamp} {path}"),
+            TimeSetter::SiteUtime => format!("SITE UTIME {stamp} {path}"),
+        }
+    }
+
     /// Candidates to probe, most standard first, given what FEAT said.
     pub fn candidates(features: Features) -> &'static [TimeSetter] {
         if features.mfmt {
@@ -192,6 +206,8 @@ pub struct Connection {
     /// To log in again when the TLS 1.3 tickets run out.
     target: Target,
     login: Login,
+    /// Commands may be pipelined (see [`Connection::can_pipeline`]).
+    pipelining: bool,
 }
 
 impl Connection {
@@ -264,7 +280,12 @@ impl Connection {
             tickets: connector.as_ref().map(Connector::tickets),
             target: target.clone(),
             login: login.clone(),
+            // PASV replies are read by the pipeline itself; IPv6 needs EPSV, left to suppaftp.
+            pipelining: !target.host.contains(':'),
         };
+        // Commands are small writes answered by small replies: Nagle's algorithm would only
+        // add delay.
+        let _ = conn.stream.get_ref().await.set_nodelay(true);
         conn.log_in(login).await?;
         Ok(conn)
     }
@@ -453,12 +474,7 @@ impl Connection {
         unix: i64,
         how: TimeSetter,
     ) -> Result<(), FtpError> {
-        let stamp = format_mdtm(unix);
-        let command = match how {
-            TimeSetter::Mfmt => format!("MFMT {stamp} {path}"),
-            TimeSetter::MdtmWrite => format!("MDTM {stamp} {path}"),
-            TimeSetter::SiteUtime => format!("SITE UTIME {stamp} {path}"),
-        };
+        let command = how.command(unix, path);
         let operation = op(command.split(' ').next().unwrap_or("MFMT"), path);
         // 213 for MFMT and MDTM, 200 for SITE; some servers answer 250.
         let accepted = [
@@ -468,6 +484,27 @@ impl Connection {
         ];
         let send = self.stream.custom_command(command, &accepted);
         within(self.timeout, operation, send).await.map(|_| ())
+    }
+
+    /// Whether commands may be pipelined on this connection: plain FTP only (over TLS the
+    /// control socket cannot be written to directly), and not after pipelining misbehaved.
+    pub fn can_pipeline(&self) -> bool {
+        self.tickets.is_none() && self.pipelining
+    }
+
+    /// An atomic upload with its commands pipelined (see [`crate::pipeline`]). A server that
+    /// answers out of step gets no more pipelining on this connection.
+    pub async fn store_pipelined(
+        &mut self,
+        up: pipeline::Upload<'_>,
+    ) -> Result<pipeline::Stored, UploadError> {
+        let result = pipeline::store(&mut self.stream, up, self.timeout).await;
+        if let Err(UploadError::Remote(FtpError::Connection { detail, .. })) = &result {
+            if detail.contains("unreadable reply") || detail.contains("syntax") {
+                self.pipelining = false;
+            }
+        }
+        result
     }
 
     /// Says goodbye; errors are irrelevant at this point.
@@ -578,7 +615,7 @@ fn op(command: &str, path: &str) -> String {
 }
 
 /// Runs one FTP exchange with a deadline, mapping errors to [`FtpError`].
-async fn within<T, E, F>(
+pub(crate) async fn within<T, E, F>(
     timeout: Duration,
     operation: impl Into<String>,
     fut: F,
@@ -602,7 +639,7 @@ where
 }
 
 /// Either error type a wrapped future may return.
-enum SuppaOrOurs {
+pub(crate) enum SuppaOrOurs {
     Suppa(suppaftp::FtpError),
     Ours(FtpError),
 }

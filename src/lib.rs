@@ -7,7 +7,8 @@
 //! - [`listing`]: parsing the server's folder listings (MLSD, UNIX and DOS LIST);
 //! - [`plan`]: what to create, upload and delete, and in which order;
 //! - [`sync`] and [`dispatch`]: the coordinator releasing jobs to the workers;
-//! - [`worker`] and [`ftp`]: one persistent FTP connection per worker;
+//! - [`worker`] and [`ftp`]: one persistent FTP connection per worker, with [`pipeline`] for
+//!   uploads in few round trips;
 //! - [`tls`]: FTPS (rustls): trust anchors, version pinning, a session cache per connection;
 //! - [`state`]: the record of uploads for servers that cannot set file times;
 //! - [`report`] and [`exit_codes`]: what the user and scripts see;
@@ -25,6 +26,7 @@ pub mod listing;
 pub mod local;
 pub mod lock;
 pub mod periodic;
+pub mod pipeline;
 pub mod plan;
 pub mod report;
 pub mod shutdown;

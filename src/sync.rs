@@ -129,6 +129,7 @@ pub async fn run(
         retries: config.retries,
         atomic: config.atomic,
         storage_full: Default::default(),
+        pipelining: std::sync::atomic::AtomicBool::new(true),
         stop: stop.clone(),
         time_setter: Mutex::new(None),
     });

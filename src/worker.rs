@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::credentials::Login;
 use crate::ftp::{Connection, FtpError, TimeSetter, UploadError};
 use crate::listing::ListFormat;
+use crate::pipeline;
 use crate::plan::Op;
 use crate::target::Target;
 
@@ -93,6 +94,8 @@ pub struct WorkerContext {
     /// Upload under a temporary name, then rename over the target.
     pub atomic: bool,
     pub stop: CancellationToken,
+    /// Commands may be pipelined to this server (cleared when it mishandles them).
+    pub pipelining: std::sync::atomic::AtomicBool,
     /// Set once the server said it is out of space: no upload starts after that.
     pub storage_full: std::sync::atomic::AtomicBool,
     /// How this server sets file times: None until found out, Some(None) when it cannot.
@@ -291,23 +294,16 @@ async fn attempt_job(
                     "not uploaded: the server is out of space".into(),
                 ));
             }
-            let remote = path(rel);
-            let local = ctx.local_root.join(rel);
+            let file = FileUpload {
+                remote: path(rel),
+                local: ctx.local_root.join(rel),
+                size: *size,
+                mtime: *mtime,
+            };
             // A file that changes while it is sent is sent again, once.
             for _ in 0..2 {
-                let before = local_version(&local)?;
-                let bytes = send_file(ctx, conn, &remote, &local, *size, attempt).await?;
-                if local_version(&local)? == before {
-                    let stored = if ctx.atomic {
-                        temp_path(&remote)
-                    } else {
-                        remote.clone()
-                    };
-                    if ctx.atomic {
-                        commit_upload(conn, &stored, &remote, before.0).await?;
-                    }
-                    let time_set = set_time(ctx, conn, &remote, *mtime).await?;
-                    return Ok(Outcome::Done { bytes, time_set });
+                if let Some(outcome) = upload(ctx, conn, &file, attempt).await? {
+                    return Ok(outcome);
                 }
                 tracing::info!(path = %rel, "file changed while it was uploaded; sending it again");
             }
@@ -343,44 +339,170 @@ pub fn is_temp_name(name: &str) -> bool {
     name.starts_with('.') && name.ends_with(TEMP_SUFFIX) && name.len() > TEMP_SUFFIX.len() + 1
 }
 
-/// Sends the file's bytes: to its temporary name when uploads are atomic, resuming a large
-/// file's interrupted transfer where the server kept its beginning.
-async fn send_file(
+/// A file to upload: where it goes, where it is, and what the plan saw of it.
+struct FileUpload {
+    remote: String,
+    local: PathBuf,
+    size: u64,
+    mtime: i64,
+}
+
+/// One try at an upload; None when the local file changed meanwhile (nothing was put in
+/// place). Atomic uploads go to the temporary name and are renamed into place; a large file's
+/// interrupted transfer is resumed where the server kept its beginning.
+async fn upload(
     ctx: &WorkerContext,
     conn: &mut Connection,
-    remote: &str,
-    local: &Path,
-    size: u64,
+    file: &FileUpload,
     attempt: u32,
-) -> Result<u64, JobError> {
-    let target = if ctx.atomic {
-        temp_path(remote)
+) -> Result<Option<Outcome>, JobError> {
+    let before = local_version(&file.local)?;
+    let stored_as = if ctx.atomic {
+        temp_path(&file.remote)
     } else {
-        remote.to_string()
+        file.remote.clone()
     };
     let mut offset = 0;
-    if attempt > 1 && ctx.atomic && size >= RESUME_MIN_SIZE {
-        if let Ok(Some(kept)) = conn.size(&target).await {
-            if kept < size {
-                tracing::info!(path = remote, kept, "resuming the interrupted upload");
+    if attempt > 1 && ctx.atomic && file.size >= RESUME_MIN_SIZE {
+        if let Ok(Some(kept)) = conn.size(&stored_as).await {
+            if kept < file.size {
+                tracing::info!(path = %file.remote, kept, "resuming the interrupted upload");
                 offset = kept;
             }
         }
     }
-    match conn.upload(&target, local, offset).await {
-        Ok(sent) => Ok(offset + sent),
+    let mut result = if ctx.atomic && conn.can_pipeline() && ctx.pipelining.load(Ordering::Relaxed)
+    {
+        pipelined(ctx, conn, file, &stored_as, offset, before).await
+    } else {
+        sequential(ctx, conn, file, &stored_as, offset, before).await
+    };
+    // A server that answers pipelined commands out of order (some process them concurrently)
+    // fails in ways the same exchange one command at a time does not: find out, and if so, stop
+    // pipelining to this server. Nothing is renamed before its own checks passed either way.
+    let suspect = match &result {
+        Err(UploadError::Remote(e)) if answers_a_batch(e) => Some(e.to_string()),
+        _ => None,
+    };
+    if let Some(error) = suspect.filter(|_| ctx.pipelining.load(Ordering::Relaxed)) {
+        result = sequential(ctx, conn, file, &stored_as, 0, before).await;
+        if result.is_ok() {
+            tracing::info!(%error, "the server mishandles pipelined commands; sending them one at a time");
+            ctx.pipelining.store(false, Ordering::Relaxed);
+        }
+    }
+    match result {
+        Ok(outcome) => Ok(Some(outcome)),
+        Err(UploadError::Changed) => Ok(None),
         Err(UploadError::Local(e)) => Err(JobError::Local(format!("cannot read local file: {e}"))),
         Err(UploadError::Remote(e)) => {
             if e.is_storage_full() {
                 ctx.storage_full.store(true, Ordering::Relaxed);
-            }
-            if e.is_storage_full() && ctx.atomic && !e.breaks_connection() {
-                // Free what the partial file took; the final name was never touched.
-                let _ = conn.delete(&target).await;
+                if ctx.atomic && !e.breaks_connection() {
+                    // Free what the partial file took; the final name was never touched.
+                    let _ = conn.delete(&stored_as).await;
+                }
             }
             Err(e.into())
         }
     }
+}
+
+type Version = (u64, Option<std::time::SystemTime>);
+
+/// The upload one command at a time (TLS, `--inplace`).
+async fn sequential(
+    ctx: &WorkerContext,
+    conn: &mut Connection,
+    file: &FileUpload,
+    stored_as: &str,
+    offset: u64,
+    before: Version,
+) -> Result<Outcome, UploadError> {
+    let sent = conn.upload(stored_as, &file.local, offset).await?;
+    if local_version(&file.local).ok() != Some(before) {
+        return Err(UploadError::Changed);
+    }
+    if ctx.atomic {
+        commit_upload(conn, stored_as, &file.remote, before.0).await?;
+    }
+    let time_set = set_time(ctx, conn, &file.remote, file.mtime).await?;
+    Ok(Outcome::Done {
+        bytes: offset + sent,
+        time_set,
+    })
+}
+
+/// The atomic upload with its commands pipelined (see [`crate::pipeline`]).
+async fn pipelined(
+    ctx: &WorkerContext,
+    conn: &mut Connection,
+    file: &FileUpload,
+    stored_as: &str,
+    offset: u64,
+    before: Version,
+) -> Result<Outcome, UploadError> {
+    // Until this server's way of setting times is known, the first uploads find it out alone.
+    let known = *ctx.time_setter.lock().expect("time setter lock");
+    let set_time_command = match known {
+        Some(Some(how)) => Some(how.command(file.mtime, &file.remote)),
+        _ => None,
+    };
+    let still_same = || local_version(&file.local).ok() == Some(before);
+    let up = pipeline::Upload {
+        temp: stored_as,
+        target: &file.remote,
+        local: &file.local,
+        offset,
+        expect_size: conn.features.size.then_some(before.0),
+        set_time: set_time_command,
+        still_same: &still_same,
+    };
+    let stored = match conn.store_pipelined(up).await {
+        Ok(stored) => stored,
+        Err(UploadError::Remote(e)) if is_refused_rename(&e) => {
+            // Servers that refuse to rename onto an existing file: delete, then rename.
+            conn.delete(&file.remote).await.ok();
+            conn.rename(stored_as, &file.remote).await?;
+            let time_set = set_time(ctx, conn, &file.remote, file.mtime).await?;
+            return Ok(Outcome::Done {
+                bytes: before.0,
+                time_set,
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    let time_set = match stored.time_set {
+        Some(Ok(())) => true,
+        Some(Err(e)) if e.breaks_connection() => return Err(e.into()),
+        Some(Err(e)) => {
+            // The file is safely stored; a time we could not set only costs a later re-upload.
+            tracing::warn!(path = %file.remote, error = %e, "could not set the modification time");
+            false
+        }
+        None => set_time(ctx, conn, &file.remote, file.mtime).await?,
+    };
+    Ok(Outcome::Done {
+        bytes: offset + stored.sent,
+        time_set,
+    })
+}
+
+/// An error in a pipelined batch's replies (size check, rename, time) rather than in the
+/// transfer itself: what a server that mishandles pipelining would cause.
+fn answers_a_batch(e: &FtpError) -> bool {
+    match e {
+        FtpError::Reply { operation, .. } => ["SIZE", "RNFR", "RNTO"]
+            .iter()
+            .any(|c| operation.starts_with(c)),
+        FtpError::Connection { detail, .. } => detail.starts_with("the server stored"),
+        _ => false,
+    }
+}
+
+/// A rename refused for good (e.g. 553 when the target exists).
+fn is_refused_rename(e: &FtpError) -> bool {
+    matches!(e, FtpError::Reply { operation, code, .. } if operation.starts_with("RNTO") && (500..600).contains(code))
 }
 
 /// Checks the stored size where the server tells it, then renames the temporary file over the
@@ -390,22 +512,22 @@ async fn commit_upload(
     temp: &str,
     remote: &str,
     size: u64,
-) -> Result<(), JobError> {
+) -> Result<(), FtpError> {
     if let Some(stored) = conn.size(temp).await? {
         if stored != size {
-            return Err(JobError::Remote(FtpError::Connection {
+            return Err(FtpError::Connection {
                 operation: format!("STOR {remote}"),
                 detail: format!("the server stored {stored} bytes of {size}"),
-            }));
+            });
         }
     }
     match conn.rename(temp, remote).await {
         Ok(()) => Ok(()),
         Err(e) if e.is_permanent() => {
             conn.delete(remote).await.ok();
-            conn.rename(temp, remote).await.map_err(Into::into)
+            conn.rename(temp, remote).await
         }
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e),
     }
 }
 

@@ -385,6 +385,8 @@ async fn serve_client(mut client: TcpStream, upstream: String, open: OpenConnect
         transfers: JoinSet::new(),
         pending: None,
         auth_sent: false,
+        // The greeting comes first.
+        awaiting: true,
     };
     session.run().await;
 }
@@ -417,6 +419,9 @@ struct Session {
     pending: Option<oneshot::Sender<Option<Cut>>>,
     /// An `AUTH` was forwarded and not answered yet.
     auth_sent: bool,
+    /// A forwarded command has no final reply yet. The next command is read only then, so a
+    /// client that pipelines still gets the proxy's own replies in command order.
+    awaiting: bool,
 }
 
 impl Session {
@@ -428,7 +433,7 @@ impl Session {
                 // A cut upload first: the client must not get another reply on this connection.
                 biased;
                 Some(Ok(Outcome::Cut)) = self.transfers.join_next() => Flow::Reset,
-                read = self.client.read_until(b'\n', &mut command) => match read {
+                read = self.client.read_until(b'\n', &mut command), if !self.awaiting => match read {
                     Ok(n) if n > 0 && command.ends_with(b"\n") => {
                         self.on_command(std::mem::take(&mut command)).await
                     }
@@ -480,6 +485,7 @@ impl Session {
                     }
                 }
                 self.auth_sent |= matches(text, "AUTH ", "");
+                self.awaiting = true;
                 let written = self.server.get_mut().write_all(&line).await;
                 written.map_or(Flow::End, |()| Flow::Continue)
             }
@@ -488,6 +494,10 @@ impl Session {
 
     async fn on_reply(&mut self, mut line: Vec<u8>) -> Flow {
         let code = self.replies.end(&line);
+        // 1xx replies are preliminary: the command's final reply is still to come.
+        if code.is_some_and(|c| c >= 200) {
+            self.awaiting = false;
+        }
         let passive = match code {
             Some(227) => pasv_port(&line),
             Some(229) => epsv_port(&line),
