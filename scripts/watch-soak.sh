@@ -67,4 +67,4 @@ print("first cycle: %d files uploaded in %.1f s; later cycles: %d, uploads %d, d
     c[0]["files_uploaded"], c[0]["elapsed_secs"], len(c) - 1,
     sum(x["files_uploaded"] for x in c[1:]), sum(x["deleted"] for x in c[1:]), sum(x["failed"] for x in c)))
 PY
-if diff -r "$local_dir" "$remote" >/dev/null; then echo "exact mirror: yes"; else echo "exact mirror: NO"; diff -r "$local_dir" "$remote" | head; exit 1; fi
+if diff -r "$local_dir" "$remote" >/dev/null; then echo "exact mirror: yes"; else echo "exact mirror: NO"; diff -r "$local_dir" "$remote" | head || true; exit 1; fi

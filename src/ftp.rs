@@ -351,9 +351,8 @@ impl Connection {
     /// Lists the folder `path` ("" for the login folder): MLSD where advertised, else `LIST -a`.
     pub async fn list(&mut self, path: &str) -> Result<(Vec<String>, ListFormat), FtpError> {
         self.keep_session_resumable().await?;
-        let arg = (!path.is_empty()).then_some(path);
         if self.features.mlsd {
-            let lines = within(self.timeout, op("MLSD", path), self.stream.mlsd(arg)).await?;
+            let lines = self.list_with("MLSD", path).await?;
             return Ok((lines, ListFormat::Mlsd));
         }
         if !self.list_without_a {
@@ -363,13 +362,7 @@ impl Connection {
             } else {
                 format!("-a {path}")
             };
-            match within(
-                self.timeout,
-                op("LIST", path),
-                self.stream.list(Some(&with_a)),
-            )
-            .await
-            {
+            match self.list_with("LIST", &with_a).await {
                 Ok(lines) => return Ok((lines, ListFormat::List)),
                 Err(e) if e.code() == Some(501) || e.code() == Some(500) => {
                     self.list_without_a = true
@@ -377,8 +370,23 @@ impl Connection {
                 Err(e) => return Err(e),
             }
         }
-        let lines = within(self.timeout, op("LIST", path), self.stream.list(arg)).await?;
+        let lines = self.list_with("LIST", path).await?;
         Ok((lines, ListFormat::List))
+    }
+
+    /// `verb argument` over a data connection: on plain FTP with the command sent while the
+    /// data connection opens (one round trip less), else through suppaftp.
+    async fn list_with(&mut self, verb: &str, argument: &str) -> Result<Vec<String>, FtpError> {
+        if self.can_pipeline() {
+            return pipeline::list(&mut self.stream, verb, argument, self.timeout).await;
+        }
+        let arg = (!argument.is_empty()).then_some(argument);
+        let operation = op(verb, argument);
+        if verb == "MLSD" {
+            within(self.timeout, operation, self.stream.mlsd(arg)).await
+        } else {
+            within(self.timeout, operation, self.stream.list(arg)).await
+        }
     }
 
     /// Creates the folder `path`.

@@ -40,6 +40,7 @@ pub async fn run(config: &Config, periodic: Periodic, stop: CancellationToken) -
     let mut next_full = Instant::now();
     let mut scope = Scope::Everything;
     let mut cycle = 0u64;
+    let mut retry;
     loop {
         cycle += 1;
         let full = scope == Scope::Everything;
@@ -47,12 +48,15 @@ pub async fn run(config: &Config, periodic: Periodic, stop: CancellationToken) -
             next_full += periodic.every;
         }
         let started = Instant::now();
+        // A cycle that fails as a whole is retried too.
+        retry = true;
         match sync::run(config, &scope, stop.clone()).await {
             Ok(mut summary) => {
                 summary.cycle = Some(cycle);
                 reporter.summary(&summary);
+                retry = summary.failed > 0;
             }
-            Err(SyncError::Interrupted) => {}
+            Err(SyncError::Interrupted) => retry = false,
             Err(SyncError::Connect(e)) if gives_up(&e) => {
                 eprintln!(
                     "ftpsync: cannot sync to {}: {e}",
@@ -82,13 +86,20 @@ pub async fn run(config: &Config, periodic: Periodic, stop: CancellationToken) -
             scope = Scope::Everything;
             continue;
         }
+        // Between change-driven cycles, what failed is tried again soon, not only at the next
+        // full rescan.
+        let retry_at = Instant::now() + RETRY_AFTER;
         scope = tokio::select! {
             _ = stop.cancelled() => return ExitCode::Success,
             _ = tokio::time::sleep_until(next_full) => Scope::Everything,
+            _ = tokio::time::sleep_until(retry_at), if retry && watcher.is_some() => Scope::Everything,
             batch = next_change(&mut watcher, periodic.watch) => batch,
         };
     }
 }
+
+/// In watch mode, how soon a cycle that left failures is followed by a full one.
+const RETRY_AFTER: Duration = Duration::from_secs(30);
 
 /// The next batch of changes, or never when not watching.
 async fn next_change(watcher: &mut Option<ChangeWatcher>, debounce: Option<Duration>) -> Scope {

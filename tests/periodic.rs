@@ -233,7 +233,7 @@ fn a_burst_of_writes_gives_few_cycles() {
     let server = FtpServer::start();
     let local = Tree::new();
     local.write("seed.txt", "s");
-    let mirror = Mirror::start(&local, &server.url(""), &["--watch", "--debounce", "500ms"]);
+    let mirror = Mirror::start(&local, &server.url(""), &["--watch", "--debounce", "1s"]);
     mirror.next_cycle(Duration::from_secs(30));
     for i in 0..1000 {
         local.write(&format!("burst/{}/f{i}.txt", i % 10), format!("{i}"));
