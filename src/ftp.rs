@@ -208,6 +208,10 @@ pub struct Connection {
     login: Login,
     /// Commands may be pipelined (see [`Connection::can_pipeline`]).
     pipelining: bool,
+    /// Whether `STAT -a path` lists folders: None until a reply told.
+    stat_listing: Option<bool>,
+    /// STAT replies without a listing so far.
+    stat_misses: u32,
 }
 
 impl Connection {
@@ -282,6 +286,8 @@ impl Connection {
             login: login.clone(),
             // PASV replies are read by the pipeline itself; IPv6 needs EPSV, left to suppaftp.
             pipelining: !target.host.contains(':'),
+            stat_listing: None,
+            stat_misses: 0,
         };
         // Commands are small writes answered by small replies: Nagle's algorithm would only
         // add delay.
@@ -349,7 +355,14 @@ impl Connection {
     }
 
     /// Lists the folder `path` ("" for the login folder): MLSD where advertised, else `LIST -a`.
-    pub async fn list(&mut self, path: &str) -> Result<(Vec<String>, ListFormat), FtpError> {
+    ///
+    /// `allow_stat`: a LIST-only server may be asked for the listing over the control
+    /// connection (`STAT -a path`, one round trip, no data connection).
+    pub async fn list(
+        &mut self,
+        path: &str,
+        allow_stat: bool,
+    ) -> Result<(Vec<String>, ListFormat), FtpError> {
         self.keep_session_resumable().await?;
         if self.features.mlsd {
             let lines = self.list_with("MLSD", path).await?;
@@ -362,6 +375,11 @@ impl Connection {
             } else {
                 format!("-a {path}")
             };
+            if allow_stat && self.stat_listing != Some(false) && !path.contains(' ') {
+                if let Some(lines) = self.list_by_stat(&with_a).await? {
+                    return Ok((lines, ListFormat::List));
+                }
+            }
             match self.list_with("LIST", &with_a).await {
                 Ok(lines) => return Ok((lines, ListFormat::List)),
                 Err(e) if e.code() == Some(501) || e.code() == Some(500) => {
@@ -372,6 +390,43 @@ impl Connection {
         }
         let lines = self.list_with("LIST", path).await?;
         Ok((lines, ListFormat::List))
+    }
+
+    /// `STAT -a path`: a listing in the reply itself. None when the reply holds no listing
+    /// (a server that does not list this way, or a missing folder): the caller then lists over a
+    /// data connection. A server that has never answered with a listing is not asked again.
+    async fn list_by_stat(&mut self, argument: &str) -> Result<Option<Vec<String>>, FtpError> {
+        // Not 211: suppaftp ends a 211 reply at its first line (as FEAT needs), which would
+        // leave the listing unread on the connection.
+        let accepted = [Status::Directory, Status::File];
+        let send = self
+            .stream
+            .custom_command(format!("STAT {argument}"), &accepted);
+        let reply = match within(self.timeout, op("STAT", argument), send).await {
+            Ok(reply) => reply,
+            Err(e) if e.breaks_connection() => return Err(e),
+            Err(_) => {
+                self.stat_listing = Some(false);
+                return Ok(None);
+            }
+        };
+        let text = String::from_utf8_lossy(&reply.body);
+        let lines: Vec<&str> = text.lines().collect();
+        // The reply's own first and last lines frame the listing; `-a` always lists ".".
+        let inner = lines
+            .get(1..lines.len().saturating_sub(1))
+            .unwrap_or_default();
+        if !inner.iter().any(|l| l.trim_end().ends_with(" .")) {
+            self.stat_misses += 1;
+            if self.stat_listing.is_none() && self.stat_misses >= 2 {
+                self.stat_listing = Some(false);
+            }
+            return Ok(None);
+        }
+        self.stat_listing = Some(true);
+        Ok(Some(
+            inner.iter().map(|l| l.trim_start().to_string()).collect(),
+        ))
     }
 
     /// `verb argument` over a data connection: on plain FTP with the command sent while the

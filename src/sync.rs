@@ -130,6 +130,7 @@ pub async fn run(
         atomic: config.atomic,
         storage_full: Default::default(),
         pipelining: std::sync::atomic::AtomicBool::new(true),
+        stat_listing: std::sync::atomic::AtomicBool::new(true),
         stop: stop.clone(),
         time_setter: Mutex::new(None),
     });

@@ -94,6 +94,8 @@ pub struct WorkerContext {
     /// Upload under a temporary name, then rename over the target.
     pub atomic: bool,
     pub stop: CancellationToken,
+    /// Folders may be listed with `STAT -a` (cleared when a listing is too large for it).
+    pub stat_listing: std::sync::atomic::AtomicBool,
     /// Commands may be pipelined to this server (cleared when it mishandles them).
     pub pipelining: std::sync::atomic::AtomicBool,
     /// Set once the server said it is out of space: no upload starts after that.
@@ -265,7 +267,18 @@ async fn attempt_job(
     let path = |rel: &str| ctx.target.remote_path(rel);
     match job {
         Job::List(rel) => {
-            let (lines, format) = conn.list(&path(rel)).await?;
+            let allow_stat = ctx.stat_listing.load(Ordering::Relaxed);
+            let (lines, format) = match conn.list(&path(rel), allow_stat).await {
+                Ok(listed) => listed,
+                Err(e) => {
+                    // A listing too large for one reply desynchronises the connection: list
+                    // over data connections from now on.
+                    if allow_stat && e.to_string().contains("larger than") {
+                        ctx.stat_listing.store(false, Ordering::Relaxed);
+                    }
+                    return Err(e.into());
+                }
+            };
             Ok(Outcome::Listed(lines, format))
         }
         Job::Run(Op::MakeRoot) => conn

@@ -152,3 +152,37 @@ fn real_servers_type_changes() {
         assert_mirror(tree.path(), &dir);
     }
 }
+
+#[test]
+fn list_only_servers_are_listed_over_the_control_connection() {
+    // Guards the STAT listing: one round trip per folder instead of a data connection.
+    use support::faults::FaultProxy;
+    for server in real_servers().into_iter().filter(|s| s.name == "vsftpd") {
+        let (url, dir) = server.scratch("stat_listing");
+        let tree = site_tree();
+        assert_eq!(sync(tree.path(), &url, &[]).code, 0);
+        let addr = url
+            .split('@')
+            .nth(1)
+            .and_then(|r| r.split('/').next())
+            .unwrap()
+            .to_string();
+        let proxy = FaultProxy::start(&addr, vec![]);
+        let before = snapshot(&dir);
+        let rerun = sync(tree.path(), &proxy.url(&url), &[]);
+        assert_eq!(rerun.summary["files_uploaded"], 0, "{rerun}");
+        assert_eq!(
+            changed_files(&before, &snapshot(&dir)),
+            Vec::<String>::new()
+        );
+        let commands = proxy.commands();
+        let stats = commands.iter().filter(|c| c.starts_with("STAT -a")).count();
+        let lists = commands.iter().filter(|c| c.starts_with("LIST")).count();
+        assert!(
+            stats >= 10,
+            "folders listed with STAT: {stats}, with LIST: {lists}"
+        );
+        // Only the three folders whose names have spaces still need a data connection.
+        assert!(lists <= 3, "LIST used {lists} times: {commands:?}");
+    }
+}
