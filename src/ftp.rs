@@ -499,19 +499,9 @@ impl Connection {
             let open = self.stream.put_with_stream(path);
             within(self.timeout, operation.clone(), open).await?
         };
-        let mut buf = vec![0u8; UPLOAD_CHUNK];
-        let mut sent = 0u64;
-        loop {
-            // On a local read error the stream is dropped unfinished; suppaftp reads the
-            // transfer's reply before the next command, so the connection stays in sync.
-            let n = file.read(&mut buf).await.map_err(UploadError::Local)?;
-            if n == 0 {
-                break;
-            }
-            let write = async { data.write_all(&buf[..n]).await.map_err(io_lost) };
-            within(self.timeout, operation.clone(), write).await?;
-            sent += n as u64;
-        }
+        // On a local read error the stream is dropped unfinished; suppaftp reads the
+        // transfer's reply before the next command, so the connection stays in sync.
+        let sent = send_bytes(&mut file, &mut data, self.timeout, &operation).await?;
         within(self.timeout, operation, data.finish()).await?;
         Ok(sent)
     }
@@ -667,6 +657,27 @@ async fn secure(
 
 fn io_lost(e: std::io::Error) -> suppaftp::FtpError {
     suppaftp::FtpError::ConnectionError(e)
+}
+
+/// Copies `file` to the data connection `data`; every write is bounded by `timeout` (a stalled
+/// server must not hang the upload). Returns the bytes sent.
+pub(crate) async fn send_bytes<W: tokio::io::AsyncWrite + Unpin>(
+    file: &mut tokio::fs::File,
+    data: &mut W,
+    timeout: Duration,
+    operation: &str,
+) -> Result<u64, UploadError> {
+    let mut buf = vec![0u8; UPLOAD_CHUNK];
+    let mut sent = 0u64;
+    loop {
+        let n = file.read(&mut buf).await.map_err(UploadError::Local)?;
+        if n == 0 {
+            return Ok(sent);
+        }
+        let write = async { data.write_all(&buf[..n]).await.map_err(io_lost) };
+        within(timeout, operation, write).await?;
+        sent += n as u64;
+    }
 }
 
 fn op(command: &str, path: &str) -> String {

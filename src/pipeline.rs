@@ -15,12 +15,9 @@ use suppaftp::Status;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::ftp::{within, FtpError, UploadError};
+use crate::ftp::{send_bytes, within, FtpError, UploadError};
 
 type Stream = AsyncRustlsFtpStream;
-
-/// Size of the buffer used to stream a file to the data connection.
-const UPLOAD_CHUNK: usize = 256 * 1024;
 
 /// What a pipelined atomic upload did.
 #[derive(Debug)]
@@ -219,23 +216,8 @@ pub async fn store(
     let operation = format!("{verb} {}", up.temp);
     let mut data = open_data(stream, &operation, timeout).await?;
 
-    // 3. The bytes, then 226 and the size check (sent before the 226 arrives: the server
-    // answers it only after the transfer's own reply).
-    let mut buf = vec![0u8; UPLOAD_CHUNK];
-    let mut sent = 0u64;
-    loop {
-        let n = file.read(&mut buf).await.map_err(UploadError::Local)?;
-        if n == 0 {
-            break;
-        }
-        let write = async {
-            data.write_all(&buf[..n])
-                .await
-                .map_err(suppaftp::FtpError::ConnectionError)
-        };
-        within(timeout, operation.clone(), write).await?;
-        sent += n as u64;
-    }
+    // 3. The bytes, then the 226.
+    let sent = send_bytes(&mut file, &mut data, timeout, &operation).await?;
     let close = async {
         data.shutdown()
             .await
