@@ -6,7 +6,8 @@
 //! - [`local`] (with [`filter`]): the local tree;
 //! - [`listing`]: parsing the server's folder listings (MLSD, UNIX and DOS LIST);
 //! - [`plan`]: what to create, upload and delete, and in which order;
-//! - [`sync`] and [`dispatch`]: the coordinator releasing jobs to the workers;
+//! - [`sync`], [`schedule`] and [`dispatch`]: the coordinator releasing jobs to the workers in
+//!   dependency order;
 //! - [`worker`] and [`ftp`]: one persistent FTP connection per worker, with [`pipeline`] for
 //!   uploads in few round trips;
 //! - [`tls`]: FTPS (rustls): trust anchors, version pinning, a session cache per connection;
@@ -29,6 +30,7 @@ pub mod periodic;
 pub mod pipeline;
 pub mod plan;
 pub mod report;
+pub mod schedule;
 pub mod shutdown;
 pub mod state;
 pub mod sync;
