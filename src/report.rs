@@ -125,26 +125,13 @@ pub fn change_line(op: &Op) -> String {
 /// The one-line summary.
 pub fn summary_line(s: &Summary) -> String {
     let elapsed = human_duration(Duration::from_secs_f64(s.elapsed_secs));
+    let (created, uploaded, deleted) = (s.folders_created, s.files_uploaded, s.deleted);
+    let bytes = human_bytes(s.bytes_uploaded);
+    let (unchanged, failed) = (s.unchanged, s.failed);
     let mut line = if s.dry_run {
-        format!(
-            "dry run: would create {} folders, upload {} files ({}), delete {}; {} unchanged, {} failed in {elapsed}",
-            s.folders_created,
-            s.files_uploaded,
-            human_bytes(s.bytes_uploaded),
-            s.deleted,
-            s.unchanged,
-            s.failed,
-        )
+        format!("dry run: would create {created} folders, upload {uploaded} files ({bytes}), delete {deleted}; {unchanged} unchanged, {failed} failed in {elapsed}")
     } else {
-        format!(
-            "{} folders created, {} files uploaded ({}), {} deleted, {} unchanged, {} failed in {elapsed}",
-            s.folders_created,
-            s.files_uploaded,
-            human_bytes(s.bytes_uploaded),
-            s.deleted,
-            s.unchanged,
-            s.failed,
-        )
+        format!("{created} folders created, {uploaded} files uploaded ({bytes}), {deleted} deleted, {unchanged} unchanged, {failed} failed in {elapsed}")
     };
     if !s.dry_run && s.bytes_uploaded > 0 {
         line.push_str(&format!(" ({}/s)", human_bytes(s.bytes_per_sec as u64)));

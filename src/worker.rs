@@ -281,26 +281,6 @@ async fn attempt_job(
             };
             Ok(Outcome::Listed(lines, format))
         }
-        Job::Run(Op::MakeRoot) => conn
-            .mkdir_all(&path(""))
-            .await
-            .map(|_| done)
-            .map_err(Into::into),
-        Job::Run(Op::Mkdir(rel)) => conn
-            .mkdir(&path(rel))
-            .await
-            .map(|_| done)
-            .map_err(Into::into),
-        Job::Run(Op::DeleteFile(rel)) => conn
-            .delete(&path(rel))
-            .await
-            .map(|_| done)
-            .map_err(Into::into),
-        Job::Run(Op::RemoveDir(rel)) => conn
-            .rmdir(&path(rel))
-            .await
-            .map(|_| done)
-            .map_err(Into::into),
         Job::Run(Op::Upload { rel, size, mtime }) => {
             if ctx.storage_full.load(Ordering::Relaxed) {
                 return Err(JobError::Local(
@@ -324,11 +304,17 @@ async fn attempt_job(
                 "the file keeps changing while it is uploaded; try again later".into(),
             ))
         }
-        Job::Run(Op::Cleanup(rel)) => conn
-            .delete(&path(rel))
-            .await
+        Job::Run(op) => {
+            let target = path(op.rel());
+            match op {
+                Op::MakeRoot => conn.mkdir_all(&target).await,
+                Op::Mkdir(_) => conn.mkdir(&target).await,
+                Op::RemoveDir(_) => conn.rmdir(&target).await,
+                _ => conn.delete(&target).await,
+            }
             .map(|_| done)
-            .map_err(Into::into),
+            .map_err(Into::into)
+        }
     }
 }
 

@@ -3,11 +3,10 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{assert_mirror, isolate_env, sync, FtpServer, Tree};
+use support::{assert_mirror, sync, FtpServer, Tree};
 
 #[test]
 fn sigterm_finishes_in_flight_transfers_then_exits_130() {
@@ -16,26 +15,15 @@ fn sigterm_finishes_in_flight_transfers_then_exits_130() {
     for i in 0..150 {
         tree.write(&format!("f{i:03}.bin"), vec![i as u8; 1024 * 1024]);
     }
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ftpsync"));
-    isolate_env(&mut cmd);
-    let mut child = cmd
-        .args(["-j", "1"])
-        .arg(tree.path())
-        .arg(server.url("site"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
     // Wait for the first completed upload, then ask it to stop.
-    while !line.starts_with("> ") {
-        line.clear();
-        assert!(
-            stdout.read_line(&mut line).unwrap() > 0,
-            "ftpsync ended before uploading"
-        );
-    }
+    let url = server.url("site");
+    let args = [
+        "-j".as_ref(),
+        "1".as_ref(),
+        tree.path().as_os_str(),
+        url.as_ref(),
+    ];
+    let (mut child, mut stdout) = support::spawn_until_first_upload(&args);
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -3,8 +3,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use support::{assert_mirror, isolate_env, sync, FtpServer, Tree};
 
@@ -196,25 +195,14 @@ fn sigkill_mid_sync_then_rerun_gives_an_exact_mirror_without_temp_files() {
             vec![i as u8; 1024 * 1024],
         );
     }
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ftpsync"));
-    isolate_env(&mut cmd);
-    let mut child = cmd
-        .args(["-j", "4"])
-        .arg(tree.path())
-        .arg(server.url("site"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    while !line.starts_with("> ") {
-        line.clear();
-        assert!(
-            stdout.read_line(&mut line).unwrap() > 0,
-            "ftpsync ended before uploading"
-        );
-    }
+    let url = server.url("site");
+    let args = [
+        "-j".as_ref(),
+        "4".as_ref(),
+        tree.path().as_os_str(),
+        url.as_ref(),
+    ];
+    let (mut child, _stdout) = support::spawn_until_first_upload(&args);
     child.kill().unwrap();
     child.wait().unwrap();
 

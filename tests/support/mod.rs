@@ -853,3 +853,26 @@ pub fn run(cmd: &mut assert_cmd::Command) -> Run {
         summary,
     }
 }
+
+/// Starts ftpsync with `args` and returns once it printed its first completed upload (`> ...`),
+/// with its stdout for the rest; stderr is discarded.
+pub fn spawn_until_first_upload(
+    args: &[&std::ffi::OsStr],
+) -> (std::process::Child, BufReader<std::process::ChildStdout>) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ftpsync"));
+    isolate_env(&mut cmd);
+    let mut child = cmd
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start ftpsync");
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+    let mut line = String::new();
+    while !line.starts_with("> ") {
+        line.clear();
+        let n = stdout.read_line(&mut line).expect("read ftpsync's output");
+        assert!(n > 0, "ftpsync ended before uploading");
+    }
+    (child, stdout)
+}
