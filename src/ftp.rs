@@ -3,7 +3,6 @@
 //! errors into [`FtpError`]s that say whether a retry can help and whether the connection is
 //! still usable.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -14,6 +13,8 @@ use suppaftp::{Mode, Status};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use crate::credentials::Login;
+pub(crate) use crate::ftp_error::{secure_detail, within};
+pub use crate::ftp_error::{FtpError, UploadError};
 use crate::listing::ListFormat;
 use crate::pipeline;
 use crate::target::{Scheme, Target};
@@ -23,134 +24,6 @@ type Stream = AsyncRustlsFtpStream;
 
 /// Size of the buffer used to stream a file to the data connection.
 const UPLOAD_CHUNK: usize = 256 * 1024;
-
-/// An FTP failure, classified for retry decisions.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum FtpError {
-    #[error("cannot reach {server}: {detail}; check the host name and port")]
-    Unreachable { server: String, detail: String },
-    #[error("login refused for user {user:?} ({reply}); check the user name and password")]
-    LoginRefused { user: String, reply: String },
-    #[error("{operation}: no answer from the server within {secs} s")]
-    Timeout { operation: String, secs: u64 },
-    #[error("{operation}: server replied {text}")]
-    Reply {
-        operation: String,
-        code: u32,
-        text: String,
-    },
-    #[error("{operation}: connection lost ({detail})")]
-    Connection { operation: String, detail: String },
-    /// The control connection could not be secured: a certificate that fails verification, no
-    /// TLS version in common, or AUTH TLS refused. Never worked around by going plain.
-    #[error("TLS with {server} failed: {detail}")]
-    Tls { server: String, detail: String },
-}
-
-impl FtpError {
-    /// A reply that will not change on retry (5xx), or a refused login.
-    pub fn is_permanent(&self) -> bool {
-        match self {
-            FtpError::Reply { code, .. } => (500..600).contains(code) || *code == 452,
-            FtpError::LoginRefused { .. } | FtpError::Tls { .. } => true,
-            _ => false,
-        }
-    }
-
-    /// Whether the connection can no longer be used after this error.
-    pub fn breaks_connection(&self) -> bool {
-        match self {
-            FtpError::Reply { code, .. } => *code == 421,
-            FtpError::Timeout { .. } | FtpError::Connection { .. } => true,
-            FtpError::Unreachable { .. } | FtpError::LoginRefused { .. } => true,
-            FtpError::Tls { .. } => true,
-        }
-    }
-
-    /// The server is out of space or over quota (452, 552): retrying will not help, and
-    /// neither will other uploads.
-    pub fn is_storage_full(&self) -> bool {
-        matches!(self.code(), Some(452 | 552))
-    }
-
-    /// The server refused the connection because it has too many already (421, or a 530
-    /// that says so): not a login problem, and not worth retrying soon.
-    pub fn is_connection_limit(&self) -> bool {
-        match self {
-            FtpError::Reply { code: 421, .. } => true,
-            FtpError::Reply {
-                code: 530, text, ..
-            }
-            | FtpError::LoginRefused { reply: text, .. } => {
-                let text = text.to_ascii_lowercase();
-                ["too many", "maximum", "limit", "connections"]
-                    .iter()
-                    .any(|w| text.contains(w))
-            }
-            _ => false,
-        }
-    }
-
-    /// The reply code, when the server gave one.
-    pub fn code(&self) -> Option<u32> {
-        match self {
-            FtpError::Reply { code, .. } => Some(*code),
-            _ => None,
-        }
-    }
-
-    fn from_suppa(operation: String, err: suppaftp::FtpError) -> FtpError {
-        match err {
-            suppaftp::FtpError::UnexpectedResponse(resp) => {
-                let text = String::from_utf8_lossy(&resp.body).trim().to_string();
-                let code = match resp.status {
-                    Status::Unknown => text.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0),
-                    s => s.code(),
-                };
-                FtpError::Reply {
-                    operation,
-                    code,
-                    text,
-                }
-            }
-            // A data connection's handshake: the server still expects it, so the control
-            // connection is out of step; a fresh connection may do better.
-            suppaftp::FtpError::SecureError(detail) => FtpError::Connection {
-                operation,
-                detail: format!(
-                    "TLS on the data connection failed: {}",
-                    secure_detail(&detail)
-                ),
-            },
-            other => FtpError::Connection {
-                operation,
-                detail: other.to_string(),
-            },
-        }
-    }
-}
-
-/// suppaftp prefixes "Secure error: " each time it passes a TLS error on; what is left is the
-/// message of [`crate::tls::Connector`].
-fn secure_detail(detail: &str) -> &str {
-    let mut detail = detail;
-    while let Some(rest) = detail.strip_prefix("Secure error: ") {
-        detail = rest;
-    }
-    detail
-}
-
-/// An upload failed on the local side or on the server.
-#[derive(Debug, thiserror::Error)]
-pub enum UploadError {
-    #[error("cannot read local file: {0}")]
-    Local(std::io::Error),
-    #[error(transparent)]
-    Remote(#[from] FtpError),
-    /// The local file changed while it was sent; the upload was not put in place.
-    #[error("the local file changed while it was uploaded")]
-    Changed,
-}
 
 /// What the server said it supports in FEAT.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -688,48 +561,6 @@ fn op(command: &str, path: &str) -> String {
     }
 }
 
-/// Runs one FTP exchange with a deadline, mapping errors to [`FtpError`].
-pub(crate) async fn within<T, E, F>(
-    timeout: Duration,
-    operation: impl Into<String>,
-    fut: F,
-) -> Result<T, FtpError>
-where
-    F: Future<Output = Result<T, E>>,
-    E: Into<SuppaOrOurs>,
-{
-    let operation = operation.into();
-    match tokio::time::timeout(timeout, fut).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(match e.into() {
-            SuppaOrOurs::Suppa(e) => FtpError::from_suppa(operation, e),
-            SuppaOrOurs::Ours(e) => e,
-        }),
-        Err(_) => Err(FtpError::Timeout {
-            operation,
-            secs: timeout.as_secs(),
-        }),
-    }
-}
-
-/// Either error type a wrapped future may return.
-pub(crate) enum SuppaOrOurs {
-    Suppa(suppaftp::FtpError),
-    Ours(FtpError),
-}
-
-impl From<suppaftp::FtpError> for SuppaOrOurs {
-    fn from(e: suppaftp::FtpError) -> Self {
-        SuppaOrOurs::Suppa(e)
-    }
-}
-
-impl From<FtpError> for SuppaOrOurs {
-    fn from(e: FtpError) -> Self {
-        SuppaOrOurs::Ours(e)
-    }
-}
-
 /// `YYYYMMDDhhmmss` in UTC, as MFMT and MDTM use.
 pub fn format_mdtm(unix: i64) -> String {
     let t =
@@ -753,44 +584,5 @@ mod tests {
     fn mdtm_stamp_is_utc() {
         assert_eq!(format_mdtm(0), "19700101000000");
         assert_eq!(format_mdtm(1_704_164_645), "20240102030405");
-    }
-
-    #[test]
-    fn permanent_and_breaking_errors() {
-        let reply = |code| FtpError::Reply {
-            operation: "STOR x".into(),
-            code,
-            text: String::new(),
-        };
-        assert!(reply(550).is_permanent());
-        assert!(!reply(450).is_permanent());
-        assert!(reply(421).breaks_connection());
-        assert!(!reply(550).breaks_connection());
-        let tls = FtpError::Tls {
-            server: "h:21".into(),
-            detail: "x".into(),
-        };
-        assert!(tls.is_permanent() && tls.breaks_connection());
-    }
-
-    #[test]
-    fn data_connection_tls_errors_lose_suppaftps_prefixes() {
-        let nested = suppaftp::FtpError::SecureError("Secure error: the server closed".into());
-        let err = FtpError::from_suppa("STOR x".into(), nested);
-        assert_eq!(
-            err.to_string(),
-            "STOR x: connection lost (TLS on the data connection failed: the server closed)"
-        );
-        assert!(err.breaks_connection() && !err.is_permanent());
-    }
-
-    #[test]
-    fn unknown_status_codes_are_read_from_the_reply_text() {
-        let resp = suppaftp::types::Response::new(Status::Unknown, b"452 Disk full".to_vec());
-        let err = FtpError::from_suppa(
-            "STOR x".into(),
-            suppaftp::FtpError::UnexpectedResponse(resp),
-        );
-        assert_eq!(err.code(), Some(452));
     }
 }

@@ -8,7 +8,7 @@
 //! - [`plan`]: what to create, upload and delete, and in which order;
 //! - [`sync`], [`schedule`] and [`dispatch`]: the coordinator releasing jobs to the workers in
 //!   dependency order;
-//! - [`worker`] and [`ftp`]: one persistent FTP connection per worker, with [`pipeline`] for
+//! - [`worker`], [`ftp`] and [`ftp_error`]: one persistent FTP connection per worker, with [`pipeline`] for
 //!   uploads in few round trips;
 //! - [`tls`]: FTPS (rustls): trust anchors, version pinning, a session cache per connection;
 //! - [`state`]: the record of uploads for servers that cannot set file times;
@@ -23,6 +23,7 @@ pub mod dispatch;
 pub mod exit_codes;
 pub mod filter;
 pub mod ftp;
+pub mod ftp_error;
 pub mod listing;
 pub mod local;
 pub mod lock;
