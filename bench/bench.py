@@ -864,6 +864,9 @@ def main():
     ap.add_argument("--render", metavar="JSON",
                     help="only print the Markdown of an earlier results file (with --update-doc: "
                          "also put it in BENCHMARKS.md)")
+    ap.add_argument("--serve", action="store_true",
+                    help="only start the servers (and the proxy at the first --rtt above 0), print their "
+                         "URLs and wait until interrupted: for trying things by hand")
     ap.add_argument("--command", default="", help=argparse.SUPPRESS)
     a = ap.parse_args()
 
@@ -967,6 +970,16 @@ def main():
                 instances[(kind, "proxied")] = Instance(kind, "proxied")
                 instances[(kind, "proxied")].start()
         log(f"servers up: {', '.join(f'{i.name} 127.0.0.1:{i.port}' for i in instances.values())}")
+        if a.serve:
+            if any(r > 0 for r in rtts):
+                proxy = Proxy(next(r for r in rtts if r > 0) // 2)
+                proxy.start()
+            for (kind, _mode), inst in instances.items():
+                user = SERVERS[kind]["user"]
+                log(f"{kind}: ftp://{user}:{PASSWORD}@{inst.host}:{inst.port}/ (files in {SERVERS[kind]['root']})")
+            log("serving until interrupted (Ctrl-C)")
+            while True:
+                signal.pause()
 
         for rtt in rtts:
             if proxy:

@@ -422,15 +422,39 @@ impl Connection {
     /// answers out of step gets no more pipelining on this connection.
     pub async fn store_pipelined(
         &mut self,
-        up: pipeline::Upload<'_>,
+        up: pipeline::Upload,
     ) -> Result<pipeline::Stored, UploadError> {
         let result = pipeline::store(&mut self.stream, up, self.timeout).await;
-        if let Err(UploadError::Remote(FtpError::Connection { detail, .. })) = &result {
+        if let Err(UploadError::Remote(e)) = &result {
+            self.notice_garbled(e);
+        }
+        result
+    }
+
+    /// One step of a chain of uploads (see [`crate::pipeline::step`]).
+    pub async fn chain_step(
+        &mut self,
+        prev: Option<pipeline::Sent>,
+        next: Option<pipeline::Upload>,
+        early: bool,
+    ) -> pipeline::Step {
+        let step = pipeline::step(&mut self.stream, prev, next, early, self.timeout).await;
+        if let Some(Err(UploadError::Remote(e))) = &step.prev {
+            self.notice_garbled(e);
+        }
+        if let Some(Err(UploadError::Remote(e))) = &step.next {
+            self.notice_garbled(e);
+        }
+        step
+    }
+
+    /// Replies that make no sense where they came: no more pipelining on this connection.
+    fn notice_garbled(&mut self, e: &FtpError) {
+        if let FtpError::Connection { detail, .. } = e {
             if detail.contains("unreadable reply") || detail.contains("syntax") {
                 self.pipelining = false;
             }
         }
-        result
     }
 
     /// Says goodbye; errors are irrelevant at this point.

@@ -1,23 +1,41 @@
 //! Pipelined commands on a plain (unencrypted) control connection: several commands sent in one
 //! write, their replies read afterwards in order, and transfer commands sent while the data
-//! connection opens. An upload then costs five round trips (PASV; STOR while the data
-//! connection opens; data and 226; SIZE; RNFR, RNTO and MFMT together) instead of eight, and a
-//! listing three instead of four: what decides the speed of many small files over a real link.
-//! Commands are only pipelined where a failure of an earlier one cannot make a later one do
-//! harm: the rename waits for the 226 and the size check that confirm the upload.
+//! connection opens. This is what decides the speed of many small files over a real link.
+//!
+//! Uploads on one connection form a chain of [`step`]s. Each step finishes the previous upload
+//! and starts the next, their commands sharing writes:
+//!
+//! 1. the previous upload's checks (`SIZE` of its temporary file, the command that sets its
+//!    time) and the next `PASV`, in one write;
+//! 2. the previous upload's `RNFR` + `RNTO` (only if its checks passed and the local file did not
+//!    change) and the next `STOR`, in one write, while the data connection opens;
+//! 3. the bytes, sent as soon as the data connection is open (without waiting for the 150),
+//!    then the 226.
+//!
+//! Three round trips per small file instead of eight. On servers that leave commands sent
+//! during a transfer in the control connection until the transfer ends ("early checks"), step
+//! 1's write goes out right after the data connection closes, before the 226, which saves one
+//! more round trip. A server that reads commands during a transfer answers them with an error
+//! before the 226; that is noticed, the connection is dropped (its replies are out of step) and
+//! the chain goes on without early checks. Nothing is ever renamed into place before its 226
+//! and its size check came back.
 
 use std::net::SocketAddr;
-use std::path::Path;
-use std::time::Duration;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
 
 use suppaftp::tokio::AsyncRustlsFtpStream;
 use suppaftp::Status;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
 
 use crate::ftp::{send_bytes, within, FtpError, UploadError};
 
 type Stream = AsyncRustlsFtpStream;
+
+/// A local file's size and modification time.
+pub type Version = (u64, Option<SystemTime>);
 
 /// What a pipelined atomic upload did.
 #[derive(Debug)]
@@ -29,22 +47,57 @@ pub struct Stored {
 }
 
 /// An atomic upload: `local` from byte `offset` to `temp` (APPE when resuming), size check,
-/// rename over `target`, and the time command `set_time` (e.g. `MFMT 20240102030405 path`).
-pub struct Upload<'a> {
-    pub temp: &'a str,
-    pub target: &'a str,
-    pub local: &'a Path,
+/// time, rename over `target`.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub temp: String,
+    pub target: String,
+    pub local: PathBuf,
     pub offset: u64,
     /// Total size the temporary file must have; checked with SIZE when Some.
     pub expect_size: Option<u64>,
+    /// The command that sets the temporary file's time (e.g. `MFMT 20240102030405 path`); the
+    /// rename keeps it, and a refused rename leaves the old file's time alone.
     pub set_time: Option<String>,
-    /// Asked after the transfer, before the rename: false when the local file changed meanwhile
-    /// (the upload is then not renamed into place).
-    pub still_same: &'a (dyn Fn() -> bool + Sync),
+    /// The local file when the upload began: a file that changed meanwhile is not put in place.
+    pub version: Version,
+}
+
+/// An upload whose bytes the server confirmed (226), not yet checked and renamed.
+#[derive(Debug)]
+pub struct Sent {
+    up: Upload,
+    sent: u64,
+    /// The checks and a PASV went out before the 226; their replies are due.
+    checks_sent: bool,
+}
+
+impl Sent {
+    pub fn upload(&self) -> &Upload {
+        &self.up
+    }
+}
+
+/// What one [`step`] did.
+#[derive(Debug, Default)]
+pub struct Step {
+    /// The previous upload's end: stored and renamed, or why not.
+    pub prev: Option<Result<Stored, UploadError>>,
+    /// The next upload's start: its bytes confirmed, or why not.
+    pub next: Option<Result<Sent, UploadError>>,
+    /// The server answered commands sent during a transfer: no early checks with it.
+    pub early_refused: bool,
+    /// The control connection's replies are out of step: it must not be used again.
+    pub out_of_step: bool,
 }
 
 /// Writes `commands` to the control connection in one go (each ends with CRLF).
 async fn send(stream: &Stream, commands: &str, timeout: Duration) -> Result<(), FtpError> {
+    write_all(&*stream.get_ref().await, commands, timeout).await
+}
+
+/// Writes `commands` to the control socket `socket`, refusing line breaks inside a command.
+async fn write_all(socket: &TcpStream, commands: &str, timeout: Duration) -> Result<(), FtpError> {
     // One command per CRLF: a line break inside a path would smuggle in another command.
     if commands
         .split_terminator("\r\n")
@@ -55,7 +108,6 @@ async fn send(stream: &Stream, commands: &str, timeout: Duration) -> Result<(), 
             detail: "a path contains a line break".into(),
         });
     }
-    let socket = stream.get_ref().await;
     let bytes = commands.as_bytes();
     let mut written = 0;
     while written < bytes.len() {
@@ -117,48 +169,47 @@ fn passive_address(text: &str, peer: SocketAddr) -> Option<SocketAddr> {
     Some(SocketAddr::new(peer.ip(), hi * 256 + lo))
 }
 
-/// PASV, then the command sent while the data connection opens; returns the data connection
-/// once the command's preliminary reply came, or the command's refusal.
-async fn open_data(
-    stream: &mut Stream,
-    command: &str,
-    timeout: Duration,
-) -> Result<TcpStream, FtpError> {
-    let peer = stream
+async fn peer_of(stream: &Stream) -> Result<SocketAddr, FtpError> {
+    stream
         .get_ref()
         .await
         .peer_addr()
         .map_err(|e| FtpError::Connection {
             operation: "PASV".into(),
             detail: e.to_string(),
-        })?;
-    send(stream, "PASV\r\n", timeout).await?;
+        })
+}
+
+/// Reads a PASV reply and turns it into the data address.
+async fn read_pasv(
+    stream: &mut Stream,
+    peer: SocketAddr,
+    timeout: Duration,
+) -> Result<SocketAddr, FtpError> {
     let pasv = reply(stream, "PASV", &[Status::PassiveMode], timeout).await?;
-    let data_addr = passive_address(&pasv, peer).ok_or_else(|| FtpError::Connection {
+    passive_address(&pasv, peer).ok_or_else(|| FtpError::Connection {
         operation: "PASV".into(),
         detail: format!("unreadable reply {pasv:?}"),
-    })?;
-    send(stream, &format!("{command}\r\n"), timeout).await?;
+    })
+}
+
+async fn connect(
+    addr: SocketAddr,
+    operation: &str,
+    timeout: Duration,
+) -> Result<TcpStream, FtpError> {
     let connect = async {
-        TcpStream::connect(data_addr)
+        TcpStream::connect(addr)
             .await
             .map_err(suppaftp::FtpError::ConnectionError)
     };
-    let data = within(timeout, command.to_string(), connect).await;
-    let opened = reply(
-        stream,
-        command,
-        &[Status::AboutToSend, Status::AlreadyOpen],
-        timeout,
-    )
-    .await;
-    let data = match (data, opened) {
-        (Ok(data), Ok(_)) => data,
-        (_, Err(e)) | (Err(e), Ok(_)) => return Err(e),
-    };
+    let data = within(timeout, operation.to_string(), connect).await?;
     data.set_nodelay(true).ok();
     Ok(data)
 }
+
+const PRELIMINARY: [Status; 2] = [Status::AboutToSend, Status::AlreadyOpen];
+const TRANSFER_DONE: [Status; 2] = [Status::ClosingDataConnection, Status::RequestedFileActionOk];
 
 /// A folder listing (`MLSD path`, `LIST -a path`, ...), its lines decoded as lossy UTF-8.
 pub async fn list(
@@ -172,7 +223,16 @@ pub async fn list(
     } else {
         format!("{verb} {argument}")
     };
-    let mut data = open_data(stream, &command, timeout).await?;
+    let peer = peer_of(stream).await?;
+    send(stream, "PASV\r\n", timeout).await?;
+    let addr = read_pasv(stream, peer, timeout).await?;
+    send(stream, &format!("{command}\r\n"), timeout).await?;
+    let (data, opened) = tokio::join!(
+        connect(addr, &command, timeout),
+        reply(stream, &command, &PRELIMINARY, timeout)
+    );
+    opened?;
+    let mut data = data?;
     let mut bytes = Vec::new();
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
@@ -187,8 +247,7 @@ pub async fn list(
         }
     }
     drop(data);
-    let done = [Status::ClosingDataConnection, Status::RequestedFileActionOk];
-    reply(stream, &command, &done, timeout).await?;
+    reply(stream, &command, &TRANSFER_DONE, timeout).await?;
     Ok(bytes
         .split(|&b| b == b'\n')
         .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
@@ -197,88 +256,404 @@ pub async fn list(
         .collect())
 }
 
-/// Uploads `up` with its commands pipelined; see the module header for the exchanges.
+/// One atomic upload on its own: its start, then its end (five round trips).
 pub async fn store(
     stream: &mut Stream,
-    up: Upload<'_>,
+    up: Upload,
     timeout: Duration,
 ) -> Result<Stored, UploadError> {
-    let mut file = tokio::fs::File::open(up.local)
-        .await
-        .map_err(UploadError::Local)?;
-    if up.offset > 0 {
-        file.seek(std::io::SeekFrom::Start(up.offset))
-            .await
-            .map_err(UploadError::Local)?;
-    }
-    // 1-2. PASV; the transfer command travels while the data connection opens.
-    let verb = if up.offset > 0 { "APPE" } else { "STOR" };
-    let operation = format!("{verb} {}", up.temp);
-    let mut data = open_data(stream, &operation, timeout).await?;
+    let started = step(stream, None, Some(up), false, timeout).await;
+    let sent = started
+        .next
+        .expect("a step with a next upload reports it")?;
+    let ended = step(stream, Some(sent), None, false, timeout).await;
+    ended
+        .prev
+        .expect("a step with a previous upload reports it")
+}
 
-    // 3. The bytes, then the 226.
-    let sent = send_bytes(&mut file, &mut data, timeout, &operation).await?;
+/// The size check and time command of `up` (step 1's part for it).
+fn checks(up: &Upload) -> String {
+    let mut batch = String::new();
+    if up.expect_size.is_some() {
+        batch.push_str(&format!("SIZE {}\r\n", up.temp));
+    }
+    if let Some(command) = &up.set_time {
+        batch.push_str(command);
+        batch.push_str("\r\n");
+    }
+    batch
+}
+
+/// The replies to [`checks`]: Err(breaking) when the connection failed; otherwise whether the
+/// size is right (an error naming what is wrong) and the time command's outcome.
+async fn read_checks(
+    stream: &mut Stream,
+    sent: &Sent,
+    timeout: Duration,
+) -> Result<(Result<(), FtpError>, Option<Result<(), FtpError>>), FtpError> {
+    let up = &sent.up;
+    let mut size_ok = Ok(());
+    if let Some(expected) = up.expect_size {
+        match reply(stream, "SIZE", &[Status::File], timeout).await {
+            Ok(text) => {
+                let stored: Option<u64> =
+                    text.split_whitespace().nth(1).and_then(|s| s.parse().ok());
+                if stored != Some(expected) {
+                    size_ok = Err(FtpError::Connection {
+                        operation: format!("STOR {}", up.target),
+                        detail: format!("the server stored {stored:?} bytes of {expected}"),
+                    });
+                }
+            }
+            Err(e) if e.breaks_connection() => return Err(e),
+            Err(e) => size_ok = Err(e),
+        }
+    }
+    let mut time_set = None;
+    if let Some(command) = &up.set_time {
+        let accepted = [
+            Status::File,
+            Status::CommandOk,
+            Status::RequestedFileActionOk,
+        ];
+        match reply(stream, first_word(command), &accepted, timeout).await {
+            Err(e) if e.breaks_connection() => return Err(e),
+            outcome => time_set = Some(outcome.map(|_| ())),
+        }
+    }
+    Ok((size_ok, time_set))
+}
+
+/// Whether the local file is still the version whose upload began.
+fn still_same(up: &Upload) -> bool {
+    std::fs::metadata(&up.local)
+        .map(|m| (m.len(), m.modified().ok()))
+        .ok()
+        == Some(up.version)
+}
+
+/// Finishes `prev` (checks, time, rename) and starts `next` (PASV, transfer command, bytes, 226),
+/// with their commands sharing writes (see the module header). `early`: send the next upload's
+/// checks right after its data connection closes, before the 226.
+pub async fn step(
+    stream: &mut Stream,
+    prev: Option<Sent>,
+    next: Option<Upload>,
+    early: bool,
+    timeout: Duration,
+) -> Step {
+    let mut out = Step::default();
+    let broken = |out: &mut Step, prev: bool, next: bool, e: FtpError| {
+        if prev {
+            out.prev = Some(Err(e.clone().into()));
+        }
+        if next {
+            out.next = Some(Err(e.into()));
+        }
+    };
+    let (has_prev, has_next) = (prev.is_some(), next.is_some());
+    let peer = match peer_of(stream).await {
+        Ok(peer) => peer,
+        Err(e) => {
+            broken(&mut out, has_prev, has_next, e);
+            return out;
+        }
+    };
+
+    // 1. The previous upload's checks and the next PASV (both already sent when early).
+    let pasv_pending = prev.as_ref().is_some_and(|p| p.checks_sent);
+    let mut batch = match &prev {
+        Some(p) if !p.checks_sent => checks(&p.up),
+        _ => String::new(),
+    };
+    if has_next && !pasv_pending {
+        batch.push_str("PASV\r\n");
+    }
+    if !batch.is_empty() {
+        if let Err(e) = send(stream, &batch, timeout).await {
+            broken(&mut out, has_prev, has_next, e);
+            return out;
+        }
+    }
+    let mut verdict = None;
+    if let Some(p) = &prev {
+        match read_checks(stream, p, timeout).await {
+            Ok(v) => verdict = Some(v),
+            Err(e) => {
+                // A server that swallows commands sent during a transfer never answers them.
+                out.early_refused = p.checks_sent && matches!(e, FtpError::Timeout { .. });
+                broken(&mut out, has_prev, has_next, e);
+                return out;
+            }
+        }
+    }
+    let mut data_addr = None;
+    if has_next || pasv_pending {
+        match read_pasv(stream, peer, timeout).await {
+            Ok(addr) => data_addr = Some(addr),
+            Err(e) if e.breaks_connection() => {
+                broken(&mut out, has_prev, has_next, e);
+                return out;
+            }
+            Err(e) => {
+                if has_next {
+                    out.next = Some(Err(e.into()));
+                }
+            }
+        }
+    }
+
+    // 2. The previous upload's rename (if everything checks) and the next transfer command.
+    let mut prev_outcome = None;
+    let mut batch = String::new();
+    if let (Some(p), Some((size_ok, time_set))) = (&prev, verdict) {
+        match size_ok {
+            Err(e) => prev_outcome = Some(Err(e.into())),
+            Ok(()) if !still_same(&p.up) => prev_outcome = Some(Err(UploadError::Changed)),
+            Ok(()) => {
+                batch.push_str(&format!("RNFR {}\r\nRNTO {}\r\n", p.up.temp, p.up.target));
+                prev_outcome = Some(Ok(time_set));
+            }
+        }
+    }
+    let renaming = matches!(prev_outcome, Some(Ok(_)));
+    let transfer = match (&next, data_addr) {
+        (Some(up), Some(addr)) if out.next.is_none() => {
+            let verb = if up.offset > 0 { "APPE" } else { "STOR" };
+            let command = format!("{verb} {}", up.temp);
+            batch.push_str(&command);
+            batch.push_str("\r\n");
+            Some((command, addr))
+        }
+        _ => None,
+    };
+    if !batch.is_empty() {
+        if let Err(e) = send(stream, &batch, timeout).await {
+            broken(&mut out, has_prev, has_next, e);
+            return out;
+        }
+    }
+    // Replies are read while the bytes go out: the commands above are written through a
+    // second handle on the control socket, so that writing never waits for reading.
+    let writer = match control_writer(stream).await {
+        Ok(writer) => writer,
+        Err(e) => {
+            broken(&mut out, has_prev, has_next, e);
+            return out;
+        }
+    };
+    let refused = CancellationToken::new();
+    let sending = async {
+        let (Some(up), Some((command, addr))) = (&next, &transfer) else {
+            return None;
+        };
+        tokio::select! {
+            sent = send_file(&writer, up, command, *addr, early, timeout) => Some(sent),
+            _ = refused.cancelled() => None,
+        }
+    };
+    let reading = async {
+        let renamed = read_renames(stream, renaming, timeout).await;
+        if renamed.as_ref().is_err_and(FtpError::breaks_connection) {
+            refused.cancel();
+            return (renamed, None);
+        }
+        let Some((command, _)) = &transfer else {
+            return (renamed, None);
+        };
+        let opened = reply(stream, command, &PRELIMINARY, timeout).await;
+        if opened.is_err() {
+            refused.cancel();
+        }
+        (renamed, Some(opened))
+    };
+    let (sent, (renamed, opened)) = tokio::join!(sending, reading);
+    if let (Some(p), Some(outcome)) = (&prev, prev_outcome) {
+        out.prev = Some(match outcome {
+            Ok(time_set) => renamed
+                .clone()
+                .map(|()| Stored {
+                    sent: p.sent,
+                    time_set,
+                })
+                .map_err(Into::into),
+            Err(e) => Err(e),
+        });
+    }
+    if let Err(e) = &renamed {
+        if e.breaks_connection() {
+            if has_next && out.next.is_none() {
+                out.next = Some(Err(e.clone().into()));
+            }
+            return out;
+        }
+    }
+
+    // 3. The next upload's 226.
+    let (Some(up), Some((command, _)), Some(opened)) = (next, transfer, opened) else {
+        return out;
+    };
+    let result = match (opened, sent) {
+        (Err(e), sent) => {
+            // Refused: early checks already written make the replies uncountable.
+            if matches!(sent, Some(Ok((_, true)))) {
+                Err(Refusal::OutOfStep(e.into()))
+            } else {
+                Err(Refusal::Other(e.into()))
+            }
+        }
+        (Ok(_), Some(Ok((n, checks_sent)))) => end_transfer(stream, &command, checks_sent, timeout)
+            .await
+            .map(|()| (n, checks_sent)),
+        (Ok(_), Some(Err(e))) => {
+            // A local read error or a failed write: the server ends the transfer its own way.
+            match &e {
+                UploadError::Remote(r) if r.breaks_connection() => Err(Refusal::OutOfStep(e)),
+                _ => match settle_aborted(stream, &command, timeout).await {
+                    Ok(()) => Err(Refusal::Other(e)),
+                    Err(broken) => Err(Refusal::OutOfStep(broken.into())),
+                },
+            }
+        }
+        (Ok(_), None) => unreachable!("the sending stops only when the command was refused"),
+    };
+    match result {
+        Ok((sent, checks_sent)) => {
+            out.next = Some(Ok(Sent {
+                up,
+                sent,
+                checks_sent,
+            }))
+        }
+        Err(Refusal::EarlyChecks(e)) => {
+            out.early_refused = true;
+            out.out_of_step = true;
+            out.next = Some(Err(e.into()));
+        }
+        Err(Refusal::OutOfStep(e)) => {
+            out.out_of_step = true;
+            out.next = Some(Err(e));
+        }
+        Err(Refusal::Other(e)) => out.next = Some(Err(e)),
+    }
+    out
+}
+
+enum Refusal {
+    /// The server answered the early checks during the transfer.
+    EarlyChecks(FtpError),
+    /// The transfer failed while early checks were on their way: the connection is out of step.
+    OutOfStep(UploadError),
+    Other(UploadError),
+}
+
+/// A second handle on the control socket, for writing while a read is in progress.
+async fn control_writer(stream: &Stream) -> Result<TcpStream, FtpError> {
+    let lost = |e: std::io::Error| FtpError::Connection {
+        operation: "PASV".into(),
+        detail: e.to_string(),
+    };
+    // The socket's lock is held only while its descriptor is duplicated.
+    let fd = std::os::fd::AsFd::as_fd(&*stream.get_ref().await)
+        .try_clone_to_owned()
+        .map_err(lost)?;
+    TcpStream::from_std(std::net::TcpStream::from(fd)).map_err(lost)
+}
+
+/// The replies to RNFR and RNTO, when they were sent.
+async fn read_renames(
+    stream: &mut Stream,
+    renaming: bool,
+    timeout: Duration,
+) -> Result<(), FtpError> {
+    if !renaming {
+        return Ok(());
+    }
+    let from = reply(stream, "RNFR", &[Status::RequestFilePending], timeout).await;
+    if from.as_ref().is_err_and(FtpError::breaks_connection) {
+        return from.map(|_| ());
+    }
+    let ok = [Status::RequestedFileActionOk, Status::CommandOk];
+    let to = reply(stream, "RNTO", &ok, timeout).await;
+    from.and(to).map(|_| ())
+}
+
+/// Opens the data connection and sends the file's bytes as soon as it is open (the transfer
+/// command is on its way), then closes it; with `early`, writes the checks and the next PASV
+/// right behind. Returns the bytes sent and whether the checks went.
+async fn send_file(
+    writer: &TcpStream,
+    up: &Upload,
+    command: &str,
+    addr: SocketAddr,
+    early: bool,
+    timeout: Duration,
+) -> Result<(u64, bool), UploadError> {
+    let mut file = open_at(up).await.map_err(UploadError::Local)?;
+    let mut data = connect(addr, command, timeout).await?;
+    let sent = send_bytes(&mut file, &mut data, timeout, command).await?;
     let close = async {
         data.shutdown()
             .await
             .map_err(suppaftp::FtpError::ConnectionError)
     };
-    within(timeout, operation.clone(), close).await?;
+    within(timeout, command.to_string(), close).await?;
     drop(data);
-    let done = [Status::ClosingDataConnection, Status::RequestedFileActionOk];
-    reply(stream, &operation, &done, timeout).await?;
-    // The size check waits for the 226: some servers (pure-ftpd) refuse commands that arrive
-    // while a transfer is finishing.
-    if let Some(expected) = up.expect_size {
-        send(stream, &format!("SIZE {}\r\n", up.temp), timeout).await?;
-        let size = reply(stream, "SIZE", &[Status::File], timeout).await?;
-        let stored: Option<u64> = size.split_whitespace().nth(1).and_then(|s| s.parse().ok());
-        if stored != Some(expected) {
-            return Err(FtpError::Connection {
-                operation,
-                detail: format!("the server stored {stored:?} bytes of {expected}"),
-            }
-            .into());
-        }
+    if !early {
+        return Ok((sent, false));
     }
+    let mut batch = checks(up);
+    batch.push_str("PASV\r\n");
+    write_all(writer, &batch, timeout).await?;
+    Ok((sent, true))
+}
 
-    if !(up.still_same)() {
-        return Err(UploadError::Changed);
+/// The 226 that ends a transfer; with early checks on their way, anything else in its place
+/// means the server read them during the transfer.
+async fn end_transfer(
+    stream: &mut Stream,
+    command: &str,
+    checks_sent: bool,
+    timeout: Duration,
+) -> Result<(), Refusal> {
+    match reply(stream, command, &TRANSFER_DONE, timeout).await {
+        Ok(_) => Ok(()),
+        Err(e) if !checks_sent => Err(Refusal::Other(e.into())),
+        Err(e) if e.breaks_connection() => Err(Refusal::OutOfStep(e.into())),
+        // The early checks' replies are still due: out of step, but the server is full.
+        Err(e) if e.is_storage_full() => Err(Refusal::OutOfStep(e.into())),
+        // Anything else in place of the 226 is taken for an answer to the early checks.
+        Err(e) => Err(Refusal::EarlyChecks(FtpError::Connection {
+            operation: command.to_string(),
+            detail: format!(
+                "the server answered commands sent during the transfer ({e}); \
+                 its replies are out of step"
+            ),
+        })),
     }
+}
 
-    // 4. Rename and time, in one write.
-    let mut batch = format!("RNFR {}\r\nRNTO {}\r\n", up.temp, up.target);
-    if let Some(command) = &up.set_time {
-        batch.push_str(command);
-        batch.push_str("\r\n");
+/// Opens the local file at the upload's offset.
+async fn open_at(up: &Upload) -> std::io::Result<tokio::fs::File> {
+    let mut file = tokio::fs::File::open(&up.local).await?;
+    if up.offset > 0 {
+        file.seek(std::io::SeekFrom::Start(up.offset)).await?;
     }
-    send(stream, &batch, timeout).await?;
-    let from = reply(stream, "RNFR", &[Status::RequestFilePending], timeout).await;
-    let to = reply(
-        stream,
-        "RNTO",
-        &[Status::RequestedFileActionOk, Status::CommandOk],
-        timeout,
-    )
-    .await;
-    let time_set = match &up.set_time {
-        Some(command) => {
-            let accepted = [
-                Status::File,
-                Status::CommandOk,
-                Status::RequestedFileActionOk,
-            ];
-            Some(
-                reply(stream, first_word(command), &accepted, timeout)
-                    .await
-                    .map(|_| ()),
-            )
-        }
-        None => None,
-    };
-    from?;
-    to?;
-    Ok(Stored { sent, time_set })
+    Ok(file)
+}
+
+/// After a transfer this side gave up on: reads the server's final reply for it (whatever its
+/// code), so the connection stays in step; Err when even that fails.
+async fn settle_aborted(
+    stream: &mut Stream,
+    command: &str,
+    timeout: Duration,
+) -> Result<(), FtpError> {
+    match reply(stream, command, &TRANSFER_DONE, timeout).await {
+        Err(e) if e.breaks_connection() => Err(e),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -292,5 +667,28 @@ mod tests {
         assert_eq!(addr, Some("10.0.0.5:30000".parse().unwrap()));
         assert_eq!(passive_address("227 nonsense", peer), None);
         assert_eq!(passive_address("227 (1,2,3,4,300,1)", peer), None);
+    }
+
+    #[test]
+    fn checks_ask_the_size_then_set_the_time_of_the_temporary_file() {
+        let up = Upload {
+            temp: "/d/.a.ftpsync-tmp".into(),
+            target: "/d/a".into(),
+            local: "a".into(),
+            offset: 0,
+            expect_size: Some(3),
+            set_time: Some("MFMT 20240102030405 /d/.a.ftpsync-tmp".into()),
+            version: (3, None),
+        };
+        assert_eq!(
+            checks(&up),
+            "SIZE /d/.a.ftpsync-tmp\r\nMFMT 20240102030405 /d/.a.ftpsync-tmp\r\n"
+        );
+        let bare = Upload {
+            expect_size: None,
+            set_time: None,
+            ..up
+        };
+        assert_eq!(checks(&bare), "");
     }
 }

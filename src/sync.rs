@@ -131,6 +131,7 @@ pub async fn run(
         atomic: config.atomic,
         storage_full: Default::default(),
         pipelining: std::sync::atomic::AtomicBool::new(true),
+        early_checks: std::sync::atomic::AtomicBool::new(true),
         stat_listing: std::sync::atomic::AtomicBool::new(true),
         stop: stop.clone(),
         time_setter: Mutex::new(None),

@@ -98,6 +98,9 @@ pub struct WorkerContext {
     pub stat_listing: std::sync::atomic::AtomicBool,
     /// Commands may be pipelined to this server (cleared when it mishandles them).
     pub pipelining: std::sync::atomic::AtomicBool,
+    /// An upload's checks may be sent before its 226 (cleared when the server answers
+    /// commands during a transfer; see [`crate::pipeline`]).
+    pub early_checks: std::sync::atomic::AtomicBool,
     /// Set once the server said it is out of space: no upload starts after that.
     pub storage_full: std::sync::atomic::AtomicBool,
     /// How this server sets file times: None until found out, Some(None) when it cannot.
@@ -142,6 +145,37 @@ impl Queues {
     }
 }
 
+impl Queues {
+    /// A job that is waiting right now, if any (never waits).
+    fn try_next(&self, stop: &CancellationToken) -> Option<Task> {
+        if stop.is_cancelled() {
+            return None;
+        }
+        let mut guard = self.receivers.try_lock().ok()?;
+        let (high, low) = &mut *guard;
+        high.try_recv().or_else(|_| low.try_recv()).ok()
+    }
+}
+
+/// An upload whose bytes are on the server under the temporary name; its check and rename
+/// travel with the next upload's first commands (see [`crate::pipeline`]).
+struct Held {
+    task: Task,
+    file: FileUpload,
+    temp: String,
+    version: Version,
+    sent: pipeline::Sent,
+}
+
+/// What a worker carries between jobs.
+struct Worker {
+    id: usize,
+    ctx: Arc<WorkerContext>,
+    events: mpsc::UnboundedSender<Event>,
+    conn: Option<Connection>,
+    held: Option<Held>,
+}
+
 /// One worker's whole life: connect, announce, work, log out, acknowledge.
 #[tracing::instrument(skip_all, fields(worker = id))]
 pub async fn run(
@@ -150,8 +184,8 @@ pub async fn run(
     queues: Arc<Queues>,
     events: mpsc::UnboundedSender<Event>,
 ) {
-    let mut conn = match Connection::open(&ctx.target, &ctx.login, ctx.timeout).await {
-        Ok(conn) => Some(conn),
+    let conn = match Connection::open(&ctx.target, &ctx.login, ctx.timeout).await {
+        Ok(conn) => conn,
         Err(error) => {
             let _ = events.send(Event::ConnectFailed { worker: id, error });
             let _ = events.send(Event::Exited { worker: id });
@@ -160,27 +194,212 @@ pub async fn run(
     };
     tracing::debug!("connected");
     let _ = events.send(Event::Ready { worker: id });
-    while let Some(task) = queues.next(&ctx.stop).await {
-        match execute(&ctx, &mut conn, &task.job).await {
+    let mut worker = Worker {
+        id,
+        ctx,
+        events,
+        conn: Some(conn),
+        held: None,
+    };
+    worker.work(&queues).await;
+    if let Some(conn) = worker.conn.take() {
+        conn.quit().await;
+    }
+    let _ = worker.events.send(Event::Exited { worker: id });
+}
+
+impl Worker {
+    /// Takes jobs until the queues close or a stop; false inside means this worker lost the
+    /// server for good (its job was handed back).
+    async fn work(&mut self, queues: &Queues) {
+        loop {
+            // A held upload waits for the next job only if one is there already.
+            let task = match self.held {
+                Some(_) => match queues.try_next(&self.ctx.stop) {
+                    Some(task) => Some(task),
+                    None => {
+                        if !self.finish_held().await {
+                            return;
+                        }
+                        queues.next(&self.ctx.stop).await
+                    }
+                },
+                None => queues.next(&self.ctx.stop).await,
+            };
+            let Some(task) = task else { break };
+            let going_on = match self.chainable(&task) {
+                Some((file, up)) => self.chain(task, file, up).await,
+                None => self.finish_held().await && self.execute_task(task, 1).await,
+            };
+            if !going_on {
+                return;
+            }
+        }
+        // In flight: the held upload is finished even when stopping.
+        self.finish_held().await;
+    }
+
+    /// Runs a job with retries from try `first` on and reports it; false when the job was
+    /// handed back.
+    async fn execute_task(&mut self, task: Task, first: u32) -> bool {
+        match execute(&self.ctx, &mut self.conn, &task.job, first).await {
             Some(result) => {
-                let _ = events.send(Event::Finished {
+                let _ = self.events.send(Event::Finished {
                     id: task.id,
                     result,
                 });
+                true
             }
             None => {
                 tracing::warn!(
                     "connection lost and could not be re-established; handing back the job"
                 );
-                let _ = events.send(Event::Returned { worker: id, task });
-                break;
+                let _ = self.events.send(Event::Returned {
+                    worker: self.id,
+                    task,
+                });
+                false
             }
         }
     }
-    if let Some(conn) = conn {
-        conn.quit().await;
+
+    /// The upload `task` as the next link of a chain, when this connection and server allow.
+    fn chainable(&self, task: &Task) -> Option<(FileUpload, pipeline::Upload)> {
+        let Job::Run(Op::Upload { rel, size, mtime }) = &task.job else {
+            return None;
+        };
+        let ctx = &self.ctx;
+        let conn = self.conn.as_ref()?;
+        if !ctx.atomic
+            || !conn.can_pipeline()
+            || !ctx.pipelining.load(Ordering::Relaxed)
+            || ctx.storage_full.load(Ordering::Relaxed)
+        {
+            return None;
+        }
+        // Until this server's way of setting times is known, the first uploads find it out alone.
+        let how = (*ctx.time_setter.lock().expect("time setter lock"))?;
+        let file = FileUpload {
+            remote: ctx.target.remote_path(rel),
+            local: ctx.local_root.join(rel),
+            size: *size,
+            mtime: *mtime,
+        };
+        let version = local_version(&file.local).ok()?;
+        let temp = temp_path(&file.remote);
+        let up = pipeline::Upload {
+            set_time: how.map(|how| how.command(file.mtime, &temp)),
+            temp,
+            target: file.remote.clone(),
+            local: file.local.clone(),
+            offset: 0,
+            expect_size: conn.features.size.then_some(version.0),
+            version,
+        };
+        Some((file, up))
     }
-    let _ = events.send(Event::Exited { worker: id });
+
+    /// Starts `up` while finishing the held upload, then holds `up`.
+    async fn chain(&mut self, task: Task, file: FileUpload, up: pipeline::Upload) -> bool {
+        let (temp, version) = (up.temp.clone(), up.version);
+        let (prev_sent, prev) = match self.held.take() {
+            Some(h) => (Some(h.sent), Some((h.task, h.file, h.temp, h.version))),
+            None => (None, None),
+        };
+        let conn = self.conn.as_mut().expect("chainable needs a connection");
+        let early = self.ctx.early_checks.load(Ordering::Relaxed);
+        let step = conn.chain_step(prev_sent, Some(up), early).await;
+        if step.early_refused && self.ctx.early_checks.swap(false, Ordering::Relaxed) {
+            tracing::info!(
+                "the server reads commands during transfers; checking each upload after its 226"
+            );
+        }
+        if step.out_of_step {
+            self.conn = None;
+        }
+        if let (Some((task, file, temp, version)), Some(result)) = (prev, step.prev) {
+            if !self.conclude(task, &file, &temp, version, result).await {
+                return false;
+            }
+        }
+        match step.next {
+            Some(Ok(sent)) if self.conn.is_some() => {
+                self.held = Some(Held {
+                    task,
+                    file,
+                    temp,
+                    version,
+                    sent,
+                });
+                true
+            }
+            // The connection went while the previous upload was concluded: start over.
+            Some(Ok(_)) => self.execute_task(task, 1).await,
+            Some(Err(e)) => self.conclude(task, &file, &temp, version, Err(e)).await,
+            None => unreachable!("a step with a next upload reports it"),
+        }
+    }
+
+    /// Finishes the held upload on its own (no next upload to share its round trips with).
+    async fn finish_held(&mut self) -> bool {
+        let Some(held) = self.held.take() else {
+            return true;
+        };
+        let result = match self.conn.as_mut() {
+            Some(conn) => {
+                let step = conn.chain_step(Some(held.sent), None, false).await;
+                if step.out_of_step {
+                    self.conn = None;
+                }
+                step.prev.expect("a step with a previous upload reports it")
+            }
+            None => Err(UploadError::Remote(FtpError::Connection {
+                operation: format!("STOR {}", held.file.remote),
+                detail: "the connection was lost before the rename".into(),
+            })),
+        };
+        self.conclude(held.task, &held.file, &held.temp, held.version, result)
+            .await
+    }
+
+    /// Reports a chained upload's first try, or hands it to the retry loop.
+    async fn conclude(
+        &mut self,
+        task: Task,
+        file: &FileUpload,
+        temp: &str,
+        version: Version,
+        result: Result<pipeline::Stored, UploadError>,
+    ) -> bool {
+        let outcome =
+            finish_stored(&self.ctx, self.conn.as_mut(), file, temp, version, result).await;
+        let settled = settle(&self.ctx, self.conn.as_mut(), file, temp, version, outcome).await;
+        let result = match settled {
+            Ok(Some(outcome)) => Ok(outcome),
+            // Changed while it was sent: the retry loop sends it again.
+            Ok(None) => return self.execute_task(task, 1).await,
+            Err(JobError::Remote(e)) if !e.is_permanent() && self.ctx.retries > 1 => {
+                tracing::debug!(attempt = 1, error = %e, "job failed");
+                if e.breaks_connection() {
+                    self.conn = None;
+                }
+                return self.execute_task(task, 2).await;
+            }
+            Err(e) => {
+                if let JobError::Remote(e) = &e {
+                    if e.breaks_connection() {
+                        self.conn = None;
+                    }
+                }
+                Err(e)
+            }
+        };
+        let _ = self.events.send(Event::Finished {
+            id: task.id,
+            result,
+        });
+        true
+    }
 }
 
 /// Runs `job` with retries. None means this worker cannot reach the server any more.
@@ -188,11 +407,12 @@ async fn execute(
     ctx: &WorkerContext,
     conn: &mut Option<Connection>,
     job: &Job,
+    first: u32,
 ) -> Option<Result<Outcome, JobError>> {
     let mut last: Option<FtpError> = None;
     // Whether the last try failed to even connect: then this worker gives the job back.
     let mut cannot_connect = false;
-    for attempt in 1..=ctx.retries {
+    for attempt in first..=ctx.retries.max(first) {
         if attempt > 1 {
             let pause = RETRY_BACKOFF * 2u32.pow(attempt - 2);
             tokio::select! {
@@ -370,12 +590,27 @@ async fn upload(
             }
         }
     }
-    let mut result = if ctx.atomic && conn.can_pipeline() && ctx.pipelining.load(Ordering::Relaxed)
-    {
-        pipelined(ctx, conn, file, &stored_as, offset, before).await
+    let result = if ctx.atomic && conn.can_pipeline() && ctx.pipelining.load(Ordering::Relaxed) {
+        let up = pipelined_upload(ctx, conn, file, &stored_as, offset, before);
+        let stored = conn.store_pipelined(up).await;
+        finish_stored(ctx, Some(conn), file, &stored_as, before, stored).await
     } else {
         sequential(ctx, conn, file, &stored_as, offset, before).await
     };
+    settle(ctx, Some(conn), file, &stored_as, before, result).await
+}
+
+/// An upload's outcome as the job's: a server that mishandles pipelining is found out (and the
+/// upload sent again one command at a time), a file that changed meanwhile gives None, and a
+/// full server stops all further uploads.
+async fn settle(
+    ctx: &WorkerContext,
+    mut conn: Option<&mut Connection>,
+    file: &FileUpload,
+    stored_as: &str,
+    before: Version,
+    mut result: Result<Outcome, UploadError>,
+) -> Result<Option<Outcome>, JobError> {
     // A server that answers pipelined commands out of order (some process them concurrently)
     // fails in ways the same exchange one command at a time does not: find out, and if so, stop
     // pipelining to this server. Nothing is renamed before its own checks passed either way.
@@ -383,8 +618,11 @@ async fn upload(
         Err(UploadError::Remote(e)) if answers_a_batch(e) => Some(e.to_string()),
         _ => None,
     };
-    if let Some(error) = suspect.filter(|_| ctx.pipelining.load(Ordering::Relaxed)) {
-        result = sequential(ctx, conn, file, &stored_as, 0, before).await;
+    if let (Some(error), Some(conn)) = (
+        suspect.filter(|_| ctx.pipelining.load(Ordering::Relaxed)),
+        conn.as_deref_mut(),
+    ) {
+        result = sequential(ctx, conn, file, stored_as, 0, before).await;
         if result.is_ok() {
             tracing::info!(%error, "the server mishandles pipelined commands; sending them one at a time");
             ctx.pipelining.store(false, Ordering::Relaxed);
@@ -397,9 +635,9 @@ async fn upload(
         Err(UploadError::Remote(e)) => {
             if e.is_storage_full() {
                 ctx.storage_full.store(true, Ordering::Relaxed);
-                if ctx.atomic && !e.breaks_connection() {
+                if let Some(conn) = conn.filter(|_| ctx.atomic && !e.breaks_connection()) {
                     // Free what the partial file took; the final name was never touched.
-                    let _ = conn.delete(&stored_as).await;
+                    let _ = conn.delete(stored_as).await;
                 }
             }
             Err(e.into())
@@ -407,7 +645,7 @@ async fn upload(
     }
 }
 
-type Version = (u64, Option<std::time::SystemTime>);
+type Version = pipeline::Version;
 
 /// The upload one command at a time (TLS, `--inplace`).
 async fn sequential(
@@ -433,33 +671,43 @@ async fn sequential(
 }
 
 /// The atomic upload with its commands pipelined (see [`crate::pipeline`]).
-async fn pipelined(
+fn pipelined_upload(
     ctx: &WorkerContext,
-    conn: &mut Connection,
+    conn: &Connection,
     file: &FileUpload,
     stored_as: &str,
     offset: u64,
     before: Version,
-) -> Result<Outcome, UploadError> {
+) -> pipeline::Upload {
     // Until this server's way of setting times is known, the first uploads find it out alone.
     let known = *ctx.time_setter.lock().expect("time setter lock");
-    let set_time_command = match known {
-        Some(Some(how)) => Some(how.command(file.mtime, &file.remote)),
-        _ => None,
-    };
-    let still_same = || local_version(&file.local).ok() == Some(before);
-    let up = pipeline::Upload {
-        temp: stored_as,
-        target: &file.remote,
-        local: &file.local,
+    pipeline::Upload {
+        temp: stored_as.to_string(),
+        target: file.remote.clone(),
+        local: file.local.clone(),
         offset,
         expect_size: conn.features.size.then_some(before.0),
-        set_time: set_time_command,
-        still_same: &still_same,
-    };
-    let stored = match conn.store_pipelined(up).await {
-        Ok(stored) => stored,
-        Err(UploadError::Remote(e)) if is_refused_rename(&e) => {
+        set_time: known
+            .flatten()
+            .map(|how| how.command(file.mtime, stored_as)),
+        version: before,
+    }
+}
+
+/// A pipelined upload's end as the job's outcome: a rename the server refuses onto an existing
+/// file is done as delete-then-rename, and the time is set afterwards when it could not travel
+/// with the upload.
+async fn finish_stored(
+    ctx: &WorkerContext,
+    conn: Option<&mut Connection>,
+    file: &FileUpload,
+    stored_as: &str,
+    before: Version,
+    stored: Result<pipeline::Stored, UploadError>,
+) -> Result<Outcome, UploadError> {
+    let stored = match (stored, conn) {
+        (Ok(stored), conn) => (stored, conn),
+        (Err(UploadError::Remote(e)), Some(conn)) if is_refused_rename(&e) => {
             // Servers that refuse to rename onto an existing file: delete, then rename.
             conn.delete(&file.remote).await.ok();
             conn.rename(stored_as, &file.remote).await?;
@@ -469,20 +717,23 @@ async fn pipelined(
                 time_set,
             });
         }
-        Err(e) => return Err(e),
+        (Err(e), _) => return Err(e),
     };
-    let time_set = match stored.time_set {
-        Some(Ok(())) => true,
-        Some(Err(e)) if e.breaks_connection() => return Err(e.into()),
-        Some(Err(e)) => {
+    let (stored, conn) = stored;
+    let time_set = match (stored.time_set, conn) {
+        (Some(Ok(())), _) => true,
+        (Some(Err(e)), _) if e.breaks_connection() => return Err(e.into()),
+        (Some(Err(e)), _) => {
             // The file is safely stored; a time we could not set only costs a later re-upload.
             tracing::warn!(path = %file.remote, error = %e, "could not set the modification time");
             false
         }
-        None => set_time(ctx, conn, &file.remote, file.mtime).await?,
+        (None, Some(conn)) => set_time(ctx, conn, &file.remote, file.mtime).await?,
+        (None, None) => false,
     };
     Ok(Outcome::Done {
-        bytes: offset + stored.sent,
+        // The resumed part counts: the file is on the server whole.
+        bytes: before.0.max(stored.sent),
         time_set,
     })
 }
