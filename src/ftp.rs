@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use crate::credentials::Login;
 pub(crate) use crate::ftp_error::{secure_detail, within};
 pub use crate::ftp_error::{FtpError, UploadError};
-use crate::listing::ListFormat;
+use crate::listing::{self, ListFormat};
 use crate::pipeline;
 use crate::target::{Scheme, Target};
 use crate::tls::{Connector, Tickets, TlsConfig, TlsOptions};
@@ -64,6 +64,36 @@ impl TimeSetter {
             &[TimeSetter::MdtmWrite, TimeSetter::SiteUtime]
         }
     }
+}
+
+/// Whether `STAT -a` listings (LIST format, over the control connection) may stand in for MLSD
+/// on a server that has both: found out once per run by listing a folder both ways.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatForMlsd {
+    Unknown,
+    Trusted,
+    Refused,
+}
+
+/// A folder's listing as the server sent it.
+#[derive(Debug)]
+pub struct Listing {
+    pub lines: Vec<String>,
+    pub format: ListFormat,
+    /// Listed both ways: whether the STAT listing told the same as MLSD (None: nothing to
+    /// compare, e.g. an empty folder).
+    pub stat_verdict: Option<bool>,
+}
+
+/// Whether the STAT listing `stat_lines` tells the same as the MLSD listing `mlsd_lines`.
+fn compare_with_mlsd(stat_lines: &[String], mlsd_lines: &[String]) -> Option<bool> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let (list, list_errors) = listing::parse_listing(stat_lines, ListFormat::List, now);
+    let (mlsd, mlsd_errors) = listing::parse_listing(mlsd_lines, ListFormat::Mlsd, now);
+    if !list_errors.is_empty() || !mlsd_errors.is_empty() {
+        return Some(false);
+    }
+    listing::list_agrees_with_mlsd(&list, &mlsd)
 }
 
 /// One logged-in control connection, in binary mode.
@@ -229,32 +259,57 @@ impl Connection {
 
     /// Lists the folder `path` ("" for the login folder): MLSD where advertised, else `LIST -a`.
     ///
-    /// `allow_stat`: a LIST-only server may be asked for the listing over the control
-    /// connection (`STAT -a path`, one round trip, no data connection).
+    /// `allow_stat`: the server may be asked for the listing over the control connection
+    /// (`STAT -a path`, one round trip, no data connection). On a LIST-only server that is
+    /// always the better listing; on an MLSD server only once `mlsd_stat` says its STAT listings
+    /// were found to tell the same as MLSD. While that is [`StatForMlsd::Unknown`], a folder is
+    /// listed both ways and [`Listing::stat_verdict`] tells whether they agreed.
     pub async fn list(
         &mut self,
         path: &str,
         allow_stat: bool,
-    ) -> Result<(Vec<String>, ListFormat), FtpError> {
+        mlsd_stat: StatForMlsd,
+    ) -> Result<Listing, FtpError> {
         self.keep_session_resumable().await?;
+        // vsftpd hides dot files from a plain LIST; `-a` shows them.
+        let with_a = if path.is_empty() {
+            "-a".to_string()
+        } else {
+            format!("-a {path}")
+        };
+        let stat_usable = allow_stat
+            && self.stat_listing != Some(false)
+            && !self.list_without_a
+            && !path.contains(' ');
+        let listing = |lines, format| Listing {
+            lines,
+            format,
+            stat_verdict: None,
+        };
         if self.features.mlsd {
+            if stat_usable && mlsd_stat == StatForMlsd::Trusted {
+                if let Some(lines) = self.list_by_stat(&with_a).await? {
+                    return Ok(listing(lines, ListFormat::List));
+                }
+            }
             let lines = self.list_with("MLSD", path).await?;
-            return Ok((lines, ListFormat::Mlsd));
+            let mut listed = listing(lines, ListFormat::Mlsd);
+            if stat_usable && mlsd_stat == StatForMlsd::Unknown {
+                listed.stat_verdict = match self.list_by_stat(&with_a).await? {
+                    Some(stat_lines) => compare_with_mlsd(&stat_lines, &listed.lines),
+                    None => (self.stat_listing == Some(false)).then_some(false),
+                };
+            }
+            return Ok(listed);
         }
         if !self.list_without_a {
-            // vsftpd hides dot files from a plain LIST; `-a` shows them.
-            let with_a = if path.is_empty() {
-                "-a".to_string()
-            } else {
-                format!("-a {path}")
-            };
-            if allow_stat && self.stat_listing != Some(false) && !path.contains(' ') {
+            if stat_usable {
                 if let Some(lines) = self.list_by_stat(&with_a).await? {
-                    return Ok((lines, ListFormat::List));
+                    return Ok(listing(lines, ListFormat::List));
                 }
             }
             match self.list_with("LIST", &with_a).await {
-                Ok(lines) => return Ok((lines, ListFormat::List)),
+                Ok(lines) => return Ok(listing(lines, ListFormat::List)),
                 Err(e) if e.code() == Some(501) || e.code() == Some(500) => {
                     self.list_without_a = true
                 }
@@ -262,7 +317,7 @@ impl Connection {
             }
         }
         let lines = self.list_with("LIST", path).await?;
-        Ok((lines, ListFormat::List))
+        Ok(listing(lines, ListFormat::List))
     }
 
     /// `STAT -a path`: a listing in the reply itself. None when the reply holds no listing
@@ -436,7 +491,7 @@ impl Connection {
         &mut self,
         prev: Option<pipeline::Sent>,
         next: Option<pipeline::Upload>,
-        early: bool,
+        early: pipeline::Early,
     ) -> pipeline::Step {
         let step = pipeline::step(&mut self.stream, prev, next, early, self.timeout).await;
         if let Some(Err(UploadError::Remote(e))) = &step.prev {

@@ -110,6 +110,35 @@ pub fn parse_listing(
     (entries, errors)
 }
 
+/// Whether a LIST-format listing tells the same as the MLSD listing of the same folder: the
+/// same names with the same kinds, the same file sizes, and every MLSD time inside the interval
+/// its LIST time stands for (so this server's LIST times are UTC and parsed right). None when
+/// the folder is empty, so there is nothing to compare.
+pub fn list_agrees_with_mlsd(list: &[RemoteEntry], mlsd: &[RemoteEntry]) -> Option<bool> {
+    if list.is_empty() && mlsd.is_empty() {
+        return None;
+    }
+    let by_name: std::collections::HashMap<&str, &RemoteEntry> =
+        list.iter().map(|e| (e.name.as_str(), e)).collect();
+    if by_name.len() != mlsd.len() {
+        return Some(false);
+    }
+    let agree = mlsd.iter().all(|m| {
+        let Some(l) = by_name.get(m.name.as_str()) else {
+            return false;
+        };
+        let time_fits = match (l.mtime, m.mtime) {
+            (Some(lt), Some(mt)) => {
+                lt.unix <= mt.unix && mt.unix < lt.unix + lt.precision.seconds()
+            }
+            (None, None) => true,
+            _ => false,
+        };
+        l.kind == m.kind && (m.kind != EntryKind::File || l.size == m.size) && time_fits
+    });
+    Some(agree)
+}
+
 /// True when `name` is a safe single path component to use under the sync target: not empty,
 /// not `.` or `..`, and free of `/`, `\`, NUL and other control characters (C0, DEL, C1).
 ///
@@ -557,5 +586,44 @@ mod tests {
         let seconds = [Second, Minute, Day].map(TimePrecision::seconds);
         assert_eq!(seconds, [1, 60, 86_400]);
         assert!(Second < Minute && Minute < Day);
+    }
+
+    #[test]
+    fn a_list_listing_agrees_with_mlsd_when_names_kinds_sizes_and_utc_times_match() {
+        let minute = T - T % 60;
+        let mlsd = [
+            entry("a", File, 3, T, Second),
+            entry("d", Dir, 0, T - 90, Second),
+        ];
+        let list = [
+            entry("a", File, 3, minute, Minute),
+            entry("d", Dir, 0, T - 90 - (T - 90) % 60, Minute),
+        ];
+        assert_eq!(list_agrees_with_mlsd(&list, &mlsd), Some(true));
+        assert_eq!(list_agrees_with_mlsd(&[], &[]), None);
+    }
+
+    #[test]
+    fn a_list_listing_disagrees_on_local_time_a_missing_name_a_size_or_a_kind() {
+        let minute = T - T % 60;
+        let mlsd = [entry("a", File, 3, T, Second)];
+        let an_hour_off = [entry("a", File, 3, minute + 3600, Minute)];
+        let other_name = [entry("b", File, 3, minute, Minute)];
+        let other_size = [entry("a", File, 4, minute, Minute)];
+        let other_kind = [entry("a", Dir, 3, minute, Minute)];
+        let extra = [
+            entry("a", File, 3, minute, Minute),
+            entry(".x", File, 1, minute, Minute),
+        ];
+        for list in [
+            &an_hour_off[..],
+            &other_name,
+            &other_size,
+            &other_kind,
+            &extra,
+            &[],
+        ] {
+            assert_eq!(list_agrees_with_mlsd(list, &mlsd), Some(false), "{list:?}");
+        }
     }
 }

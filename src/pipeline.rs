@@ -1,24 +1,25 @@
 //! Pipelined commands on a plain (unencrypted) control connection: several commands sent in one
-//! write, their replies read afterwards in order, and transfer commands sent while the data
-//! connection opens. This is what decides the speed of many small files over a real link.
+//! write, their replies read afterwards in order, and a transfer's bytes sent as soon as its
+//! data connection is open. This is what decides the speed of many small files over a real link.
 //!
 //! Uploads on one connection form a chain of [`step`]s. Each step finishes the previous upload
 //! and starts the next, their commands sharing writes:
 //!
-//! 1. the previous upload's checks (`SIZE` of its temporary file, the command that sets its
-//!    time) and the next `PASV`, in one write;
-//! 2. the previous upload's `RNFR` + `RNTO` (only if its checks passed and the local file did not
-//!    change) and the next `STOR`, in one write, while the data connection opens;
-//! 3. the bytes, sent as soon as the data connection is open (without waiting for the 150),
-//!    then the 226.
+//! 1. unless they already went (below), the previous upload's checks (`SIZE` of its temporary
+//!    file, the command that sets its time) and the next `PASV`, in one write;
+//! 2. the previous upload's `RNFR` + `RNTO` (only if its 226 and its checks came back right and
+//!    the local file did not change) and the next `STOR`, in one write; the bytes go out as soon
+//!    as the data connection is open, without waiting for the 150; then the 226.
 //!
-//! Three round trips per small file instead of eight. On servers that leave commands sent
-//! during a transfer in the control connection until the transfer ends ("early checks"), step
-//! 1's write goes out right after the data connection closes, before the 226, which saves one
-//! more round trip. A server that reads commands during a transfer answers them with an error
-//! before the 226; that is noticed, the connection is dropped (its replies are out of step) and
-//! the chain goes on without early checks. Nothing is ever renamed into place before its 226
-//! and its size check came back.
+//! Three round trips per small file instead of eight. Most servers read a command line only
+//! when the one before it is done, so commands written together with the `STOR` wait until its
+//! transfer is over: there, step 1's checks and PASV travel right behind the `STOR` ("early
+//! checks"), and a file costs two round trips (data connection, then bytes and 226). A server
+//! that reads the control connection during a transfer (and answers commands with an error)
+//! must not get them: a `NOOP` behind the `STOR` finds out first, one command and one reply
+//! whatever the server does, and checks travel early only after several such probes came back
+//! after their 226. Nothing is ever renamed into place before its 226 and its size check came
+//! back.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -87,6 +88,8 @@ pub struct Step {
     pub next: Option<Result<Sent, UploadError>>,
     /// The server answered commands sent during a transfer: no early checks with it.
     pub early_refused: bool,
+    /// A probe's outcome: the server left a NOOP sent during the transfer until after its 226.
+    pub probe_passed: bool,
     /// The control connection's replies are out of step: it must not be used again.
     pub out_of_step: bool,
 }
@@ -262,11 +265,11 @@ pub async fn store(
     up: Upload,
     timeout: Duration,
 ) -> Result<Stored, UploadError> {
-    let started = step(stream, None, Some(up), false, timeout).await;
+    let started = step(stream, None, Some(up), Early::Off, timeout).await;
     let sent = started
         .next
         .expect("a step with a next upload reports it")?;
-    let ended = step(stream, Some(sent), None, false, timeout).await;
+    let ended = step(stream, Some(sent), None, Early::Off, timeout).await;
     ended
         .prev
         .expect("a step with a previous upload reports it")
@@ -325,6 +328,17 @@ async fn read_checks(
     Ok((size_ok, time_set))
 }
 
+/// A reply saying the command was not understood (500-503).
+fn garbled(reply: &Result<(), FtpError>) -> bool {
+    matches!(
+        reply,
+        Err(FtpError::Reply {
+            code: 500..=503,
+            ..
+        })
+    )
+}
+
 /// Whether the local file is still the version whose upload began.
 fn still_same(up: &Upload) -> bool {
     std::fs::metadata(&up.local)
@@ -340,7 +354,7 @@ pub async fn step(
     stream: &mut Stream,
     prev: Option<Sent>,
     next: Option<Upload>,
-    early: bool,
+    early: Early,
     timeout: Duration,
 ) -> Step {
     let mut out = Step::default();
@@ -379,6 +393,21 @@ pub async fn step(
     let mut verdict = None;
     if let Some(p) = &prev {
         match read_checks(stream, p, timeout).await {
+            Ok((size_ok, time_set))
+                if p.checks_sent
+                    && (garbled(&size_ok) || time_set.as_ref().is_some_and(garbled)) =>
+            {
+                // Checks sent before the 226 that came back as unknown commands: the server
+                // read part of them during the transfer. What else it did with them is unknown.
+                out.early_refused = true;
+                out.out_of_step = true;
+                let e = FtpError::Connection {
+                    operation: format!("SIZE {}", p.up.temp),
+                    detail: "the server read the checks during the transfer".into(),
+                };
+                broken(&mut out, has_prev, has_next, e);
+                return out;
+            }
             Ok(v) => verdict = Some(v),
             Err(e) => {
                 // A server that swallows commands sent during a transfer never answers them.
@@ -418,12 +447,18 @@ pub async fn step(
         }
     }
     let renaming = matches!(prev_outcome, Some(Ok(_)));
+    let tail = match early {
+        Early::Off => Tail::Nothing,
+        Early::Probe => Tail::Noop,
+        Early::On => Tail::Checks,
+    };
     let transfer = match (&next, data_addr) {
         (Some(up), Some(addr)) if out.next.is_none() => {
             let verb = if up.offset > 0 { "APPE" } else { "STOR" };
             let command = format!("{verb} {}", up.temp);
             batch.push_str(&command);
             batch.push_str("\r\n");
+            batch.push_str(&tail.commands(up));
             Some((command, addr))
         }
         _ => None,
@@ -434,22 +469,16 @@ pub async fn step(
             return out;
         }
     }
-    // Replies are read while the bytes go out: the commands above are written through a
-    // second handle on the control socket, so that writing never waits for reading.
-    let writer = match control_writer(stream).await {
-        Ok(writer) => writer,
-        Err(e) => {
-            broken(&mut out, has_prev, has_next, e);
-            return out;
-        }
-    };
+    // The bytes go out as soon as the data connection is open, while the replies are read;
+    // if the server refuses the transfer command instead of opening the transfer, the sending
+    // stops.
     let refused = CancellationToken::new();
     let sending = async {
         let (Some(up), Some((command, addr))) = (&next, &transfer) else {
             return None;
         };
         tokio::select! {
-            sent = send_file(&writer, up, command, *addr, early, timeout) => Some(sent),
+            sent = send_file(up, command, *addr, timeout) => Some(sent),
             _ = refused.cancelled() => None,
         }
     };
@@ -490,40 +519,45 @@ pub async fn step(
         }
     }
 
-    // 3. The next upload's 226.
+    // 3. The next upload's 226, and what came with it.
     let (Some(up), Some((command, _)), Some(opened)) = (next, transfer, opened) else {
         return out;
     };
     let result = match (opened, sent) {
-        (Err(e), sent) => {
-            // Refused: early checks already written make the replies uncountable.
-            if matches!(sent, Some(Ok((_, true)))) {
-                Err(Refusal::OutOfStep(e.into()))
-            } else {
-                Err(Refusal::Other(e.into()))
-            }
-        }
-        (Ok(_), Some(Ok((n, checks_sent)))) => end_transfer(stream, &command, checks_sent, timeout)
+        (Err(e), _) if e.breaks_connection() => Err(Refusal::OutOfStep(e.into())),
+        // Refused: the commands behind it are answered all the same.
+        (Err(e), _) => match drain(stream, tail.replies(&up), timeout).await {
+            Ok(()) => Err(Refusal::Other(e.into())),
+            Err(broken) => Err(Refusal::OutOfStep(broken.into())),
+        },
+        (Ok(_), Some(Ok(n))) => end_transfer(stream, &up, &command, tail, timeout)
             .await
-            .map(|()| (n, checks_sent)),
+            .map(|probe| {
+                out.early_refused = probe == Some(false);
+                out.probe_passed = probe == Some(true);
+                n
+            }),
         (Ok(_), Some(Err(e))) => {
             // A local read error or a failed write: the server ends the transfer its own way.
             match &e {
                 UploadError::Remote(r) if r.breaks_connection() => Err(Refusal::OutOfStep(e)),
-                _ => match settle_aborted(stream, &command, timeout).await {
-                    Ok(()) => Err(Refusal::Other(e)),
-                    Err(broken) => Err(Refusal::OutOfStep(broken.into())),
-                },
+                _ => {
+                    let ended = settle_aborted(stream, &command, timeout).await;
+                    match ended.and(drain(stream, tail.replies(&up), timeout).await) {
+                        Ok(()) => Err(Refusal::Other(e)),
+                        Err(broken) => Err(Refusal::OutOfStep(broken.into())),
+                    }
+                }
             }
         }
         (Ok(_), None) => unreachable!("the sending stops only when the command was refused"),
     };
     match result {
-        Ok((sent, checks_sent)) => {
+        Ok(sent) => {
             out.next = Some(Ok(Sent {
                 up,
                 sent,
-                checks_sent,
+                checks_sent: tail == Tail::Checks,
             }))
         }
         Err(Refusal::EarlyChecks(e)) => {
@@ -543,22 +577,9 @@ pub async fn step(
 enum Refusal {
     /// The server answered the early checks during the transfer.
     EarlyChecks(FtpError),
-    /// The transfer failed while early checks were on their way: the connection is out of step.
+    /// The control connection's replies are out of step.
     OutOfStep(UploadError),
     Other(UploadError),
-}
-
-/// A second handle on the control socket, for writing while a read is in progress.
-async fn control_writer(stream: &Stream) -> Result<TcpStream, FtpError> {
-    let lost = |e: std::io::Error| FtpError::Connection {
-        operation: "PASV".into(),
-        detail: e.to_string(),
-    };
-    // The socket's lock is held only while its descriptor is duplicated.
-    let fd = std::os::fd::AsFd::as_fd(&*stream.get_ref().await)
-        .try_clone_to_owned()
-        .map_err(lost)?;
-    TcpStream::from_std(std::net::TcpStream::from(fd)).map_err(lost)
 }
 
 /// The replies to RNFR and RNTO, when they were sent.
@@ -579,17 +600,61 @@ async fn read_renames(
     from.and(to).map(|_| ())
 }
 
+/// Reads and drops `count` replies, whatever their codes.
+async fn drain(stream: &mut Stream, count: usize, timeout: Duration) -> Result<(), FtpError> {
+    for _ in 0..count {
+        match reply(stream, "command", &[], timeout).await {
+            Err(e) if e.breaks_connection() => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// How an upload's checks travel (see the module header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Early {
+    /// After the 226.
+    Off,
+    /// After the 226, and a `NOOP` right behind the transfer command, to find out whether the
+    /// server keeps it until the transfer is over (one command, one reply either way: the
+    /// connection stays in step whatever the server does).
+    Probe,
+    /// Right behind the transfer command, with the next PASV.
+    On,
+}
+
+/// What is written right behind a transfer command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tail {
+    Nothing,
+    Noop,
+    Checks,
+}
+
+impl Tail {
+    fn commands(self, up: &Upload) -> String {
+        match self {
+            Tail::Nothing => String::new(),
+            Tail::Noop => "NOOP\r\n".into(),
+            Tail::Checks => checks(up) + "PASV\r\n",
+        }
+    }
+
+    /// How many replies the commands get.
+    fn replies(self, up: &Upload) -> usize {
+        self.commands(up).matches("\r\n").count()
+    }
+}
+
 /// Opens the data connection and sends the file's bytes as soon as it is open (the transfer
-/// command is on its way), then closes it; with `early`, writes the checks and the next PASV
-/// right behind. Returns the bytes sent and whether the checks went.
+/// command is on its way), then closes it. Returns the bytes sent.
 async fn send_file(
-    writer: &TcpStream,
     up: &Upload,
     command: &str,
     addr: SocketAddr,
-    early: bool,
     timeout: Duration,
-) -> Result<(u64, bool), UploadError> {
+) -> Result<u64, UploadError> {
     let mut file = open_at(up).await.map_err(UploadError::Local)?;
     let mut data = connect(addr, command, timeout).await?;
     let sent = send_bytes(&mut file, &mut data, timeout, command).await?;
@@ -599,38 +664,61 @@ async fn send_file(
             .map_err(suppaftp::FtpError::ConnectionError)
     };
     within(timeout, command.to_string(), close).await?;
-    drop(data);
-    if !early {
-        return Ok((sent, false));
-    }
-    let mut batch = checks(up);
-    batch.push_str("PASV\r\n");
-    write_all(writer, &batch, timeout).await?;
-    Ok((sent, true))
+    Ok(sent)
 }
 
-/// The 226 that ends a transfer; with early checks on their way, anything else in its place
-/// means the server read them during the transfer.
+/// The 226 that ends a transfer, and the replies `tail` makes due. With checks behind the
+/// transfer command, a reply of 500-503 in place of the 226 means the server read them during
+/// the transfer (Refusal::EarlyChecks). With a probe, returns whether the server kept the NOOP
+/// for after the 226.
 async fn end_transfer(
     stream: &mut Stream,
+    up: &Upload,
     command: &str,
-    checks_sent: bool,
+    tail: Tail,
     timeout: Duration,
-) -> Result<(), Refusal> {
-    match reply(stream, command, &TRANSFER_DONE, timeout).await {
-        Ok(_) => Ok(()),
-        Err(e) if !checks_sent => Err(Refusal::Other(e.into())),
-        Err(e) if e.breaks_connection() => Err(Refusal::OutOfStep(e.into())),
-        // The early checks' replies are still due: out of step, but the server is full.
-        Err(e) if e.is_storage_full() => Err(Refusal::OutOfStep(e.into())),
-        // Anything else in place of the 226 is taken for an answer to the early checks.
-        Err(e) => Err(Refusal::EarlyChecks(FtpError::Connection {
-            operation: command.to_string(),
-            detail: format!(
-                "the server answered commands sent during the transfer ({e}); \
-                 its replies are out of step"
-            ),
-        })),
+) -> Result<Option<bool>, Refusal> {
+    let done = reply(stream, command, &TRANSFER_DONE, timeout).await;
+    let unknown_command = |e: &FtpError| {
+        matches!(
+            e,
+            FtpError::Reply {
+                code: 500..=503,
+                ..
+            }
+        )
+    };
+    match (tail, done) {
+        (Tail::Nothing, done) => done.map(|_| None).map_err(|e| Refusal::Other(e.into())),
+        (_, Err(e)) if e.breaks_connection() => Err(Refusal::OutOfStep(e.into())),
+        (Tail::Noop, Ok(_)) => match reply(stream, "NOOP", &[Status::CommandOk], timeout).await {
+            Ok(_) => Ok(Some(true)),
+            Err(e) if e.breaks_connection() => Err(Refusal::OutOfStep(e.into())),
+            Err(_) => Ok(Some(false)),
+        },
+        // The NOOP was answered during the transfer: the 226 is next.
+        (Tail::Noop, Err(e)) if unknown_command(&e) => {
+            match reply(stream, command, &TRANSFER_DONE, timeout).await {
+                Ok(_) => Ok(Some(false)),
+                Err(e) if e.breaks_connection() => Err(Refusal::OutOfStep(e.into())),
+                Err(e) => Err(Refusal::Other(e.into())),
+            }
+        }
+        (Tail::Checks, Ok(_)) => Ok(None),
+        (Tail::Checks, Err(e)) if unknown_command(&e) => {
+            Err(Refusal::EarlyChecks(FtpError::Connection {
+                operation: command.to_string(),
+                detail: format!(
+                    "the server answered commands sent during the transfer ({e}); \
+                     its replies are out of step"
+                ),
+            }))
+        }
+        // The transfer failed; the replies to the commands behind it follow.
+        (_, Err(e)) => match drain(stream, tail.replies(up), timeout).await {
+            Ok(()) => Err(Refusal::Other(e.into())),
+            Err(broken) => Err(Refusal::OutOfStep(broken.into())),
+        },
     }
 }
 

@@ -131,8 +131,9 @@ pub async fn run(
         atomic: config.atomic,
         storage_full: Default::default(),
         pipelining: std::sync::atomic::AtomicBool::new(true),
-        early_checks: std::sync::atomic::AtomicBool::new(true),
+        early_checks: std::sync::atomic::AtomicU8::new(0),
         stat_listing: std::sync::atomic::AtomicBool::new(true),
+        stat_for_mlsd: Mutex::new(crate::ftp::StatForMlsd::Unknown),
         stop: stop.clone(),
         time_setter: Mutex::new(None),
     });

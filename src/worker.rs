@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::credentials::Login;
-use crate::ftp::{Connection, FtpError, TimeSetter, UploadError};
+use crate::ftp::{Connection, FtpError, StatForMlsd, TimeSetter, UploadError};
 use crate::listing::ListFormat;
 use crate::pipeline;
 use crate::plan::Op;
@@ -24,6 +24,12 @@ const RETRY_BACKOFF: Duration = Duration::from_millis(200);
 /// Files at least this large resume an interrupted upload instead of starting over: below it,
 /// the extra SIZE round trip costs more than resending.
 const RESUME_MIN_SIZE: u64 = 8 * 1024 * 1024;
+
+/// Transfers a server must have left a NOOP alone during (answering it after the 226) before
+/// uploads' checks are sent during transfers.
+pub const EARLY_PROBES: u8 = 10;
+/// [`WorkerContext::early_checks`] once the server answered a command during a transfer.
+pub const EARLY_OFF: u8 = u8::MAX;
 
 /// Suffix of an atomic upload's temporary name (`.name.ftpsync-tmp`).
 pub const TEMP_SUFFIX: &str = ".ftpsync-tmp";
@@ -96,11 +102,14 @@ pub struct WorkerContext {
     pub stop: CancellationToken,
     /// Folders may be listed with `STAT -a` (cleared when a listing is too large for it).
     pub stat_listing: std::sync::atomic::AtomicBool,
+    /// Whether `STAT -a` listings may stand in for MLSD on this server.
+    pub stat_for_mlsd: Mutex<StatForMlsd>,
     /// Commands may be pipelined to this server (cleared when it mishandles them).
     pub pipelining: std::sync::atomic::AtomicBool,
-    /// An upload's checks may be sent before its 226 (cleared when the server answers
-    /// commands during a transfer; see [`crate::pipeline`]).
-    pub early_checks: std::sync::atomic::AtomicBool,
+    /// Whether an upload's checks may be sent before its 226 (see [`crate::pipeline`]): the
+    /// probes this server passed so far, on from [`EARLY_PROBES`], [`EARLY_OFF`] once it
+    /// answered a command sent during a transfer.
+    pub early_checks: std::sync::atomic::AtomicU8,
     /// Set once the server said it is out of space: no upload starts after that.
     pub storage_full: std::sync::atomic::AtomicBool,
     /// How this server sets file times: None until found out, Some(None) when it cannot.
@@ -307,18 +316,37 @@ impl Worker {
             None => (None, None),
         };
         let conn = self.conn.as_mut().expect("chainable needs a connection");
-        let early = self.ctx.early_checks.load(Ordering::Relaxed);
+        let early = match self.ctx.early_checks.load(Ordering::Relaxed) {
+            EARLY_OFF => pipeline::Early::Off,
+            passed if passed >= EARLY_PROBES => pipeline::Early::On,
+            _ => pipeline::Early::Probe,
+        };
         let step = conn.chain_step(prev_sent, Some(up), early).await;
-        if step.early_refused && self.ctx.early_checks.swap(false, Ordering::Relaxed) {
-            tracing::info!(
-                "the server reads commands during transfers; checking each upload after its 226"
-            );
+        if step.early_refused {
+            if self.ctx.early_checks.swap(EARLY_OFF, Ordering::Relaxed) != EARLY_OFF {
+                tracing::debug!(
+                    "the server reads commands during transfers: each upload is checked after its 226"
+                );
+            }
+        } else if step.probe_passed {
+            let passed =
+                self.ctx
+                    .early_checks
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                        (n < EARLY_PROBES).then_some(n + 1)
+                    });
+            if passed == Ok(EARLY_PROBES - 1) {
+                tracing::debug!("the server leaves commands sent during a transfer for after it: checks travel before the 226");
+            }
         }
         if step.out_of_step {
             self.conn = None;
         }
         if let (Some((task, file, temp, version)), Some(result)) = (prev, step.prev) {
-            if !self.conclude(task, &file, &temp, version, result).await {
+            if !self
+                .conclude(task, &file, &temp, version, result, step.early_refused)
+                .await
+            {
                 return false;
             }
         }
@@ -335,7 +363,10 @@ impl Worker {
             }
             // The connection went while the previous upload was concluded: start over.
             Some(Ok(_)) => self.execute_task(task, 1).await,
-            Some(Err(e)) => self.conclude(task, &file, &temp, version, Err(e)).await,
+            Some(Err(e)) => {
+                self.conclude(task, &file, &temp, version, Err(e), step.early_refused)
+                    .await
+            }
             None => unreachable!("a step with a next upload reports it"),
         }
     }
@@ -347,7 +378,9 @@ impl Worker {
         };
         let result = match self.conn.as_mut() {
             Some(conn) => {
-                let step = conn.chain_step(Some(held.sent), None, false).await;
+                let step = conn
+                    .chain_step(Some(held.sent), None, pipeline::Early::Off)
+                    .await;
                 if step.out_of_step {
                     self.conn = None;
                 }
@@ -358,11 +391,19 @@ impl Worker {
                 detail: "the connection was lost before the rename".into(),
             })),
         };
-        self.conclude(held.task, &held.file, &held.temp, held.version, result)
-            .await
+        self.conclude(
+            held.task,
+            &held.file,
+            &held.temp,
+            held.version,
+            result,
+            false,
+        )
+        .await
     }
 
-    /// Reports a chained upload's first try, or hands it to the retry loop.
+    /// Reports a chained upload's first try, or hands it to the retry loop. `ours`: the try
+    /// failed because the server mishandled early checks, which does not count as a try.
     async fn conclude(
         &mut self,
         task: Task,
@@ -370,6 +411,7 @@ impl Worker {
         temp: &str,
         version: Version,
         result: Result<pipeline::Stored, UploadError>,
+        ours: bool,
     ) -> bool {
         let outcome =
             finish_stored(&self.ctx, self.conn.as_mut(), file, temp, version, result).await;
@@ -378,12 +420,13 @@ impl Worker {
             Ok(Some(outcome)) => Ok(outcome),
             // Changed while it was sent: the retry loop sends it again.
             Ok(None) => return self.execute_task(task, 1).await,
-            Err(JobError::Remote(e)) if !e.is_permanent() && self.ctx.retries > 1 => {
+            Err(JobError::Remote(e)) if !e.is_permanent() && (self.ctx.retries > 1 || ours) => {
                 tracing::debug!(attempt = 1, error = %e, "job failed");
                 if e.breaks_connection() {
                     self.conn = None;
                 }
-                return self.execute_task(task, 2).await;
+                // A try lost to early checks the server mishandled does not count.
+                return self.execute_task(task, if ours { 1 } else { 2 }).await;
             }
             Err(e) => {
                 if let JobError::Remote(e) = &e {
@@ -466,6 +509,26 @@ async fn execute(
     }
 }
 
+/// Records what a folder listed both ways said about STAT listings on an MLSD server: one
+/// disagreement is enough to keep MLSD for the whole run.
+fn judge_stat_listings(ctx: &WorkerContext, agreed: bool) {
+    let mut verdict = ctx.stat_for_mlsd.lock().expect("stat verdict lock");
+    let next = match (*verdict, agreed) {
+        (StatForMlsd::Unknown, true) => StatForMlsd::Trusted,
+        (_, false) => StatForMlsd::Refused,
+        (same, true) => same,
+    };
+    if next != *verdict {
+        match next {
+            StatForMlsd::Trusted => tracing::debug!(
+                "STAT listings tell the same as MLSD on this server: listing over the control connection"
+            ),
+            _ => tracing::debug!("STAT listings differ from MLSD on this server: listing with MLSD"),
+        }
+        *verdict = next;
+    }
+}
+
 /// Jobs whose 550 on a retry means the previous, interrupted try took effect.
 fn already_done(job: &Job) -> bool {
     matches!(
@@ -488,8 +551,9 @@ async fn attempt_job(
     match job {
         Job::List(rel) => {
             let allow_stat = ctx.stat_listing.load(Ordering::Relaxed);
-            let (lines, format) = match conn.list(&path(rel), allow_stat).await {
-                Ok(listed) => listed,
+            let mlsd_stat = *ctx.stat_for_mlsd.lock().expect("stat verdict lock");
+            let listing = match conn.list(&path(rel), allow_stat, mlsd_stat).await {
+                Ok(listing) => listing,
                 Err(e) => {
                     // A listing too large for one reply desynchronises the connection: list
                     // over data connections from now on.
@@ -499,7 +563,10 @@ async fn attempt_job(
                     return Err(e.into());
                 }
             };
-            Ok(Outcome::Listed(lines, format))
+            if let Some(agreed) = listing.stat_verdict {
+                judge_stat_listings(ctx, agreed);
+            }
+            Ok(Outcome::Listed(listing.lines, listing.format))
         }
         Job::Run(Op::Upload { rel, size, mtime }) => {
             if ctx.storage_full.load(Ordering::Relaxed) {
