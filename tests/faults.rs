@@ -383,3 +383,30 @@ fn deletions_wait_until_every_upload_succeeded() {
         );
     }
 }
+
+#[test]
+fn a_server_answering_commands_during_transfers_gets_none_behind_its_transfers() {
+    // pure-ftpd reads the control connection while a transfer runs and answers what it finds
+    // there with 500. The one NOOP that finds this out is the only command it ever sees there.
+    let faults = vec![Fault::AnswerDuringTransfer];
+    cell(
+        "fault_answer_during_transfer",
+        faults,
+        &["-j", "1", "-vv"],
+        |up, proxy, run| {
+            assert_eq!(run.code, 0, "{}: {run}", up.name);
+            assert_eq!(
+                proxy.fired(0),
+                1,
+                "{}: commands answered during transfers: {:?}",
+                up.name,
+                proxy.commands()
+            );
+            assert!(
+                run.stderr.contains("reads commands during transfers"),
+                "{}: {run}",
+                up.name
+            );
+        },
+    );
+}

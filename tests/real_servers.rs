@@ -154,13 +154,15 @@ fn real_servers_type_changes() {
 }
 
 #[test]
-fn list_only_servers_are_listed_over_the_control_connection() {
-    // Guards the STAT listing: one round trip per folder instead of a data connection.
+fn real_servers_list_folders_over_the_control_connection() {
+    // One round trip per folder instead of a data connection: STAT listings from the start on
+    // vsftpd (LIST only), and on pure-ftpd (MLSD) once the first folder listed both ways showed
+    // that its STAT listings tell the same as MLSD.
     use support::faults::FaultProxy;
-    for server in real_servers().into_iter().filter(|s| s.name == "vsftpd") {
+    for server in real_servers() {
         let (url, dir) = server.scratch("stat_listing");
         let tree = site_tree();
-        assert_eq!(sync(tree.path(), &url, &[]).code, 0);
+        assert_eq!(sync(tree.path(), &url, &[]).code, 0, "{}", server.name);
         let addr = url
             .split('@')
             .nth(1)
@@ -169,20 +171,55 @@ fn list_only_servers_are_listed_over_the_control_connection() {
             .to_string();
         let proxy = FaultProxy::start(&addr, vec![]);
         let before = snapshot(&dir);
-        let rerun = sync(tree.path(), &proxy.url(&url), &[]);
-        assert_eq!(rerun.summary["files_uploaded"], 0, "{rerun}");
+        let rerun = support::sync_with_fresh_state(tree.path(), &proxy.url(&url), &[]);
+        assert_eq!(
+            rerun.summary["files_uploaded"], 0,
+            "{}: {rerun}",
+            server.name
+        );
         assert_eq!(
             changed_files(&before, &snapshot(&dir)),
             Vec::<String>::new()
         );
         let commands = proxy.commands();
-        let stats = commands.iter().filter(|c| c.starts_with("STAT -a")).count();
-        let lists = commands.iter().filter(|c| c.starts_with("LIST")).count();
+        let count = |verb: &str| commands.iter().filter(|c| c.starts_with(verb)).count();
+        let (stats, by_data) = (count("STAT -a"), count("LIST") + count("MLSD"));
+        assert!(stats >= 10, "{}: {commands:?}", server.name);
+        // Over a data connection: the three folders whose names have spaces, and on pure-ftpd
+        // the first folder, listed both ways.
+        assert!(by_data <= 4, "{}: {commands:?}", server.name);
+    }
+}
+
+#[test]
+fn real_servers_take_checks_behind_transfers_and_keep_the_times() {
+    // Both servers leave commands written with a STOR until its transfer is over, so after a
+    // few probes each upload's size check and time travel with the transfer command; the time
+    // set on the temporary file survives the rename.
+    for server in real_servers() {
+        let (url, dir) = server.scratch("early_checks");
+        let tree = Tree::new();
+        for i in 0..40u64 {
+            let name = format!("f{i:02}.txt");
+            tree.write(&name, format!("file {i} ").repeat(i as usize + 1));
+            tree.set_mtime(&name, 1_600_000_000 + i * 3_601);
+        }
+        let run = sync(tree.path(), &url, &["-j", "2", "-vv"]);
+        assert_eq!(run.code, 0, "{}: {run}", server.name);
         assert!(
-            stats >= 10,
-            "folders listed with STAT: {stats}, with LIST: {lists}"
+            run.stderr.contains("checks travel before the 226"),
+            "{}: {run}",
+            server.name
         );
-        // Only the three folders whose names have spaces still need a data connection.
-        assert!(lists <= 3, "LIST used {lists} times: {commands:?}");
+        assert_mirror(tree.path(), &dir);
+        for i in 0..40u64 {
+            let name = format!("f{i:02}.txt");
+            assert_eq!(
+                support::mtime(&dir.join(&name)),
+                1_600_000_000 + i as i64 * 3_601,
+                "{}: {name}",
+                server.name
+            );
+        }
     }
 }

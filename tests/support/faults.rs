@@ -78,6 +78,12 @@ pub enum Fault {
         reply: String,
         times: usize,
     },
+    /// Reads the control connection while a transfer is in progress (after its 150, before its
+    /// final reply) and answers every command found there with `500 Unknown command`, without
+    /// forwarding it, as pure-ftpd does. Commands are otherwise passed on one at a time, each
+    /// after the previous one's final reply, as most servers read them. Fires once per command
+    /// answered this way.
+    AnswerDuringTransfer,
 }
 
 impl Fault {
@@ -87,7 +93,7 @@ impl Fault {
             | Fault::ResetOn { times, .. }
             | Fault::StallOn { times, .. }
             | Fault::Reply { times, .. } => *times,
-            Fault::MaxConnections { .. } => usize::MAX,
+            Fault::MaxConnections { .. } | Fault::AnswerDuringTransfer => usize::MAX,
         }
     }
 
@@ -289,6 +295,13 @@ impl Shared {
         Action::Forward(cut)
     }
 
+    /// The [`Fault::AnswerDuringTransfer`] fault, if there is one.
+    fn answers_during_transfer(&self) -> Option<usize> {
+        self.faults
+            .iter()
+            .position(|fault| matches!(fault, Fault::AnswerDuringTransfer))
+    }
+
     /// The [`Fault::MaxConnections`] that refuses a new connection while `open` are open.
     fn refusal(&self, open: usize) -> Option<usize> {
         self.faults
@@ -387,6 +400,7 @@ async fn serve_client(mut client: TcpStream, upstream: String, open: OpenConnect
         auth_sent: false,
         // The greeting comes first.
         awaiting: true,
+        in_transfer: false,
     };
     session.run().await;
 }
@@ -422,6 +436,8 @@ struct Session {
     /// A forwarded command has no final reply yet. The next command is read only then, so a
     /// client that pipelines still gets the proxy's own replies in command order.
     awaiting: bool,
+    /// A transfer is in progress (its 150 came, its final reply not yet).
+    in_transfer: bool,
 }
 
 impl Session {
@@ -433,7 +449,7 @@ impl Session {
                 // A cut upload first: the client must not get another reply on this connection.
                 biased;
                 Some(Ok(Outcome::Cut)) = self.transfers.join_next() => Flow::Reset,
-                read = self.client.read_until(b'\n', &mut command), if !self.awaiting => match read {
+                read = self.client.read_until(b'\n', &mut command), if self.reads_commands() => match read {
                     Ok(n) if n > 0 && command.ends_with(b"\n") => {
                         self.on_command(std::mem::take(&mut command)).await
                     }
@@ -464,9 +480,29 @@ impl Session {
         }
     }
 
+    /// Whether the next command is read now.
+    fn reads_commands(&self) -> bool {
+        !self.awaiting || (self.in_transfer && self.shared.answers_during_transfer().is_some())
+    }
+
     async fn on_command(&mut self, line: Vec<u8>) -> Flow {
         let text = String::from_utf8_lossy(&line);
         let text = text.trim_end_matches(['\r', '\n']);
+        if self.awaiting {
+            // Read during a transfer (Fault::AnswerDuringTransfer).
+            let index = self
+                .shared
+                .answers_during_transfer()
+                .expect("only read with the fault");
+            self.shared.commands.lock().unwrap().push(text.to_string());
+            self.shared.claim(index);
+            let written = self
+                .client
+                .get_mut()
+                .write_all(b"500 Unknown command\r\n")
+                .await;
+            return written.map_or(Flow::End, |()| Flow::Continue);
+        }
         match self.shared.on_command(text) {
             Action::Reset => Flow::Reset,
             Action::Stall => Flow::Stall,
@@ -497,6 +533,9 @@ impl Session {
         // 1xx replies are preliminary: the command's final reply is still to come.
         if code.is_some_and(|c| c >= 200) {
             self.awaiting = false;
+        }
+        if let Some(code) = code {
+            self.in_transfer = matches!(code, 125 | 150);
         }
         let passive = match code {
             Some(227) => pasv_port(&line),
