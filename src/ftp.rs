@@ -16,9 +16,9 @@ use crate::credentials::Login;
 pub(crate) use crate::ftp_error::{secure_detail, within};
 pub use crate::ftp_error::{FtpError, UploadError};
 use crate::listing::{self, ListFormat};
-use crate::pipeline;
 use crate::target::{Scheme, Target};
 use crate::tls::{Connector, Tickets, TlsConfig, TlsOptions};
+use crate::{chain, pipeline};
 
 type Stream = AsyncRustlsFtpStream;
 
@@ -83,6 +83,19 @@ pub struct Listing {
     /// Listed both ways: whether the STAT listing told the same as MLSD (None: nothing to
     /// compare, e.g. an empty folder).
     pub stat_verdict: Option<bool>,
+}
+
+/// The replies to STAT that hold a listing. Not 211: suppaftp ends a 211 reply at its first
+/// line (as FEAT needs), which would leave the listing unread on the connection.
+const STAT_LISTING: [Status; 2] = [Status::Directory, Status::File];
+
+/// The argument listing `path` with dot files: vsftpd hides them from a plain LIST.
+fn with_a(path: &str) -> String {
+    if path.is_empty() {
+        "-a".to_string()
+    } else {
+        format!("-a {path}")
+    }
 }
 
 /// Whether the STAT listing `stat_lines` tells the same as the MLSD listing `mlsd_lines`.
@@ -271,12 +284,7 @@ impl Connection {
         mlsd_stat: StatForMlsd,
     ) -> Result<Listing, FtpError> {
         self.keep_session_resumable().await?;
-        // vsftpd hides dot files from a plain LIST; `-a` shows them.
-        let with_a = if path.is_empty() {
-            "-a".to_string()
-        } else {
-            format!("-a {path}")
-        };
+        let with_a = with_a(path);
         let stat_usable = allow_stat
             && self.stat_listing != Some(false)
             && !self.list_without_a
@@ -324,13 +332,26 @@ impl Connection {
     /// (a server that does not list this way, or a missing folder): the caller then lists over a
     /// data connection. A server that has never answered with a listing is not asked again.
     async fn list_by_stat(&mut self, argument: &str) -> Result<Option<Vec<String>>, FtpError> {
-        // Not 211: suppaftp ends a 211 reply at its first line (as FEAT needs), which would
-        // leave the listing unread on the connection.
-        let accepted = [Status::Directory, Status::File];
-        let send = self
+        let exchange = self
             .stream
-            .custom_command(format!("STAT {argument}"), &accepted);
-        let reply = match within(self.timeout, op("STAT", argument), send).await {
+            .custom_command(format!("STAT {argument}"), &STAT_LISTING);
+        let reply = within(self.timeout, op("STAT", argument), exchange).await;
+        self.stat_listing_in(reply)
+    }
+
+    /// The reply to a `STAT argument` sent earlier, as [`Connection::list_by_stat`] returns it.
+    async fn read_stat_reply(&mut self, argument: &str) -> Result<Option<Vec<String>>, FtpError> {
+        let read = self.stream.read_response_in(&STAT_LISTING);
+        let reply = within(self.timeout, op("STAT", argument), read).await;
+        self.stat_listing_in(reply)
+    }
+
+    /// The listing a STAT reply holds, if it holds one (see [`Connection::list_by_stat`]).
+    fn stat_listing_in(
+        &mut self,
+        reply: Result<suppaftp::types::Response, FtpError>,
+    ) -> Result<Option<Vec<String>>, FtpError> {
+        let reply = match reply {
             Ok(reply) => reply,
             Err(e) if e.breaks_connection() => return Err(e),
             Err(_) => {
@@ -355,6 +376,72 @@ impl Connection {
         Ok(Some(
             inner.iter().map(|l| l.trim_start().to_string()).collect(),
         ))
+    }
+
+    /// Lists several folders: where this connection already lists with STAT, their `STAT -a`
+    /// commands go in one write (one round trip for all of them) and only the folders STAT
+    /// cannot list are listed afterwards over data connections; otherwise one after the other
+    /// as [`Connection::list`] does. The results are in the order of `paths`.
+    pub async fn list_many(
+        &mut self,
+        paths: &[String],
+        allow_stat: bool,
+        mlsd_stat: StatForMlsd,
+    ) -> Vec<Result<Listing, FtpError>> {
+        let batch = paths.len() > 1
+            && allow_stat
+            && self.can_pipeline()
+            && self.stat_listing == Some(true)
+            && !self.list_without_a
+            && (!self.features.mlsd || mlsd_stat == StatForMlsd::Trusted);
+        let mut results: Vec<Option<Result<Listing, FtpError>>> =
+            paths.iter().map(|_| None).collect();
+        if batch {
+            let by_stat: Vec<(usize, String)> = paths
+                .iter()
+                .enumerate()
+                .filter(|(_, path)| !path.contains(' '))
+                .map(|(i, path)| (i, with_a(path)))
+                .collect();
+            let commands: String = by_stat
+                .iter()
+                .map(|(_, argument)| format!("STAT {argument}\r\n"))
+                .collect();
+            let mut broken = pipeline::send(&self.stream, &commands, self.timeout)
+                .await
+                .err();
+            for (i, argument) in &by_stat {
+                if broken.is_some() {
+                    break;
+                }
+                match self.read_stat_reply(argument).await {
+                    Ok(Some(lines)) => {
+                        results[*i] = Some(Ok(Listing {
+                            lines,
+                            format: ListFormat::List,
+                            stat_verdict: None,
+                        }))
+                    }
+                    Ok(None) => {}
+                    Err(e) => broken = Some(e),
+                }
+            }
+            if let Some(e) = broken {
+                // The replies still due are lost with the connection.
+                return results
+                    .into_iter()
+                    .map(|r| r.unwrap_or_else(|| Err(e.clone())))
+                    .collect();
+            }
+        }
+        let mut out = Vec::with_capacity(paths.len());
+        for (path, result) in paths.iter().zip(results) {
+            out.push(match result {
+                Some(listed) => listed,
+                None => self.list(path, allow_stat, mlsd_stat).await,
+            });
+        }
+        out
     }
 
     /// `verb argument` over a data connection: on plain FTP with the command sent while the
@@ -477,23 +564,23 @@ impl Connection {
     /// answers out of step gets no more pipelining on this connection.
     pub async fn store_pipelined(
         &mut self,
-        up: pipeline::Upload,
-    ) -> Result<pipeline::Stored, UploadError> {
-        let result = pipeline::store(&mut self.stream, up, self.timeout).await;
+        up: chain::Upload,
+    ) -> Result<chain::Stored, UploadError> {
+        let result = chain::store(&mut self.stream, up, self.timeout).await;
         if let Err(UploadError::Remote(e)) = &result {
             self.notice_garbled(e);
         }
         result
     }
 
-    /// One step of a chain of uploads (see [`crate::pipeline::step`]).
+    /// One step of a chain of uploads (see [`crate::chain::step`]).
     pub async fn chain_step(
         &mut self,
-        prev: Option<pipeline::Sent>,
-        next: Option<pipeline::Upload>,
-        early: pipeline::Early,
-    ) -> pipeline::Step {
-        let step = pipeline::step(&mut self.stream, prev, next, early, self.timeout).await;
+        prev: Option<chain::Sent>,
+        next: Option<chain::Upload>,
+        early: chain::Early,
+    ) -> chain::Step {
+        let step = chain::step(&mut self.stream, prev, next, early, self.timeout).await;
         if let Some(Err(UploadError::Remote(e))) = &step.prev {
             self.notice_garbled(e);
         }

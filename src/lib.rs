@@ -16,9 +16,11 @@
 //! - [`periodic`] and [`watch`]: keeping a folder mirrored, on a clock or on changes;
 //! - [`shutdown`]: Ctrl-C and SIGTERM.
 
+pub mod chain;
 pub mod cli;
 pub mod config;
 pub mod credentials;
+pub mod data;
 pub mod dispatch;
 pub mod exit_codes;
 pub mod filter;
@@ -37,6 +39,7 @@ pub mod state;
 pub mod sync;
 pub mod target;
 pub mod tls;
+pub mod upload;
 pub mod watch;
 pub mod worker;
 

@@ -1,106 +1,35 @@
 //! Pipelined commands on a plain (unencrypted) control connection: several commands sent in one
-//! write, their replies read afterwards in order, and a transfer's bytes sent as soon as its
-//! data connection is open. This is what decides the speed of many small files over a real link.
-//!
-//! Uploads on one connection form a chain of [`step`]s. Each step finishes the previous upload
-//! and starts the next, their commands sharing writes:
-//!
-//! 1. unless they already went (below), the previous upload's checks (`SIZE` of its temporary
-//!    file, the command that sets its time) and the next `PASV`, in one write;
-//! 2. the previous upload's `RNFR` + `RNTO` (only if its 226 and its checks came back right and
-//!    the local file did not change) and the next `STOR`, in one write; the bytes go out as soon
-//!    as the data connection is open, without waiting for the 150; then the 226.
-//!
-//! Three round trips per small file instead of eight. Most servers read a command line only
-//! when the one before it is done, so commands written together with the `STOR` wait until its
-//! transfer is over: there, step 1's checks and PASV travel right behind the `STOR` ("early
-//! checks"), and a file costs two round trips (data connection, then bytes and 226). A server
-//! that reads the control connection during a transfer (and answers commands with an error)
-//! must not get them: a `NOOP` behind the `STOR` finds out first, one command and one reply
-//! whatever the server does, and checks travel early only after several such probes came back
-//! after their 226. Nothing is ever renamed into place before its 226 and its size check came
-//! back.
+//! write and their replies read afterwards in order, the passive address read from a PASV
+//! reply, and listings with the command sent while the data connection opens (three round
+//! trips instead of four). The upload chain built on these is in [`crate::chain`].
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use suppaftp::tokio::AsyncRustlsFtpStream;
 use suppaftp::Status;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-use tokio_util::sync::CancellationToken;
 
-use crate::ftp::{within, FtpError, UploadError};
+use crate::ftp::{within, FtpError};
 
-type Stream = AsyncRustlsFtpStream;
-
-/// A local file's size and modification time.
-pub type Version = (u64, Option<SystemTime>);
-
-/// What a pipelined atomic upload did.
-#[derive(Debug)]
-pub struct Stored {
-    /// Bytes sent (from the offset on).
-    pub sent: u64,
-    /// The outcome of setting the modification time, when asked.
-    pub time_set: Option<Result<(), FtpError>>,
-}
-
-/// An atomic upload: `local` from byte `offset` to `temp` (APPE when resuming), size check,
-/// time, rename over `target`.
-#[derive(Debug, Clone)]
-pub struct Upload {
-    pub temp: String,
-    pub target: String,
-    pub local: PathBuf,
-    pub offset: u64,
-    /// Total size the temporary file must have; checked with SIZE when Some.
-    pub expect_size: Option<u64>,
-    /// The command that sets the temporary file's time (e.g. `MFMT 20240102030405 path`); the
-    /// rename keeps it, and a refused rename leaves the old file's time alone.
-    pub set_time: Option<String>,
-    /// The local file when the upload began: a file that changed meanwhile is not put in place.
-    pub version: Version,
-}
-
-/// An upload whose bytes the server confirmed (226), not yet checked and renamed.
-#[derive(Debug)]
-pub struct Sent {
-    up: Upload,
-    sent: u64,
-    /// The checks and a PASV went out before the 226; their replies are due.
-    checks_sent: bool,
-}
-
-impl Sent {
-    pub fn upload(&self) -> &Upload {
-        &self.up
-    }
-}
-
-/// What one [`step`] did.
-#[derive(Debug, Default)]
-pub struct Step {
-    /// The previous upload's end: stored and renamed, or why not.
-    pub prev: Option<Result<Stored, UploadError>>,
-    /// The next upload's start: its bytes confirmed, or why not.
-    pub next: Option<Result<Sent, UploadError>>,
-    /// The server answered commands sent during a transfer: no early checks with it.
-    pub early_refused: bool,
-    /// A probe's outcome: the server left a NOOP sent during the transfer until after its 226.
-    pub probe_passed: bool,
-    /// The control connection's replies are out of step: it must not be used again.
-    pub out_of_step: bool,
-}
+pub(crate) type Stream = AsyncRustlsFtpStream;
 
 /// Writes `commands` to the control connection in one go (each ends with CRLF).
-async fn send(stream: &Stream, commands: &str, timeout: Duration) -> Result<(), FtpError> {
+pub(crate) async fn send(
+    stream: &Stream,
+    commands: &str,
+    timeout: Duration,
+) -> Result<(), FtpError> {
     write_all(&*stream.get_ref().await, commands, timeout).await
 }
 
 /// Writes `commands` to the control socket `socket`, refusing line breaks inside a command.
-async fn write_all(socket: &TcpStream, commands: &str, timeout: Duration) -> Result<(), FtpError> {
+pub(crate) async fn write_all(
+    socket: &TcpStream,
+    commands: &str,
+    timeout: Duration,
+) -> Result<(), FtpError> {
     // One command per CRLF: a line break inside a path would smuggle in another command.
     if commands
         .split_terminator("\r\n")
@@ -135,12 +64,12 @@ async fn write_all(socket: &TcpStream, commands: &str, timeout: Duration) -> Res
     Ok(())
 }
 
-fn first_word(commands: &str) -> &str {
+pub(crate) fn first_word(commands: &str) -> &str {
     commands.split([' ', '\r']).next().unwrap_or("command")
 }
 
 /// Reads one reply; Err when its code is not one of `expected` (the reply is consumed either way).
-async fn reply(
+pub(crate) async fn reply(
     stream: &mut Stream,
     operation: &str,
     expected: &[Status],
@@ -172,7 +101,7 @@ fn passive_address(text: &str, peer: SocketAddr) -> Option<SocketAddr> {
     Some(SocketAddr::new(peer.ip(), hi * 256 + lo))
 }
 
-async fn peer_of(stream: &Stream) -> Result<SocketAddr, FtpError> {
+pub(crate) async fn peer_of(stream: &Stream) -> Result<SocketAddr, FtpError> {
     stream
         .get_ref()
         .await
@@ -184,7 +113,7 @@ async fn peer_of(stream: &Stream) -> Result<SocketAddr, FtpError> {
 }
 
 /// Reads a PASV reply and turns it into the data address.
-async fn read_pasv(
+pub(crate) async fn read_pasv(
     stream: &mut Stream,
     peer: SocketAddr,
     timeout: Duration,
@@ -196,7 +125,7 @@ async fn read_pasv(
     })
 }
 
-async fn connect(
+pub(crate) async fn connect(
     addr: SocketAddr,
     operation: &str,
     timeout: Duration,
@@ -211,8 +140,9 @@ async fn connect(
     Ok(data)
 }
 
-const PRELIMINARY: [Status; 2] = [Status::AboutToSend, Status::AlreadyOpen];
-const TRANSFER_DONE: [Status; 2] = [Status::ClosingDataConnection, Status::RequestedFileActionOk];
+pub(crate) const PRELIMINARY: [Status; 2] = [Status::AboutToSend, Status::AlreadyOpen];
+pub(crate) const TRANSFER_DONE: [Status; 2] =
+    [Status::ClosingDataConnection, Status::RequestedFileActionOk];
 
 /// A folder listing (`MLSD path`, `LIST -a path`, ...), its lines decoded as lossy UTF-8.
 pub async fn list(
@@ -259,584 +189,6 @@ pub async fn list(
         .collect())
 }
 
-/// One atomic upload on its own: its start, then its end (five round trips).
-pub async fn store(
-    stream: &mut Stream,
-    up: Upload,
-    timeout: Duration,
-) -> Result<Stored, UploadError> {
-    let started = step(stream, None, Some(up), Early::Off, timeout).await;
-    let sent = started
-        .next
-        .expect("a step with a next upload reports it")?;
-    let ended = step(stream, Some(sent), None, Early::Off, timeout).await;
-    ended
-        .prev
-        .expect("a step with a previous upload reports it")
-}
-
-/// The size check and time command of `up` (step 1's part for it).
-fn checks(up: &Upload) -> String {
-    let mut batch = String::new();
-    if up.expect_size.is_some() {
-        batch.push_str(&format!("SIZE {}\r\n", up.temp));
-    }
-    if let Some(command) = &up.set_time {
-        batch.push_str(command);
-        batch.push_str("\r\n");
-    }
-    batch
-}
-
-/// The replies to [`checks`]: Err(breaking) when the connection failed; otherwise whether the
-/// size is right (an error naming what is wrong) and the time command's outcome.
-async fn read_checks(
-    stream: &mut Stream,
-    sent: &Sent,
-    timeout: Duration,
-) -> Result<(Result<(), FtpError>, Option<Result<(), FtpError>>), FtpError> {
-    let up = &sent.up;
-    let mut size_ok = Ok(());
-    if let Some(expected) = up.expect_size {
-        match reply(stream, "SIZE", &[Status::File], timeout).await {
-            Ok(text) => {
-                let stored: Option<u64> =
-                    text.split_whitespace().nth(1).and_then(|s| s.parse().ok());
-                if stored != Some(expected) {
-                    size_ok = Err(FtpError::Connection {
-                        operation: format!("STOR {}", up.target),
-                        detail: format!("the server stored {stored:?} bytes of {expected}"),
-                    });
-                }
-            }
-            Err(e) if e.breaks_connection() => return Err(e),
-            Err(e) => size_ok = Err(e),
-        }
-    }
-    let mut time_set = None;
-    if let Some(command) = &up.set_time {
-        let accepted = [
-            Status::File,
-            Status::CommandOk,
-            Status::RequestedFileActionOk,
-        ];
-        match reply(stream, first_word(command), &accepted, timeout).await {
-            Err(e) if e.breaks_connection() => return Err(e),
-            outcome => time_set = Some(outcome.map(|_| ())),
-        }
-    }
-    Ok((size_ok, time_set))
-}
-
-/// A reply saying the command was not understood (500-503).
-fn garbled(reply: &Result<(), FtpError>) -> bool {
-    matches!(
-        reply,
-        Err(FtpError::Reply {
-            code: 500..=503,
-            ..
-        })
-    )
-}
-
-/// Whether the local file is still the version whose upload began.
-fn still_same(up: &Upload) -> bool {
-    std::fs::metadata(&up.local)
-        .map(|m| (m.len(), m.modified().ok()))
-        .ok()
-        == Some(up.version)
-}
-
-/// Finishes `prev` (checks, time, rename) and starts `next` (PASV, transfer command, bytes, 226),
-/// with their commands sharing writes (see the module header). `early`: send the next upload's
-/// checks right after its data connection closes, before the 226.
-pub async fn step(
-    stream: &mut Stream,
-    prev: Option<Sent>,
-    next: Option<Upload>,
-    early: Early,
-    timeout: Duration,
-) -> Step {
-    let mut out = Step::default();
-    let broken = |out: &mut Step, prev: bool, next: bool, e: FtpError| {
-        if prev {
-            out.prev = Some(Err(e.clone().into()));
-        }
-        if next {
-            out.next = Some(Err(e.into()));
-        }
-    };
-    let (has_prev, has_next) = (prev.is_some(), next.is_some());
-    let peer = match peer_of(stream).await {
-        Ok(peer) => peer,
-        Err(e) => {
-            broken(&mut out, has_prev, has_next, e);
-            return out;
-        }
-    };
-
-    // 1. The previous upload's checks and the next PASV (both already sent when early).
-    let pasv_pending = prev.as_ref().is_some_and(|p| p.checks_sent);
-    let mut batch = match &prev {
-        Some(p) if !p.checks_sent => checks(&p.up),
-        _ => String::new(),
-    };
-    if has_next && !pasv_pending {
-        batch.push_str("PASV\r\n");
-    }
-    if !batch.is_empty() {
-        if let Err(e) = send(stream, &batch, timeout).await {
-            broken(&mut out, has_prev, has_next, e);
-            return out;
-        }
-    }
-    let mut verdict = None;
-    if let Some(p) = &prev {
-        match read_checks(stream, p, timeout).await {
-            Ok((size_ok, time_set))
-                if p.checks_sent
-                    && (garbled(&size_ok) || time_set.as_ref().is_some_and(garbled)) =>
-            {
-                // Checks sent before the 226 that came back as unknown commands: the server
-                // read part of them during the transfer. What else it did with them is unknown.
-                out.early_refused = true;
-                out.out_of_step = true;
-                let e = FtpError::Connection {
-                    operation: format!("SIZE {}", p.up.temp),
-                    detail: "the server read the checks during the transfer".into(),
-                };
-                broken(&mut out, has_prev, has_next, e);
-                return out;
-            }
-            Ok(v) => verdict = Some(v),
-            Err(e) => {
-                // A server that swallows commands sent during a transfer never answers them.
-                out.early_refused = p.checks_sent && matches!(e, FtpError::Timeout { .. });
-                broken(&mut out, has_prev, has_next, e);
-                return out;
-            }
-        }
-    }
-    let mut data_addr = None;
-    if has_next || pasv_pending {
-        match read_pasv(stream, peer, timeout).await {
-            Ok(addr) => data_addr = Some(addr),
-            Err(e) if e.breaks_connection() => {
-                broken(&mut out, has_prev, has_next, e);
-                return out;
-            }
-            Err(e) => {
-                if has_next {
-                    out.next = Some(Err(e.into()));
-                }
-            }
-        }
-    }
-
-    // 2. The previous upload's rename (if everything checks) and the next transfer command.
-    let mut prev_outcome = None;
-    let mut batch = String::new();
-    if let (Some(p), Some((size_ok, time_set))) = (&prev, verdict) {
-        match size_ok {
-            Err(e) => prev_outcome = Some(Err(e.into())),
-            Ok(()) if !still_same(&p.up) => prev_outcome = Some(Err(UploadError::Changed)),
-            Ok(()) => {
-                batch.push_str(&format!("RNFR {}\r\nRNTO {}\r\n", p.up.temp, p.up.target));
-                prev_outcome = Some(Ok(time_set));
-            }
-        }
-    }
-    let renaming = matches!(prev_outcome, Some(Ok(_)));
-    let tail = match early {
-        Early::Off => Tail::Nothing,
-        Early::Probe => Tail::Noop,
-        Early::On => Tail::Checks,
-    };
-    let transfer = match (&next, data_addr) {
-        (Some(up), Some(addr)) if out.next.is_none() => {
-            let verb = if up.offset > 0 { "APPE" } else { "STOR" };
-            let command = format!("{verb} {}", up.temp);
-            batch.push_str(&command);
-            batch.push_str("\r\n");
-            batch.push_str(&tail.commands(up));
-            Some((command, addr))
-        }
-        _ => None,
-    };
-    if !batch.is_empty() {
-        if let Err(e) = send(stream, &batch, timeout).await {
-            broken(&mut out, has_prev, has_next, e);
-            return out;
-        }
-    }
-    // The bytes go out as soon as the data connection is open, while the replies are read;
-    // if the server refuses the transfer command instead of opening the transfer, the sending
-    // stops.
-    let refused = CancellationToken::new();
-    let sending = async {
-        let (Some(up), Some((command, addr))) = (&next, &transfer) else {
-            return None;
-        };
-        tokio::select! {
-            sent = send_file(up, command, *addr, timeout) => Some(sent),
-            _ = refused.cancelled() => None,
-        }
-    };
-    let reading = async {
-        let renamed = read_renames(stream, renaming, timeout).await;
-        if renamed.as_ref().is_err_and(FtpError::breaks_connection) {
-            refused.cancel();
-            return (renamed, None);
-        }
-        let Some((command, _)) = &transfer else {
-            return (renamed, None);
-        };
-        let opened = reply(stream, command, &PRELIMINARY, timeout).await;
-        if opened.is_err() {
-            refused.cancel();
-        }
-        (renamed, Some(opened))
-    };
-    let (sent, (renamed, opened)) = tokio::join!(sending, reading);
-    if let (Some(p), Some(outcome)) = (&prev, prev_outcome) {
-        out.prev = Some(match outcome {
-            Ok(time_set) => renamed
-                .clone()
-                .map(|()| Stored {
-                    sent: p.sent,
-                    time_set,
-                })
-                .map_err(Into::into),
-            Err(e) => Err(e),
-        });
-    }
-    if let Err(e) = &renamed {
-        if e.breaks_connection() {
-            if has_next && out.next.is_none() {
-                out.next = Some(Err(e.clone().into()));
-            }
-            return out;
-        }
-    }
-
-    // 3. The next upload's 226, and what came with it.
-    let (Some(up), Some((command, _)), Some(opened)) = (next, transfer, opened) else {
-        return out;
-    };
-    let result = match (opened, sent) {
-        (Err(e), _) if e.breaks_connection() => Err(Refusal::OutOfStep(e.into())),
-        // Refused: the commands behind it are answered all the same.
-        (Err(e), _) => match drain(stream, tail.replies(&up), timeout).await {
-            Ok(()) => Err(Refusal::Other(e.into())),
-            Err(broken) => Err(Refusal::OutOfStep(broken.into())),
-        },
-        (Ok(_), Some(Ok(n))) => end_transfer(stream, &up, &command, tail, timeout)
-            .await
-            .map(|probe| {
-                out.early_refused = probe == Some(false);
-                out.probe_passed = probe == Some(true);
-                n
-            }),
-        (Ok(_), Some(Err(e))) => {
-            // A local read error or a failed write: the server ends the transfer its own way.
-            match &e {
-                UploadError::Remote(r) if r.breaks_connection() => Err(Refusal::OutOfStep(e)),
-                _ => {
-                    let ended = settle_aborted(stream, &command, timeout).await;
-                    match ended.and(drain(stream, tail.replies(&up), timeout).await) {
-                        Ok(()) => Err(Refusal::Other(e)),
-                        Err(broken) => Err(Refusal::OutOfStep(broken.into())),
-                    }
-                }
-            }
-        }
-        (Ok(_), None) => unreachable!("the sending stops only when the command was refused"),
-    };
-    match result {
-        Ok(sent) => {
-            out.next = Some(Ok(Sent {
-                up,
-                sent,
-                checks_sent: tail == Tail::Checks,
-            }))
-        }
-        Err(Refusal::EarlyChecks(e)) => {
-            out.early_refused = true;
-            out.out_of_step = true;
-            out.next = Some(Err(e.into()));
-        }
-        Err(Refusal::OutOfStep(e)) => {
-            out.out_of_step = true;
-            out.next = Some(Err(e));
-        }
-        Err(Refusal::Other(e)) => out.next = Some(Err(e)),
-    }
-    out
-}
-
-enum Refusal {
-    /// The server answered the early checks during the transfer.
-    EarlyChecks(FtpError),
-    /// The control connection's replies are out of step.
-    OutOfStep(UploadError),
-    Other(UploadError),
-}
-
-/// The replies to RNFR and RNTO, when they were sent.
-async fn read_renames(
-    stream: &mut Stream,
-    renaming: bool,
-    timeout: Duration,
-) -> Result<(), FtpError> {
-    if !renaming {
-        return Ok(());
-    }
-    let from = reply(stream, "RNFR", &[Status::RequestFilePending], timeout).await;
-    if from.as_ref().is_err_and(FtpError::breaks_connection) {
-        return from.map(|_| ());
-    }
-    let ok = [Status::RequestedFileActionOk, Status::CommandOk];
-    let to = reply(stream, "RNTO", &ok, timeout).await;
-    from.and(to).map(|_| ())
-}
-
-/// Reads and drops `count` replies, whatever their codes.
-async fn drain(stream: &mut Stream, count: usize, timeout: Duration) -> Result<(), FtpError> {
-    for _ in 0..count {
-        match reply(stream, "command", &[], timeout).await {
-            Err(e) if e.breaks_connection() => return Err(e),
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-/// How an upload's checks travel (see the module header).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Early {
-    /// After the 226.
-    Off,
-    /// After the 226, and a `NOOP` right behind the transfer command, to find out whether the
-    /// server keeps it until the transfer is over (one command, one reply either way: the
-    /// connection stays in step whatever the server does).
-    Probe,
-    /// Right behind the transfer command, with the next PASV.
-    On,
-}
-
-/// What is written right behind a transfer command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Tail {
-    Nothing,
-    Noop,
-    Checks,
-}
-
-impl Tail {
-    fn commands(self, up: &Upload) -> String {
-        match self {
-            Tail::Nothing => String::new(),
-            Tail::Noop => "NOOP\r\n".into(),
-            Tail::Checks => checks(up) + "PASV\r\n",
-        }
-    }
-
-    /// How many replies the commands get.
-    fn replies(self, up: &Upload) -> usize {
-        self.commands(up).matches("\r\n").count()
-    }
-}
-
-/// Opens the data connection and sends the file's bytes as soon as it is open (the transfer
-/// command is on its way), then closes it. Returns the bytes sent.
-///
-/// The copy runs on a blocking thread with sendfile(2) on Linux (see [`copy_to_socket`]): the
-/// bytes never pass through this process.
-/// Each write waits at most `timeout` (the socket's send timeout); if this future is dropped
-/// (the server refused the transfer), the data connection is shut down, which ends the copy.
-async fn send_file(
-    up: &Upload,
-    command: &str,
-    addr: SocketAddr,
-    timeout: Duration,
-) -> Result<u64, UploadError> {
-    let lost = |e: std::io::Error| {
-        UploadError::Remote(FtpError::Connection {
-            operation: command.to_string(),
-            detail: e.to_string(),
-        })
-    };
-    let data = connect(addr, command, timeout).await?.into_std().map_err(lost)?;
-    data.set_nonblocking(false).map_err(lost)?;
-    data.set_write_timeout(Some(timeout)).map_err(lost)?;
-    let _guard = ShutdownOnDrop(data.try_clone().map_err(lost)?);
-    let (local, offset) = (up.local.clone(), up.offset);
-    let copy = tokio::task::spawn_blocking(move || copy_file(&local, offset, data));
-    match copy.await {
-        Ok(Ok(sent)) => Ok(sent),
-        Ok(Err(CopyError::Local(e))) => Err(UploadError::Local(e)),
-        Ok(Err(CopyError::Socket(e))) if is_timeout(&e) => Err(FtpError::Timeout {
-            operation: command.to_string(),
-            secs: timeout.as_secs(),
-        }
-        .into()),
-        Ok(Err(CopyError::Socket(e))) => Err(lost(e)),
-        Err(e) => Err(lost(std::io::Error::other(e))),
-    }
-}
-
-enum CopyError {
-    /// The local file could not be opened (nothing was sent).
-    Local(std::io::Error),
-    /// Sending failed (or, rarely, reading the file after it opened).
-    Socket(std::io::Error),
-}
-
-/// Copies the local file from `offset` to the data connection and closes its sending side. A
-/// file that cannot be opened closes the connection at once, so the server ends the transfer
-/// (with an empty file) rather than waiting for one.
-fn copy_file(
-    local: &std::path::Path,
-    offset: u64,
-    mut data: std::net::TcpStream,
-) -> Result<u64, CopyError> {
-    use std::io::Seek;
-    let opened = std::fs::File::open(local).and_then(|mut file| {
-        file.seek(std::io::SeekFrom::Start(offset))?;
-        Ok(file)
-    });
-    let mut file = match opened {
-        Ok(file) => file,
-        Err(e) => {
-            let _ = data.shutdown(std::net::Shutdown::Write);
-            return Err(CopyError::Local(e));
-        }
-    };
-    let sent = copy_to_socket(&mut file, &mut data).map_err(CopyError::Socket)?;
-    data.shutdown(std::net::Shutdown::Write)
-        .map_err(CopyError::Socket)?;
-    Ok(sent)
-}
-
-/// Sends the rest of `file` to `data`: with sendfile(2) on Linux (the bytes go from the page
-/// cache to the socket without passing through this process), else through a buffer.
-fn copy_to_socket(
-    file: &mut std::fs::File,
-    data: &mut std::net::TcpStream,
-) -> std::io::Result<u64> {
-    #[cfg(target_os = "linux")]
-    {
-        let mut sent = 0u64;
-        loop {
-            match rustix::fs::sendfile(&*data, &*file, None, 1 << 30) {
-                Ok(0) => return Ok(sent),
-                Ok(n) => sent += n as u64,
-                Err(rustix::io::Errno::INTR) => {}
-                // A file system without sendfile support: nothing was sent yet.
-                Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) if sent == 0 => break,
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut sent = 0u64;
-    loop {
-        let n = match std::io::Read::read(file, &mut buf) {
-            Ok(0) => return Ok(sent),
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        std::io::Write::write_all(data, &buf[..n])?;
-        sent += n as u64;
-    }
-}
-
-fn is_timeout(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-    )
-}
-
-/// Shuts a data connection down when dropped, which ends a copy still writing to it.
-struct ShutdownOnDrop(std::net::TcpStream);
-
-impl Drop for ShutdownOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.shutdown(std::net::Shutdown::Both);
-    }
-}
-
-/// The 226 that ends a transfer, and the replies `tail` makes due. With checks behind the
-/// transfer command, a reply of 500-503 in place of the 226 means the server read them during
-/// the transfer (Refusal::EarlyChecks). With a probe, returns whether the server kept the NOOP
-/// for after the 226.
-async fn end_transfer(
-    stream: &mut Stream,
-    up: &Upload,
-    command: &str,
-    tail: Tail,
-    timeout: Duration,
-) -> Result<Option<bool>, Refusal> {
-    let done = reply(stream, command, &TRANSFER_DONE, timeout).await;
-    let unknown_command = |e: &FtpError| {
-        matches!(
-            e,
-            FtpError::Reply {
-                code: 500..=503,
-                ..
-            }
-        )
-    };
-    match (tail, done) {
-        (Tail::Nothing, done) => done.map(|_| None).map_err(|e| Refusal::Other(e.into())),
-        (_, Err(e)) if e.breaks_connection() => Err(Refusal::OutOfStep(e.into())),
-        (Tail::Noop, Ok(_)) => match reply(stream, "NOOP", &[Status::CommandOk], timeout).await {
-            Ok(_) => Ok(Some(true)),
-            Err(e) if e.breaks_connection() => Err(Refusal::OutOfStep(e.into())),
-            Err(_) => Ok(Some(false)),
-        },
-        // The NOOP was answered during the transfer: the 226 is next.
-        (Tail::Noop, Err(e)) if unknown_command(&e) => {
-            match reply(stream, command, &TRANSFER_DONE, timeout).await {
-                Ok(_) => Ok(Some(false)),
-                Err(e) if e.breaks_connection() => Err(Refusal::OutOfStep(e.into())),
-                Err(e) => Err(Refusal::Other(e.into())),
-            }
-        }
-        (Tail::Checks, Ok(_)) => Ok(None),
-        (Tail::Checks, Err(e)) if unknown_command(&e) => {
-            Err(Refusal::EarlyChecks(FtpError::Connection {
-                operation: command.to_string(),
-                detail: format!(
-                    "the server answered commands sent during the transfer ({e}); \
-                     its replies are out of step"
-                ),
-            }))
-        }
-        // The transfer failed; the replies to the commands behind it follow.
-        (_, Err(e)) => match drain(stream, tail.replies(up), timeout).await {
-            Ok(()) => Err(Refusal::Other(e.into())),
-            Err(broken) => Err(Refusal::OutOfStep(broken.into())),
-        },
-    }
-}
-
-
-/// After a transfer this side gave up on: reads the server's final reply for it (whatever its
-/// code), so the connection stays in step; Err when even that fails.
-async fn settle_aborted(
-    stream: &mut Stream,
-    command: &str,
-    timeout: Duration,
-) -> Result<(), FtpError> {
-    match reply(stream, command, &TRANSFER_DONE, timeout).await {
-        Err(e) if e.breaks_connection() => Err(e),
-        _ => Ok(()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -848,28 +200,5 @@ mod tests {
         assert_eq!(addr, Some("10.0.0.5:30000".parse().unwrap()));
         assert_eq!(passive_address("227 nonsense", peer), None);
         assert_eq!(passive_address("227 (1,2,3,4,300,1)", peer), None);
-    }
-
-    #[test]
-    fn checks_ask_the_size_then_set_the_time_of_the_temporary_file() {
-        let up = Upload {
-            temp: "/d/.a.ftpsync-tmp".into(),
-            target: "/d/a".into(),
-            local: "a".into(),
-            offset: 0,
-            expect_size: Some(3),
-            set_time: Some("MFMT 20240102030405 /d/.a.ftpsync-tmp".into()),
-            version: (3, None),
-        };
-        assert_eq!(
-            checks(&up),
-            "SIZE /d/.a.ftpsync-tmp\r\nMFMT 20240102030405 /d/.a.ftpsync-tmp\r\n"
-        );
-        let bare = Upload {
-            expect_size: None,
-            set_time: None,
-            ..up
-        };
-        assert_eq!(checks(&bare), "");
     }
 }

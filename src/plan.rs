@@ -174,7 +174,7 @@ impl Planner<'_> {
 
     fn upload(&mut self, rel: &str, local: &LocalEntry, mut after: Vec<usize>) {
         // The upload writes its temporary file where a leftover of the same name is removed.
-        if let Some(&i) = self.cleanups.get(&crate::worker::temp_path(rel)) {
+        if let Some(&i) = self.cleanups.get(&crate::upload::temp_path(rel)) {
             after.push(i);
         }
         let op = Op::Upload {

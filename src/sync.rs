@@ -20,7 +20,8 @@ use crate::plan::{self, Op, Phase, Plan, PlanOptions, RemoteTree};
 use crate::report::{Failure, Reporter, Summary};
 use crate::schedule::Schedule;
 use crate::state::{self, Record, Seen};
-use crate::worker::{self, Job, JobError, Outcome, WorkerContext};
+use crate::upload;
+use crate::worker::{Job, JobError, Outcome, WorkerContext};
 
 /// A run that could not start: nothing was changed.
 #[derive(Debug, thiserror::Error)]
@@ -394,7 +395,7 @@ impl Run<'_> {
                 if self.config.filter.is_excluded(&rel, is_dir) {
                     continue;
                 }
-                if !is_dir && worker::is_temp_name(&entry.name) && !local.entries.contains_key(&rel)
+                if !is_dir && upload::is_temp_name(&entry.name) && !local.entries.contains_key(&rel)
                 {
                     leftovers.push(rel);
                     continue;

@@ -3,7 +3,7 @@
 //! Workers announce themselves ready once logged in (syn) and acknowledge the end of work with
 //! their exit (ack), so the coordinator's summary is exactly what happened on the server.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,19 +11,16 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::chain;
 use crate::credentials::Login;
 use crate::ftp::{Connection, FtpError, StatForMlsd, TimeSetter, UploadError};
 use crate::listing::ListFormat;
-use crate::pipeline;
 use crate::plan::Op;
 use crate::target::Target;
+use crate::upload::{self, finish_stored, local_version, settle, temp_path, FileUpload, Version};
 
 /// First pause before retrying a failed job; doubled on each further try.
 const RETRY_BACKOFF: Duration = Duration::from_millis(200);
-
-/// Files at least this large resume an interrupted upload instead of starting over: below it,
-/// the extra SIZE round trip costs more than resending.
-const RESUME_MIN_SIZE: u64 = 8 * 1024 * 1024;
 
 /// Transfers a server must have left a NOOP alone during (answering it after the 226) before
 /// uploads' checks are sent during transfers.
@@ -31,8 +28,8 @@ pub const EARLY_PROBES: u8 = 10;
 /// [`WorkerContext::early_checks`] once the server answered a command during a transfer.
 pub const EARLY_OFF: u8 = u8::MAX;
 
-/// Suffix of an atomic upload's temporary name (`.name.ftpsync-tmp`).
-pub const TEMP_SUFFIX: &str = ".ftpsync-tmp";
+/// Most folders a worker lists in one go (see [`crate::ftp::Connection::list_many`]).
+const LIST_BATCH: usize = 32;
 
 /// Something for a worker to do.
 #[derive(Debug, Clone)]
@@ -106,7 +103,7 @@ pub struct WorkerContext {
     pub stat_for_mlsd: Mutex<StatForMlsd>,
     /// Commands may be pipelined to this server (cleared when it mishandles them).
     pub pipelining: std::sync::atomic::AtomicBool,
-    /// Whether an upload's checks may be sent before its 226 (see [`crate::pipeline`]): the
+    /// Whether an upload's checks may be sent before its 226 (see [`crate::chain`]): the
     /// probes this server passed so far, on from [`EARLY_PROBES`], [`EARLY_OFF`] once it
     /// answered a command sent during a transfer.
     pub early_checks: std::sync::atomic::AtomicU8,
@@ -167,13 +164,13 @@ impl Queues {
 }
 
 /// An upload whose bytes are on the server under the temporary name; its check and rename
-/// travel with the next upload's first commands (see [`crate::pipeline`]).
+/// travel with the next upload's first commands (see [`crate::chain`]).
 struct Held {
     task: Task,
     file: FileUpload,
     temp: String,
     version: Version,
-    sent: pipeline::Sent,
+    sent: chain::Sent,
 }
 
 /// What a worker carries between jobs.
@@ -221,10 +218,13 @@ impl Worker {
     /// Takes jobs until the queues close or a stop; false inside means this worker lost the
     /// server for good (its job was handed back).
     async fn work(&mut self, queues: &Queues) {
+        // A job taken while gathering listings, to run next.
+        let mut next: Option<Task> = None;
         loop {
             // A held upload waits for the next job only if one is there already.
-            let task = match self.held {
-                Some(_) => match queues.try_next(&self.ctx.stop) {
+            let task = match (next.take(), &self.held) {
+                (Some(task), _) => Some(task),
+                (None, Some(_)) => match queues.try_next(&self.ctx.stop) {
                     Some(task) => Some(task),
                     None => {
                         if !self.finish_held().await {
@@ -233,19 +233,100 @@ impl Worker {
                         queues.next(&self.ctx.stop).await
                     }
                 },
-                None => queues.next(&self.ctx.stop).await,
+                (None, None) => queues.next(&self.ctx.stop).await,
             };
             let Some(task) = task else { break };
-            let going_on = match self.chainable(&task) {
-                Some((file, up)) => self.chain(task, file, up).await,
-                None => self.finish_held().await && self.execute_task(task, 1).await,
+            let going_on = if matches!(task.job, Job::List(_)) {
+                // Listings waiting right now go together (see Connection::list_many).
+                let mut listings = vec![task];
+                while listings.len() < LIST_BATCH {
+                    match queues.try_next(&self.ctx.stop) {
+                        Some(task) if matches!(task.job, Job::List(_)) => listings.push(task),
+                        other => {
+                            next = other;
+                            break;
+                        }
+                    }
+                }
+                self.finish_held().await && self.list(listings).await
+            } else {
+                match self.chainable(&task) {
+                    Some((file, up)) => self.chain(task, file, up).await,
+                    None => self.finish_held().await && self.execute_task(task, 1).await,
+                }
             };
             if !going_on {
+                if let Some(task) = next {
+                    // Not started: another worker takes it.
+                    let _ = self.events.send(Event::Returned {
+                        worker: self.id,
+                        task,
+                    });
+                }
                 return;
             }
         }
         // In flight: the held upload is finished even when stopping.
         self.finish_held().await;
+    }
+
+    /// Lists the folders of `tasks` together, and reports each; a listing that failed goes
+    /// through the retry loop on its own.
+    async fn list(&mut self, tasks: Vec<Task>) -> bool {
+        let conn = match self.conn.as_mut() {
+            Some(conn) if tasks.len() > 1 => conn,
+            _ => return self.execute_each(tasks).await,
+        };
+        let ctx = &self.ctx;
+        let paths: Vec<String> = tasks
+            .iter()
+            .map(|task| match &task.job {
+                Job::List(rel) => ctx.target.remote_path(rel),
+                _ => unreachable!("only listings are gathered"),
+            })
+            .collect();
+        let allow_stat = ctx.stat_listing.load(Ordering::Relaxed);
+        let mlsd_stat = *ctx.stat_for_mlsd.lock().expect("stat verdict lock");
+        let results = conn.list_many(&paths, allow_stat, mlsd_stat).await;
+        let mut retry = Vec::new();
+        for (task, result) in tasks.into_iter().zip(results) {
+            match result {
+                Ok(listing) => {
+                    if let Some(agreed) = listing.stat_verdict {
+                        judge_stat_listings(ctx, agreed);
+                    }
+                    let _ = self.events.send(Event::Finished {
+                        id: task.id,
+                        result: Ok(Outcome::Listed(listing.lines, listing.format)),
+                    });
+                }
+                Err(e) => {
+                    if e.breaks_connection() {
+                        self.conn = None;
+                    }
+                    retry.push(task);
+                }
+            }
+        }
+        self.execute_each(retry).await
+    }
+
+    /// Runs `tasks` one after the other; if this worker loses the server, the ones not started
+    /// are handed back with the one that failed.
+    async fn execute_each(&mut self, tasks: Vec<Task>) -> bool {
+        let mut tasks = tasks.into_iter();
+        while let Some(task) = tasks.next() {
+            if !self.execute_task(task, 1).await {
+                for task in tasks {
+                    let _ = self.events.send(Event::Returned {
+                        worker: self.id,
+                        task,
+                    });
+                }
+                return false;
+            }
+        }
+        true
     }
 
     /// Runs a job with retries from try `first` on and reports it; false when the job was
@@ -273,7 +354,7 @@ impl Worker {
     }
 
     /// The upload `task` as the next link of a chain, when this connection and server allow.
-    fn chainable(&self, task: &Task) -> Option<(FileUpload, pipeline::Upload)> {
+    fn chainable(&self, task: &Task) -> Option<(FileUpload, chain::Upload)> {
         let Job::Run(Op::Upload { rel, size, mtime }) = &task.job else {
             return None;
         };
@@ -296,7 +377,7 @@ impl Worker {
         };
         let version = local_version(&file.local).ok()?;
         let temp = temp_path(&file.remote);
-        let up = pipeline::Upload {
+        let up = chain::Upload {
             set_time: how.map(|how| how.command(file.mtime, &temp)),
             temp,
             target: file.remote.clone(),
@@ -309,7 +390,7 @@ impl Worker {
     }
 
     /// Starts `up` while finishing the held upload, then holds `up`.
-    async fn chain(&mut self, task: Task, file: FileUpload, up: pipeline::Upload) -> bool {
+    async fn chain(&mut self, task: Task, file: FileUpload, up: chain::Upload) -> bool {
         let (temp, version) = (up.temp.clone(), up.version);
         let (prev_sent, prev) = match self.held.take() {
             Some(h) => (Some(h.sent), Some((h.task, h.file, h.temp, h.version))),
@@ -317,9 +398,9 @@ impl Worker {
         };
         let conn = self.conn.as_mut().expect("chainable needs a connection");
         let early = match self.ctx.early_checks.load(Ordering::Relaxed) {
-            EARLY_OFF => pipeline::Early::Off,
-            passed if passed >= EARLY_PROBES => pipeline::Early::On,
-            _ => pipeline::Early::Probe,
+            EARLY_OFF => chain::Early::Off,
+            passed if passed >= EARLY_PROBES => chain::Early::On,
+            _ => chain::Early::Probe,
         };
         let step = conn.chain_step(prev_sent, Some(up), early).await;
         if step.early_refused {
@@ -379,7 +460,7 @@ impl Worker {
         let result = match self.conn.as_mut() {
             Some(conn) => {
                 let step = conn
-                    .chain_step(Some(held.sent), None, pipeline::Early::Off)
+                    .chain_step(Some(held.sent), None, chain::Early::Off)
                     .await;
                 if step.out_of_step {
                     self.conn = None;
@@ -410,7 +491,7 @@ impl Worker {
         file: &FileUpload,
         temp: &str,
         version: Version,
-        result: Result<pipeline::Stored, UploadError>,
+        result: Result<chain::Stored, UploadError>,
         ours: bool,
     ) -> bool {
         let outcome =
@@ -569,27 +650,7 @@ async fn attempt_job(
             Ok(Outcome::Listed(listing.lines, listing.format))
         }
         Job::Run(Op::Upload { rel, size, mtime }) => {
-            if ctx.storage_full.load(Ordering::Relaxed) {
-                return Err(JobError::Local(
-                    "not uploaded: the server is out of space".into(),
-                ));
-            }
-            let file = FileUpload {
-                remote: path(rel),
-                local: ctx.local_root.join(rel),
-                size: *size,
-                mtime: *mtime,
-            };
-            // A file that changes while it is sent is sent again, once.
-            for _ in 0..2 {
-                if let Some(outcome) = upload(ctx, conn, &file, attempt).await? {
-                    return Ok(outcome);
-                }
-                tracing::info!(path = %rel, "file changed while it was uploaded; sending it again");
-            }
-            Err(JobError::Local(
-                "the file keeps changing while it is uploaded; try again later".into(),
-            ))
+            upload::upload_job(ctx, conn, rel, *size, *mtime, attempt).await
         }
         Job::Run(op) => {
             let target = path(op.rel());
@@ -603,280 +664,4 @@ async fn attempt_job(
             .map_err(Into::into)
         }
     }
-}
-
-/// Size and modification time of a local file, to notice a change during its upload.
-fn local_version(path: &Path) -> Result<(u64, Option<std::time::SystemTime>), JobError> {
-    std::fs::metadata(path)
-        .map(|m| (m.len(), m.modified().ok()))
-        .map_err(|e| JobError::Local(format!("cannot read local file: {e}")))
-}
-
-/// The temporary name an atomic upload of `remote` is stored under, in the same folder.
-pub fn temp_path(remote: &str) -> String {
-    match remote.rsplit_once('/') {
-        Some((dir, name)) => format!("{dir}/.{name}{TEMP_SUFFIX}"),
-        None => format!(".{remote}{TEMP_SUFFIX}"),
-    }
-}
-
-/// Whether a remote name is an atomic upload's temporary file.
-pub fn is_temp_name(name: &str) -> bool {
-    name.starts_with('.') && name.ends_with(TEMP_SUFFIX) && name.len() > TEMP_SUFFIX.len() + 1
-}
-
-/// A file to upload: where it goes, where it is, and what the plan saw of it.
-struct FileUpload {
-    remote: String,
-    local: PathBuf,
-    size: u64,
-    mtime: i64,
-}
-
-/// One try at an upload; None when the local file changed meanwhile (nothing was put in
-/// place). Atomic uploads go to the temporary name and are renamed into place; a large file's
-/// interrupted transfer is resumed where the server kept its beginning.
-async fn upload(
-    ctx: &WorkerContext,
-    conn: &mut Connection,
-    file: &FileUpload,
-    attempt: u32,
-) -> Result<Option<Outcome>, JobError> {
-    let before = local_version(&file.local)?;
-    let stored_as = if ctx.atomic {
-        temp_path(&file.remote)
-    } else {
-        file.remote.clone()
-    };
-    let mut offset = 0;
-    if attempt > 1 && ctx.atomic && file.size >= RESUME_MIN_SIZE {
-        if let Ok(Some(kept)) = conn.size(&stored_as).await {
-            if kept < file.size {
-                tracing::info!(path = %file.remote, kept, "resuming the interrupted upload");
-                offset = kept;
-            }
-        }
-    }
-    let result = if ctx.atomic && conn.can_pipeline() && ctx.pipelining.load(Ordering::Relaxed) {
-        let up = pipelined_upload(ctx, conn, file, &stored_as, offset, before);
-        let stored = conn.store_pipelined(up).await;
-        finish_stored(ctx, Some(conn), file, &stored_as, before, stored).await
-    } else {
-        sequential(ctx, conn, file, &stored_as, offset, before).await
-    };
-    settle(ctx, Some(conn), file, &stored_as, before, result).await
-}
-
-/// An upload's outcome as the job's: a server that mishandles pipelining is found out (and the
-/// upload sent again one command at a time), a file that changed meanwhile gives None, and a
-/// full server stops all further uploads.
-async fn settle(
-    ctx: &WorkerContext,
-    mut conn: Option<&mut Connection>,
-    file: &FileUpload,
-    stored_as: &str,
-    before: Version,
-    mut result: Result<Outcome, UploadError>,
-) -> Result<Option<Outcome>, JobError> {
-    // A server that answers pipelined commands out of order (some process them concurrently)
-    // fails in ways the same exchange one command at a time does not: find out, and if so, stop
-    // pipelining to this server. Nothing is renamed before its own checks passed either way.
-    let suspect = match &result {
-        Err(UploadError::Remote(e)) if answers_a_batch(e) => Some(e.to_string()),
-        _ => None,
-    };
-    if let (Some(error), Some(conn)) = (
-        suspect.filter(|_| ctx.pipelining.load(Ordering::Relaxed)),
-        conn.as_deref_mut(),
-    ) {
-        result = sequential(ctx, conn, file, stored_as, 0, before).await;
-        if result.is_ok() {
-            tracing::info!(%error, "the server mishandles pipelined commands; sending them one at a time");
-            ctx.pipelining.store(false, Ordering::Relaxed);
-        }
-    }
-    match result {
-        Ok(outcome) => Ok(Some(outcome)),
-        Err(UploadError::Changed) => Ok(None),
-        Err(UploadError::Local(e)) => Err(JobError::Local(format!("cannot read local file: {e}"))),
-        Err(UploadError::Remote(e)) => {
-            if e.is_storage_full() {
-                ctx.storage_full.store(true, Ordering::Relaxed);
-                if let Some(conn) = conn.filter(|_| ctx.atomic && !e.breaks_connection()) {
-                    // Free what the partial file took; the final name was never touched.
-                    let _ = conn.delete(stored_as).await;
-                }
-            }
-            Err(e.into())
-        }
-    }
-}
-
-type Version = pipeline::Version;
-
-/// The upload one command at a time (TLS, `--inplace`).
-async fn sequential(
-    ctx: &WorkerContext,
-    conn: &mut Connection,
-    file: &FileUpload,
-    stored_as: &str,
-    offset: u64,
-    before: Version,
-) -> Result<Outcome, UploadError> {
-    let sent = conn.upload(stored_as, &file.local, offset).await?;
-    if local_version(&file.local).ok() != Some(before) {
-        return Err(UploadError::Changed);
-    }
-    if ctx.atomic {
-        commit_upload(conn, stored_as, &file.remote, before.0).await?;
-    }
-    let time_set = set_time(ctx, conn, &file.remote, file.mtime).await?;
-    Ok(Outcome::Done {
-        bytes: offset + sent,
-        time_set,
-    })
-}
-
-/// The atomic upload with its commands pipelined (see [`crate::pipeline`]).
-fn pipelined_upload(
-    ctx: &WorkerContext,
-    conn: &Connection,
-    file: &FileUpload,
-    stored_as: &str,
-    offset: u64,
-    before: Version,
-) -> pipeline::Upload {
-    // Until this server's way of setting times is known, the first uploads find it out alone.
-    let known = *ctx.time_setter.lock().expect("time setter lock");
-    pipeline::Upload {
-        temp: stored_as.to_string(),
-        target: file.remote.clone(),
-        local: file.local.clone(),
-        offset,
-        expect_size: conn.features.size.then_some(before.0),
-        set_time: known
-            .flatten()
-            .map(|how| how.command(file.mtime, stored_as)),
-        version: before,
-    }
-}
-
-/// A pipelined upload's end as the job's outcome: a rename the server refuses onto an existing
-/// file is done as delete-then-rename, and the time is set afterwards when it could not travel
-/// with the upload.
-async fn finish_stored(
-    ctx: &WorkerContext,
-    conn: Option<&mut Connection>,
-    file: &FileUpload,
-    stored_as: &str,
-    before: Version,
-    stored: Result<pipeline::Stored, UploadError>,
-) -> Result<Outcome, UploadError> {
-    let stored = match (stored, conn) {
-        (Ok(stored), conn) => (stored, conn),
-        (Err(UploadError::Remote(e)), Some(conn)) if is_refused_rename(&e) => {
-            // Servers that refuse to rename onto an existing file: delete, then rename.
-            conn.delete(&file.remote).await.ok();
-            conn.rename(stored_as, &file.remote).await?;
-            let time_set = set_time(ctx, conn, &file.remote, file.mtime).await?;
-            return Ok(Outcome::Done {
-                bytes: before.0,
-                time_set,
-            });
-        }
-        (Err(e), _) => return Err(e),
-    };
-    let (stored, conn) = stored;
-    let time_set = match (stored.time_set, conn) {
-        (Some(Ok(())), _) => true,
-        (Some(Err(e)), _) if e.breaks_connection() => return Err(e.into()),
-        (Some(Err(e)), _) => {
-            // The file is safely stored; a time we could not set only costs a later re-upload.
-            tracing::warn!(path = %file.remote, error = %e, "could not set the modification time");
-            false
-        }
-        (None, Some(conn)) => set_time(ctx, conn, &file.remote, file.mtime).await?,
-        (None, None) => false,
-    };
-    Ok(Outcome::Done {
-        // The resumed part counts: the file is on the server whole.
-        bytes: before.0.max(stored.sent),
-        time_set,
-    })
-}
-
-/// An error in a pipelined batch's replies (size check, rename, time) rather than in the
-/// transfer itself: what a server that mishandles pipelining would cause.
-fn answers_a_batch(e: &FtpError) -> bool {
-    match e {
-        FtpError::Reply { operation, .. } => ["SIZE", "RNFR", "RNTO"]
-            .iter()
-            .any(|c| operation.starts_with(c)),
-        FtpError::Connection { detail, .. } => detail.starts_with("the server stored"),
-        _ => false,
-    }
-}
-
-/// A rename refused for good (e.g. 553 when the target exists).
-fn is_refused_rename(e: &FtpError) -> bool {
-    matches!(e, FtpError::Reply { operation, code, .. } if operation.starts_with("RNTO") && (500..600).contains(code))
-}
-
-/// Checks the stored size where the server tells it, then renames the temporary file over the
-/// target (deleting the target first on servers that refuse to rename onto a file).
-async fn commit_upload(
-    conn: &mut Connection,
-    temp: &str,
-    remote: &str,
-    size: u64,
-) -> Result<(), FtpError> {
-    if let Some(stored) = conn.size(temp).await? {
-        if stored != size {
-            return Err(FtpError::Connection {
-                operation: format!("STOR {remote}"),
-                detail: format!("the server stored {stored} bytes of {size}"),
-            });
-        }
-    }
-    match conn.rename(temp, remote).await {
-        Ok(()) => Ok(()),
-        Err(e) if e.is_permanent() => {
-            conn.delete(remote).await.ok();
-            conn.rename(temp, remote).await
-        }
-        Err(e) => Err(e),
-    }
-}
-
-/// Sets the remote file's time to the local one, finding out once how this server does it.
-async fn set_time(
-    ctx: &WorkerContext,
-    conn: &mut Connection,
-    remote: &str,
-    mtime: i64,
-) -> Result<bool, FtpError> {
-    let known = *ctx.time_setter.lock().expect("time setter lock");
-    let candidates: Vec<TimeSetter> = match known {
-        Some(Some(how)) => vec![how],
-        Some(None) => return Ok(false),
-        None => TimeSetter::candidates(conn.features).to_vec(),
-    };
-    for how in candidates {
-        match conn.set_mtime(remote, mtime, how).await {
-            Ok(()) => {
-                *ctx.time_setter.lock().expect("time setter lock") = Some(Some(how));
-                return Ok(true);
-            }
-            Err(e) if e.is_permanent() && known.is_none() => continue,
-            Err(e) if e.breaks_connection() => return Err(e),
-            // The file is safely stored; a time we could not set only costs a later re-upload.
-            Err(e) => {
-                tracing::warn!(path = remote, error = %e, "could not set the modification time");
-                return Ok(false);
-            }
-        }
-    }
-    tracing::info!("this server cannot set modification times; relying on the local record");
-    *ctx.time_setter.lock().expect("time setter lock") = Some(None);
-    Ok(false)
 }

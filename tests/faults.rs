@@ -410,3 +410,46 @@ fn a_server_answering_commands_during_transfers_gets_none_behind_its_transfers()
         },
     );
 }
+
+#[test]
+fn a_file_that_changes_during_its_upload_is_sent_again() {
+    // The upload of a.txt is over on the server, but its 226 is held back while the local file
+    // changes: the old version must not be renamed into place; the new one is sent.
+    for up in upstreams("fault_changed_during_upload") {
+        let local = Tree::new();
+        // Largest first: b.txt goes first, so a.txt's upload is a link of a chain.
+        local.write("b.txt", "b".repeat(4096));
+        local.write("a.txt", "first version");
+        local.write("c.txt", "c");
+        let hold = Fault::HoldTransferEnd {
+            path: "a.txt".into(),
+            times: 1,
+        };
+        let proxy = FaultProxy::start(&up.addr, vec![hold]);
+        let run = std::thread::scope(|s| {
+            let syncing = s.spawn(|| sync_through(&proxy, &up, &local, &["-j", "1"]));
+            assert!(
+                proxy.wait_held(std::time::Duration::from_secs(60)),
+                "{}: the upload of a.txt never ended",
+                up.name
+            );
+            local.write("a.txt", "second version, longer");
+            proxy.release();
+            syncing.join().unwrap()
+        });
+        assert_eq!(run.code, 0, "{}: {run}", up.name);
+        assert_eq!(
+            std::fs::read_to_string(up.dir.join("a.txt")).unwrap(),
+            "second version, longer",
+            "{}",
+            up.name
+        );
+        assert_mirror(local.path(), &up.dir);
+        let stores = proxy
+            .commands()
+            .iter()
+            .filter(|c| c.starts_with("STOR") && c.contains("a.txt"))
+            .count();
+        assert_eq!(stores, 2, "{}: {:?}", up.name, proxy.commands());
+    }
+}

@@ -84,6 +84,10 @@ pub enum Fault {
     /// after the previous one's final reply, as most servers read them. Fires once per command
     /// answered this way.
     AnswerDuringTransfer,
+    /// Holds back the final reply (226) of a transfer command whose path contains `path` until
+    /// [`FaultProxy::release`] is called: the transfer is over on the server, the client does
+    /// not know yet. [`FaultProxy::wait_held`] returns once a reply is held. Fires `times`.
+    HoldTransferEnd { path: String, times: usize },
 }
 
 impl Fault {
@@ -94,6 +98,7 @@ impl Fault {
             | Fault::StallOn { times, .. }
             | Fault::Reply { times, .. } => *times,
             Fault::MaxConnections { .. } | Fault::AnswerDuringTransfer => usize::MAX,
+            Fault::HoldTransferEnd { times, .. } => *times,
         }
     }
 
@@ -142,6 +147,8 @@ impl FaultProxy {
             open: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
             down: Default::default(),
+            held: Default::default(),
+            release: Default::default(),
         });
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let upstream = upstream.to_string();
@@ -170,6 +177,21 @@ impl FaultProxy {
             stop: Some(stop_tx),
             thread: Some(thread),
         }
+    }
+
+    /// Waits until a reply is held back ([`Fault::HoldTransferEnd`]); false after `limit`.
+    pub fn wait_held(&self, limit: Duration) -> bool {
+        let (count, changed) = &self.shared.held;
+        let guard = count.lock().unwrap();
+        let (guard, _) = changed
+            .wait_timeout_while(guard, limit, |held| *held == 0)
+            .unwrap();
+        *guard > 0
+    }
+
+    /// Lets a held reply go on to the client.
+    pub fn release(&self) {
+        self.shared.release.notify_one();
     }
 
     /// `upstream_url` (`ftp://user:pw@127.0.0.1:UP/path`) with the host and port replaced by the
@@ -235,6 +257,9 @@ struct Shared {
     peak: AtomicUsize,
     /// Refuse every new connection, as a server being restarted does.
     down: std::sync::atomic::AtomicBool,
+    /// Replies held back so far ([`Fault::HoldTransferEnd`]), and their release.
+    held: (Mutex<usize>, std::sync::Condvar),
+    release: tokio::sync::Notify,
 }
 
 /// What to do with one command line from a client.
@@ -293,6 +318,15 @@ impl Shared {
                 _ => None,
             });
         Action::Forward(cut)
+    }
+
+    /// The [`Fault::HoldTransferEnd`] that holds the end of the transfer `command`, if any
+    /// (claiming a firing).
+    fn holds_end_of(&self, command: &str) -> bool {
+        self.faults.iter().enumerate().any(|(index, fault)| {
+            matches!(fault, Fault::HoldTransferEnd { path, .. } if argument(command).contains(path.as_str()))
+                && self.claim(index)
+        })
     }
 
     /// The [`Fault::AnswerDuringTransfer`] fault, if there is one.
@@ -401,6 +435,7 @@ async fn serve_client(mut client: TcpStream, upstream: String, open: OpenConnect
         // The greeting comes first.
         awaiting: true,
         in_transfer: false,
+        transfer_command: None,
     };
     session.run().await;
 }
@@ -438,6 +473,8 @@ struct Session {
     awaiting: bool,
     /// A transfer is in progress (its 150 came, its final reply not yet).
     in_transfer: bool,
+    /// The last transfer command forwarded.
+    transfer_command: Option<String>,
 }
 
 impl Session {
@@ -519,6 +556,7 @@ impl Session {
                     if let Some(pending) = self.pending.take() {
                         let _ = pending.send(cut);
                     }
+                    self.transfer_command = Some(text.to_string());
                 }
                 self.auth_sent |= matches(text, "AUTH ", "");
                 self.awaiting = true;
@@ -536,6 +574,17 @@ impl Session {
         }
         if let Some(code) = code {
             self.in_transfer = matches!(code, 125 | 150);
+        }
+        if code.is_some_and(|c| c >= 200) {
+            let ended = self.transfer_command.take();
+            if ended.is_some_and(|command| self.shared.holds_end_of(&command)) {
+                {
+                    let (count, changed) = &self.shared.held;
+                    *count.lock().unwrap() += 1;
+                    changed.notify_all();
+                }
+                self.shared.release.notified().await;
+            }
         }
         let passive = match code {
             Some(227) => pasv_port(&line),

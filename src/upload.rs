@@ -1,0 +1,326 @@
+//! One upload on one connection: the temporary name it is stored under, the transfer
+//! (pipelined on plain FTP, one command at a time otherwise), the size check, the rename over
+//! the target, the modification time, and what its outcome means for the job (a file that
+//! changed meanwhile is sent again; a server that mishandles pipelining gets none; a full
+//! server stops all uploads).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+use crate::chain;
+use crate::ftp::{Connection, FtpError, TimeSetter, UploadError};
+use crate::worker::{JobError, Outcome, WorkerContext};
+
+/// Files at least this large resume an interrupted upload instead of starting over: below it,
+/// the extra SIZE round trip costs more than resending.
+const RESUME_MIN_SIZE: u64 = 8 * 1024 * 1024;
+
+/// Suffix of an atomic upload's temporary name (`.name.ftpsync-tmp`).
+pub const TEMP_SUFFIX: &str = ".ftpsync-tmp";
+
+/// One try at the upload job of `rel`; a file that changes while it is sent is sent again, once.
+pub async fn upload_job(
+    ctx: &WorkerContext,
+    conn: &mut Connection,
+    rel: &str,
+    size: u64,
+    mtime: i64,
+    attempt: u32,
+) -> Result<Outcome, JobError> {
+    if ctx.storage_full.load(Ordering::Relaxed) {
+        return Err(JobError::Local(
+            "not uploaded: the server is out of space".into(),
+        ));
+    }
+    let file = FileUpload {
+        remote: ctx.target.remote_path(rel),
+        local: ctx.local_root.join(rel),
+        size,
+        mtime,
+    };
+    for _ in 0..2 {
+        if let Some(outcome) = upload(ctx, conn, &file, attempt).await? {
+            return Ok(outcome);
+        }
+        tracing::info!(path = %rel, "file changed while it was uploaded; sending it again");
+    }
+    Err(JobError::Local(
+        "the file keeps changing while it is uploaded; try again later".into(),
+    ))
+}
+
+/// Size and modification time of a local file, to notice a change during its upload.
+pub fn local_version(path: &Path) -> Result<(u64, Option<std::time::SystemTime>), JobError> {
+    std::fs::metadata(path)
+        .map(|m| (m.len(), m.modified().ok()))
+        .map_err(|e| JobError::Local(format!("cannot read local file: {e}")))
+}
+
+/// The temporary name an atomic upload of `remote` is stored under, in the same folder.
+pub fn temp_path(remote: &str) -> String {
+    match remote.rsplit_once('/') {
+        Some((dir, name)) => format!("{dir}/.{name}{TEMP_SUFFIX}"),
+        None => format!(".{remote}{TEMP_SUFFIX}"),
+    }
+}
+
+/// Whether a remote name is an atomic upload's temporary file.
+pub fn is_temp_name(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(TEMP_SUFFIX) && name.len() > TEMP_SUFFIX.len() + 1
+}
+
+/// A file to upload: where it goes, where it is, and what the plan saw of it.
+pub struct FileUpload {
+    pub remote: String,
+    pub local: PathBuf,
+    pub size: u64,
+    pub mtime: i64,
+}
+
+/// One try at an upload; None when the local file changed meanwhile (nothing was put in
+/// place). Atomic uploads go to the temporary name and are renamed into place; a large file's
+/// interrupted transfer is resumed where the server kept its beginning.
+async fn upload(
+    ctx: &WorkerContext,
+    conn: &mut Connection,
+    file: &FileUpload,
+    attempt: u32,
+) -> Result<Option<Outcome>, JobError> {
+    let before = local_version(&file.local)?;
+    let stored_as = if ctx.atomic {
+        temp_path(&file.remote)
+    } else {
+        file.remote.clone()
+    };
+    let mut offset = 0;
+    if attempt > 1 && ctx.atomic && file.size >= RESUME_MIN_SIZE {
+        if let Ok(Some(kept)) = conn.size(&stored_as).await {
+            if kept < file.size {
+                tracing::info!(path = %file.remote, kept, "resuming the interrupted upload");
+                offset = kept;
+            }
+        }
+    }
+    let result = if ctx.atomic && conn.can_pipeline() && ctx.pipelining.load(Ordering::Relaxed) {
+        let up = pipelined_upload(ctx, conn, file, &stored_as, offset, before);
+        let stored = conn.store_pipelined(up).await;
+        finish_stored(ctx, Some(conn), file, &stored_as, before, stored).await
+    } else {
+        sequential(ctx, conn, file, &stored_as, offset, before).await
+    };
+    settle(ctx, Some(conn), file, &stored_as, before, result).await
+}
+
+/// An upload's outcome as the job's: a server that mishandles pipelining is found out (and the
+/// upload sent again one command at a time), a file that changed meanwhile gives None, and a
+/// full server stops all further uploads.
+pub async fn settle(
+    ctx: &WorkerContext,
+    mut conn: Option<&mut Connection>,
+    file: &FileUpload,
+    stored_as: &str,
+    before: Version,
+    mut result: Result<Outcome, UploadError>,
+) -> Result<Option<Outcome>, JobError> {
+    // A server that answers pipelined commands out of order (some process them concurrently)
+    // fails in ways the same exchange one command at a time does not: find out, and if so, stop
+    // pipelining to this server. Nothing is renamed before its own checks passed either way.
+    let suspect = match &result {
+        Err(UploadError::Remote(e)) if answers_a_batch(e) => Some(e.to_string()),
+        _ => None,
+    };
+    if let (Some(error), Some(conn)) = (
+        suspect.filter(|_| ctx.pipelining.load(Ordering::Relaxed)),
+        conn.as_deref_mut(),
+    ) {
+        result = sequential(ctx, conn, file, stored_as, 0, before).await;
+        if result.is_ok() {
+            tracing::info!(%error, "the server mishandles pipelined commands; sending them one at a time");
+            ctx.pipelining.store(false, Ordering::Relaxed);
+        }
+    }
+    match result {
+        Ok(outcome) => Ok(Some(outcome)),
+        Err(UploadError::Changed) => Ok(None),
+        Err(UploadError::Local(e)) => Err(JobError::Local(format!("cannot read local file: {e}"))),
+        Err(UploadError::Remote(e)) => {
+            if e.is_storage_full() {
+                ctx.storage_full.store(true, Ordering::Relaxed);
+                if let Some(conn) = conn.filter(|_| ctx.atomic && !e.breaks_connection()) {
+                    // Free what the partial file took; the final name was never touched.
+                    let _ = conn.delete(stored_as).await;
+                }
+            }
+            Err(e.into())
+        }
+    }
+}
+
+pub type Version = chain::Version;
+
+/// The upload one command at a time (TLS, `--inplace`).
+pub async fn sequential(
+    ctx: &WorkerContext,
+    conn: &mut Connection,
+    file: &FileUpload,
+    stored_as: &str,
+    offset: u64,
+    before: Version,
+) -> Result<Outcome, UploadError> {
+    let sent = conn.upload(stored_as, &file.local, offset).await?;
+    if local_version(&file.local).ok() != Some(before) {
+        return Err(UploadError::Changed);
+    }
+    if ctx.atomic {
+        commit_upload(conn, stored_as, &file.remote, before.0).await?;
+    }
+    let time_set = set_time(ctx, conn, &file.remote, file.mtime).await?;
+    Ok(Outcome::Done {
+        bytes: offset + sent,
+        time_set,
+    })
+}
+
+/// The atomic upload with its commands pipelined (see [`crate::chain`]).
+pub fn pipelined_upload(
+    ctx: &WorkerContext,
+    conn: &Connection,
+    file: &FileUpload,
+    stored_as: &str,
+    offset: u64,
+    before: Version,
+) -> chain::Upload {
+    // Until this server's way of setting times is known, the first uploads find it out alone.
+    let known = *ctx.time_setter.lock().expect("time setter lock");
+    chain::Upload {
+        temp: stored_as.to_string(),
+        target: file.remote.clone(),
+        local: file.local.clone(),
+        offset,
+        expect_size: conn.features.size.then_some(before.0),
+        set_time: known
+            .flatten()
+            .map(|how| how.command(file.mtime, stored_as)),
+        version: before,
+    }
+}
+
+/// A pipelined upload's end as the job's outcome: a rename the server refuses onto an existing
+/// file is done as delete-then-rename, and the time is set afterwards when it could not travel
+/// with the upload.
+pub async fn finish_stored(
+    ctx: &WorkerContext,
+    conn: Option<&mut Connection>,
+    file: &FileUpload,
+    stored_as: &str,
+    before: Version,
+    stored: Result<chain::Stored, UploadError>,
+) -> Result<Outcome, UploadError> {
+    let stored = match (stored, conn) {
+        (Ok(stored), conn) => (stored, conn),
+        (Err(UploadError::Remote(e)), Some(conn)) if is_refused_rename(&e) => {
+            // Servers that refuse to rename onto an existing file: delete, then rename.
+            conn.delete(&file.remote).await.ok();
+            conn.rename(stored_as, &file.remote).await?;
+            let time_set = set_time(ctx, conn, &file.remote, file.mtime).await?;
+            return Ok(Outcome::Done {
+                bytes: before.0,
+                time_set,
+            });
+        }
+        (Err(e), _) => return Err(e),
+    };
+    let (stored, conn) = stored;
+    let time_set = match (stored.time_set, conn) {
+        (Some(Ok(())), _) => true,
+        (Some(Err(e)), _) if e.breaks_connection() => return Err(e.into()),
+        (Some(Err(e)), _) => {
+            // The file is safely stored; a time we could not set only costs a later re-upload.
+            tracing::warn!(path = %file.remote, error = %e, "could not set the modification time");
+            false
+        }
+        (None, Some(conn)) => set_time(ctx, conn, &file.remote, file.mtime).await?,
+        (None, None) => false,
+    };
+    Ok(Outcome::Done {
+        // The resumed part counts: the file is on the server whole.
+        bytes: before.0.max(stored.sent),
+        time_set,
+    })
+}
+
+/// An error in a pipelined batch's replies (size check, rename, time) rather than in the
+/// transfer itself: what a server that mishandles pipelining would cause.
+fn answers_a_batch(e: &FtpError) -> bool {
+    match e {
+        FtpError::Reply { operation, .. } => ["SIZE", "RNFR", "RNTO"]
+            .iter()
+            .any(|c| operation.starts_with(c)),
+        FtpError::Connection { detail, .. } => detail.starts_with("the server stored"),
+        _ => false,
+    }
+}
+
+/// A rename refused for good (e.g. 553 when the target exists).
+fn is_refused_rename(e: &FtpError) -> bool {
+    matches!(e, FtpError::Reply { operation, code, .. } if operation.starts_with("RNTO") && (500..600).contains(code))
+}
+
+/// Checks the stored size where the server tells it, then renames the temporary file over the
+/// target (deleting the target first on servers that refuse to rename onto a file).
+async fn commit_upload(
+    conn: &mut Connection,
+    temp: &str,
+    remote: &str,
+    size: u64,
+) -> Result<(), FtpError> {
+    if let Some(stored) = conn.size(temp).await? {
+        if stored != size {
+            return Err(FtpError::Connection {
+                operation: format!("STOR {remote}"),
+                detail: format!("the server stored {stored} bytes of {size}"),
+            });
+        }
+    }
+    match conn.rename(temp, remote).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.is_permanent() => {
+            conn.delete(remote).await.ok();
+            conn.rename(temp, remote).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Sets the remote file's time to the local one, finding out once how this server does it.
+async fn set_time(
+    ctx: &WorkerContext,
+    conn: &mut Connection,
+    remote: &str,
+    mtime: i64,
+) -> Result<bool, FtpError> {
+    let known = *ctx.time_setter.lock().expect("time setter lock");
+    let candidates: Vec<TimeSetter> = match known {
+        Some(Some(how)) => vec![how],
+        Some(None) => return Ok(false),
+        None => TimeSetter::candidates(conn.features).to_vec(),
+    };
+    for how in candidates {
+        match conn.set_mtime(remote, mtime, how).await {
+            Ok(()) => {
+                *ctx.time_setter.lock().expect("time setter lock") = Some(Some(how));
+                return Ok(true);
+            }
+            Err(e) if e.is_permanent() && known.is_none() => continue,
+            Err(e) if e.breaks_connection() => return Err(e),
+            // The file is safely stored; a time we could not set only costs a later re-upload.
+            Err(e) => {
+                tracing::warn!(path = remote, error = %e, "could not set the modification time");
+                return Ok(false);
+            }
+        }
+    }
+    tracing::info!("this server cannot set modification times; relying on the local record");
+    *ctx.time_setter.lock().expect("time setter lock") = Some(None);
+    Ok(false)
+}
