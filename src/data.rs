@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::chain::Upload;
-use crate::ftp::{FtpError, UploadError};
+use crate::ftp::{within, FtpError, UploadError};
 use crate::pipeline::connect;
 
 /// Opens the data connection and sends the file's bytes as soon as it is open (the transfer
@@ -28,10 +28,12 @@ pub async fn send_file(
             detail: e.to_string(),
         })
     };
-    let data = connect(addr, command, timeout)
-        .await?
-        .into_std()
-        .map_err(lost)?;
+    let data = connect(addr, command, timeout).await?;
+    #[cfg(target_os = "linux")]
+    if up.version.0.saturating_sub(up.offset) <= INLINE_MAX {
+        return send_inline(up, command, data, timeout).await;
+    }
+    let data = data.into_std().map_err(lost)?;
     data.set_nonblocking(false).map_err(lost)?;
     data.set_write_timeout(Some(timeout)).map_err(lost)?;
     let _guard = ShutdownOnDrop(data.try_clone().map_err(lost)?);
@@ -48,6 +50,81 @@ pub async fn send_file(
         Ok(Err(CopyError::Socket(e))) => Err(lost(e)),
         Err(e) => Err(lost(std::io::Error::other(e))),
     }
+}
+
+/// Files up to this size are sent from the worker's own task: opening a local file and handing
+/// its pages to the socket takes microseconds, less than a trip to a blocking thread, and the
+/// socket takes them in a few writes.
+#[cfg(target_os = "linux")]
+const INLINE_MAX: u64 = 1 << 20;
+
+/// A small file, with sendfile(2) on the non-blocking socket, waiting for it to take more.
+#[cfg(target_os = "linux")]
+async fn send_inline(
+    up: &Upload,
+    command: &str,
+    mut data: tokio::net::TcpStream,
+    timeout: Duration,
+) -> Result<u64, UploadError> {
+    use std::io::Seek;
+    use tokio::io::AsyncWriteExt;
+    let lost = |e: std::io::Error| -> UploadError {
+        FtpError::Connection {
+            operation: command.to_string(),
+            detail: e.to_string(),
+        }
+        .into()
+    };
+    let opened = std::fs::File::open(&up.local).and_then(|mut file| {
+        file.seek(std::io::SeekFrom::Start(up.offset))?;
+        Ok(file)
+    });
+    let file = match opened {
+        Ok(file) => file,
+        Err(e) => {
+            // The server ends the transfer (with an empty file) rather than wait for one.
+            let _ = data.shutdown().await;
+            return Err(UploadError::Local(e));
+        }
+    };
+    let mut sent = 0u64;
+    loop {
+        let ready = async {
+            data.writable()
+                .await
+                .map_err(suppaftp::FtpError::ConnectionError)
+        };
+        within(timeout, command.to_string(), ready).await?;
+        let step = data.try_io(tokio::io::Interest::WRITABLE, || {
+            rustix::fs::sendfile(&data, &file, None, INLINE_MAX as usize).map_err(Into::into)
+        });
+        match step {
+            Ok(0) => break,
+            Ok(n) => sent += n as u64,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if sent == 0 && matches!(e.raw_os_error(), Some(22 | 38)) => {
+                // EINVAL, ENOSYS: no sendfile from this file system; through a buffer then.
+                let bytes = std::fs::read(&up.local).map_err(UploadError::Local)?;
+                let rest = bytes.get(up.offset as usize..).unwrap_or_default();
+                let write = async {
+                    data.write_all(rest)
+                        .await
+                        .map_err(suppaftp::FtpError::ConnectionError)
+                };
+                within(timeout, command.to_string(), write).await?;
+                sent = rest.len() as u64;
+                break;
+            }
+            Err(e) => return Err(lost(e)),
+        }
+    }
+    let close = async {
+        data.shutdown()
+            .await
+            .map_err(suppaftp::FtpError::ConnectionError)
+    };
+    within(timeout, command.to_string(), close).await?;
+    Ok(sent)
 }
 
 enum CopyError {
