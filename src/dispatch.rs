@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::ftp::FtpError;
@@ -33,6 +34,8 @@ pub struct Dispatcher {
     high: Option<mpsc::UnboundedSender<Task>>,
     /// Low-priority sender; callers reserve a slot before picking which job to send.
     pub low: Option<mpsc::Sender<Task>>,
+    /// Told to the workers when the channels close, so that one still logging in leaves.
+    work_over: CancellationToken,
     events: mpsc::UnboundedReceiver<Event>,
     tracker: TaskTracker,
     next_id: usize,
@@ -49,6 +52,7 @@ impl Dispatcher {
         let (low_tx, low_rx) = mpsc::channel(jobs * LOW_SLOTS_PER_WORKER);
         let (event_tx, events) = mpsc::unbounded_channel();
         let queues = Arc::new(Queues::new(high_rx, low_rx));
+        let work_over = queues.work_over.clone();
         let tracker = TaskTracker::new();
         for id in 0..jobs {
             tracker.spawn(worker::run(
@@ -62,6 +66,7 @@ impl Dispatcher {
         Dispatcher {
             high: Some(high_tx),
             low: Some(low_tx),
+            work_over,
             events,
             tracker,
             next_id: 0,
@@ -185,6 +190,7 @@ impl Dispatcher {
     pub async fn finish(mut self) -> Vec<Job> {
         self.high = None;
         self.low = None;
+        self.work_over.cancel();
         while self.live > 0 {
             match self.events.recv().await {
                 Some(event) => {

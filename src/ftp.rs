@@ -599,8 +599,13 @@ impl Connection {
         }
     }
 
-    /// Says goodbye; errors are irrelevant at this point.
+    /// Says goodbye; errors are irrelevant at this point. On plain FTP without waiting for the
+    /// answer: the server closes the connection either way.
     pub async fn quit(mut self) {
+        if self.can_pipeline() {
+            let _ = pipeline::send(&self.stream, "QUIT\r\n", self.timeout).await;
+            return;
+        }
         let _ = tokio::time::timeout(self.timeout, self.stream.quit()).await;
     }
 }

@@ -116,12 +116,15 @@ pub struct WorkerContext {
 /// The two job channels, high priority first, shared by all workers.
 pub struct Queues {
     receivers: tokio::sync::Mutex<(mpsc::UnboundedReceiver<Task>, mpsc::Receiver<Task>)>,
+    /// Cancelled when the channels close: nothing more will come.
+    pub work_over: CancellationToken,
 }
 
 impl Queues {
     pub fn new(high: mpsc::UnboundedReceiver<Task>, low: mpsc::Receiver<Task>) -> Self {
         Queues {
             receivers: tokio::sync::Mutex::new((high, low)),
+            work_over: CancellationToken::new(),
         }
     }
 
@@ -190,7 +193,16 @@ pub async fn run(
     queues: Arc<Queues>,
     events: mpsc::UnboundedSender<Event>,
 ) {
-    let conn = match Connection::open(&ctx.target, &ctx.login, ctx.timeout).await {
+    // A worker still logging in when the work is over (a small sync that the faster workers
+    // finished) leaves at once rather than finish its login for nothing.
+    let opened = tokio::select! {
+        opened = Connection::open(&ctx.target, &ctx.login, ctx.timeout) => opened,
+        _ = queues.work_over.cancelled() => {
+            let _ = events.send(Event::Exited { worker: id });
+            return;
+        }
+    };
+    let conn = match opened {
         Ok(conn) => conn,
         Err(error) => {
             let _ = events.send(Event::ConnectFailed { worker: id, error });
