@@ -90,6 +90,9 @@ pub struct Step {
     pub probe_passed: bool,
     /// The control connection's replies are out of step: it must not be used again.
     pub out_of_step: bool,
+    /// The next upload's failure is not a try of it: its transfer command never went out, or
+    /// what came back could not be told from the replies to the checks behind it.
+    pub next_untried: bool,
 }
 
 /// One atomic upload on its own: its start, then its end (five round trips).
@@ -200,6 +203,7 @@ pub async fn step(
         }
     };
     let (has_prev, has_next) = (prev.is_some(), next.is_some());
+    out.next_untried = has_next;
     let peer = match peer_of(stream).await {
         Ok(peer) => peer,
         Err(e) => {
@@ -302,6 +306,7 @@ pub async fn step(
             return out;
         }
     }
+    out.next_untried = transfer.is_none();
     // The bytes go out as soon as the data connection is open, while the replies are read;
     // if the server refuses the transfer command instead of opening the transfer, the sending
     // stops.
@@ -327,8 +332,10 @@ pub async fn step(
         let mut opened = reply(stream, command, &PRELIMINARY, timeout).await;
         // A server that runs commands side by side may answer the probe before the transfer
         // even began; its 150 is next.
-        let noop_first =
-            tail == Tail::Noop && opened.as_ref().is_err_and(|e| e.code() == Some(200));
+        let noop_first = tail == Tail::Noop
+            && opened
+                .as_ref()
+                .is_err_and(|e| matches!(e.code(), Some(200 | 500..=503)));
         if noop_first {
             opened = reply(stream, command, &PRELIMINARY, timeout).await;
         }
@@ -376,6 +383,12 @@ pub async fn step(
         (Err(e), _) if tail == Tail::Checks && e.code().is_some_and(|c| c < 400) => {
             Err(Refusal::EarlyChecks(answered_early(&command, &e)))
         }
+        // A refusal, or an early check answered first: which one cannot be told, so the
+        // connection goes and the upload is tried again without its checks behind it.
+        (Err(e), _) if tail == Tail::Checks => {
+            out.next_untried = true;
+            Err(Refusal::OutOfStep(e.into()))
+        }
         // Refused: the commands behind it are answered all the same.
         (Err(e), _) => match drain(stream, tail.replies(&up), timeout).await {
             Ok(()) => Err(Refusal::Other(e.into())),
@@ -388,17 +401,22 @@ pub async fn step(
                 out.probe_passed = probe == Some(true);
                 n
             }),
+        // A server that stopped reading: nothing more is waited for.
+        (Ok(_), Some(Err(e @ UploadError::Remote(FtpError::Timeout { .. })))) => {
+            Err(Refusal::OutOfStep(e))
+        }
         (Ok(_), Some(Err(e))) => {
-            // A local read error or a failed write: the server ends the transfer its own way.
-            match &e {
-                UploadError::Remote(r) if r.breaks_connection() => Err(Refusal::OutOfStep(e)),
-                _ => {
-                    let ended = settle_aborted(stream, &command, timeout).await;
-                    match ended.and(drain(stream, tail.replies(&up), timeout).await) {
-                        Ok(()) => Err(Refusal::Other(e)),
-                        Err(broken) => Err(Refusal::OutOfStep(broken.into())),
-                    }
-                }
+            // The data connection broke (a full server closes it: its reply says so) or the
+            // local file could not be read: the server ends the transfer its own way.
+            match reply(stream, &command, &TRANSFER_DONE, timeout).await {
+                Err(r) if r.breaks_connection() => Err(Refusal::OutOfStep(r.into())),
+                ended => match drain(stream, tail.replies(&up), timeout).await {
+                    Err(broken) => Err(Refusal::OutOfStep(broken.into())),
+                    Ok(()) => match (ended, e) {
+                        (Err(why), UploadError::Remote(_)) => Err(Refusal::Other(why.into())),
+                        (_, e) => Err(Refusal::Other(e)),
+                    },
+                },
             }
         }
         (Ok(_), None) => unreachable!("the sending stops only when the command was refused"),
@@ -555,19 +573,6 @@ async fn end_transfer(
             Ok(()) => Err(Refusal::Other(e.into())),
             Err(broken) => Err(Refusal::OutOfStep(broken.into())),
         },
-    }
-}
-
-/// After a transfer this side gave up on: reads the server's final reply for it (whatever its
-/// code), so the connection stays in step; Err when even that fails.
-async fn settle_aborted(
-    stream: &mut Stream,
-    command: &str,
-    timeout: Duration,
-) -> Result<(), FtpError> {
-    match reply(stream, command, &TRANSFER_DONE, timeout).await {
-        Err(e) if e.breaks_connection() => Err(e),
-        _ => Ok(()),
     }
 }
 

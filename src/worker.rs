@@ -260,21 +260,25 @@ impl Worker {
                         }
                     }
                 }
-                self.finish_held().await && self.list(listings).await
+                if self.finish_held().await {
+                    self.list(listings).await
+                } else {
+                    self.hand_back(listings);
+                    false
+                }
             } else {
                 match self.chainable(&task) {
                     Some((file, up)) => self.chain(task, file, up).await,
-                    None => self.finish_held().await && self.execute_task(task, 1).await,
+                    None if self.finish_held().await => self.execute_task(task, 1).await,
+                    None => {
+                        self.hand_back([task]);
+                        false
+                    }
                 }
             };
             if !going_on {
-                if let Some(task) = next {
-                    // Not started: another worker takes it.
-                    let _ = self.events.send(Event::Returned {
-                        worker: self.id,
-                        task,
-                    });
-                }
+                // Not started: another worker takes it.
+                self.hand_back(next);
                 return;
             }
         }
@@ -329,12 +333,7 @@ impl Worker {
         let mut tasks = tasks.into_iter();
         while let Some(task) = tasks.next() {
             if !self.execute_task(task, 1).await {
-                for task in tasks {
-                    let _ = self.events.send(Event::Returned {
-                        worker: self.id,
-                        task,
-                    });
-                }
+                self.hand_back(tasks);
                 return false;
             }
         }
@@ -432,19 +431,42 @@ impl Worker {
                 tracing::debug!("the server leaves commands sent during a transfer for after it: checks travel before the 226");
             }
         }
-        if step.out_of_step {
+        let next_breaks = matches!(
+            &step.next,
+            Some(Err(UploadError::Remote(e))) if e.breaks_connection()
+        );
+        if step.out_of_step || next_breaks {
             self.conn = None;
         }
-        if let (Some((task, file, temp, version)), Some(result)) = (prev, step.prev) {
-            if !self
-                .conclude(task, &file, &temp, version, result, step.early_refused)
-                .await
-            {
+        let ours = step.early_refused || step.next_untried;
+        // A failed upload's conclusion may send commands (a retry, delete-then-rename): replies
+        // still due to the next upload must not be in the way, so that one is finished first.
+        let prev_failed = matches!(step.prev, Some(Err(_)));
+        let next = match step.next.expect("a step with a next upload reports it") {
+            Ok(sent) if prev_failed => Err(self.finish_alone(sent, &file).await),
+            Ok(sent) => Ok(sent),
+            Err(e) => Err(Err(e)),
+        };
+        if let (Some((task_prev, file_prev, temp_prev, version_prev)), Some(result)) =
+            (prev, step.prev)
+        {
+            let concluded = self
+                .conclude(
+                    task_prev,
+                    &file_prev,
+                    &temp_prev,
+                    version_prev,
+                    result,
+                    step.early_refused,
+                )
+                .await;
+            if !concluded {
+                self.hand_back([task]);
                 return false;
             }
         }
-        match step.next {
-            Some(Ok(sent)) if self.conn.is_some() => {
+        match next {
+            Ok(sent) if self.conn.is_some() => {
                 self.held = Some(Held {
                     task,
                     file,
@@ -455,12 +477,42 @@ impl Worker {
                 true
             }
             // The connection went while the previous upload was concluded: start over.
-            Some(Ok(_)) => self.execute_task(task, 1).await,
-            Some(Err(e)) => {
-                self.conclude(task, &file, &temp, version, Err(e), step.early_refused)
+            Ok(_) => self.execute_task(task, 1).await,
+            Err(result) => {
+                self.conclude(task, &file, &temp, version, result, ours)
                     .await
             }
-            None => unreachable!("a step with a next upload reports it"),
+        }
+    }
+
+    /// Finishes an upload whose bytes are on the server on its own: checks, time, rename.
+    async fn finish_alone(
+        &mut self,
+        sent: chain::Sent,
+        file: &FileUpload,
+    ) -> Result<chain::Stored, UploadError> {
+        match self.conn.as_mut() {
+            Some(conn) => {
+                let step = conn.chain_step(Some(sent), None, chain::Early::Off).await;
+                if step.out_of_step {
+                    self.conn = None;
+                }
+                step.prev.expect("a step with a previous upload reports it")
+            }
+            None => Err(UploadError::Remote(FtpError::Connection {
+                operation: format!("STOR {}", file.remote),
+                detail: "the connection was lost before the rename".into(),
+            })),
+        }
+    }
+
+    /// Gives tasks not started back to the coordinator, for other workers.
+    fn hand_back(&self, tasks: impl IntoIterator<Item = Task>) {
+        for task in tasks {
+            let _ = self.events.send(Event::Returned {
+                worker: self.id,
+                task,
+            });
         }
     }
 
@@ -469,21 +521,7 @@ impl Worker {
         let Some(held) = self.held.take() else {
             return true;
         };
-        let result = match self.conn.as_mut() {
-            Some(conn) => {
-                let step = conn
-                    .chain_step(Some(held.sent), None, chain::Early::Off)
-                    .await;
-                if step.out_of_step {
-                    self.conn = None;
-                }
-                step.prev.expect("a step with a previous upload reports it")
-            }
-            None => Err(UploadError::Remote(FtpError::Connection {
-                operation: format!("STOR {}", held.file.remote),
-                detail: "the connection was lost before the rename".into(),
-            })),
-        };
+        let result = self.finish_alone(held.sent, &held.file).await;
         self.conclude(
             held.task,
             &held.file,
@@ -495,8 +533,8 @@ impl Worker {
         .await
     }
 
-    /// Reports a chained upload's first try, or hands it to the retry loop. `ours`: the try
-    /// failed because the server mishandled early checks, which does not count as a try.
+    /// Reports a chained upload's first try, or hands it to the retry loop. `ours`: the failure
+    /// is not a try of this upload (never sent, or early checks the server mishandled).
     async fn conclude(
         &mut self,
         task: Task,
@@ -513,13 +551,21 @@ impl Worker {
             Ok(Some(outcome)) => Ok(outcome),
             // Changed while it was sent: the retry loop sends it again.
             Ok(None) => return self.execute_task(task, 1).await,
-            Err(JobError::Remote(e)) if !e.is_permanent() && (self.ctx.retries > 1 || ours) => {
+            // A failure that is not a try of this upload (see `chain::Step::next_untried`) is
+            // tried again from the start, unless the server is full.
+            Err(JobError::Remote(e)) if ours && !e.is_storage_full() => {
+                tracing::debug!(error = %e, "upload not tried; trying again");
+                if e.breaks_connection() {
+                    self.conn = None;
+                }
+                return self.execute_task(task, 1).await;
+            }
+            Err(JobError::Remote(e)) if !e.is_permanent() && self.ctx.retries > 1 => {
                 tracing::debug!(attempt = 1, error = %e, "job failed");
                 if e.breaks_connection() {
                     self.conn = None;
                 }
-                // A try lost to early checks the server mishandled does not count.
-                return self.execute_task(task, if ours { 1 } else { 2 }).await;
+                return self.execute_task(task, 2).await;
             }
             Err(e) => {
                 if let JobError::Remote(e) = &e {
