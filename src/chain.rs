@@ -177,10 +177,12 @@ fn garbled(reply: &Result<(), FtpError>) -> bool {
 
 /// Whether the local file is still the version whose upload began.
 fn still_same(up: &Upload) -> bool {
-    std::fs::metadata(&up.local)
-        .map(|m| (m.len(), m.modified().ok()))
-        .ok()
-        == Some(up.version)
+    version_of(&up.local).ok() == Some(up.version)
+}
+
+/// The local file's size and modification time now.
+pub fn version_of(local: &std::path::Path) -> std::io::Result<Version> {
+    std::fs::metadata(local).map(|m| (m.len(), m.modified().ok()))
 }
 
 /// Finishes `prev` (checks, time, rename) and starts `next` (PASV, transfer command, bytes, 226),

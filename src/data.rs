@@ -66,7 +66,6 @@ async fn send_inline(
     mut data: tokio::net::TcpStream,
     timeout: Duration,
 ) -> Result<u64, UploadError> {
-    use std::io::Seek;
     use tokio::io::AsyncWriteExt;
     let lost = |e: std::io::Error| -> UploadError {
         FtpError::Connection {
@@ -75,11 +74,7 @@ async fn send_inline(
         }
         .into()
     };
-    let opened = std::fs::File::open(&up.local).and_then(|mut file| {
-        file.seek(std::io::SeekFrom::Start(up.offset))?;
-        Ok(file)
-    });
-    let file = match opened {
+    let file = match open_at(&up.local, up.offset) {
         Ok(file) => file,
         Err(e) => {
             // The server ends the transfer (with an empty file) rather than wait for one.
@@ -142,12 +137,7 @@ fn copy_file(
     offset: u64,
     mut data: std::net::TcpStream,
 ) -> Result<u64, CopyError> {
-    use std::io::Seek;
-    let opened = std::fs::File::open(local).and_then(|mut file| {
-        file.seek(std::io::SeekFrom::Start(offset))?;
-        Ok(file)
-    });
-    let mut file = match opened {
+    let mut file = match open_at(local, offset) {
         Ok(file) => file,
         Err(e) => {
             let _ = data.shutdown(std::net::Shutdown::Write);
@@ -208,4 +198,12 @@ impl Drop for ShutdownOnDrop {
     fn drop(&mut self) {
         let _ = self.0.shutdown(std::net::Shutdown::Both);
     }
+}
+
+/// The local file, positioned at `offset`.
+fn open_at(local: &std::path::Path, offset: u64) -> std::io::Result<std::fs::File> {
+    use std::io::Seek;
+    let mut file = std::fs::File::open(local)?;
+    file.seek(std::io::SeekFrom::Start(offset))?;
+    Ok(file)
 }

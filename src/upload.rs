@@ -50,10 +50,8 @@ pub async fn upload_job(
 }
 
 /// Size and modification time of a local file, to notice a change during its upload.
-pub fn local_version(path: &Path) -> Result<(u64, Option<std::time::SystemTime>), JobError> {
-    std::fs::metadata(path)
-        .map(|m| (m.len(), m.modified().ok()))
-        .map_err(|e| JobError::Local(format!("cannot read local file: {e}")))
+pub fn local_version(path: &Path) -> Result<Version, JobError> {
+    chain::version_of(path).map_err(|e| JobError::Local(format!("cannot read local file: {e}")))
 }
 
 /// The temporary name an atomic upload of `remote` is stored under, in the same folder.

@@ -11,13 +11,14 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::chain;
 use crate::credentials::Login;
-use crate::ftp::{Connection, FtpError, StatForMlsd, TimeSetter, UploadError};
+use crate::ftp::{Connection, FtpError, StatForMlsd, TimeSetter};
 use crate::listing::ListFormat;
 use crate::plan::Op;
 use crate::target::Target;
-use crate::upload::{self, finish_stored, local_version, settle, temp_path, FileUpload, Version};
+use crate::upload;
+
+mod chained;
 
 /// First pause before retrying a failed job; doubled on each further try.
 const RETRY_BACKOFF: Duration = Duration::from_millis(200);
@@ -166,23 +167,13 @@ impl Queues {
     }
 }
 
-/// An upload whose bytes are on the server under the temporary name; its check and rename
-/// travel with the next upload's first commands (see [`crate::chain`]).
-struct Held {
-    task: Task,
-    file: FileUpload,
-    temp: String,
-    version: Version,
-    sent: chain::Sent,
-}
-
 /// What a worker carries between jobs.
 struct Worker {
     id: usize,
     ctx: Arc<WorkerContext>,
     events: mpsc::UnboundedSender<Event>,
     conn: Option<Connection>,
-    held: Option<Held>,
+    held: Option<chained::Held>,
 }
 
 /// One worker's whole life: connect, announce, work, log out, acknowledge.
@@ -364,148 +355,6 @@ impl Worker {
         }
     }
 
-    /// The upload `task` as the next link of a chain, when this connection and server allow.
-    fn chainable(&self, task: &Task) -> Option<(FileUpload, chain::Upload)> {
-        let Job::Run(Op::Upload { rel, size, mtime }) = &task.job else {
-            return None;
-        };
-        let ctx = &self.ctx;
-        let conn = self.conn.as_ref()?;
-        if !ctx.atomic
-            || !conn.can_pipeline()
-            || !ctx.pipelining.load(Ordering::Relaxed)
-            || ctx.storage_full.load(Ordering::Relaxed)
-        {
-            return None;
-        }
-        // Until this server's way of setting times is known, the first uploads find it out alone.
-        let how = (*ctx.time_setter.lock().expect("time setter lock"))?;
-        let file = FileUpload {
-            remote: ctx.target.remote_path(rel),
-            local: ctx.local_root.join(rel),
-            size: *size,
-            mtime: *mtime,
-        };
-        let version = local_version(&file.local).ok()?;
-        let temp = temp_path(&file.remote);
-        let up = chain::Upload {
-            set_time: how.map(|how| how.command(file.mtime, &temp)),
-            temp,
-            target: file.remote.clone(),
-            local: file.local.clone(),
-            offset: 0,
-            expect_size: conn.features.size.then_some(version.0),
-            version,
-        };
-        Some((file, up))
-    }
-
-    /// Starts `up` while finishing the held upload, then holds `up`.
-    async fn chain(&mut self, task: Task, file: FileUpload, up: chain::Upload) -> bool {
-        let (temp, version) = (up.temp.clone(), up.version);
-        let (prev_sent, prev) = match self.held.take() {
-            Some(h) => (Some(h.sent), Some((h.task, h.file, h.temp, h.version))),
-            None => (None, None),
-        };
-        let conn = self.conn.as_mut().expect("chainable needs a connection");
-        let early = match self.ctx.early_checks.load(Ordering::Relaxed) {
-            EARLY_OFF => chain::Early::Off,
-            passed if passed >= EARLY_PROBES => chain::Early::On,
-            _ => chain::Early::Probe,
-        };
-        let step = conn.chain_step(prev_sent, Some(up), early).await;
-        if step.early_refused {
-            if self.ctx.early_checks.swap(EARLY_OFF, Ordering::Relaxed) != EARLY_OFF {
-                tracing::debug!(
-                    "the server reads commands during transfers: each upload is checked after its 226"
-                );
-            }
-        } else if step.probe_passed {
-            let passed =
-                self.ctx
-                    .early_checks
-                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                        (n < EARLY_PROBES).then_some(n + 1)
-                    });
-            if passed == Ok(EARLY_PROBES - 1) {
-                tracing::debug!("the server leaves commands sent during a transfer for after it: checks travel before the 226");
-            }
-        }
-        let next_breaks = matches!(
-            &step.next,
-            Some(Err(UploadError::Remote(e))) if e.breaks_connection()
-        );
-        if step.out_of_step || next_breaks {
-            self.conn = None;
-        }
-        let ours = step.early_refused || step.next_untried;
-        // A failed upload's conclusion may send commands (a retry, delete-then-rename): replies
-        // still due to the next upload must not be in the way, so that one is finished first.
-        let prev_failed = matches!(step.prev, Some(Err(_)));
-        let next = match step.next.expect("a step with a next upload reports it") {
-            Ok(sent) if prev_failed => Err(self.finish_alone(sent, &file).await),
-            Ok(sent) => Ok(sent),
-            Err(e) => Err(Err(e)),
-        };
-        if let (Some((task_prev, file_prev, temp_prev, version_prev)), Some(result)) =
-            (prev, step.prev)
-        {
-            let concluded = self
-                .conclude(
-                    task_prev,
-                    &file_prev,
-                    &temp_prev,
-                    version_prev,
-                    result,
-                    step.early_refused,
-                )
-                .await;
-            if !concluded {
-                self.hand_back([task]);
-                return false;
-            }
-        }
-        match next {
-            Ok(sent) if self.conn.is_some() => {
-                self.held = Some(Held {
-                    task,
-                    file,
-                    temp,
-                    version,
-                    sent,
-                });
-                true
-            }
-            // The connection went while the previous upload was concluded: start over.
-            Ok(_) => self.execute_task(task, 1).await,
-            Err(result) => {
-                self.conclude(task, &file, &temp, version, result, ours)
-                    .await
-            }
-        }
-    }
-
-    /// Finishes an upload whose bytes are on the server on its own: checks, time, rename.
-    async fn finish_alone(
-        &mut self,
-        sent: chain::Sent,
-        file: &FileUpload,
-    ) -> Result<chain::Stored, UploadError> {
-        match self.conn.as_mut() {
-            Some(conn) => {
-                let step = conn.chain_step(Some(sent), None, chain::Early::Off).await;
-                if step.out_of_step {
-                    self.conn = None;
-                }
-                step.prev.expect("a step with a previous upload reports it")
-            }
-            None => Err(UploadError::Remote(FtpError::Connection {
-                operation: format!("STOR {}", file.remote),
-                detail: "the connection was lost before the rename".into(),
-            })),
-        }
-    }
-
     /// Gives tasks not started back to the coordinator, for other workers.
     fn hand_back(&self, tasks: impl IntoIterator<Item = Task>) {
         for task in tasks {
@@ -514,73 +363,6 @@ impl Worker {
                 task,
             });
         }
-    }
-
-    /// Finishes the held upload on its own (no next upload to share its round trips with).
-    async fn finish_held(&mut self) -> bool {
-        let Some(held) = self.held.take() else {
-            return true;
-        };
-        let result = self.finish_alone(held.sent, &held.file).await;
-        self.conclude(
-            held.task,
-            &held.file,
-            &held.temp,
-            held.version,
-            result,
-            false,
-        )
-        .await
-    }
-
-    /// Reports a chained upload's first try, or hands it to the retry loop. `ours`: the failure
-    /// is not a try of this upload (never sent, or early checks the server mishandled).
-    async fn conclude(
-        &mut self,
-        task: Task,
-        file: &FileUpload,
-        temp: &str,
-        version: Version,
-        result: Result<chain::Stored, UploadError>,
-        ours: bool,
-    ) -> bool {
-        let outcome =
-            finish_stored(&self.ctx, self.conn.as_mut(), file, temp, version, result).await;
-        let settled = settle(&self.ctx, self.conn.as_mut(), file, temp, version, outcome).await;
-        let result = match settled {
-            Ok(Some(outcome)) => Ok(outcome),
-            // Changed while it was sent: the retry loop sends it again.
-            Ok(None) => return self.execute_task(task, 1).await,
-            // A failure that is not a try of this upload (see `chain::Step::next_untried`) is
-            // tried again from the start, unless the server is full.
-            Err(JobError::Remote(e)) if ours && !e.is_storage_full() => {
-                tracing::debug!(error = %e, "upload not tried; trying again");
-                if e.breaks_connection() {
-                    self.conn = None;
-                }
-                return self.execute_task(task, 1).await;
-            }
-            Err(JobError::Remote(e)) if !e.is_permanent() && self.ctx.retries > 1 => {
-                tracing::debug!(attempt = 1, error = %e, "job failed");
-                if e.breaks_connection() {
-                    self.conn = None;
-                }
-                return self.execute_task(task, 2).await;
-            }
-            Err(e) => {
-                if let JobError::Remote(e) = &e {
-                    if e.breaks_connection() {
-                        self.conn = None;
-                    }
-                }
-                Err(e)
-            }
-        };
-        let _ = self.events.send(Event::Finished {
-            id: task.id,
-            result,
-        });
-        true
     }
 }
 

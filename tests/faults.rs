@@ -33,12 +33,7 @@ fn upstreams(test: &str) -> Vec<Upstream> {
     }];
     for real in support::real_servers() {
         let (url, dir) = real.scratch(test);
-        let addr = url
-            .split('@')
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .unwrap()
-            .to_string();
+        let addr = support::host_port(&url);
         all.push(Upstream {
             name: real.name,
             addr,

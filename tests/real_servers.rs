@@ -163,15 +163,10 @@ fn real_servers_list_folders_over_the_control_connection() {
         let (url, dir) = server.scratch("stat_listing");
         let tree = site_tree();
         assert_eq!(sync(tree.path(), &url, &[]).code, 0, "{}", server.name);
-        let addr = url
-            .split('@')
-            .nth(1)
-            .and_then(|r| r.split('/').next())
-            .unwrap()
-            .to_string();
-        let proxy = FaultProxy::start(&addr, vec![]);
+        let proxy = FaultProxy::start(&support::host_port(&url), vec![]);
         let before = snapshot(&dir);
-        let rerun = support::sync_with_fresh_state(tree.path(), &proxy.url(&url), &[]);
+        // One worker: all the folders found in one listing wait for it together.
+        let rerun = support::sync_with_fresh_state(tree.path(), &proxy.url(&url), &["-j", "1"]);
         assert_eq!(
             rerun.summary["files_uploaded"], 0,
             "{}: {rerun}",
@@ -188,6 +183,18 @@ fn real_servers_list_folders_over_the_control_connection() {
         // Over a data connection: the three folders whose names have spaces, and on pure-ftpd
         // the first folder, listed both ways.
         assert!(by_data <= 4, "{}: {commands:?}", server.name);
+        // The folders waiting together went in one write, without waiting for each reply.
+        let batched = proxy
+            .followed_commands()
+            .iter()
+            .filter(|c| c.starts_with("STAT -a"))
+            .count();
+        assert!(
+            batched >= 2,
+            "{}: {:?}",
+            server.name,
+            proxy.followed_commands()
+        );
     }
 }
 

@@ -144,6 +144,7 @@ impl FaultProxy {
             fired: Mutex::new(vec![0; faults.len()]),
             faults,
             commands: Mutex::default(),
+            followed: Mutex::default(),
             open: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
             down: Default::default(),
@@ -216,6 +217,12 @@ impl FaultProxy {
         self.shared.commands.lock().unwrap().clone()
     }
 
+    /// The command lines that already had the next command waiting behind them when the proxy
+    /// read them: the client sent that one without waiting for the reply (pipelining).
+    pub fn followed_commands(&self) -> Vec<String> {
+        self.shared.followed.lock().unwrap().clone()
+    }
+
     /// The most client control connections that were open at the same time (refused ones not
     /// counted).
     pub fn peak_connections(&self) -> usize {
@@ -252,6 +259,7 @@ struct Shared {
     /// Firings so far, by index in `faults`.
     fired: Mutex<Vec<usize>>,
     commands: Mutex<Vec<String>>,
+    followed: Mutex<Vec<String>>,
     /// Client control connections open now, and the most at once.
     open: AtomicUsize,
     peak: AtomicUsize,
@@ -488,6 +496,12 @@ impl Session {
                 Some(Ok(Outcome::Cut)) = self.transfers.join_next() => Flow::Reset,
                 read = self.client.read_until(b'\n', &mut command), if self.reads_commands() => match read {
                     Ok(n) if n > 0 && command.ends_with(b"\n") => {
+                        if !self.client.buffer().is_empty() {
+                            // The client sent the next command without waiting for this reply.
+                            let line = String::from_utf8_lossy(&command);
+                            let line = line.trim_end_matches(['\r', '\n']).to_string();
+                            self.shared.followed.lock().unwrap().push(line);
+                        }
                         self.on_command(std::mem::take(&mut command)).await
                     }
                     _ => Flow::End,

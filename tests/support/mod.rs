@@ -406,6 +406,15 @@ const REAL_SERVER_VARS: [(&str, &str, &str); 2] = [
     ),
 ];
 
+/// `host:port` of an `ftp://user:pw@host:port/path` URL, for a [`faults::FaultProxy`] in front.
+pub fn host_port(url: &str) -> String {
+    let after_login = url.rsplit_once('@').map_or(url, |(_, rest)| rest);
+    let authority = after_login
+        .split_once("://")
+        .map_or(after_login, |(_, a)| a);
+    authority.split('/').next().unwrap_or_default().to_string()
+}
+
 /// The real FTP servers named by `FTPSYNC_TEST_{VSFTPD,PUREFTPD}_{URL,ROOT}`.
 ///
 /// A server whose two variables are not both set is left out, with a notice on stderr; with
