@@ -168,6 +168,19 @@ install_vsftpd() {
     pkill -x -f "$VS_BIN( /etc/vsftpd.conf)?" 2>/dev/null || true
 }
 
+# True when one of the binaries links a shared library that is not installed (and names it).
+# ldd's output is captured first: under pipefail, `ldd | grep -q` is false when grep stops
+# reading at the first match and ldd dies of SIGPIPE, so missing libraries went unseen.
+missing_libs() {
+    local out
+    out=$(ldd "$@" 2>&1) || true
+    if [[ $out == *"not found"* ]]; then
+        grep 'not found' <<<"$out" >&2
+        return 0
+    fi
+    return 1
+}
+
 install_pureftpd() {
     if [[ ! -x $PURE_BIN ]]; then
         log "unpacking pure-ftpd into $PURE_DIR"
@@ -191,12 +204,12 @@ install_pureftpd() {
             grep '^lib' >"$PURE_DIR/lib-depends" || true
         rm -rf "$tmp"
     fi
-    if ldd "$PURE_BIN" | grep -q 'not found'; then
+    if missing_libs "$PURE_BIN"; then
         local libs=(libc6 libcap2 libcrypt1 libpam0g libsodium23 libssl3)
         if [[ -s $PURE_DIR/lib-depends ]]; then mapfile -t libs <"$PURE_DIR/lib-depends"; fi
         log "pure-ftpd is missing shared libraries; installing ${libs[*]}"
         apt_install "${libs[@]}"
-        if ldd "$PURE_BIN" | grep 'not found' >&2; then die "pure-ftpd still misses libraries"; fi
+        if missing_libs "$PURE_BIN"; then die "pure-ftpd still misses libraries"; fi
     fi
 }
 
@@ -226,12 +239,12 @@ install_proftpd() {
         rm -rf "$tmp"
     fi
     local bins=("$PRO_BIN" "$PRO_DIR/usr/lib/proftpd/mod_tls.so")
-    if ldd "${bins[@]}" | grep -q 'not found'; then
+    if missing_libs "${bins[@]}"; then
         local libs=(libhiredis0.14 libmemcached11 libmemcachedutil2 libpcre2-posix3)
         if [[ -s $PRO_DIR/lib-depends ]]; then mapfile -t libs < <(sort -u "$PRO_DIR/lib-depends"); fi
         log "proftpd is missing shared libraries; installing ${libs[*]}"
         apt_install "${libs[@]}"
-        if ldd "${bins[@]}" | grep 'not found' >&2; then die "proftpd still misses libraries"; fi
+        if missing_libs "${bins[@]}"; then die "proftpd still misses libraries"; fi
     fi
 }
 
