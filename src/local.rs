@@ -111,6 +111,21 @@ pub fn scan_paths(
     Ok(tree)
 }
 
+/// Whether the folder `root` holds nothing to mirror (nothing, or only excluded entries). A
+/// folder that cannot be read counts as empty: it is no evidence that anything exists.
+pub fn is_empty(root: &Path, filter: &Filter) -> bool {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return true;
+    };
+    !entries.flatten().any(|e| {
+        let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+        match e.file_name().to_str() {
+            Some(name) => !filter.is_excluded(name, is_dir),
+            None => true,
+        }
+    })
+}
+
 /// Whether `root` is a readable folder.
 pub fn check_root(root: &Path) -> Result<(), LocalError> {
     let meta = std::fs::metadata(root).map_err(|source| match source.kind() {

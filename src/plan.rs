@@ -2,7 +2,7 @@
 //! what to do: create a folder, upload, delete, or nothing. Pure logic, no I/O. Each action names
 //! the actions that must finish before it may start; the scheduler enforces that order.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use crate::filter::Filter;
 use crate::listing::{EntryKind, RemoteEntry};
@@ -72,6 +72,55 @@ pub struct PlanOptions<'a> {
     pub record: &'a Record,
     /// Temporary files of interrupted uploads found on the server, to remove.
     pub leftovers: &'a [String],
+    /// Remote paths nothing may be deleted at or below: what the local scan could not read,
+    /// and remote folders that were not fully listed.
+    pub protected: &'a Protected,
+    /// False when the deletions would exceed `--max-delete`: the plan then deletes nothing,
+    /// and what cannot be mirrored without a deletion (a type change) is blocked.
+    pub allow_deletions: bool,
+}
+
+/// Paths (relative to the root) that nothing may be deleted at or below, because the run does
+/// not know what lies there: a local entry the scan could not read (so its absence says
+/// nothing), or a remote folder whose listing failed, was capped, or was not made. `""`
+/// protects everything.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Protected {
+    paths: BTreeSet<String>,
+}
+
+impl Protected {
+    /// Protects `rel` and everything below it.
+    pub fn insert(&mut self, rel: impl Into<String>) {
+        self.paths.insert(rel.into());
+    }
+
+    /// Whether `rel` is protected, itself or through a folder above it.
+    pub fn covers(&self, rel: &str) -> bool {
+        self.paths.contains(rel)
+            || self.paths.contains("")
+            || ancestors(rel).any(|a| self.paths.contains(a))
+    }
+
+    /// Whether `dir` or anything below it is protected.
+    pub fn touches(&self, dir: &str) -> bool {
+        let prefix = format!("{dir}/");
+        self.covers(dir)
+            || self
+                .paths
+                .range(prefix.clone()..)
+                .next()
+                .is_some_and(|p| p.starts_with(&prefix))
+    }
+
+    /// The protected paths, outermost first.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.paths.iter().map(String::as_str)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.paths.is_empty()
+    }
 }
 
 /// The whole plan of one sync.
@@ -84,6 +133,17 @@ pub struct Plan {
     pub blocked: Vec<(String, String)>,
 }
 
+impl Plan {
+    /// Remote entries this plan deletes (type changes included; leftover temporary files,
+    /// which are not the user's, are not counted).
+    pub fn deletions(&self) -> u64 {
+        self.actions
+            .iter()
+            .filter(|a| matches!(a.op, Op::DeleteFile(_) | Op::RemoveDir(_)))
+            .count() as u64
+    }
+}
+
 /// Decides what to do. `remote` holds every listed remote entry under the root.
 pub fn plan(local: &LocalTree, remote: &RemoteTree, opts: PlanOptions<'_>) -> Plan {
     let mut p = Planner {
@@ -92,6 +152,8 @@ pub fn plan(local: &LocalTree, remote: &RemoteTree, opts: PlanOptions<'_>) -> Pl
         opts,
         created: BTreeMap::new(),
         cleanups: BTreeMap::new(),
+        replaced: HashSet::new(),
+        blocked_dirs: HashSet::new(),
     };
     if !opts.root_exists {
         let i = p.push(Op::MakeRoot, vec![], Phase::Transfer);
@@ -104,7 +166,7 @@ pub fn plan(local: &LocalTree, remote: &RemoteTree, opts: PlanOptions<'_>) -> Pl
     for (rel, entry) in &local.entries {
         p.local_entry(rel, entry);
     }
-    if opts.delete {
+    if opts.delete && opts.allow_deletions {
         p.extraneous(local);
     }
     p.plan
@@ -118,6 +180,12 @@ struct Planner<'a> {
     created: BTreeMap<String, usize>,
     /// Leftover temporary files being removed, with the action removing them.
     cleanups: BTreeMap<String, usize>,
+    /// Remote folders dealt with as a whole because a local file takes their place: `--delete`
+    /// must not plan their content a second time.
+    replaced: HashSet<String>,
+    /// Local folders that cannot be created (a remote entry is in the way and may not go):
+    /// nothing below them is planned.
+    blocked_dirs: HashSet<String>,
 }
 
 impl Planner<'_> {
@@ -132,13 +200,24 @@ impl Planner<'_> {
         self.created.get(parent).copied().into_iter().collect()
     }
 
+    fn block(&mut self, rel: &str, why: impl Into<String>) {
+        self.plan.blocked.push((rel.into(), why.into()));
+    }
+
     fn local_entry(&mut self, rel: &str, local: &LocalEntry) {
+        if ancestors(rel).any(|a| self.blocked_dirs.contains(a)) {
+            return;
+        }
         let mut after = self.parent_dep(rel);
         let remote = self.remote.get(rel);
         match (local.kind, remote.map(|r| r.kind)) {
             (LocalKind::Dir, Some(EntryKind::Dir)) => {}
             (LocalKind::Dir, other) => {
                 if other.is_some() {
+                    if !self.opts.allow_deletions {
+                        self.blocked_dirs.insert(rel.into());
+                        return self.block(rel, NOT_REPLACED_MAX_DELETE);
+                    }
                     after.push(self.push(Op::DeleteFile(rel.into()), vec![], Phase::Transfer));
                 }
                 let i = self.push(Op::Mkdir(rel.into()), after, Phase::Transfer);
@@ -152,24 +231,67 @@ impl Planner<'_> {
                     self.plan.unchanged.push(rel.into());
                 }
             }
-            (LocalKind::File, Some(EntryKind::Dir)) => match self.remove_tree(rel, Phase::Transfer)
-            {
-                Some(i) => {
-                    after.push(i);
-                    self.upload(rel, local, after);
-                }
-                None => self.plan.blocked.push((
-                    rel.into(),
-                    "cannot replace the remote folder with a file: it holds excluded entries"
-                        .into(),
-                )),
-            },
+            (LocalKind::File, Some(EntryKind::Dir)) => self.replace_dir(rel, local, after),
             (LocalKind::File, Some(_)) => {
+                if !self.opts.allow_deletions {
+                    return self.block(rel, NOT_REPLACED_MAX_DELETE);
+                }
                 after.push(self.push(Op::DeleteFile(rel.into()), vec![], Phase::Transfer));
                 self.upload(rel, local, after);
             }
             (LocalKind::File, None) => self.upload(rel, local, after),
         }
+    }
+
+    /// A local file where the server has a folder. The folder goes only when nothing in it
+    /// would be lost without the user having asked: everything in it was uploaded by ftpsync
+    /// (the record knows it), or `--delete` says that what is not local goes. Never when part
+    /// of it is unknown (not fully listed, or unreadable locally).
+    fn replace_dir(&mut self, rel: &str, local: &LocalEntry, mut after: Vec<usize>) {
+        self.replaced.insert(rel.into());
+        if self.opts.protected.touches(rel) {
+            return self.block(
+                rel,
+                "cannot replace the remote folder with a file: part of it could not be listed or read; nothing in it was deleted",
+            );
+        }
+        if !self.opts.allow_deletions {
+            return self.block(rel, NOT_REPLACED_MAX_DELETE);
+        }
+        if !self.opts.delete {
+            let unknown = self
+                .children(rel)
+                .filter(|(child, kind)| {
+                    *kind != EntryKind::Dir && !self.opts.record.contains_key(*child)
+                })
+                .count();
+            if unknown > 0 {
+                let entries = if unknown == 1 { "entry" } else { "entries" };
+                return self.block(
+                    rel,
+                    format!("conflict: a local file replaces a remote folder that has {unknown} {entries} not in the local tree; use --delete to replace it"),
+                );
+            }
+        }
+        match self.remove_tree(rel, Phase::Transfer) {
+            Some(i) => {
+                after.push(i);
+                self.upload(rel, local, after);
+            }
+            None => self.block(
+                rel,
+                "cannot replace the remote folder with a file: it holds excluded entries",
+            ),
+        }
+    }
+
+    /// The remote entries below the folder `rel`, in path order.
+    fn children<'s>(&'s self, rel: &str) -> impl Iterator<Item = (&'s str, EntryKind)> + 's {
+        let prefix = format!("{rel}/");
+        self.remote
+            .range(prefix.clone()..)
+            .take_while(move |(k, _)| k.starts_with(&prefix))
+            .map(|(k, e)| (k.as_str(), e.kind))
     }
 
     fn upload(&mut self, rel: &str, local: &LocalEntry, mut after: Vec<usize>) {
@@ -189,21 +311,19 @@ impl Planner<'_> {
     /// first. Returns the action removing `rel` itself, or None when an excluded entry inside
     /// must stay (its non-excluded content is still removed).
     fn remove_tree(&mut self, rel: &str, phase: Phase) -> Option<usize> {
-        let prefix = format!("{rel}/");
         let children: Vec<(String, EntryKind)> = self
-            .remote
-            .range(prefix.clone()..)
-            .take_while(|(k, _)| k.starts_with(&prefix))
-            .map(|(k, e)| (k.clone(), e.kind))
+            .children(rel)
+            .map(|(k, kind)| (k.to_string(), kind))
             .collect();
-        // Excluded entries stay, and so does everything inside an excluded folder.
+        // Excluded and protected entries stay, and so does everything inside such a folder.
         let mut kept: Vec<&str> = Vec::new();
         let keep: Vec<bool> = children
             .iter()
             .map(|(child, kind)| {
                 let inside_kept = kept.iter().any(|k| is_inside(child, k));
-                let excluded =
-                    inside_kept || self.opts.filter.is_excluded(child, *kind == EntryKind::Dir);
+                let excluded = inside_kept
+                    || self.opts.protected.covers(child)
+                    || self.opts.filter.is_excluded(child, *kind == EntryKind::Dir);
                 if excluded && *kind == EntryKind::Dir {
                     kept.push(child);
                 }
@@ -232,6 +352,10 @@ impl Planner<'_> {
         removal: &BTreeMap<String, Option<usize>>,
         phase: Phase,
     ) -> Option<usize> {
+        // Something below it is unknown: the folder is not known to be emptied.
+        if self.opts.protected.touches(dir) {
+            return None;
+        }
         let prefix = format!("{dir}/");
         let mut after = Vec::new();
         for (child, removed) in removal.range(prefix.clone()..) {
@@ -248,8 +372,8 @@ impl Planner<'_> {
 
     /// `--delete`: remote entries with no local counterpart, outermost first.
     fn extraneous(&mut self, local: &LocalTree) {
-        // Folders already dealt with as a whole: removed, or excluded.
-        let mut removed_dirs: HashSet<String> = HashSet::new();
+        // Folders already dealt with as a whole: removed, replaced by a file, or excluded.
+        let mut removed_dirs: HashSet<String> = self.replaced.clone();
         let remote: Vec<(String, EntryKind)> = self
             .remote
             .iter()
@@ -260,6 +384,9 @@ impl Planner<'_> {
                 continue;
             }
             let is_dir = kind == EntryKind::Dir;
+            if self.opts.protected.covers(&rel) {
+                continue;
+            }
             if self.opts.filter.is_excluded(&rel, is_dir) {
                 // Nothing inside an excluded folder is touched either.
                 if is_dir {
@@ -279,6 +406,9 @@ impl Planner<'_> {
         }
     }
 }
+
+const NOT_REPLACED_MAX_DELETE: &str =
+    "not replaced: the remote entry in its way would be deleted, and the run deletes nothing (--max-delete)";
 
 /// The folders above `rel`, innermost first ("a/b/c" gives "a/b", "a").
 fn ancestors(rel: &str) -> impl Iterator<Item = &str> {

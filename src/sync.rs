@@ -16,7 +16,7 @@ use crate::ftp::FtpError;
 use crate::listing::{self, EntryKind};
 use crate::local::{self, LocalError, LocalKind, LocalTree, ScanOptions};
 use crate::lock::{self, LockError};
-use crate::plan::{self, Op, Phase, Plan, PlanOptions, RemoteTree};
+use crate::plan::{self, Op, Phase, Plan, PlanOptions, Protected, RemoteTree};
 use crate::report::{Failure, Reporter, Summary};
 use crate::schedule::Schedule;
 use crate::state::{self, Record, Seen};
@@ -140,11 +140,12 @@ pub async fn run(
     });
     let mut pool = Dispatcher::start(ctx, config.jobs);
     let local = match scan.await.expect("local scan task panicked") {
-        Ok(tree)
-            if *scope == Scope::Everything
-                && tree.entries.is_empty()
-                && config.delete
-                && !config.force =>
+        // Checked in every cycle, scoped ones too: `rm -rf site/*` under --watch reports the
+        // removed paths one by one, and the tree they leave is empty all the same.
+        Ok(_)
+            if config.delete
+                && !config.force
+                && local::is_empty(&config.local_dir, &config.filter) =>
         {
             Err(SyncError::EmptyLocal(config.local_dir.clone()))
         }
@@ -195,42 +196,45 @@ pub async fn run(
         .as_ref()
         .map(|p| state::load(p, &key))
         .unwrap_or_default();
-    let plan = plan::plan(
-        &local,
-        &listed.tree,
-        PlanOptions {
-            root_exists: listed.root_exists,
-            delete: config.delete,
-            filter: &config.filter,
-            record: &record,
-            leftovers: &listed.leftovers,
-        },
-    );
+    // What the local scan could not read is unknown, not absent: never deleted remotely.
+    let mut protected = listed.protected;
+    for problem in &local.problems {
+        protected.insert(problem.rel.clone());
+    }
+    let plan_with = |allow_deletions| {
+        plan::plan(
+            &local,
+            &listed.tree,
+            PlanOptions {
+                root_exists: listed.root_exists,
+                delete: config.delete,
+                filter: &config.filter,
+                record: &record,
+                leftovers: &listed.leftovers,
+                protected: &protected,
+                allow_deletions,
+            },
+        )
+    };
+    let mut plan = plan_with(true);
+    let deletions = plan.deletions();
+    if let Some(max) = config.max_delete.filter(|&max| deletions > max) {
+        run.fail(
+            "",
+            &format!("refusing to delete {deletions} remote entries, more than --max-delete {max}; nothing was deleted"),
+        );
+        plan = plan_with(false);
+    }
     run.summary.unchanged = plan.unchanged.len() as u64;
     for (rel, why) in &plan.blocked {
         run.fail(rel, why);
     }
-    let deletions = plan
-        .actions
-        .iter()
-        .filter(|a| a.phase == Phase::Delete)
-        .count() as u64;
-    let deletes_allowed = match config.max_delete {
-        Some(max) if deletions > max => {
-            run.fail(
-                "",
-                &format!("refusing to delete {deletions} remote entries, more than --max-delete {max}; nothing was deleted"),
-            );
-            false
-        }
-        _ => true,
-    };
 
     let uploaded = if config.dry_run {
         run.dry_run(&plan);
         Vec::new()
     } else {
-        run.execute(&mut pool, &plan, deletes_allowed).await
+        run.execute(&mut pool, &plan).await
     };
     pool.finish().await;
 
@@ -274,7 +278,19 @@ struct Listed {
     root_exists: bool,
     /// Temporary files of interrupted uploads.
     leftovers: Vec<String>,
+    /// Folders not fully listed (refused, capped, or not descended into): nothing below them
+    /// may be deleted.
+    protected: Protected,
 }
+
+/// Deepest remote folder listed: a server reporting an endlessly nested tree (or a symbolic
+/// link loop listed as a folder) is not followed for ever. Far deeper than real sites go, and
+/// deeper than most local file systems allow a path to be long.
+const MAX_REMOTE_DEPTH: usize = 100;
+
+/// Most remote entries one run holds: bounds memory (about 150 bytes each) whatever the server
+/// sends, with room for trees of a few million files.
+const MAX_REMOTE_ENTRIES: usize = 2_000_000;
 
 /// The state of one run.
 struct Run<'a> {
@@ -329,7 +345,9 @@ impl Run<'_> {
             .map_or(0, |d| d.as_secs() as i64);
         let mut remote = RemoteTree::new();
         let mut leftovers = Vec::new();
+        let mut protected = Protected::default();
         let mut root_exists = true;
+        let mut capped = false;
         let mut pending: HashMap<usize, String> = HashMap::new();
         pending.insert(pool.send_high(Job::List(String::new())), String::new());
         while !pending.is_empty() {
@@ -364,7 +382,11 @@ impl Run<'_> {
                     })
                 }
                 Err(e) => {
-                    self.fail(&dir, &format!("cannot list remote folder: {e}"));
+                    self.fail(
+                        &dir,
+                        &format!("cannot list remote folder: {e}; nothing in it is deleted"),
+                    );
+                    protected.insert(dir);
                     continue;
                 }
             };
@@ -384,6 +406,8 @@ impl Run<'_> {
                         entry.name,
                         if dir.is_empty() { "." } else { dir.as_str() }
                     ));
+                    // An entry we cannot name cannot be deleted: neither can its folder.
+                    protected.insert(format!("{dir}/{}", entry.name).trim_start_matches('/'));
                     continue;
                 }
                 let rel = if dir.is_empty() {
@@ -400,8 +424,33 @@ impl Run<'_> {
                     leftovers.push(rel);
                     continue;
                 }
-                if is_dir && self.should_descend(&rel, local, scope) {
-                    pending.insert(pool.send_high(Job::List(rel.clone())), rel.clone());
+                if remote.len() >= MAX_REMOTE_ENTRIES {
+                    if !capped {
+                        capped = true;
+                        self.fail(
+                            &dir,
+                            &format!("the server listed more than {MAX_REMOTE_ENTRIES} entries; stopped listing here, and nothing is deleted"),
+                        );
+                    }
+                    protected.insert("");
+                    break;
+                }
+                if is_dir {
+                    match self.should_descend(&rel, local, scope) {
+                        Descend::Yes => {
+                            pending.insert(pool.send_high(Job::List(rel.clone())), rel.clone());
+                        }
+                        Descend::TooDeep => {
+                            self.fail(
+                                &rel,
+                                &format!("remote tree deeper than {MAX_REMOTE_DEPTH} levels (a symbolic link loop listed as a folder?); not listed further, nothing in it is deleted"),
+                            );
+                            protected.insert(rel.clone());
+                        }
+                        Descend::NotNeeded => {
+                            protected.insert(rel.clone());
+                        }
+                    }
                 }
                 // Siblings listed along the way are outside a scoped cycle: not ours to judge.
                 if scope.relation(&rel) != Relation::Outside {
@@ -410,8 +459,13 @@ impl Run<'_> {
             }
         }
         if !leftovers.is_empty() {
+            let verb = if self.config.dry_run {
+                "would remove"
+            } else {
+                "removing"
+            };
             self.reporter.notice(&format!(
-                "removing {} temporary file(s) left by an interrupted run",
+                "{verb} {} temporary file(s) left by an interrupted run",
                 leftovers.len()
             ));
         }
@@ -419,22 +473,29 @@ impl Run<'_> {
             tree: remote,
             root_exists,
             leftovers,
+            protected,
         })
     }
 
     /// Whether the remote folder `rel` must be listed: it is mirrored, or its content may have
-    /// to be removed (type change, `--delete`), and it is within the depth limit.
-    fn should_descend(&self, rel: &str, local: &LocalTree, scope: &Scope) -> bool {
+    /// to be removed (type change, `--delete`), and it is within the depth limits.
+    fn should_descend(&self, rel: &str, local: &LocalTree, scope: &Scope) -> Descend {
         if scope.relation(rel) == Relation::Outside {
-            return false;
+            return Descend::NotNeeded;
         }
         let depth = rel.split('/').count();
         if self.config.max_depth.is_some_and(|max| depth >= max) {
-            return false;
+            return Descend::NotNeeded;
         }
         let parent = rel.rsplit_once('/').map_or("", |(p, _)| p);
-        // Below a remote folder that is being replaced by a file, everything must go.
-        local.entries.contains_key(rel) || self.config.delete || !is_local_dir(local, parent)
+        // Below a remote folder that is being replaced by a file, everything must be known.
+        let needed =
+            local.entries.contains_key(rel) || self.config.delete || !is_local_dir(local, parent);
+        match (needed, depth >= MAX_REMOTE_DEPTH) {
+            (false, _) => Descend::NotNeeded,
+            (true, true) => Descend::TooDeep,
+            (true, false) => Descend::Yes,
+        }
     }
 
     fn dry_run(&mut self, plan: &Plan) {
@@ -465,12 +526,7 @@ impl Run<'_> {
     }
 
     /// Carries out the plan; returns the paths uploaded.
-    async fn execute(
-        &mut self,
-        pool: &mut Dispatcher,
-        plan: &Plan,
-        deletes_allowed: bool,
-    ) -> Vec<String> {
+    async fn execute(&mut self, pool: &mut Dispatcher, plan: &Plan) -> Vec<String> {
         let mut s = Schedule::new(plan);
         let mut uploaded = Vec::new();
         let mut running: HashMap<usize, usize> = HashMap::new();
@@ -488,12 +544,12 @@ impl Run<'_> {
             }
             if s.transfers_left == 0 && !delete_phase_started {
                 delete_phase_started = true;
-                if s.transfer_failures == 0 && deletes_allowed {
+                if s.transfer_failures == 0 {
                     s.release_phase(Phase::Delete);
                     continue;
                 }
                 let skipped = s.skip_phase(Phase::Delete);
-                if skipped > 0 && deletes_allowed {
+                if skipped > 0 {
                     self.reporter.notice(&format!(
                         "{skipped} deletions skipped because some transfers failed; they run once everything is uploaded"
                     ));
@@ -570,6 +626,17 @@ impl Run<'_> {
         }
         uploaded
     }
+}
+
+/// Whether a remote folder gets listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Descend {
+    Yes,
+    /// Not needed by this run (outside its scope or depth, or nothing in it can change):
+    /// unlisted, so protected from deletion.
+    NotNeeded,
+    /// Beyond [`MAX_REMOTE_DEPTH`].
+    TooDeep,
 }
 
 /// Whether `rel` is a local folder (the root always is).

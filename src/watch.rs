@@ -18,32 +18,76 @@ const MAX_SCOPED_PATHS: usize = 10_000;
 /// to without pause is still mirrored.
 const MAX_BATCH_WAIT: Duration = Duration::from_secs(30);
 
-/// Watches a folder; yields what changed.
+/// While the watched folder is gone, how often to look whether it is back: the only timer of a
+/// watch, and only while there is nothing to watch.
+const ROOT_POLL: Duration = Duration::from_secs(1);
+
+/// Watches a folder; yields what changed. Survives the folder being removed (or moved away)
+/// and created again: the watch is armed again on the new folder.
 pub struct ChangeWatcher {
+    /// The folder as given.
+    path: PathBuf,
+    /// Its canonical form, to make event paths relative.
     root: PathBuf,
+    /// Which folder is watched (device and inode), to notice it being replaced.
+    watched: Option<(u64, u64)>,
     events: mpsc::UnboundedReceiver<notify::Result<notify::Event>>,
-    _watcher: notify::RecommendedWatcher,
+    _watcher: Option<notify::RecommendedWatcher>,
 }
 
 impl ChangeWatcher {
     /// Starts watching `root` and everything below it.
     pub fn start(root: &Path) -> notify::Result<ChangeWatcher> {
+        let (_, events) = mpsc::unbounded_channel();
+        let mut watcher = ChangeWatcher {
+            path: root.to_owned(),
+            root: root.to_owned(),
+            watched: None,
+            events,
+            _watcher: None,
+        };
+        watcher.arm()?;
+        Ok(watcher)
+    }
+
+    /// (Re)starts the watch on the folder now at the path.
+    fn arm(&mut self) -> notify::Result<()> {
         let (tx, events) = mpsc::unbounded_channel();
         let mut watcher = notify::recommended_watcher(move |event| {
             let _ = tx.send(event);
         })?;
-        watcher.watch(root, RecursiveMode::Recursive)?;
-        let root = root.canonicalize().unwrap_or_else(|_| root.to_owned());
-        Ok(ChangeWatcher {
-            root,
-            events,
-            _watcher: watcher,
-        })
+        watcher.watch(&self.path, RecursiveMode::Recursive)?;
+        self.root = self
+            .path
+            .canonicalize()
+            .unwrap_or_else(|_| self.path.clone());
+        self.watched = folder_id(&self.path);
+        self.events = events;
+        self._watcher = Some(watcher);
+        Ok(())
+    }
+
+    /// Whether the folder at the path is the one being watched.
+    fn is_armed(&self) -> bool {
+        self.watched.is_some() && folder_id(&self.path) == self.watched
     }
 
     /// Waits for the next change, then for `debounce` of quiet, and returns what changed.
-    /// None when the watcher stopped.
+    /// When the folder was replaced, waits until it is back, arms the watch again and asks
+    /// for a full cycle. None when the watcher stopped.
     pub async fn next_batch(&mut self, debounce: Duration) -> Option<Scope> {
+        if !self.is_armed() {
+            self._watcher = None;
+            while folder_id(&self.path).is_none() {
+                tokio::time::sleep(ROOT_POLL).await;
+            }
+            if let Err(e) = self.arm() {
+                tracing::warn!(error = %e, "cannot watch the local folder again; retrying");
+                tokio::time::sleep(ROOT_POLL).await;
+            }
+            tracing::info!("the local folder was replaced; watching the new one");
+            return Some(Scope::Everything);
+        }
         let mut batch = Batch::default();
         while !batch.add(&self.root, self.events.recv().await?) {}
         let deadline = tokio::time::Instant::now() + MAX_BATCH_WAIT;
@@ -64,6 +108,15 @@ impl ChangeWatcher {
         }
         Some(batch.into_scope())
     }
+}
+
+/// Device and inode of the folder at `path`, if one is there.
+fn folder_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path)
+        .ok()
+        .filter(|m| m.is_dir())
+        .map(|m| (m.dev(), m.ino()))
 }
 
 /// Changed paths collected from events.

@@ -211,3 +211,132 @@ fn sigkill_mid_sync_then_rerun_gives_an_exact_mirror_without_temp_files() {
     assert_mirror(tree.path(), &server.remote_dir("site"));
     assert_eq!(temp_files(&server.remote_dir("site")), Vec::<String>::new());
 }
+
+/// A remote folder `x` holding a file that only ever existed on the server.
+fn server_folder_x(server: &FtpServer) {
+    std::fs::create_dir_all(server.remote_dir("x/sub")).unwrap();
+    std::fs::write(server.remote_dir("x/server-only.txt"), "theirs").unwrap();
+    std::fs::write(server.remote_dir("x/sub/deep.txt"), "theirs too").unwrap();
+}
+
+// Regression: without --delete, a local file replacing a remote folder deleted the folder's
+// whole subtree, server-only files included, with exit 0 (even under --max-delete 0).
+#[test]
+fn a_local_file_in_place_of_a_remote_folder_is_a_conflict_without_delete() {
+    let server = FtpServer::start();
+    server_folder_x(&server);
+    let tree = Tree::new();
+    tree.write("x", "now a file");
+    tree.write("other.txt", "other");
+    for extra in [&[][..], &["--max-delete", "0"][..]] {
+        let run = sync(tree.path(), &server.url(""), extra);
+        assert_eq!(run.code, 1, "{run}");
+        assert!(
+            run.stderr
+                .contains("2 entries not in the local tree; use --delete to replace it"),
+            "{run}"
+        );
+        assert_eq!(run.summary["deleted"], 0, "{run}");
+        assert!(server.remote_dir("x/server-only.txt").exists());
+        assert!(server.remote_dir("x/sub/deep.txt").exists());
+        assert!(server.remote_dir("other.txt").exists(), "the rest is done");
+    }
+}
+
+// Regression: with --delete the folder's content was planned twice; the second DELE got 550
+// and the run exited 1 although the mirror was exact.
+#[test]
+fn a_local_file_in_place_of_a_remote_folder_replaces_it_with_delete() {
+    let server = FtpServer::start();
+    server_folder_x(&server);
+    let tree = Tree::new();
+    tree.write("x", "now a file");
+    let run = sync(tree.path(), &server.url(""), &["--delete"]);
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(run.summary["failed"], 0, "{run}");
+    assert_mirror(tree.path(), &server.remote_dir(""));
+}
+
+#[test]
+fn a_folder_ftpsync_uploaded_can_become_a_file_without_delete() {
+    let server = FtpServer::start();
+    let tree = Tree::new();
+    tree.write("x/a.txt", "a");
+    tree.write("x/sub/b.txt", "b");
+    let run = sync(tree.path(), &server.url(""), &[]);
+    assert_eq!(run.code, 0, "{run}");
+    tree.remove("x");
+    tree.write("x", "now a file");
+    let run = sync(tree.path(), &server.url(""), &[]);
+    assert_eq!(run.code, 0, "{run}");
+    assert_mirror(tree.path(), &server.remote_dir(""));
+}
+
+#[test]
+fn deletions_made_by_a_type_change_count_toward_max_delete() {
+    let server = FtpServer::start();
+    server_folder_x(&server);
+    let tree = Tree::new();
+    tree.write("x", "now a file");
+    let run = sync(
+        tree.path(),
+        &server.url(""),
+        &["--delete", "--max-delete", "3"],
+    );
+    assert_eq!(run.code, 1, "{run}");
+    assert!(
+        run.stderr.contains("refusing to delete 4 remote entries"),
+        "{run}"
+    );
+    assert!(server.remote_dir("x/server-only.txt").exists());
+    assert!(server.remote_dir("x/sub/deep.txt").exists());
+}
+
+// Regression: `chmod 000` on a local folder then --delete deleted every remote file in it.
+#[test]
+fn an_unreadable_local_folder_keeps_its_remote_counterpart() {
+    let server = FtpServer::start();
+    std::fs::create_dir_all(server.remote_dir("locked/inner")).unwrap();
+    std::fs::write(server.remote_dir("locked/a.txt"), "a").unwrap();
+    std::fs::write(server.remote_dir("locked/inner/b.txt"), "b").unwrap();
+    std::fs::write(server.remote_dir("gone.txt"), "really gone locally").unwrap();
+    let tree = Tree::new();
+    tree.write("readable.txt", "yes");
+    tree.write("locked/a.txt", "a");
+    let locked = tree.join("locked");
+    let mut cmd = ftpsync_as_unprivileged_user(&tree);
+    std::fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
+    let run = support::run(
+        cmd.args(["--json", "--delete"])
+            .arg(tree.path())
+            .arg(server.url("")),
+    );
+    std::fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    assert_eq!(run.code, 1, "{run}");
+    assert!(run.stderr.contains("locked"), "{run}");
+    assert!(server.remote_dir("locked/a.txt").exists(), "{run}");
+    assert!(server.remote_dir("locked/inner/b.txt").exists(), "{run}");
+    assert!(server.remote_dir("readable.txt").exists());
+    assert!(
+        !server.remote_dir("gone.txt").exists(),
+        "what is known to be gone still goes (the deletion phase is not simply off): {run}"
+    );
+}
+
+#[test]
+fn a_symlink_skipped_without_follow_keeps_its_remote_counterpart() {
+    let server = FtpServer::start();
+    std::fs::create_dir_all(server.remote_dir("linked")).unwrap();
+    std::fs::write(server.remote_dir("linked/page.html"), "page").unwrap();
+    std::fs::write(server.remote_dir("file-link.txt"), "target").unwrap();
+    let tree = Tree::new();
+    tree.write("real/page.html", "page");
+    tree.write("real.txt", "target");
+    std::os::unix::fs::symlink("real", tree.join("linked")).unwrap();
+    std::os::unix::fs::symlink("real.txt", tree.join("file-link.txt")).unwrap();
+    let run = sync(tree.path(), &server.url(""), &["--delete"]);
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(run.summary["deleted"], 0, "{run}");
+    assert!(server.remote_dir("linked/page.html").exists());
+    assert!(server.remote_dir("file-link.txt").exists());
+}

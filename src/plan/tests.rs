@@ -53,6 +53,8 @@ struct Case {
     record: Record,
     delete: bool,
     root_exists: bool,
+    protected: Protected,
+    allow_deletions: bool,
 }
 
 impl Case {
@@ -63,6 +65,8 @@ impl Case {
             record: Record::new(),
             delete: false,
             root_exists: true,
+            protected: Protected::default(),
+            allow_deletions: true,
         }
     }
     fn plan(&self, l: &LocalTree, r: &RemoteTree) -> Plan {
@@ -75,6 +79,8 @@ impl Case {
                 filter: &self.filter,
                 record: &self.record,
                 leftovers: &self.leftovers,
+                protected: &self.protected,
+                allow_deletions: self.allow_deletions,
             },
         )
     }
@@ -215,8 +221,8 @@ fn file_becoming_folder_deletes_the_file_first() {
     assert_eq!(p.actions[del].phase, Phase::Transfer);
 }
 
-#[test]
-fn folder_becoming_file_removes_the_tree_children_first() {
+/// A remote folder `x` holding a file and a subfolder with a file; locally `x` is a file.
+fn folder_become_file() -> (LocalTree, RemoteTree) {
     let l = local(&[("x", Some(4), T)]);
     let r = remote(&[
         ("x", EntryKind::Dir, 0, None),
@@ -224,7 +230,27 @@ fn folder_becoming_file_removes_the_tree_children_first() {
         ("x/sub", EntryKind::Dir, 0, None),
         ("x/sub/b", EntryKind::File, 1, None),
     ]);
-    let p = Case::new().plan(&l, &r);
+    (l, r)
+}
+
+fn recorded(case: &mut Case, paths: &[&str]) {
+    for rel in paths {
+        case.record.insert(
+            rel.to_string(),
+            Seen {
+                size: 1,
+                mtime_ns: T * 1_000_000_000,
+            },
+        );
+    }
+}
+
+#[test]
+fn folder_becoming_file_removes_the_tree_children_first_when_ftpsync_put_it_all_there() {
+    let (l, r) = folder_become_file();
+    let mut case = Case::new();
+    recorded(&mut case, &["x/a", "x/sub/b"]);
+    let p = case.plan(&l, &r);
     let del_a = index_of(&p, &Op::DeleteFile("x/a".into()));
     let del_b = index_of(&p, &Op::DeleteFile("x/sub/b".into()));
     let rm_sub = index_of(&p, &Op::RemoveDir("x/sub".into()));
@@ -237,6 +263,118 @@ fn folder_becoming_file_removes_the_tree_children_first() {
     expected.sort();
     assert_eq!(after_x, expected);
     assert_eq!(p.actions[upload].after, vec![rm_x]);
+    assert_eq!(p.deletions(), 4);
+}
+
+// Regression: without --delete, a folder turned file deleted files that only ever existed on
+// the server.
+#[test]
+fn folder_becoming_file_is_a_conflict_without_delete_when_the_server_has_files_of_its_own() {
+    let (l, r) = folder_become_file();
+    let mut case = Case::new();
+    recorded(&mut case, &["x/a"]);
+    let p = case.plan(&l, &r);
+    assert!(
+        p.actions.is_empty(),
+        "nothing deleted or uploaded: {:?}",
+        ops(&p)
+    );
+    assert_eq!(p.blocked.len(), 1);
+    assert_eq!(p.blocked[0].0, "x");
+    assert!(
+        p.blocked[0]
+            .1
+            .contains("1 entry not in the local tree; use --delete"),
+        "{}",
+        p.blocked[0].1
+    );
+}
+
+// Regression: with --delete, the folder's content was planned twice (type change, then
+// extraneous), and the second DELE failed.
+#[test]
+fn folder_becoming_file_with_delete_plans_each_deletion_once() {
+    let (l, r) = folder_become_file();
+    let mut case = Case::new();
+    case.delete = true;
+    let p = case.plan(&l, &r);
+    let mut all = ops(&p);
+    let n = all.len();
+    all.sort_by_key(|op| format!("{op:?}"));
+    all.dedup();
+    assert_eq!(all.len(), n, "an operation planned twice: {:?}", ops(&p));
+    assert_eq!(p.deletions(), 4);
+    index_of(&p, &up("x", 4, T));
+    assert!(p.blocked.is_empty());
+}
+
+#[test]
+fn nothing_is_deleted_or_replaced_when_deletions_are_not_allowed() {
+    let (l, r) = folder_become_file();
+    let mut case = Case::new();
+    case.delete = true;
+    case.allow_deletions = false;
+    let mut r2 = r.clone();
+    r2.insert(
+        "extra".into(),
+        remote(&[("extra", EntryKind::File, 1, None)])["extra"].clone(),
+    );
+    let p = case.plan(&l, &r2);
+    assert_eq!(p.deletions(), 0, "{:?}", ops(&p));
+    assert!(!ops(&p).contains(&up("x", 4, T)));
+    assert_eq!(p.blocked.len(), 1);
+    // A local folder where the server has a file: the folder and its content wait.
+    let l = local(&[("f", None, T), ("f/in", Some(1), T)]);
+    let r = remote(&[("f", EntryKind::File, 1, None)]);
+    let p = case.plan(&l, &r);
+    assert!(p.actions.is_empty(), "{:?}", ops(&p));
+    assert_eq!(p.blocked.len(), 1);
+}
+
+// Regression: `chmod 000` on a local folder, then --delete, deleted every remote file in it.
+#[test]
+fn nothing_is_deleted_at_or_below_a_protected_path() {
+    let mut case = Case::new();
+    case.delete = true;
+    case.protected.insert("locked");
+    case.protected.insert("link");
+    let l = local(&[("locked", None, T)]);
+    let r = remote(&[
+        ("locked", EntryKind::Dir, 0, None),
+        ("locked/a", EntryKind::File, 1, None),
+        ("locked/sub", EntryKind::Dir, 0, None),
+        ("locked/sub/b", EntryKind::File, 1, None),
+        ("link", EntryKind::Dir, 0, None),
+        ("link/c", EntryKind::File, 1, None),
+        ("gone", EntryKind::File, 1, None),
+    ]);
+    let p = case.plan(&l, &r);
+    assert_eq!(ops(&p), [Op::DeleteFile("gone".into())]);
+    let mut everything = Case::new();
+    everything.delete = true;
+    everything.protected.insert("");
+    assert!(everything.plan(&l, &r).actions.is_empty());
+}
+
+#[test]
+fn a_folder_with_a_protected_part_is_not_replaced_by_a_file() {
+    let (l, r) = folder_become_file();
+    let mut case = Case::new();
+    case.delete = true;
+    case.protected.insert("x/sub");
+    let p = case.plan(&l, &r);
+    assert_eq!(p.deletions(), 0, "{:?}", ops(&p));
+    assert_eq!(p.blocked.len(), 1);
+    assert!(p.blocked[0].1.contains("could not be listed"));
+}
+
+#[test]
+fn protection_covers_a_path_its_subtree_and_nothing_beside_it() {
+    let mut p = Protected::default();
+    p.insert("a/b");
+    assert!(p.covers("a/b") && p.covers("a/b/c/d"));
+    assert!(!p.covers("a") && !p.covers("a/bc") && !p.covers("b"));
+    assert!(p.touches("a") && p.touches("a/b") && !p.touches("a/bc"));
 }
 
 #[test]
