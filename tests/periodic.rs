@@ -317,3 +317,95 @@ fn a_server_restart_between_cycles_does_not_stop_the_process() {
     assert_eq!(cycle["files_uploaded"], 1, "{cycle}");
     assert_mirror(local.path(), &server.remote_dir(""));
 }
+
+impl Mirror {
+    /// Waits (bounded) until stderr holds `text`.
+    fn wait_for_notice(&self, text: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        while !self.stderr_so_far().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "no {text:?} on stderr in time:\n{}",
+                self.stderr_so_far()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+// Regression: `rm -rf site/*` under --watch --delete deleted everything on the server (the
+// empty-source guard held only in full cycles).
+#[test]
+fn watch_never_empties_the_server_when_the_local_folder_is_emptied() {
+    let server = FtpServer::start();
+    let local = Tree::new();
+    local.write("index.html", "home");
+    local.write("css/site.css", "body{}");
+    let mirror = Mirror::start(
+        &local,
+        &server.url(""),
+        &["--watch", "--debounce", "200ms", "--delete"],
+    );
+    mirror.next_cycle(Duration::from_secs(30));
+    assert_mirror(local.path(), &server.remote_dir(""));
+    local.remove("index.html");
+    local.remove("css");
+    mirror.wait_for_notice("is empty", Duration::from_secs(20));
+    assert!(server.remote_dir("index.html").exists());
+    assert!(server.remote_dir("css/site.css").exists());
+}
+
+#[test]
+fn max_delete_holds_in_event_cycles() {
+    let server = FtpServer::start();
+    let local = Tree::new();
+    local.write("keep.txt", "k");
+    for i in 0..4 {
+        local.write(&format!("old/{i}.txt"), "o");
+    }
+    let mirror = Mirror::start(
+        &local,
+        &server.url(""),
+        &[
+            "--watch",
+            "--debounce",
+            "200ms",
+            "--delete",
+            "--max-delete",
+            "2",
+        ],
+    );
+    mirror.next_cycle(Duration::from_secs(30));
+    local.remove("old");
+    mirror.wait_for_notice("more than --max-delete 2", Duration::from_secs(20));
+    for i in 0..4 {
+        assert!(server.remote_dir(&format!("old/{i}.txt")).exists());
+    }
+}
+
+#[test]
+fn watch_survives_the_local_folder_being_removed_and_created_again() {
+    let server = FtpServer::start();
+    let local = Tree::new();
+    local.write("a.txt", "a");
+    let mirror = Mirror::start(
+        &local,
+        &server.url(""),
+        &["--watch", "--debounce", "200ms", "--delete"],
+    );
+    mirror.next_cycle(Duration::from_secs(30));
+    std::fs::remove_dir_all(local.path()).unwrap();
+    mirror.wait_for_notice("does not exist", Duration::from_secs(20));
+    assert!(
+        server.remote_dir("a.txt").exists(),
+        "nothing destructive while the folder is gone"
+    );
+    // Back in one step, as a build tool that renames its output into place does.
+    let staging = local.path().with_extension("new");
+    std::fs::create_dir_all(&staging).unwrap();
+    std::fs::write(staging.join("b.txt"), "back").unwrap();
+    std::fs::rename(&staging, local.path()).unwrap();
+    converges(&local, &server.remote_dir(""), Duration::from_secs(20));
+    local.write("c.txt", "and watched again");
+    converges(&local, &server.remote_dir(""), Duration::from_secs(20));
+}
