@@ -370,6 +370,14 @@ impl Connection {
         }
     }
 
+    /// Where this connection leads: the server's address as connected, and the login folder
+    /// (PWD; None when the server will not say). What a folder *is*, whatever the URL's text.
+    pub async fn whereabouts(&mut self) -> (Option<std::net::SocketAddr>, Option<String>) {
+        let addr = self.stream.get_ref().await.peer_addr().ok();
+        let pwd = within(self.timeout, "PWD", self.stream.pwd()).await.ok();
+        (addr, pwd)
+    }
+
     /// Says goodbye; errors are irrelevant at this point. On plain FTP without waiting for the
     /// answer: the server closes the connection either way.
     pub async fn quit(mut self) {

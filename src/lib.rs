@@ -38,6 +38,7 @@ pub mod shutdown;
 pub mod state;
 pub mod sync;
 pub mod target;
+pub mod temp_name;
 pub mod tls;
 pub mod upload;
 pub mod watch;
@@ -54,7 +55,6 @@ use crate::report::Reporter;
 /// before it changes anything come back as Err (exit code 2).
 pub async fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     let config = Config::from_cli(cli, &Environment::from_process())?;
-    let _lock = sync::lock_target(&config)?;
     let stop = CancellationToken::new();
     shutdown::listen(stop.clone());
     if let Some(periodic) = config.periodic {

@@ -57,6 +57,14 @@ pub async fn run(config: &Config, periodic: Periodic, stop: CancellationToken) -
                 retry = summary.failed > 0;
             }
             Err(SyncError::Interrupted) => retry = false,
+            // Another run on the same folder is no passing trouble either.
+            Err(e @ SyncError::Lock(_)) => {
+                eprintln!(
+                    "ftpsync: cannot sync to {}: {e}",
+                    config.target.display_url()
+                );
+                return ExitCode::Fatal;
+            }
             Err(SyncError::Connect(e)) if gives_up(&e) => {
                 eprintln!(
                     "ftpsync: cannot sync to {}: {e}",

@@ -70,7 +70,8 @@ pub struct PlanOptions<'a> {
     pub filter: &'a Filter,
     /// What earlier runs uploaded to this target.
     pub record: &'a Record,
-    /// Temporary files of interrupted uploads found on the server, to remove.
+    /// Temporary files of interrupted uploads found on the server, to remove. (This cycle's
+    /// own temporary names carry a new token: none of them is among these.)
     pub leftovers: &'a [String],
     /// Remote paths nothing may be deleted at or below: what the local scan could not read,
     /// and remote folders that were not fully listed.
@@ -151,7 +152,6 @@ pub fn plan(local: &LocalTree, remote: &RemoteTree, opts: PlanOptions<'_>) -> Pl
         remote,
         opts,
         created: BTreeMap::new(),
-        cleanups: BTreeMap::new(),
         replaced: HashSet::new(),
         blocked_dirs: HashSet::new(),
     };
@@ -160,8 +160,7 @@ pub fn plan(local: &LocalTree, remote: &RemoteTree, opts: PlanOptions<'_>) -> Pl
         p.created.insert(String::new(), i);
     }
     for leftover in opts.leftovers {
-        let i = p.push(Op::Cleanup(leftover.clone()), vec![], Phase::Transfer);
-        p.cleanups.insert(leftover.clone(), i);
+        p.push(Op::Cleanup(leftover.clone()), vec![], Phase::Transfer);
     }
     for (rel, entry) in &local.entries {
         p.local_entry(rel, entry);
@@ -178,8 +177,6 @@ struct Planner<'a> {
     opts: PlanOptions<'a>,
     /// Folders this plan creates, with the action that creates them.
     created: BTreeMap<String, usize>,
-    /// Leftover temporary files being removed, with the action removing them.
-    cleanups: BTreeMap<String, usize>,
     /// Remote folders dealt with as a whole because a local file takes their place: `--delete`
     /// must not plan their content a second time.
     replaced: HashSet<String>,
@@ -294,11 +291,7 @@ impl Planner<'_> {
             .map(|(k, e)| (k.as_str(), e.kind))
     }
 
-    fn upload(&mut self, rel: &str, local: &LocalEntry, mut after: Vec<usize>) {
-        // The upload writes its temporary file where a leftover of the same name is removed.
-        if let Some(&i) = self.cleanups.get(&crate::upload::temp_path(rel)) {
-            after.push(i);
-        }
+    fn upload(&mut self, rel: &str, local: &LocalEntry, after: Vec<usize>) {
         let op = Op::Upload {
             rel: rel.into(),
             size: local.size,

@@ -20,7 +20,7 @@ use crate::plan::{self, Op, Phase, Plan, PlanOptions, Protected, RemoteTree};
 use crate::report::{Failure, Reporter, Summary};
 use crate::schedule::Schedule;
 use crate::state::{self, Record, Seen};
-use crate::upload;
+use crate::temp_name::{self, Leftover, RunToken};
 use crate::worker::{Job, JobError, Outcome, WorkerContext};
 
 /// A run that could not start: nothing was changed.
@@ -82,17 +82,32 @@ fn is_below(path: &str, dir: &str) -> bool {
     path.len() > dir.len() && path.starts_with(dir) && path.as_bytes()[dir.len()] == b'/'
 }
 
-/// Takes the lock that keeps two ftpsync processes off the same target, for as long as the
-/// returned guard lives. A dry run changes nothing and takes none.
-pub fn lock_target(config: &Config) -> Result<Option<lock::RunLock>, SyncError> {
+/// Takes the lock on the remote folder the workers reached, for the rest of the process (see
+/// [`lock`]), and records this cycle's token in it. Returns the tokens of this machine's
+/// earlier cycles on the folder, none of which is running. A dry run changes nothing and takes
+/// none.
+fn lock_folder(config: &Config, ctx: &WorkerContext) -> Result<Vec<RunToken>, SyncError> {
     let Some(dir) = &config.state_dir else {
-        return Ok(None);
+        return Ok(Vec::new());
     };
     if config.dry_run {
-        return Ok(None);
+        return Ok(Vec::new());
     }
-    let path = state::record_path(dir, &config.target.state_key()).with_extension("lock");
-    Ok(Some(lock::acquire(&path, &config.target.display_url())?))
+    let key = match ctx.whereabouts.get() {
+        Some((Some(addr), login_dir)) => lock::folder_key(
+            &config.login.user,
+            *addr,
+            login_dir.as_deref(),
+            &config.target.path,
+        ),
+        _ => config.target.state_key(),
+    };
+    let path = state::record_path(dir, &key).with_extension("lock");
+    Ok(lock::hold(
+        &path,
+        &config.target.display_url(),
+        &ctx.run_token,
+    )?)
 }
 
 /// Runs one sync of `config` over `scope`; `stop` asks it to finish the jobs in flight and end.
@@ -137,8 +152,10 @@ pub async fn run(
         stat_for_mlsd: Mutex::new(crate::ftp::StatForMlsd::Unknown),
         stop: stop.clone(),
         time_setter: Mutex::new(None),
+        run_token: RunToken::new(),
+        whereabouts: Default::default(),
     });
-    let mut pool = Dispatcher::start(ctx, config.jobs);
+    let mut pool = Dispatcher::start(Arc::clone(&ctx), config.jobs);
     let local = match scan.await.expect("local scan task panicked") {
         // Checked in every cycle, scoped ones too: `rm -rf site/*` under --watch reports the
         // removed paths one by one, and the tree they leave is empty all the same.
@@ -153,7 +170,9 @@ pub async fn run(
         Err(e) => Err(e.into()),
     };
     let connected = pool.first_ready().await.map_err(SyncError::Connect);
-    let (local, ()) = match local.and_then(|l| connected.map(|c| (l, c))) {
+    // Nothing is listed, let alone changed, before the lock on the remote folder is ours.
+    let locked = connected.and_then(|()| lock_folder(config, &ctx));
+    let (local, ended_cycles) = match local.and_then(|l| locked.map(|c| (l, c))) {
         Ok(ready) => ready,
         Err(e) => {
             stop.cancel();
@@ -196,6 +215,7 @@ pub async fn run(
         .as_ref()
         .map(|p| state::load(p, &key))
         .unwrap_or_default();
+    let leftovers = run.removable_leftovers(listed.leftovers, &ended_cycles);
     // What the local scan could not read is unknown, not absent: never deleted remotely.
     let mut protected = listed.protected;
     for problem in &local.problems {
@@ -210,7 +230,7 @@ pub async fn run(
                 delete: config.delete,
                 filter: &config.filter,
                 record: &record,
-                leftovers: &listed.leftovers,
+                leftovers: &leftovers,
                 protected: &protected,
                 allow_deletions,
             },
@@ -276,8 +296,8 @@ pub async fn run(
 struct Listed {
     tree: RemoteTree,
     root_exists: bool,
-    /// Temporary files of interrupted uploads.
-    leftovers: Vec<String>,
+    /// Temporary files of uploads, with what their names say of their writers.
+    leftovers: Vec<(String, Leftover)>,
     /// Folders not fully listed (refused, capped, or not descended into): nothing below them
     /// may be deleted.
     protected: Protected,
@@ -419,9 +439,10 @@ impl Run<'_> {
                 if self.config.filter.is_excluded(&rel, is_dir) {
                     continue;
                 }
-                if !is_dir && upload::is_temp_name(&entry.name) && !local.entries.contains_key(&rel)
+                if let Some(leftover) = Leftover::of(&entry.name)
+                    .filter(|_| !is_dir && !local.entries.contains_key(&rel))
                 {
-                    leftovers.push(rel);
+                    leftovers.push((rel, leftover));
                     continue;
                 }
                 if remote.len() >= MAX_REMOTE_ENTRIES {
@@ -458,7 +479,34 @@ impl Run<'_> {
                 }
             }
         }
-        if !leftovers.is_empty() {
+        Ok(Listed {
+            tree: remote,
+            root_exists,
+            leftovers,
+            protected,
+        })
+    }
+
+    /// The temporary files that no live upload can own (see [`Leftover::is_removable`]):
+    /// this machine's earlier cycles' (`ended`), old ones, and those of versions without
+    /// tokens. Another run's may be in the middle of its upload: left alone, and said so.
+    fn removable_leftovers(
+        &mut self,
+        found: Vec<(String, Leftover)>,
+        ended: &[RunToken],
+    ) -> Vec<String> {
+        let now = temp_name::unix_now();
+        let (removable, kept): (Vec<_>, Vec<_>) = found
+            .into_iter()
+            .partition(|(_, leftover)| leftover.is_removable(ended, now));
+        if !kept.is_empty() {
+            self.reporter.notice(&format!(
+                "leaving {} temporary file(s) of another ftpsync run alone (it may still be uploading them; they go once two days old), e.g. {:?}",
+                kept.len(),
+                kept[0].0
+            ));
+        }
+        if !removable.is_empty() {
             let verb = if self.config.dry_run {
                 "would remove"
             } else {
@@ -466,15 +514,10 @@ impl Run<'_> {
             };
             self.reporter.notice(&format!(
                 "{verb} {} temporary file(s) left by an interrupted run",
-                leftovers.len()
+                removable.len()
             ));
         }
-        Ok(Listed {
-            tree: remote,
-            root_exists,
-            leftovers,
-            protected,
-        })
+        removable.into_iter().map(|(rel, _)| rel).collect()
     }
 
     /// Whether the remote folder `rel` must be listed: it is mirrored, or its content may have

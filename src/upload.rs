@@ -9,14 +9,12 @@ use std::sync::atomic::Ordering;
 
 use crate::chain;
 use crate::ftp::{Connection, FtpError, TimeSetter, UploadError};
+use crate::temp_name::temp_path;
 use crate::worker::{JobError, Outcome, WorkerContext};
 
 /// Files at least this large resume an interrupted upload instead of starting over: below it,
 /// the extra SIZE round trip costs more than resending.
 const RESUME_MIN_SIZE: u64 = 8 * 1024 * 1024;
-
-/// Suffix of an atomic upload's temporary name (`.name.ftpsync-tmp`).
-pub const TEMP_SUFFIX: &str = ".ftpsync-tmp";
 
 /// One try at the upload job of `rel`; a file that changes while it is sent is sent again, once.
 pub async fn upload_job(
@@ -54,19 +52,6 @@ pub fn local_version(path: &Path) -> Result<Version, JobError> {
     chain::version_of(path).map_err(|e| JobError::Local(format!("cannot read local file: {e}")))
 }
 
-/// The temporary name an atomic upload of `remote` is stored under, in the same folder.
-pub fn temp_path(remote: &str) -> String {
-    match remote.rsplit_once('/') {
-        Some((dir, name)) => format!("{dir}/.{name}{TEMP_SUFFIX}"),
-        None => format!(".{remote}{TEMP_SUFFIX}"),
-    }
-}
-
-/// Whether a remote name is an atomic upload's temporary file.
-pub fn is_temp_name(name: &str) -> bool {
-    name.starts_with('.') && name.ends_with(TEMP_SUFFIX) && name.len() > TEMP_SUFFIX.len() + 1
-}
-
 /// A file to upload: where it goes, where it is, and what the plan saw of it.
 pub struct FileUpload {
     pub remote: String,
@@ -86,7 +71,7 @@ async fn upload(
 ) -> Result<Option<Outcome>, JobError> {
     let before = local_version(&file.local)?;
     let stored_as = if ctx.atomic {
-        temp_path(&file.remote)
+        temp_path(&file.remote, &ctx.run_token)
     } else {
         file.remote.clone()
     };

@@ -16,6 +16,7 @@ use crate::ftp::{Connection, FtpError, StatForMlsd, TimeSetter};
 use crate::listing::ListFormat;
 use crate::plan::Op;
 use crate::target::Target;
+use crate::temp_name::RunToken;
 use crate::upload;
 
 mod chained;
@@ -97,6 +98,10 @@ pub struct WorkerContext {
     pub retries: u32,
     /// Upload under a temporary name, then rename over the target.
     pub atomic: bool,
+    /// This cycle's token, in its temporary names.
+    pub run_token: RunToken,
+    /// The server's address and login folder, as the first connection found them.
+    pub whereabouts: std::sync::OnceLock<(Option<std::net::SocketAddr>, Option<String>)>,
     pub stop: CancellationToken,
     /// Folders may be listed with `STAT -a` (cleared when a listing is too large for it).
     pub stat_listing: std::sync::atomic::AtomicBool,
@@ -201,6 +206,12 @@ pub async fn run(
             return;
         }
     };
+    let mut conn = conn;
+    // The first connection in says where it leads, for the lock on the remote folder.
+    if ctx.whereabouts.get().is_none() {
+        let found = conn.whereabouts().await;
+        let _ = ctx.whereabouts.set(found);
+    }
     tracing::debug!("connected");
     let _ = events.send(Event::Ready { worker: id });
     let mut worker = Worker {

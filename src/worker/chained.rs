@@ -8,7 +8,8 @@ use super::{Event, Job, JobError, Task, Worker, EARLY_OFF, EARLY_PROBES};
 use crate::chain;
 use crate::ftp::{FtpError, UploadError};
 use crate::plan::Op;
-use crate::upload::{finish_stored, local_version, settle, temp_path, FileUpload, Version};
+use crate::temp_name::temp_path;
+use crate::upload::{finish_stored, local_version, settle, FileUpload, Version};
 
 /// An upload job in a chain: the task, the file, and the local version its upload began with.
 pub(super) struct Link {
@@ -47,7 +48,7 @@ impl Worker {
             mtime: *mtime,
         };
         let version = local_version(&file.local).ok()?;
-        let temp = temp_path(&file.remote);
+        let temp = temp_path(&file.remote, &ctx.run_token);
         let up = chain::Upload {
             set_time: how.map(|how| how.command(file.mtime, &temp)),
             temp,
@@ -174,7 +175,7 @@ impl Worker {
             file,
             version,
         } = link;
-        let temp = temp_path(&file.remote);
+        let temp = temp_path(&file.remote, &self.ctx.run_token);
         let conn = self.conn.as_mut();
         let outcome = finish_stored(&self.ctx, conn, &file, &temp, version, result).await;
         let settled = settle(
