@@ -6,24 +6,18 @@
 //! instead of racing it. The operating system releases the lock when the process ends, however
 //! it ends; the process keeps it until then (periodic mode holds it across cycles).
 //!
-//! The lock file also lists the tokens of this machine's recent cycles on that folder (see
-//! [`crate::temp_name`]): while we hold the lock none of them is running, so their temporary
-//! files are leftovers, safe to remove.
+//!
+//! Each sync cycle also marks itself running: a file named after its token (see
+//! [`crate::temp_name`]) in `runs/` beside the locks, locked while the cycle runs. A temporary
+//! file whose token has such a mark that nobody holds was left by a cycle of this machine that
+//! is over, whatever URL it used: safe to remove at once.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{Read, Seek, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::temp_name::RunToken;
-
-/// Tokens of earlier cycles kept in a lock file: their temporary files are removed at once.
-/// Older cycles' leftovers wait for [`crate::temp_name::STALE_AFTER_SECS`] instead.
-const TOKENS_KEPT: usize = 64;
-
-/// Bytes of a lock file read at most (it holds [`TOKENS_KEPT`] short lines).
-const MAX_LOCK_FILE: u64 = 64 * 1024;
+use crate::temp_name::{RunToken, STALE_AFTER_SECS};
 
 /// Another run holds the lock, or the lock file cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -83,54 +77,35 @@ fn normalize(path: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
-/// A lock this process holds.
-struct Held {
-    path: PathBuf,
-    file: File,
-    /// Tokens of cycles that ran on this folder from this machine, oldest first.
-    tokens: Vec<RunToken>,
-}
-
 /// Locks held by this process, kept until it ends.
-static HELD: Mutex<Vec<Held>> = Mutex::new(Vec::new());
+static HELD: Mutex<Vec<(PathBuf, File)>> = Mutex::new(Vec::new());
 
 /// Takes (or, if this process has it already, keeps) the lock at `path` for `target` (shown in
-/// the error), without waiting, and records `token` as one of this folder's cycles. Returns
-/// the tokens of the folder's earlier cycles on this machine, none of which is running.
-pub fn hold(path: &Path, target: &str, token: &RunToken) -> Result<Vec<RunToken>, LockError> {
-    let io = |source| LockError::Io {
-        path: path.to_owned(),
-        source,
-    };
+/// the error), without waiting.
+pub fn hold(path: &Path, target: &str) -> Result<(), LockError> {
     let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
-    let i = match held.iter().position(|h| h.path == path) {
-        Some(i) => i,
-        None => {
-            held.push(acquire(path, target)?);
-            held.len() - 1
-        }
-    };
-    let lock = &mut held[i];
-    let ended = lock.tokens.clone();
-    if !lock.tokens.contains(token) {
-        lock.tokens.push(token.clone());
-        let excess = lock.tokens.len().saturating_sub(TOKENS_KEPT);
-        lock.tokens.drain(..excess);
-        let text: String = lock
-            .tokens
-            .iter()
-            .map(|t| format!("{}\n", t.as_str()))
-            .collect();
-        let file = &mut lock.file;
-        file.set_len(0).map_err(io)?;
-        file.rewind().map_err(io)?;
-        file.write_all(text.as_bytes()).map_err(io)?;
-        file.sync_data().map_err(io)?;
+    if !held.iter().any(|(p, _)| p == path) {
+        held.push((path.to_owned(), acquire(path, target)?));
     }
-    Ok(ended)
+    Ok(())
 }
 
-fn acquire(path: &Path, target: &str) -> Result<Held, LockError> {
+fn acquire(path: &Path, target: &str) -> Result<File, LockError> {
+    let file = open_lock_file(path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(LockError::Busy {
+            target: target.to_owned(),
+            path: path.to_owned(),
+        }),
+        Err(TryLockError::Error(e)) => Err(LockError::Io {
+            path: path.to_owned(),
+            source: e,
+        }),
+    }
+}
+
+fn open_lock_file(path: &Path) -> Result<File, LockError> {
     let io = |source| LockError::Io {
         path: path.to_owned(),
         source,
@@ -138,32 +113,58 @@ fn acquire(path: &Path, target: &str) -> Result<Held, LockError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
-    let mut file = OpenOptions::new()
+    OpenOptions::new()
         .create(true)
         .truncate(false)
-        .read(true)
         .write(true)
         .open(path)
-        .map_err(io)?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(TryLockError::WouldBlock) => {
-            return Err(LockError::Busy {
-                target: target.to_owned(),
-                path: path.to_owned(),
-            })
+        .map_err(io)
+}
+
+/// Marks the cycle `token` running for as long as it lives (see the module header).
+#[derive(Debug)]
+pub struct CycleMark {
+    _file: File,
+}
+
+/// Marks the cycle `token` as running on this machine, in `state_dir`. Marks of cycles that
+/// ended more than [`STALE_AFTER_SECS`] ago are cleared on the way: their leftovers are old
+/// enough to go anyway.
+pub fn mark_cycle(state_dir: &Path, token: &RunToken) -> Result<CycleMark, LockError> {
+    let runs = state_dir.join(RUNS_DIR);
+    prune_marks(&runs);
+    let file = acquire(&runs.join(token.as_str()), token.as_str())?;
+    Ok(CycleMark { _file: file })
+}
+
+/// Whether `token` is a cycle of this machine that is over: its mark exists and nobody holds
+/// it. False for cycles this machine never ran (another machine's) and for running ones.
+pub fn cycle_is_over(state_dir: &Path, token: &RunToken) -> bool {
+    let Ok(file) = File::open(state_dir.join(RUNS_DIR).join(token.as_str())) else {
+        return false;
+    };
+    // The test lock is released when `file` closes, at once.
+    file.try_lock().is_ok()
+}
+
+const RUNS_DIR: &str = "runs";
+
+fn prune_marks(runs: &Path) {
+    let Ok(entries) = std::fs::read_dir(runs) else {
+        return;
+    };
+    let now = crate::temp_name::unix_now();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(token) = name.to_str().and_then(RunToken::parse) else {
+            continue;
+        };
+        if now - token.started() > STALE_AFTER_SECS
+            && cycle_is_over(runs.parent().unwrap_or(runs), &token)
+        {
+            let _ = std::fs::remove_file(entry.path());
         }
-        Err(TryLockError::Error(e)) => return Err(io(e)),
     }
-    let mut text = String::new();
-    // A damaged lock file only costs the immediate removal of old leftovers.
-    let _ = (&mut file).take(MAX_LOCK_FILE).read_to_string(&mut text);
-    let tokens = text.lines().filter_map(RunToken::parse).collect();
-    Ok(Held {
-        path: path.to_owned(),
-        file,
-        tokens,
-    })
 }
 
 #[cfg(test)]
@@ -176,24 +177,28 @@ mod tests {
         let path = dir.path().join("t.lock");
         let other = File::create(&path).unwrap();
         other.try_lock().unwrap();
-        let err = hold(&path, "ftp://h/x", &RunToken::new()).unwrap_err();
+        let err = hold(&path, "ftp://h/x").unwrap_err();
         assert!(
             err.to_string().contains("already syncing to ftp://h/x"),
             "{err}"
         );
         drop(other);
-        hold(&path, "ftp://h/x", &RunToken::new()).unwrap();
+        hold(&path, "ftp://h/x").unwrap();
+        hold(&path, "ftp://h/x").expect("this process holds it already");
     }
 
     #[test]
-    fn each_cycle_learns_the_tokens_of_the_cycles_before_it() {
+    fn a_cycle_is_over_once_its_mark_is_dropped_and_unknown_cycles_are_not() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.lock");
-        let (a, b) = (RunToken::new(), RunToken::new());
-        assert_eq!(hold(&path, "t", &a).unwrap(), Vec::<RunToken>::new());
-        assert_eq!(hold(&path, "t", &b).unwrap(), vec![a.clone()]);
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(text, format!("{}\n{}\n", a.as_str(), b.as_str()));
+        let token = RunToken::new();
+        let mark = mark_cycle(dir.path(), &token).unwrap();
+        assert!(!cycle_is_over(dir.path(), &token), "running");
+        drop(mark);
+        assert!(cycle_is_over(dir.path(), &token));
+        assert!(
+            !cycle_is_over(dir.path(), &RunToken::new()),
+            "never ran here"
+        );
     }
 
     #[test]

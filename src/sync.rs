@@ -83,15 +83,14 @@ fn is_below(path: &str, dir: &str) -> bool {
 }
 
 /// Takes the lock on the remote folder the workers reached, for the rest of the process (see
-/// [`lock`]), and records this cycle's token in it. Returns the tokens of this machine's
-/// earlier cycles on the folder, none of which is running. A dry run changes nothing and takes
-/// none.
-fn lock_folder(config: &Config, ctx: &WorkerContext) -> Result<Vec<RunToken>, SyncError> {
+/// [`lock`]), and marks this cycle running until the returned mark is dropped. A dry run
+/// changes nothing and takes neither.
+fn lock_folder(config: &Config, ctx: &WorkerContext) -> Result<Option<lock::CycleMark>, SyncError> {
     let Some(dir) = &config.state_dir else {
-        return Ok(Vec::new());
+        return Ok(None);
     };
     if config.dry_run {
-        return Ok(Vec::new());
+        return Ok(None);
     }
     let key = match ctx.whereabouts.get() {
         Some((Some(addr), login_dir)) => lock::folder_key(
@@ -103,11 +102,8 @@ fn lock_folder(config: &Config, ctx: &WorkerContext) -> Result<Vec<RunToken>, Sy
         _ => config.target.state_key(),
     };
     let path = state::record_path(dir, &key).with_extension("lock");
-    Ok(lock::hold(
-        &path,
-        &config.target.display_url(),
-        &ctx.run_token,
-    )?)
+    lock::hold(&path, &config.target.display_url())?;
+    Ok(Some(lock::mark_cycle(dir, &ctx.run_token)?))
 }
 
 /// Runs one sync of `config` over `scope`; `stop` asks it to finish the jobs in flight and end.
@@ -172,7 +168,7 @@ pub async fn run(
     let connected = pool.first_ready().await.map_err(SyncError::Connect);
     // Nothing is listed, let alone changed, before the lock on the remote folder is ours.
     let locked = connected.and_then(|()| lock_folder(config, &ctx));
-    let (local, ended_cycles) = match local.and_then(|l| locked.map(|c| (l, c))) {
+    let (local, _running) = match local.and_then(|l| locked.map(|c| (l, c))) {
         Ok(ready) => ready,
         Err(e) => {
             stop.cancel();
@@ -215,7 +211,7 @@ pub async fn run(
         .as_ref()
         .map(|p| state::load(p, &key))
         .unwrap_or_default();
-    let leftovers = run.removable_leftovers(listed.leftovers, &ended_cycles);
+    let leftovers = run.removable_leftovers(listed.leftovers);
     // What the local scan could not read is unknown, not absent: never deleted remotely.
     let mut protected = listed.protected;
     for problem in &local.problems {
@@ -488,17 +484,15 @@ impl Run<'_> {
     }
 
     /// The temporary files that no live upload can own (see [`Leftover::is_removable`]):
-    /// this machine's earlier cycles' (`ended`), old ones, and those of versions without
+    /// those of this machine's cycles that are over, old ones, and those of versions without
     /// tokens. Another run's may be in the middle of its upload: left alone, and said so.
-    fn removable_leftovers(
-        &mut self,
-        found: Vec<(String, Leftover)>,
-        ended: &[RunToken],
-    ) -> Vec<String> {
+    fn removable_leftovers(&mut self, found: Vec<(String, Leftover)>) -> Vec<String> {
         let now = temp_name::unix_now();
+        let state_dir = self.config.state_dir.as_deref();
+        let is_over = |token: &RunToken| state_dir.is_some_and(|d| lock::cycle_is_over(d, token));
         let (removable, kept): (Vec<_>, Vec<_>) = found
             .into_iter()
-            .partition(|(_, leftover)| leftover.is_removable(ended, now));
+            .partition(|(_, leftover)| leftover.is_removable(is_over, now));
         if !kept.is_empty() {
             self.reporter.notice(&format!(
                 "leaving {} temporary file(s) of another ftpsync run alone (it may still be uploading them; they go once two days old), e.g. {:?}",

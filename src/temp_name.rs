@@ -10,7 +10,8 @@ pub const TEMP_SUFFIX: &str = ".ftpsync-tmp";
 
 /// A temporary file whose cycle started longer ago than this is no live upload's: no sync
 /// cycle runs for two days. Only leftovers of runs on other machines (or of runs this machine
-/// no longer remembers) wait this long; this machine's own are removed at once.
+/// no longer remembers) wait this long; this machine's own are removed once their cycle is over
+/// (see [`crate::lock::cycle_is_over`]).
 pub const STALE_AFTER_SECS: i64 = 2 * 24 * 3600;
 
 /// The token of one sync cycle: hexadecimal start time (Unix seconds) and a random part.
@@ -88,13 +89,13 @@ impl Leftover {
         Some(Leftover { token })
     }
 
-    /// Whether removing it cannot hurt a live upload: written by a cycle of this machine that
-    /// is over (`ended`, known while this run holds the lock), by a cycle that started more
-    /// than [`STALE_AFTER_SECS`] ago, or by a version of ftpsync without tokens.
-    pub fn is_removable(&self, ended: &[RunToken], now: i64) -> bool {
+    /// Whether removing it cannot hurt a live upload: written by a cycle that is over
+    /// (`is_over`, known for this machine's cycles), by a cycle that started more than
+    /// [`STALE_AFTER_SECS`] ago, or by a version of ftpsync without tokens.
+    pub fn is_removable(&self, is_over: impl Fn(&RunToken) -> bool, now: i64) -> bool {
         match &self.token {
             None => true,
-            Some(token) => ended.contains(token) || now - token.started() > STALE_AFTER_SECS,
+            Some(token) => now - token.started() > STALE_AFTER_SECS || is_over(token),
         }
     }
 }
