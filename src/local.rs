@@ -111,19 +111,19 @@ pub fn scan_paths(
     Ok(tree)
 }
 
-/// Whether the folder `root` holds nothing to mirror (nothing, or only excluded entries). A
-/// folder that cannot be read counts as empty: it is no evidence that anything exists.
+/// Whether the folder `root` holds nothing to mirror: no file, link or other non-folder
+/// entry at any depth that the filter keeps (folders alone, as a build tool creates them
+/// first, are nothing). A folder that cannot be read counts as empty: it is no evidence that
+/// anything exists.
 pub fn is_empty(root: &Path, filter: &Filter) -> bool {
-    let Ok(entries) = std::fs::read_dir(root) else {
-        return true;
-    };
-    !entries.flatten().any(|e| {
-        let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
-        match e.file_name().to_str() {
-            Some(name) => !filter.is_excluded(name, is_dir),
-            None => true,
-        }
-    })
+    let walk = walkdir::WalkDir::new(root)
+        .min_depth(1)
+        .into_iter()
+        .filter_entry(|e| {
+            relative(root, e.path())
+                .is_none_or(|rel| !filter.is_excluded(&rel, e.file_type().is_dir()))
+        });
+    !walk.flatten().any(|e| !e.file_type().is_dir())
 }
 
 /// Whether `root` is a readable folder.

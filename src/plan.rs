@@ -211,6 +211,11 @@ impl Planner<'_> {
             (LocalKind::Dir, Some(EntryKind::Dir)) => {}
             (LocalKind::Dir, other) => {
                 if other.is_some() {
+                    if self.opts.protected.covers(rel) {
+                        // A local folder that could not be read replaces nothing.
+                        self.blocked_dirs.insert(rel.into());
+                        return self.block(rel, NOT_REPLACED_UNREADABLE);
+                    }
                     if !self.opts.allow_deletions {
                         self.blocked_dirs.insert(rel.into());
                         return self.block(rel, NOT_REPLACED_MAX_DELETE);
@@ -230,6 +235,9 @@ impl Planner<'_> {
             }
             (LocalKind::File, Some(EntryKind::Dir)) => self.replace_dir(rel, local, after),
             (LocalKind::File, Some(_)) => {
+                if self.opts.protected.covers(rel) {
+                    return self.block(rel, NOT_REPLACED_UNREADABLE);
+                }
                 if !self.opts.allow_deletions {
                     return self.block(rel, NOT_REPLACED_MAX_DELETE);
                 }
@@ -249,19 +257,14 @@ impl Planner<'_> {
         if self.opts.protected.touches(rel) {
             return self.block(
                 rel,
-                "cannot replace the remote folder with a file: part of it could not be listed or read; nothing in it was deleted",
+                "cannot replace the remote folder with a file: part of it is excluded, could not be listed, or could not be read; nothing in it was deleted",
             );
         }
         if !self.opts.allow_deletions {
             return self.block(rel, NOT_REPLACED_MAX_DELETE);
         }
         if !self.opts.delete {
-            let unknown = self
-                .children(rel)
-                .filter(|(child, kind)| {
-                    *kind != EntryKind::Dir && !self.opts.record.contains_key(*child)
-                })
-                .count();
+            let unknown = self.unknown_entries(rel);
             if unknown > 0 {
                 let entries = if unknown == 1 { "entry" } else { "entries" };
                 return self.block(
@@ -280,6 +283,39 @@ impl Planner<'_> {
                 "cannot replace the remote folder with a file: it holds excluded entries",
             ),
         }
+    }
+
+    /// How many entries below the remote folder `rel` are not known to be ftpsync's own: a
+    /// file is when the record says ftpsync uploaded it and the listing still shows that
+    /// upload (its size, and the time ftpsync set); a folder is when a known file lies in it.
+    fn unknown_entries(&self, rel: &str) -> usize {
+        let known_files: Vec<&str> = self
+            .children(rel)
+            .filter(|(child, kind)| *kind == EntryKind::File && self.is_ours(child))
+            .map(|(child, _)| child)
+            .collect();
+        self.children(rel)
+            .filter(|(child, kind)| match kind {
+                EntryKind::File => !known_files.contains(child),
+                EntryKind::Dir => !known_files.iter().any(|f| is_inside(f, child)),
+                _ => true,
+            })
+            .count()
+    }
+
+    /// Whether the remote file `rel` is as ftpsync uploaded it: recorded, same size, and the
+    /// listed time is the one ftpsync set (the local time, within the listing's precision).
+    /// On a server that cannot set times nothing is known this way: someone else's same-size
+    /// rewrite would look the same.
+    fn is_ours(&self, rel: &str) -> bool {
+        let (Some(seen), Some(remote)) = (self.opts.record.get(rel), self.remote.get(rel)) else {
+            return false;
+        };
+        let seen_secs = seen.mtime_ns.div_euclid(1_000_000_000);
+        remote.size == seen.size
+            && remote
+                .mtime
+                .is_some_and(|t| (t.unix..t.unix + t.precision.seconds()).contains(&seen_secs))
     }
 
     /// The remote entries below the folder `rel`, in path order.
@@ -399,6 +435,9 @@ impl Planner<'_> {
         }
     }
 }
+
+const NOT_REPLACED_UNREADABLE: &str =
+    "not replaced: the local entry could not be read, so the remote entry in its way stays";
 
 const NOT_REPLACED_MAX_DELETE: &str =
     "not replaced: the remote entry in its way would be deleted, and the run deletes nothing (--max-delete)";

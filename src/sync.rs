@@ -168,7 +168,7 @@ pub async fn run(
     let connected = pool.first_ready().await.map_err(SyncError::Connect);
     // Nothing is listed, let alone changed, before the lock on the remote folder is ours.
     let locked = connected.and_then(|()| lock_folder(config, &ctx));
-    let (local, _running) = match local.and_then(|l| locked.map(|c| (l, c))) {
+    let (mut local, _running) = match local.and_then(|l| locked.map(|c| (l, c))) {
         Ok(ready) => ready,
         Err(e) => {
             stop.cancel();
@@ -214,6 +214,31 @@ pub async fn run(
     let leftovers = run.removable_leftovers(listed.leftovers);
     // What the local scan could not read is unknown, not absent: never deleted remotely.
     let mut protected = listed.protected;
+    // A type change deletes the remote entry before the upload: the file must be readable
+    // first, or the run would delete and then fail to upload.
+    let unreadable: Vec<(String, std::io::Error)> = local
+        .entries
+        .iter()
+        .filter(|(rel, e)| {
+            e.kind == LocalKind::File
+                && listed
+                    .tree
+                    .get(*rel)
+                    .is_some_and(|r| r.kind != EntryKind::File)
+        })
+        .filter_map(|(rel, _)| {
+            let err = std::fs::File::open(config.local_dir.join(rel)).err()?;
+            Some((rel.clone(), err))
+        })
+        .collect();
+    for (rel, err) in unreadable {
+        run.fail(
+            &rel,
+            &format!("cannot read local file ({err}); the remote entry in its way stays"),
+        );
+        local.entries.remove(&rel);
+        protected.insert(rel);
+    }
     for problem in &local.problems {
         protected.insert(problem.rel.clone());
     }
@@ -433,6 +458,8 @@ impl Run<'_> {
                 };
                 let is_dir = entry.kind == EntryKind::Dir;
                 if self.config.filter.is_excluded(&rel, is_dir) {
+                    // Not ours to judge: nothing there is deleted, nor the folder holding it.
+                    protected.insert(rel);
                     continue;
                 }
                 if let Some(leftover) = Leftover::of(&entry.name)

@@ -133,13 +133,14 @@ mod tests {
         let leftover = Leftover {
             token: Some(live.clone()),
         };
+        let unknown = |_: &RunToken| false;
         assert!(
-            !leftover.is_removable(&[], now),
+            !leftover.is_removable(unknown, now),
             "another run's, just started"
         );
-        assert!(leftover.is_removable(std::slice::from_ref(&live), now));
-        assert!(leftover.is_removable(&[], now + STALE_AFTER_SECS + 1));
-        assert!(Leftover { token: None }.is_removable(&[], now));
+        assert!(leftover.is_removable(|t| *t == live, now));
+        assert!(leftover.is_removable(unknown, now + STALE_AFTER_SECS + 1));
+        assert!(Leftover { token: None }.is_removable(unknown, now));
     }
 
     #[test]

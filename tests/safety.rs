@@ -235,7 +235,7 @@ fn a_local_file_in_place_of_a_remote_folder_is_a_conflict_without_delete() {
         assert_eq!(run.code, 1, "{run}");
         assert!(
             run.stderr
-                .contains("2 entries not in the local tree; use --delete to replace it"),
+                .contains("3 entries not in the local tree; use --delete to replace it"),
             "{run}"
         );
         assert_eq!(run.summary["deleted"], 0, "{run}");
@@ -260,18 +260,115 @@ fn a_local_file_in_place_of_a_remote_folder_replaces_it_with_delete() {
 }
 
 #[test]
-fn a_folder_ftpsync_uploaded_can_become_a_file_without_delete() {
+fn a_folder_ftpsync_uploaded_can_become_a_file_without_delete_where_the_server_keeps_times() {
+    // The in-process server cannot set times: what ftpsync put there cannot be told from a
+    // same-size rewrite by someone else, so there it takes --delete.
     let server = FtpServer::start();
+    let mut ups = vec![(
+        "libunftp",
+        server.url("typechange"),
+        server.remote_dir("typechange"),
+    )];
+    for real in support::real_servers() {
+        let (url, dir) = real.scratch("typechange");
+        ups.push((real.name, url, dir));
+    }
+    for (name, url, dir) in ups {
+        let tree = Tree::new();
+        tree.write("x/a.txt", "a");
+        tree.write("x/sub/b.txt", "b");
+        // Times from the past: a server that stamps its own time shows another one.
+        tree.set_mtime("x/a.txt", 1_600_000_000);
+        tree.set_mtime("x/sub/b.txt", 1_600_000_000);
+        let run = sync(tree.path(), &url, &[]);
+        assert_eq!(run.code, 0, "{name}: {run}");
+        tree.remove("x");
+        tree.write("x", "now a file");
+        let run = sync(tree.path(), &url, &[]);
+        if name == "libunftp" {
+            assert_eq!(run.code, 1, "{name}: {run}");
+            assert!(dir.join("x/a.txt").exists(), "{name}");
+            let run = sync(tree.path(), &url, &["--delete"]);
+            assert_eq!(run.code, 0, "{name}: {run}");
+        } else {
+            assert_eq!(run.code, 0, "{name}: {run}");
+        }
+        assert_mirror(tree.path(), &dir);
+    }
+}
+
+// Regression: a local folder that could not be read deleted the remote file in its place; an
+// unreadable local file deleted the remote folder in its place, then failed to upload.
+#[test]
+fn an_unreadable_local_entry_replaces_nothing_on_the_server() {
+    let server = FtpServer::start();
+    std::fs::write(server.remote_dir("d"), "their file").unwrap();
+    std::fs::create_dir_all(server.remote_dir("f/sub")).unwrap();
+    std::fs::write(server.remote_dir("f/p1"), "their page").unwrap();
+    std::fs::write(server.remote_dir("f/sub/p2"), "another").unwrap();
     let tree = Tree::new();
-    tree.write("x/a.txt", "a");
-    tree.write("x/sub/b.txt", "b");
-    let run = sync(tree.path(), &server.url(""), &[]);
-    assert_eq!(run.code, 0, "{run}");
-    tree.remove("x");
-    tree.write("x", "now a file");
-    let run = sync(tree.path(), &server.url(""), &[]);
-    assert_eq!(run.code, 0, "{run}");
-    assert_mirror(tree.path(), &server.remote_dir(""));
+    tree.write("d/inside.txt", "mine");
+    tree.write("f", "my file");
+    let mut cmd = ftpsync_as_unprivileged_user(&tree);
+    for rel in ["d", "f"] {
+        std::fs::set_permissions(
+            tree.join(rel),
+            std::os::unix::fs::PermissionsExt::from_mode(0o000),
+        )
+        .unwrap();
+    }
+    let run = support::run(
+        cmd.args(["--json", "--delete"])
+            .arg(tree.path())
+            .arg(server.url("")),
+    );
+    for (rel, mode) in [("d", 0o755), ("f", 0o644)] {
+        std::fs::set_permissions(
+            tree.join(rel),
+            std::os::unix::fs::PermissionsExt::from_mode(mode),
+        )
+        .unwrap();
+    }
+    assert_eq!(run.code, 1, "{run}");
+    assert_eq!(run.summary["deleted"], 0, "{run}");
+    assert_eq!(
+        std::fs::read_to_string(server.remote_dir("d")).unwrap(),
+        "their file"
+    );
+    assert!(server.remote_dir("f/p1").exists(), "{run}");
+    assert!(server.remote_dir("f/sub/p2").exists(), "{run}");
+    assert_eq!(temp_files(&server.remote_dir("")), Vec::<String>::new());
+}
+
+// Regression: `rm -rf site/* && mkdir site/css` passed the empty-source guard (a folder counted
+// as content) and --delete emptied the server.
+#[test]
+fn a_local_tree_of_empty_folders_counts_as_empty() {
+    let server = FtpServer::start();
+    std::fs::write(server.remote_dir("index.html"), "home").unwrap();
+    let tree = Tree::new();
+    tree.mkdir("css/fonts");
+    let run = sync(tree.path(), &server.url(""), &["--delete"]);
+    assert_eq!(run.code, 2, "{run}");
+    assert!(run.stderr.contains("is empty"), "{run}");
+    assert!(server.remote_dir("index.html").exists());
+}
+
+// Regression: excluded remote entries were left out of the listing, so a folder holding one
+// was half emptied before its removal failed.
+#[test]
+fn a_remote_folder_holding_an_excluded_file_is_not_half_emptied() {
+    let server = FtpServer::start();
+    std::fs::create_dir_all(server.remote_dir("d")).unwrap();
+    std::fs::write(server.remote_dir("d/a.txt"), "a").unwrap();
+    std::fs::write(server.remote_dir("d/keep.log"), "log").unwrap();
+    let tree = Tree::new();
+    tree.write("d", "now a file");
+    let run = sync(tree.path(), &server.url(""), &["--delete", "-x", "*.log"]);
+    assert_eq!(run.code, 1, "{run}");
+    assert!(run.stderr.contains("excluded"), "{run}");
+    assert!(server.remote_dir("d/a.txt").exists(), "{run}");
+    assert!(server.remote_dir("d/keep.log").exists(), "{run}");
 }
 
 #[test]

@@ -224,11 +224,12 @@ fn file_becoming_folder_deletes_the_file_first() {
 /// A remote folder `x` holding a file and a subfolder with a file; locally `x` is a file.
 fn folder_become_file() -> (LocalTree, RemoteTree) {
     let l = local(&[("x", Some(4), T)]);
+    let set = Some((T, TimePrecision::Second));
     let r = remote(&[
         ("x", EntryKind::Dir, 0, None),
-        ("x/a", EntryKind::File, 1, None),
+        ("x/a", EntryKind::File, 1, set),
         ("x/sub", EntryKind::Dir, 0, None),
-        ("x/sub/b", EntryKind::File, 1, None),
+        ("x/sub/b", EntryKind::File, 1, set),
     ]);
     (l, r)
 }
@@ -284,7 +285,7 @@ fn folder_becoming_file_is_a_conflict_without_delete_when_the_server_has_files_o
     assert!(
         p.blocked[0]
             .1
-            .contains("1 entry not in the local tree; use --delete"),
+            .contains("2 entries not in the local tree; use --delete"),
         "{}",
         p.blocked[0].1
     );
@@ -292,6 +293,45 @@ fn folder_becoming_file_is_a_conflict_without_delete_when_the_server_has_files_o
 
 // Regression: with --delete, the folder's content was planned twice (type change, then
 // extraneous), and the second DELE failed.
+// Regression: a recorded file that someone rewrote on the server (same size, another time),
+// or an empty folder someone made, went without --delete.
+#[test]
+fn folder_becoming_file_is_a_conflict_when_the_server_changed_what_ftpsync_put_there() {
+    let (l, mut r) = folder_become_file();
+    let mut case = Case::new();
+    recorded(&mut case, &["x/a", "x/sub/b"]);
+    r.get_mut("x/a").unwrap().mtime = Some(RemoteTime {
+        unix: T + 3600,
+        precision: TimePrecision::Second,
+    });
+    let p = case.plan(&l, &r);
+    assert_eq!(p.deletions(), 0, "{:?}", ops(&p));
+    assert!(p.blocked[0].1.contains("1 entry not in"), "{:?}", p.blocked);
+
+    let (l, mut r) = folder_become_file();
+    r.insert(
+        "x/theirs".into(),
+        remote(&[("x/theirs", EntryKind::Dir, 0, None)])["x/theirs"].clone(),
+    );
+    let p = case.plan(&l, &r);
+    assert_eq!(p.deletions(), 0, "{:?}", ops(&p));
+}
+
+#[test]
+fn a_local_folder_or_file_that_could_not_be_read_replaces_nothing() {
+    let mut case = Case::new();
+    case.protected.insert("d");
+    case.protected.insert("f");
+    let l = local(&[("d", None, T), ("f", Some(1), T)]);
+    let r = remote(&[
+        ("d", EntryKind::File, 1, None),
+        ("f", EntryKind::Symlink, 1, None),
+    ]);
+    let p = case.plan(&l, &r);
+    assert_eq!(p.deletions(), 0, "{:?}", ops(&p));
+    assert_eq!(p.blocked.len(), 2);
+}
+
 #[test]
 fn folder_becoming_file_with_delete_plans_each_deletion_once() {
     let (l, r) = folder_become_file();
