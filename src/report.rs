@@ -74,7 +74,7 @@ impl Reporter {
         if self.mode.quiet {
             return;
         }
-        let line = escape_controls(&change_line(op)).into_owned();
+        let line = change_line(op);
         if self.mode.json {
             let _ = writeln!(std::io::stderr().lock(), "{line}");
         } else {
@@ -84,12 +84,7 @@ impl Reporter {
 
     /// A path that failed; always shown, on stderr.
     pub fn failure(&self, failure: &Failure) {
-        let _ = writeln!(
-            std::io::stderr().lock(),
-            "ftpsync: failed: {}: {}",
-            escape_controls(shown(&failure.path)),
-            escape_controls(&failure.error)
-        );
+        let _ = writeln!(std::io::stderr().lock(), "{}", failure_line(failure));
     }
 
     /// Something worth knowing that is not a failure.
@@ -128,8 +123,7 @@ impl Reporter {
             let json = serde_json::to_string(s).expect("summary serializes");
             let _ = writeln!(std::io::stdout().lock(), "{json}");
         } else if !self.mode.quiet {
-            let line = summary_line(s);
-            let _ = writeln!(std::io::stdout().lock(), "{}", escape_controls(&line));
+            let _ = writeln!(std::io::stdout().lock(), "{}", summary_line(s));
         }
     }
 }
@@ -281,19 +275,31 @@ fn shown(rel: &str) -> &str {
     }
 }
 
-/// `+ dir/`, `> file (12.3 KiB)`, `- file`, `- dir/`.
+/// `+ dir/`, `> file (12.3 KiB)`, `- file`, `- dir/`; escaped for the terminal, since names may
+/// come from the server or hold a newline.
 pub fn change_line(op: &Op) -> String {
-    match op {
+    let line = match op {
         Op::MakeRoot => "+ ./".to_string(),
         Op::Mkdir(rel) => format!("+ {rel}/"),
         Op::Upload { rel, size, .. } => format!("> {rel} ({})", human_bytes(*size)),
         Op::DeleteFile(rel) => format!("- {rel}"),
         Op::RemoveDir(rel) => format!("- {rel}/"),
         Op::Cleanup(rel) => format!("- {rel} (leftover of an interrupted upload)"),
-    }
+    };
+    escape_controls(&line).into_owned()
 }
 
-/// The one-line summary.
+/// `ftpsync: failed: PATH: ERROR`, escaped for the terminal (the error often quotes the server).
+pub fn failure_line(failure: &Failure) -> String {
+    let line = format!(
+        "ftpsync: failed: {}: {}",
+        shown(&failure.path),
+        failure.error
+    );
+    escape_controls(&line).into_owned()
+}
+
+/// The one-line summary, escaped for the terminal.
 pub fn summary_line(s: &Summary) -> String {
     let elapsed = human_duration(Duration::from_secs_f64(s.elapsed_secs));
     let (created, uploaded, deleted) = (s.folders_created, s.files_uploaded, s.deleted);
@@ -317,7 +323,7 @@ pub fn summary_line(s: &Summary) -> String {
     if let Some(cycle) = s.cycle {
         line = format!("cycle {cycle}: {line}");
     }
-    line
+    escape_controls(&line).into_owned()
 }
 
 /// 999 B, 12.3 KiB, 4.0 MiB, ...
@@ -394,6 +400,29 @@ mod tests {
         assert_eq!(
             escape_controls("a\nb\rc\td\x7fe\u{85}f\u{202e}g"),
             r"a\nb\rc\td\x7fe\u{85}f\u{202e}g"
+        );
+    }
+
+    #[test]
+    fn names_and_replies_in_printed_lines_are_escaped() {
+        let remote = Op::DeleteFile("evil\x1b[2J\nname".into());
+        assert_eq!(change_line(&remote), r"- evil\x1b[2J\nname");
+        let failure = Failure {
+            path: "a\nb".into(),
+            error: "550 \x1b]0;pwned\x07".into(),
+        };
+        assert_eq!(
+            failure_line(&failure),
+            r"ftpsync: failed: a\nb: 550 \x1b]0;pwned\x07"
+        );
+        let s = Summary {
+            warning: Some("host\r\x1b[1A".into()),
+            ..Summary::default()
+        };
+        assert!(
+            summary_line(&s).ends_with(r"; host\r\x1b[1A"),
+            "{}",
+            summary_line(&s)
         );
     }
 

@@ -420,6 +420,58 @@ fn a_closed_stderr_neither_hangs_nor_panics() {
     support::assert_mirror(tree.path(), &server.remote_dir(""));
 }
 
+#[test]
+fn sigterm_still_stops_a_run_whose_stderr_is_closed() {
+    // The stop message used to panic the signal listener on EPIPE: SIGTERM was then ignored.
+    use std::io::BufRead;
+    let server = FtpServer::start();
+    let tree = Tree::new();
+    for i in 0..150 {
+        tree.write(&format!("f{i:03}.bin"), vec![i as u8; 256 * 1024]);
+    }
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ftpsync"));
+    support::isolate_env(&mut cmd);
+    let mut child = cmd
+        .args(["-j", "1"])
+        .arg(tree.path())
+        .arg(server.url(""))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(writer)
+        .spawn()
+        .unwrap();
+    drop(cmd);
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("> ") {
+        line.clear();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "ended before uploading"
+        );
+    }
+    let pid = child.id().to_string();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status();
+    assert!(kill.unwrap().success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ftpsync did not stop within 60 s of SIGTERM");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(code, Some(130));
+}
+
 /// stdout of a `--json` run that failed: exactly one JSON object.
 fn json_error(stdout: &[u8]) -> serde_json::Value {
     let stdout = String::from_utf8_lossy(stdout);
@@ -478,6 +530,27 @@ fn json_mode_keeps_the_hostile_reply_in_valid_json() {
     let error = json_error(&out.stdout);
     assert!(
         error["error"].as_str().unwrap().contains("\x1b]0;pwned"),
+        "{error}"
+    );
+}
+
+#[test]
+fn json_mode_prints_an_error_object_when_a_periodic_login_is_refused() {
+    let port = refusing_server(b"530 go away\r\n");
+    let tree = Tree::new();
+    let url = format!("ftp://u:p@127.0.0.1:{port}/");
+    let out = ftpsync()
+        .args(["--json", "--every", "1m"])
+        .arg(tree.path())
+        .arg(&url)
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let error = json_error(&out.stdout);
+    assert_eq!(error["exit_code"], 2);
+    assert!(
+        error["error"].as_str().unwrap().contains("go away"),
         "{error}"
     );
 }
