@@ -21,7 +21,8 @@ login and every data connection encrypted); ftps://host/path is implicit TLS fro
 against the system's trust store; --ca-file adds a CA (or a self-signed certificate) to it.
 
 Password, first found: the URL, $FTPSYNC_PASSWORD, --password-file, ~/.netrc (or $NETRC).
-Passwords are never printed.
+Passwords are never printed. As with ftp(1), a netrc file that other users can read is refused
+when it holds the password: chmod 600 ~/.netrc.
 
 Examples:
   ftpsync ./site ftp://deploy@example.com/www --delete
@@ -61,11 +62,11 @@ pub struct Cli {
     #[arg(short = 'x', long = "exclude", value_name = "GLOB")]
     pub excludes: Vec<String>,
 
-    /// Read exclude globs from FILE, one per line ('#' starts a comment)
+    /// Read exclude globs from FILE, one per line ('#' starts a comment; at most 4 MiB)
     #[arg(long, value_name = "FILE")]
     pub exclude_from: Vec<PathBuf>,
 
-    /// Read the password from the first line of FILE
+    /// Read the password from the first line of FILE (within its first 64 KiB)
     #[arg(long, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
 

@@ -4,6 +4,9 @@
 //! The netrc file is read the way ftp(1) and curl read it, because users share one file between
 //! all three; like them, it is forgiving (unknown words are skipped, a missing or unreadable file
 //! just gives nothing), whereas a `--password-file` the user named explicitly must be readable.
+//! Like ftp(1), a netrc file that other users can access is refused when it would supply the
+//! password; a password file that others can read only gets a warning (it was named on purpose).
+//! Both files are read up to a bound, so naming `/dev/zero` or a huge file fails at once.
 //! No password ever reaches a message or a `Debug` output.
 
 use std::ffi::OsString;
