@@ -1,11 +1,14 @@
 //! The command line as the user types it (clap). Turned into a settled [`crate::config::Config`]
 //! by `Config::from_cli`; nothing past that point sees clap types.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
+use clap::error::ErrorKind;
 use clap::{ArgAction, Parser, ValueEnum};
 
-use crate::exit_codes::EXIT_CODES_HELP;
+use crate::exit_codes::{ExitCode, EXIT_CODES_HELP};
+use crate::report::{self, OutputMode, Reporter};
 
 const AFTER_HELP: &str = "\
 The remote is a URL: ftp://[user[:password]@]host[:port]/path. The path is relative to the login
@@ -18,7 +21,8 @@ login and every data connection encrypted); ftps://host/path is implicit TLS fro
 against the system's trust store; --ca-file adds a CA (or a self-signed certificate) to it.
 
 Password, first found: the URL, $FTPSYNC_PASSWORD, --password-file, ~/.netrc (or $NETRC).
-Passwords are never printed.
+Passwords are never printed. As with ftp(1), a netrc file that other users can read is refused
+when it holds the password: chmod 600 ~/.netrc.
 
 Examples:
   ftpsync ./site ftp://deploy@example.com/www --delete
@@ -51,18 +55,18 @@ pub struct Cli {
     pub dry_run: bool,
 
     /// Descend at most N levels below LOCAL_DIR (1 = only its direct entries)
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = parse_depth)]
     pub max_depth: Option<usize>,
 
     /// Skip paths matching GLOB ('*.log', 'cache/', '**/tmp'); excluded remote paths are never deleted
     #[arg(short = 'x', long = "exclude", value_name = "GLOB")]
     pub excludes: Vec<String>,
 
-    /// Read exclude globs from FILE, one per line ('#' starts a comment)
+    /// Read exclude globs from FILE, one per line ('#' starts a comment; at most 4 MiB)
     #[arg(long, value_name = "FILE")]
     pub exclude_from: Vec<PathBuf>,
 
-    /// Read the password from the first line of FILE
+    /// Read the password from the first line of FILE (within its first 64 KiB)
     #[arg(long, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
 
@@ -150,6 +154,59 @@ pub enum TlsVersionArg {
     V1_3,
 }
 
+/// Handles a command line clap refused (`args` as given, for `--json` and for shortening):
+/// `--help` and `--version` print as usual and exit 0; anything else is one line on stderr
+/// (and a JSON error object on stdout with `--json`), exit code 2.
+pub fn usage_error(error: &clap::Error, args: &[OsString]) -> ExitCode {
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    ) {
+        error.exit();
+    }
+    let json = args.iter().skip(1).any(|a| a == "--json");
+    let mode = OutputMode { quiet: false, json };
+    let message = report::shorten_arguments(&usage_error_line(error), args);
+    Reporter::new(mode).fatal(&format!("{message}; see ftpsync --help"), ExitCode::Fatal);
+    ExitCode::Fatal
+}
+
+/// clap's message on one line: its first line, then what it lists below (the missing
+/// arguments, the possible values, a tip) in parentheses; without the usage and the "For more
+/// information" footer.
+fn usage_error_line(error: &clap::Error) -> String {
+    let rendered = error.render().to_string();
+    let mut lines = rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or("invalid command line");
+    let mut line = first.strip_prefix("error: ").unwrap_or(first).to_owned();
+    let details: Vec<&str> = lines
+        .map(|l| l.trim_start_matches('[').trim_end_matches(']'))
+        .map(|l| l.strip_prefix("tip: ").unwrap_or(l))
+        .collect();
+    if !details.is_empty() {
+        if line.ends_with(':') {
+            line.push(' ');
+            line.push_str(&details.join(", "));
+        } else {
+            line.push_str(&format!(" ({})", details.join("; ")));
+        }
+    }
+    line
+}
+
+/// `--max-depth`: 1 or more (0 would mean "not even the root's entries", a mirror of nothing).
+fn parse_depth(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be 1 or more (1 = only the direct entries of LOCAL_DIR)".into()),
+        Ok(depth) => Ok(depth),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// A duration as people write it: `30s`, `15m`, `1h30m`, `500ms`.
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let d =
@@ -185,6 +242,41 @@ mod tests {
         assert_eq!(cli.every, Some(std::time::Duration::from_secs(900)));
         assert!(Cli::try_parse_from(["ftpsync", "--every", "soon", ".", "ftp://h/"]).is_err());
         assert!(Cli::try_parse_from(["ftpsync", "--every", "0s", ".", "ftp://h/"]).is_err());
+    }
+
+    fn usage_error(args: &[&str]) -> String {
+        usage_error_line(&Cli::try_parse_from(args).expect_err("refused"))
+    }
+
+    #[test]
+    fn max_depth_0_is_refused() {
+        let error = usage_error(&["ftpsync", "--max-depth", "0", ".", "ftp://h/"]);
+        assert_eq!(
+            error,
+            "invalid value '0' for '--max-depth <N>': must be 1 or more (1 = only the direct entries of LOCAL_DIR)"
+        );
+        let cli = Cli::try_parse_from(["ftpsync", "--max-depth", "1", ".", "ftp://h/"]).unwrap();
+        assert_eq!(cli.max_depth, Some(1));
+    }
+
+    #[test]
+    fn usage_errors_fit_on_one_line_with_their_details() {
+        assert_eq!(
+            usage_error(&["ftpsync", "."]),
+            "the following required arguments were not provided: <REMOTE>"
+        );
+        assert_eq!(
+            usage_error(&["ftpsync", "--dellete", ".", "ftp://h/"]),
+            "unexpected argument '--dellete' found (a similar argument exists: '--delete')"
+        );
+        assert_eq!(
+            usage_error(&["ftpsync", "--tls", "bogus", ".", "ftp://h/"]),
+            "invalid value 'bogus' for '--tls <MODE>' (possible values: explicit, implicit)"
+        );
+        assert_eq!(
+            usage_error(&["ftpsync"]),
+            "the following required arguments were not provided: <LOCAL_DIR>, <REMOTE>"
+        );
     }
 
     #[test]

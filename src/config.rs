@@ -164,7 +164,7 @@ impl Config {
         };
         if let Some(warning) = config.insecure_warning() {
             // Every run, even with -q: the user must not forget that nothing is verified.
-            eprintln!("ftpsync: warning: {warning}");
+            crate::report::print_error_line(&format!("warning: {warning}"));
         }
         Ok(config)
     }

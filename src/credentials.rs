@@ -4,9 +4,14 @@
 //! The netrc file is read the way ftp(1) and curl read it, because users share one file between
 //! all three; like them, it is forgiving (unknown words are skipped, a missing or unreadable file
 //! just gives nothing), whereas a `--password-file` the user named explicitly must be readable.
+//! Like ftp(1), a netrc file that other users can access is refused when it would supply the
+//! password; a password file that others can read only gets a warning (it was named on purpose).
+//! Both files are read up to a bound, so naming `/dev/zero` or a huge file fails at once.
 //! No password ever reaches a message or a `Debug` output.
 
 use std::ffi::OsString;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::{fmt, fs, io};
 
@@ -31,9 +36,26 @@ pub struct NetrcEntry {
 pub enum CredentialError {
     #[error("cannot read password file \"{}\": {error}; check the file given with --password-file", path.display())]
     PasswordFile { path: PathBuf, error: io::Error },
+    #[error("password file \"{}\" has no line end in its first {} KiB; it should hold only the password, on its first line", path.display(), MAX_PASSWORD_FILE_BYTES >> 10)]
+    PasswordFileTooLarge { path: PathBuf },
+    #[error("the password in \"{}\" is not valid UTF-8; save the file as UTF-8", path.display())]
+    PasswordFileNotUtf8 { path: PathBuf },
     #[error("the {what} from {origin} contains a CR, LF or NUL character, which would corrupt FTP commands; remove it")]
     ControlCharacter { what: &'static str, origin: String },
+    #[error("netrc file \"{path}\" can be read or changed by other users (mode {mode:03o}), so its password is not used (as ftp(1) refuses it); run: chmod 600 {path}", path = path.display())]
+    NetrcMode { path: PathBuf, mode: u32 },
 }
+
+/// Most of a `--password-file` read: its first line is the password, and this is far beyond any
+/// password, while naming `/dev/zero` or a huge file by mistake fails at once.
+pub const MAX_PASSWORD_FILE_BYTES: usize = 64 << 10;
+
+/// Most of a netrc file read; a larger one is skipped, as an unreadable one is.
+const MAX_NETRC_BYTES: u64 = 1 << 20;
+
+/// Permission bits for the group and others: a netrc with any of them set is refused when it
+/// would supply the password, as ftp(1) does.
+const NETRC_PRIVATE_MASK: u32 = 0o077;
 
 /// Sources in order: the URL's user/password; then the password from `env_password`
 /// (FTPSYNC_PASSWORD, passed in by the caller; empty counts as unset); then the first line of
@@ -63,10 +85,21 @@ pub fn resolve_login(
     if user.is_none() || password.is_none() {
         if let Some(path) = netrc_path {
             let netrc = format!("netrc file \"{}\"", path.display());
-            let entry = find_entry(read_netrc(path), &target.host, target.user.as_deref());
+            let (entries, mode) = read_netrc(path);
+            let entry = find_entry(entries, &target.host, target.user.as_deref());
             if let Some(entry) = entry {
-                user = user.or(entry.login.map(|login| (login, netrc.clone())));
-                password = password.or(entry.password.map(|password| (password, netrc)));
+                let login = entry.login.map(|login| (login, netrc.clone()));
+                user = user.or(login);
+                let anonymous = user
+                    .as_ref()
+                    .is_some_and(|(u, _)| u.eq_ignore_ascii_case("anonymous"));
+                if let (None, Some(netrc_password)) = (&password, entry.password) {
+                    if mode & NETRC_PRIVATE_MASK != 0 && !anonymous {
+                        let path = path.to_owned();
+                        return Err(CredentialError::NetrcMode { path, mode });
+                    }
+                    password = Some((netrc_password, netrc));
+                }
             }
         }
     }
@@ -200,27 +233,67 @@ fn next_token(line: &mut &str) -> Option<String> {
     Some(token)
 }
 
+/// The first line of the password file, read no further than [`MAX_PASSWORD_FILE_BYTES`].
+/// Warns when other users can read the file.
 fn read_password_file(path: &Path) -> Result<String, CredentialError> {
-    let text = fs::read_to_string(path).map_err(|error| CredentialError::PasswordFile {
+    let unreadable = |error| CredentialError::PasswordFile {
         path: path.to_owned(),
         error,
+    };
+    let file = fs::File::open(path).map_err(unreadable)?;
+    let metadata = file.metadata().map_err(unreadable)?;
+    let mode = metadata.permissions().mode();
+    // Devices and pipes (`<(pass show ftp)`) hold no password at rest.
+    if metadata.is_file() && mode & 0o004 != 0 {
+        let shown = path.display();
+        tracing::warn!(
+            "password file \"{shown}\" can be read by other users (mode {:03o}); run: chmod 600 {shown}",
+            mode & 0o777
+        );
+    }
+    let mut bytes = Vec::new();
+    let limit = MAX_PASSWORD_FILE_BYTES as u64 + 1;
+    file.take(limit)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    let line = match bytes.iter().position(|&b| b == b'\n') {
+        Some(end) => &bytes[..end],
+        None if bytes.len() > MAX_PASSWORD_FILE_BYTES => {
+            return Err(CredentialError::PasswordFileTooLarge {
+                path: path.to_owned(),
+            })
+        }
+        None => &bytes[..],
+    };
+    let line = std::str::from_utf8(line).map_err(|_| CredentialError::PasswordFileNotUtf8 {
+        path: path.to_owned(),
     })?;
     // Windows Notepad may start the file with a byte order mark; it is never part of a password.
-    let line = text
-        .trim_start_matches('\u{feff}')
-        .split('\n')
-        .next()
-        .unwrap_or_default();
+    let line = line.trim_start_matches('\u{feff}');
     Ok(line.strip_suffix('\r').unwrap_or(line).to_owned())
 }
 
-fn read_netrc(path: &Path) -> Vec<NetrcEntry> {
-    match fs::read_to_string(path) {
-        Ok(text) => parse_netrc(&text),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Vec::new(),
+/// The entries of the netrc file and its permission bits; nothing if it is missing, unreadable
+/// or larger than [`MAX_NETRC_BYTES`] (with a warning for the last two).
+fn read_netrc(path: &Path) -> (Vec<NetrcEntry>, u32) {
+    let read = || -> io::Result<(String, u32)> {
+        let file = fs::File::open(path)?;
+        let mode = file.metadata()?.permissions().mode() & 0o777;
+        let mut text = String::new();
+        file.take(MAX_NETRC_BYTES + 1).read_to_string(&mut text)?;
+        if text.len() as u64 > MAX_NETRC_BYTES {
+            let limit = MAX_NETRC_BYTES >> 20;
+            let message = format!("larger than {limit} MiB; is it the right file?");
+            return Err(io::Error::new(io::ErrorKind::FileTooLarge, message));
+        }
+        Ok((text, mode))
+    };
+    match read() {
+        Ok((text, mode)) => (parse_netrc(&text), mode),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => (Vec::new(), 0),
         Err(error) => {
             tracing::warn!("ignoring netrc file \"{}\": {error}", path.display());
-            Vec::new()
+            (Vec::new(), 0)
         }
     }
 }
@@ -277,6 +350,7 @@ mod tests {
         for (path, text) in [(&file_path, file), (&netrc_path, netrc)] {
             if let Some(text) = text {
                 fs::write(path, text).unwrap();
+                fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
             }
         }
         let target = Target::parse(url).unwrap();
@@ -432,5 +506,55 @@ mod tests {
         let empty_var = netrc_path_from(Some("".into()), home());
         assert_eq!(empty_var, Some(PathBuf::from("/home/u/.netrc")));
         assert_eq!(netrc_path_from(None, None), None);
+    }
+
+    #[test]
+    fn a_netrc_others_can_read_is_refused_only_when_it_supplies_the_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let netrc = dir.path().join("netrc");
+        fs::write(
+            &netrc,
+            "machine h login bob password pw\ndefault login anonymous password me@\n",
+        )
+        .unwrap();
+        fs::set_permissions(&netrc, fs::Permissions::from_mode(0o644)).unwrap();
+        let of =
+            |url: &str, env| resolve_login(&Target::parse(url).unwrap(), env, None, Some(&netrc));
+        let message = of("ftp://h", None).unwrap_err().to_string();
+        let fix = format!("run: chmod 600 {}", netrc.display());
+        assert!(
+            message.contains("(mode 644)") && message.ends_with(&fix),
+            "{message}"
+        );
+        assert!(!message.contains("pw"), "{message}");
+        assert_eq!(of("ftp://h", Some("env_pw")).unwrap().password, "env_pw");
+        assert_eq!(
+            of("ftp://other", None).unwrap().password,
+            "me@",
+            "anonymous, as ftp(1)"
+        );
+        fs::set_permissions(&netrc, fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(of("ftp://h", None).unwrap().password, "pw");
+    }
+
+    #[test]
+    fn a_password_file_is_read_no_further_than_its_limit() {
+        let target = Target::parse("ftp://bob@h").unwrap();
+        let of = |path: &Path| resolve_login(&target, None, Some(path), None);
+        let message = of(Path::new("/dev/zero")).unwrap_err().to_string();
+        assert!(
+            message.contains("no line end in its first 64 KiB"),
+            "{message}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let long = dir.path().join("long");
+        fs::write(&long, "a".repeat(MAX_PASSWORD_FILE_BYTES + 1)).unwrap();
+        assert!(matches!(
+            of(&long),
+            Err(CredentialError::PasswordFileTooLarge { .. })
+        ));
+        let first_line = dir.path().join("first-line");
+        fs::write(&first_line, format!("pw\n{}", "b".repeat(1 << 20))).unwrap();
+        assert_eq!(of(&first_line).unwrap().password, "pw");
     }
 }

@@ -3,6 +3,7 @@
 //! folders only (`cache/`), and a pattern with a slash inside matches the whole relative path
 //! (`**/tmp`, `/build`, `docs/*.pdf`).
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
@@ -12,12 +13,21 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 pub enum FilterError {
     #[error("invalid exclude pattern {pattern:?}: {reason}")]
     Pattern { pattern: String, reason: String },
-    #[error("cannot read exclude file {}: {source}; check the --exclude-from path", path.display())]
+    // The I/O error is part of the message, not a `source`: a source would be printed again after it.
+    #[error("cannot read exclude file {}: {error}; check the --exclude-from path", path.display())]
     File {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
+    #[error("exclude file {} is larger than {} MiB; is it the right file?", path.display(), MAX_PATTERN_FILE_BYTES >> 20)]
+    TooLarge { path: PathBuf },
+    #[error("exclude file {} is not UTF-8 text; save it as UTF-8", path.display())]
+    NotUtf8 { path: PathBuf },
 }
+
+/// Largest `--exclude-from` file read: far beyond any real list of globs, and small enough that
+/// naming a device or a huge file by mistake (`/dev/zero`, a disk image) fails at once.
+pub const MAX_PATTERN_FILE_BYTES: u64 = 4 << 20;
 
 /// Compiled exclude patterns.
 #[derive(Debug, Clone)]
@@ -76,9 +86,24 @@ impl Filter {
 
     /// Patterns from `--exclude-from` files: one per line, blank lines and `#` comments skipped.
     pub fn read_pattern_file(path: &Path) -> Result<Vec<String>, FilterError> {
-        let text = std::fs::read_to_string(path).map_err(|source| FilterError::File {
+        let file_error = |error| FilterError::File {
             path: path.to_owned(),
-            source,
+            error,
+        };
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|file| {
+                file.take(MAX_PATTERN_FILE_BYTES + 1)
+                    .read_to_end(&mut bytes)
+            })
+            .map_err(file_error)?;
+        if bytes.len() as u64 > MAX_PATTERN_FILE_BYTES {
+            return Err(FilterError::TooLarge {
+                path: path.to_owned(),
+            });
+        }
+        let text = String::from_utf8(bytes).map_err(|_| FilterError::NotUtf8 {
+            path: path.to_owned(),
         })?;
         Ok(text
             .lines()
@@ -154,5 +179,23 @@ mod tests {
             Filter::read_pattern_file(&path).unwrap(),
             ["*.log", "cache/"]
         );
+    }
+
+    #[test]
+    fn a_missing_pattern_file_names_its_cause_once() {
+        let error = Filter::read_pattern_file(Path::new("/no/such/excludes")).unwrap_err();
+        let line = crate::report::error_line(&anyhow::Error::new(error), &[]);
+        assert_eq!(
+            line.matches("No such file or directory").count(),
+            1,
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn a_pattern_file_past_the_limit_is_refused_without_reading_it_all() {
+        let error = Filter::read_pattern_file(Path::new("/dev/zero")).unwrap_err();
+        assert!(matches!(error, FilterError::TooLarge { .. }), "{error}");
+        assert!(error.to_string().contains("larger than 4 MiB"), "{error}");
     }
 }

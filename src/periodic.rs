@@ -66,15 +66,11 @@ pub async fn run(config: &Config, periodic: Periodic, stop: CancellationToken) -
                 return ExitCode::Fatal;
             }
             Err(SyncError::Connect(e)) if gives_up(&e) => {
-                eprintln!(
-                    "ftpsync: cannot sync to {}: {e}",
-                    config.target.display_url()
-                );
+                let url = config.target.display_url();
+                reporter.fatal(&format!("cannot sync to {url}: {e}"), ExitCode::Fatal);
                 return ExitCode::Fatal;
             }
-            Err(e) => reporter.notice(&format!(
-                "cycle {cycle} failed: {e}; trying again next cycle"
-            )),
+            Err(e) => reporter.cycle_failed(cycle, &e.to_string()),
         }
         if stop.is_cancelled() {
             return ExitCode::Success;
@@ -133,7 +129,7 @@ fn stop_on_enter(stop: CancellationToken) {
     std::thread::spawn(move || {
         let mut line = String::new();
         if std::io::stdin().read_line(&mut line).is_ok() {
-            eprintln!("ftpsync: stopping after the transfers in progress");
+            crate::report::print_error_line("stopping after the transfers in progress");
             stop.cancel();
         }
     });

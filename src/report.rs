@@ -1,11 +1,19 @@
 //! What the user sees: one line per change made, failures, and the final summary (as text, or
 //! as one JSON object with `--json`). Writes errors on a closed pipe off silently.
+//!
+//! Everything printed here (and the log lines, through [`LogWriter`]) goes through
+//! [`escape_controls`]: server replies and remote names are untrusted, and local names may hold
+//! newlines, so none of it reaches the terminal raw and every message stays on one line.
 
+use std::borrow::Cow;
+use std::ffi::OsString;
+use std::fmt::Write as _;
 use std::io::Write;
 use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::exit_codes::ExitCode;
 use crate::plan::Op;
 
 /// How much to print.
@@ -76,19 +84,37 @@ impl Reporter {
 
     /// A path that failed; always shown, on stderr.
     pub fn failure(&self, failure: &Failure) {
-        let _ = writeln!(
-            std::io::stderr().lock(),
-            "ftpsync: failed: {}: {}",
-            shown(&failure.path),
-            failure.error
-        );
+        let _ = writeln!(std::io::stderr().lock(), "{}", failure_line(failure));
     }
 
     /// Something worth knowing that is not a failure.
     pub fn notice(&self, message: &str) {
         if !self.mode.quiet {
-            let _ = writeln!(std::io::stderr().lock(), "ftpsync: {message}");
+            print_error_line(message);
         }
+    }
+
+    /// An error that ends the run with `code`: one line on stderr, even with `--quiet`; with
+    /// `--json`, also `{"error": ..., "exit_code": ...}` on stdout, so that a script reading
+    /// stdout always gets one JSON object.
+    pub fn fatal(&self, message: &str, code: ExitCode) {
+        print_error_line(message);
+        if self.mode.json {
+            let json = serde_json::json!({ "error": message, "exit_code": code.code() });
+            let _ = writeln!(std::io::stdout().lock(), "{json}");
+        }
+    }
+
+    /// A periodic cycle that failed as a whole (the next one will try again): a notice, and with
+    /// `--json` the object `{"cycle": N, "error": ...}` on stdout in place of its summary.
+    pub fn cycle_failed(&self, cycle: u64, message: &str) {
+        if self.mode.json {
+            let json = serde_json::json!({ "cycle": cycle, "error": message });
+            let _ = writeln!(std::io::stdout().lock(), "{json}");
+        }
+        self.notice(&format!(
+            "cycle {cycle} failed: {message}; trying again next cycle"
+        ));
     }
 
     /// The end-of-run summary.
@@ -102,6 +128,145 @@ impl Reporter {
     }
 }
 
+/// Prints `ftpsync: MESSAGE` on stderr as one line, control characters escaped; a closed stderr
+/// is ignored.
+pub fn print_error_line(message: &str) {
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "ftpsync: {}",
+        escape_controls(message)
+    );
+}
+
+/// `text` safe to show on a terminal, on one line: control characters (C0, DEL, C1) and the
+/// invisible bidirectional-text controls are written as escapes (`\x1b`, `\0`, `\n`,
+/// `\u{85}`), so that text from a server or a file name cannot retitle the window, clear the
+/// screen, forge a line or reorder what is shown. Printable text, non-ASCII included, is kept.
+pub fn escape_controls(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return Cow::Borrowed(text);
+    }
+    let mut escaped = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '\0' => escaped.push_str("\\0"),
+            '\t' => escaped.push_str("\\t"),
+            '\n' => escaped.push_str("\\n"),
+            '\r' => escaped.push_str("\\r"),
+            c if needs_escape(c) && (c as u32) < 0x80 => {
+                let _ = write!(escaped, "\\x{:02x}", c as u32);
+            }
+            c if needs_escape(c) => {
+                let _ = write!(escaped, "\\u{{{:x}}}", c as u32);
+            }
+            c => escaped.push(c),
+        }
+    }
+    Cow::Owned(escaped)
+}
+
+fn needs_escape(c: char) -> bool {
+    // The bidirectional marks, embeddings, overrides and isolates: invisible, and able to make a
+    // name read differently from what it is.
+    const BIDI: [char; 12] = [
+        '\u{61c}', '\u{200e}', '\u{200f}', '\u{202a}', '\u{202b}', '\u{202c}', '\u{202d}',
+        '\u{202e}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}',
+    ];
+    c.is_control() || BIDI.contains(&c)
+}
+
+/// Longest user-supplied value (a URL, a path, an argument) repeated whole in an error message.
+pub const MAX_ECHOED_CHARS: usize = 80;
+
+/// `text` cut to [`MAX_ECHOED_CHARS`] characters, ending in "…" when cut: an error repeating a
+/// 100,000-character argument would bury what it says.
+pub fn shorten(text: &str) -> Cow<'_, str> {
+    match text.char_indices().nth(MAX_ECHOED_CHARS) {
+        None => Cow::Borrowed(text),
+        Some(_) => {
+            let keep: String = text.chars().take(MAX_ECHOED_CHARS - 1).collect();
+            Cow::Owned(format!("{keep}…"))
+        }
+    }
+}
+
+/// The one line that tells the user why the run stopped: the error and its causes, each cause
+/// once (an error that already quotes its cause is not followed by it again), with every long
+/// command-line argument in it shortened.
+pub fn error_line(error: &anyhow::Error, args: &[OsString]) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    shorten_arguments(&line, args)
+}
+
+/// `message` with every command-line argument longer than [`MAX_ECHOED_CHARS`] shortened.
+pub fn shorten_arguments(message: &str, args: &[OsString]) -> String {
+    let mut message = message.to_owned();
+    for arg in args {
+        let arg = arg.to_string_lossy();
+        if arg.chars().count() > MAX_ECHOED_CHARS && message.contains(arg.as_ref()) {
+            message = message.replace(arg.as_ref(), &shorten(&arg));
+        }
+    }
+    message
+}
+
+/// The log's writer (`tracing_subscriber`'s `MakeWriter`): each event is written to stderr as
+/// one line with its control characters escaped, and a failed write (a closed pipe) is dropped
+/// instead of reported, since reporting it would fail the same way.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogWriter;
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
+    type Writer = LogLine;
+
+    fn make_writer(&'a self) -> LogLine {
+        LogLine(Vec::new())
+    }
+}
+
+/// One log event being written; goes out when dropped.
+#[derive(Debug)]
+pub struct LogLine(Vec<u8>);
+
+impl Write for LogLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LogLine {
+    fn drop(&mut self) {
+        if let Some(line) = log_line(&self.0) {
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        }
+    }
+}
+
+/// What a log event's bytes become on stderr: one line, escaped but for its final newline.
+fn log_line(event: &[u8]) -> Option<String> {
+    if event.is_empty() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(event);
+    let text = text.strip_suffix('\n').unwrap_or(&text);
+    Some(format!("{}\n", escape_controls(text)))
+}
+
 fn shown(rel: &str) -> &str {
     if rel.is_empty() {
         "."
@@ -110,19 +275,31 @@ fn shown(rel: &str) -> &str {
     }
 }
 
-/// `+ dir/`, `> file (12.3 KiB)`, `- file`, `- dir/`.
+/// `+ dir/`, `> file (12.3 KiB)`, `- file`, `- dir/`; escaped for the terminal, since names may
+/// come from the server or hold a newline.
 pub fn change_line(op: &Op) -> String {
-    match op {
+    let line = match op {
         Op::MakeRoot => "+ ./".to_string(),
         Op::Mkdir(rel) => format!("+ {rel}/"),
         Op::Upload { rel, size, .. } => format!("> {rel} ({})", human_bytes(*size)),
         Op::DeleteFile(rel) => format!("- {rel}"),
         Op::RemoveDir(rel) => format!("- {rel}/"),
         Op::Cleanup(rel) => format!("- {rel} (leftover of an interrupted upload)"),
-    }
+    };
+    escape_controls(&line).into_owned()
 }
 
-/// The one-line summary.
+/// `ftpsync: failed: PATH: ERROR`, escaped for the terminal (the error often quotes the server).
+pub fn failure_line(failure: &Failure) -> String {
+    let line = format!(
+        "ftpsync: failed: {}: {}",
+        shown(&failure.path),
+        failure.error
+    );
+    escape_controls(&line).into_owned()
+}
+
+/// The one-line summary, escaped for the terminal.
 pub fn summary_line(s: &Summary) -> String {
     let elapsed = human_duration(Duration::from_secs_f64(s.elapsed_secs));
     let (created, uploaded, deleted) = (s.folders_created, s.files_uploaded, s.deleted);
@@ -146,7 +323,7 @@ pub fn summary_line(s: &Summary) -> String {
     if let Some(cycle) = s.cycle {
         line = format!("cycle {cycle}: {line}");
     }
-    line
+    escape_controls(&line).into_owned()
 }
 
 /// 999 B, 12.3 KiB, 4.0 MiB, ...
@@ -214,5 +391,78 @@ mod tests {
             summary_line(&s),
             "2 folders created, 3 files uploaded (2.0 KiB), 1 deleted, 7 unchanged, 0 failed in 1.50 s (1.3 KiB/s)"
         );
+    }
+
+    #[test]
+    fn control_characters_from_a_server_reply_are_shown_escaped() {
+        let reply = "530 \x1b]0;pwned\x07\x1b[2J bad\0";
+        assert_eq!(escape_controls(reply), r"530 \x1b]0;pwned\x07\x1b[2J bad\0");
+        assert_eq!(
+            escape_controls("a\nb\rc\td\x7fe\u{85}f\u{202e}g"),
+            r"a\nb\rc\td\x7fe\u{85}f\u{202e}g"
+        );
+    }
+
+    #[test]
+    fn names_and_replies_in_printed_lines_are_escaped() {
+        let remote = Op::DeleteFile("evil\x1b[2J\nname".into());
+        assert_eq!(change_line(&remote), r"- evil\x1b[2J\nname");
+        let failure = Failure {
+            path: "a\nb".into(),
+            error: "550 \x1b]0;pwned\x07".into(),
+        };
+        assert_eq!(
+            failure_line(&failure),
+            r"ftpsync: failed: a\nb: 550 \x1b]0;pwned\x07"
+        );
+        let s = Summary {
+            warning: Some("host\r\x1b[1A".into()),
+            ..Summary::default()
+        };
+        assert!(
+            summary_line(&s).ends_with(r"; host\r\x1b[1A"),
+            "{}",
+            summary_line(&s)
+        );
+    }
+
+    #[test]
+    fn printable_text_is_kept_as_is_without_copying() {
+        for text in ["plain", "café/日本語 ✓", r"C:\path\x1b stays"] {
+            assert!(matches!(escape_controls(text), Cow::Borrowed(t) if t == text));
+        }
+    }
+
+    #[test]
+    fn long_values_are_shortened_with_an_ellipsis() {
+        let host = "h".repeat(100_000);
+        let short = shorten(&host);
+        assert_eq!(short.chars().count(), MAX_ECHOED_CHARS);
+        assert!(short.ends_with("h…"), "{short}");
+        let exact = "é".repeat(MAX_ECHOED_CHARS);
+        assert_eq!(shorten(&exact), exact, "at the limit nothing is cut");
+    }
+
+    #[test]
+    fn an_error_line_names_each_cause_once_and_shortens_long_arguments() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let quoting = anyhow::Error::new(io).context("cannot read x: no such file");
+        let error = quoting.context("setting up");
+        assert_eq!(
+            error_line(&error, &[]),
+            "setting up: cannot read x: no such file"
+        );
+        let long = "p".repeat(500);
+        let error = anyhow::anyhow!("{long} does not exist");
+        let line = error_line(&error, &["ftpsync".into(), long.clone().into()]);
+        assert_eq!(line, format!("{} does not exist", shorten(&long)));
+    }
+
+    #[test]
+    fn a_log_event_is_written_as_one_escaped_line() {
+        let event = b"WARN reply \x1b[2J\nsecond line\0\n";
+        let expected = "WARN reply \\x1b[2J\\nsecond line\\0\n";
+        assert_eq!(log_line(event).as_deref(), Some(expected));
+        assert_eq!(log_line(b""), None);
     }
 }

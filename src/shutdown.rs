@@ -4,6 +4,7 @@
 use tokio_util::sync::CancellationToken;
 
 use crate::exit_codes::ExitCode;
+use crate::report::print_error_line;
 
 /// Listens for Ctrl-C and SIGTERM for the rest of the process; cancels `stop` on the first.
 pub fn listen(stop: CancellationToken) {
@@ -18,10 +19,13 @@ pub fn listen(stop: CancellationToken) {
             }
             signals += 1;
             if signals == 1 {
-                eprintln!("ftpsync: stopping after the transfers in progress (press Ctrl-C again to abort)");
+                // Never eprintln! here: with stderr closed it would panic and end this listener.
+                print_error_line(
+                    "stopping after the transfers in progress (press Ctrl-C again to abort)",
+                );
                 stop.cancel();
             } else {
-                eprintln!("ftpsync: aborted");
+                print_error_line("aborted");
                 std::process::exit(i32::from(ExitCode::Interrupted.code()));
             }
         }

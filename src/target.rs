@@ -10,6 +10,7 @@ use std::fmt;
 
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
+use crate::report::shorten;
 use crate::tls::TlsConfig;
 
 /// Escaped when a user name or path segment is written into a URL. More than strictly needed,
@@ -125,7 +126,8 @@ impl Target {
 
     fn parse_as(url: &str, forced: Option<Scheme>) -> Result<Target, TargetError> {
         let input = url.trim();
-        let shown = redact(input);
+        // Shortened: an error repeating a 100,000-character URL would bury what it says.
+        let shown = shorten(&redact(input)).into_owned();
         macro_rules! fail {
             ($kind:ident $(, $field:ident: $value:expr)*) => {
                 TargetError::$kind { url: shown.clone() $(, $field: $value)* }
@@ -146,7 +148,7 @@ impl Target {
         }
         let (scheme_name, rest) = split_scheme(input).ok_or_else(|| fail!(MissingScheme))?;
         let scheme = Scheme::from_name(scheme_name)
-            .ok_or_else(|| fail!(UnsupportedScheme, scheme: scheme_name.to_owned()))?;
+            .ok_or_else(|| fail!(UnsupportedScheme, scheme: shorten(scheme_name).into_owned()))?;
         let scheme = match (scheme, forced) {
             (given, None) => given,
             (Scheme::Ftp, Some(tls)) => tls,
@@ -184,7 +186,7 @@ impl Target {
         };
         let user = user.filter(|u| !u.is_empty());
 
-        let invalid_host = |host: &str| fail!(InvalidHost, host: host.to_owned());
+        let invalid_host = |host: &str| fail!(InvalidHost, host: shorten(host).into_owned());
         let (host, port) = split_host_port(host_port).ok_or_else(|| invalid_host(host_port))?;
         if host.is_empty() {
             return Err(fail!(MissingHost, scheme: scheme.as_str()));
@@ -197,7 +199,7 @@ impl Target {
             None | Some("") => scheme.default_port(),
             Some(digits) => match digits.parse() {
                 Ok(port) if port != 0 && digits.bytes().all(|b| b.is_ascii_digit()) => port,
-                _ => return Err(fail!(InvalidPort, port: digits.to_owned())),
+                _ => return Err(fail!(InvalidPort, port: shorten(digits).into_owned())),
             },
         };
 
@@ -532,5 +534,14 @@ mod tests {
             t.path = root.to_owned();
             assert_eq!(t.remote_path(rel), expected, "{root:?} + {rel:?}");
         }
+    }
+
+    #[test]
+    fn a_huge_url_is_not_repeated_whole_in_its_error() {
+        let host = "h".repeat(100_000);
+        let message = error(&format!("ftp://{host}:99999/"));
+        assert!(message.len() < 400, "{} characters", message.len());
+        assert!(message.contains("hhh…"), "{message}");
+        assert!(message.contains("invalid port \"99999\""), "{message}");
     }
 }

@@ -76,7 +76,9 @@ impl Mirror {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let cycle = self.next_cycle(left);
-            if cycle["files_uploaded"].as_u64().unwrap() + cycle["deleted"].as_u64().unwrap() > 0 {
+            // A failed cycle's object, {"cycle": N, "error": ...}, has neither count.
+            let count = |key: &str| cycle[key].as_u64().unwrap_or(0);
+            if count("files_uploaded") + count("deleted") > 0 {
                 return cycle;
             }
         }
