@@ -57,15 +57,13 @@ pub async fn run(config: &Config, periodic: Periodic, stop: CancellationToken) -
                 retry = summary.failed > 0;
             }
             Err(SyncError::Interrupted) => retry = false,
-            // Another run on the same folder is no passing trouble either.
-            Err(e @ SyncError::Lock(_)) => {
-                eprintln!(
-                    "ftpsync: cannot sync to {}: {e}",
-                    config.target.display_url()
-                );
+            Err(SyncError::Connect(e)) if gives_up(&e) => {
+                let url = config.target.display_url();
+                reporter.fatal(&format!("cannot sync to {url}: {e}"), ExitCode::Fatal);
                 return ExitCode::Fatal;
             }
-            Err(SyncError::Connect(e)) if gives_up(&e) => {
+            // Another run on the same folder is no passing trouble either.
+            Err(e @ SyncError::Lock(_)) => {
                 let url = config.target.display_url();
                 reporter.fatal(&format!("cannot sync to {url}: {e}"), ExitCode::Fatal);
                 return ExitCode::Fatal;
