@@ -64,7 +64,10 @@ pub async fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     }
     let summary = match sync::run(&config, &sync::Scope::Everything, stop).await {
         Ok(summary) => summary,
-        Err(sync::SyncError::Interrupted) => return Ok(ExitCode::Interrupted),
+        Err(e @ sync::SyncError::Interrupted) => {
+            Reporter::new(config.output).fatal(&e.to_string(), ExitCode::Interrupted);
+            return Ok(ExitCode::Interrupted);
+        }
         Err(e) => {
             return Err(e)
                 .with_context(|| format!("cannot sync to {}", config.target.display_url()));
