@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use crate::filter::Filter;
-use crate::listing::{EntryKind, RemoteEntry};
+use crate::listing::{EntryKind, RemoteEntry, RemoteTime};
 use crate::local::{LocalEntry, LocalKind, LocalTree};
 use crate::state::Record;
 
@@ -463,8 +463,12 @@ pub fn needs_upload(rel: &str, local: &LocalEntry, remote: &RemoteEntry, record:
     if remote.size != local.size {
         return true;
     }
+    let covers = |t: RemoteTime| (t.unix..t.unix + t.precision.seconds()).contains(&local.mtime);
     if let Some(seen) = record.get(rel) {
-        return !seen.matches(local);
+        // Where ftpsync set the time, another time means someone changed the file on the
+        // server since (a same-size rewrite): mirror it again.
+        let changed_there = seen.time_set && remote.mtime.is_some_and(|t| !covers(t));
+        return !seen.matches(local) || changed_there;
     }
     match remote.mtime {
         Some(t) => local.mtime >= t.unix + t.precision.seconds(),

@@ -16,20 +16,25 @@ use crate::local::LocalEntry;
 pub struct Seen {
     pub size: u64,
     pub mtime_ns: i64,
+    /// ftpsync set the remote file's time to the local one: a listing showing another time
+    /// means the file was changed on the server since.
+    #[serde(default)]
+    pub time_set: bool,
 }
 
 impl Seen {
     /// The version of `local` as it is now.
-    pub fn of(local: &LocalEntry) -> Seen {
+    pub fn of(local: &LocalEntry, time_set: bool) -> Seen {
         Seen {
             size: local.size,
             mtime_ns: local.mtime_ns,
+            time_set,
         }
     }
 
     /// Whether `local` is still the version that was uploaded.
     pub fn matches(&self, local: &LocalEntry) -> bool {
-        *self == Seen::of(local)
+        self.size == local.size && self.mtime_ns == local.mtime_ns
     }
 }
 
@@ -110,6 +115,7 @@ mod tests {
             Seen {
                 size: 3,
                 mtime_ns: 42,
+                time_set: false,
             },
         );
         save(&path, "ftp://u@h:21/x", rec.clone()).unwrap();
@@ -130,6 +136,7 @@ mod tests {
                 Seen {
                     size: 1,
                     mtime_ns: 1,
+                    time_set: false,
                 },
             )]),
         )

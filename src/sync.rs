@@ -291,9 +291,9 @@ pub async fn run(
                 next.insert(rel.clone(), *seen);
             }
         }
-        for rel in uploaded {
+        for (rel, time_set) in uploaded {
             if let Some(entry) = local.entries.get(&rel) {
-                next.insert(rel, Seen::of(entry));
+                next.insert(rel, Seen::of(entry, time_set));
             }
         }
         if let Err(e) = state::save(&path, &key, next) {
@@ -589,8 +589,8 @@ impl Run<'_> {
         }
     }
 
-    /// Carries out the plan; returns the paths uploaded.
-    async fn execute(&mut self, pool: &mut Dispatcher, plan: &Plan) -> Vec<String> {
+    /// Carries out the plan; returns the paths uploaded, and whether their time was set.
+    async fn execute(&mut self, pool: &mut Dispatcher, plan: &Plan) -> Vec<(String, bool)> {
         let mut s = Schedule::new(plan);
         let mut uploaded = Vec::new();
         let mut running: HashMap<usize, usize> = HashMap::new();
@@ -645,10 +645,10 @@ impl Run<'_> {
                     };
                     let op = &plan.actions[i].op;
                     match result {
-                        Ok(Outcome::Done { bytes, .. }) => {
+                        Ok(Outcome::Done { bytes, time_set }) => {
                             self.count(op, Some(bytes));
                             if let Op::Upload { rel, .. } = op {
-                                uploaded.push(rel.clone());
+                                uploaded.push((rel.clone(), time_set));
                             }
                             s.succeeded(i);
                         }

@@ -230,3 +230,22 @@ fn real_servers_take_checks_behind_transfers_and_keep_the_times() {
         }
     }
 }
+
+// Regression: a same-size rewrite on the server (another machine, someone's hand edit) was
+// seen as unchanged: exit 0 while the server differed.
+#[test]
+fn real_servers_get_a_file_rewritten_on_the_server_sent_again() {
+    for server in support::real_servers() {
+        let (url, dir) = server.scratch("rewritten");
+        let local = Tree::new();
+        local.write("page.html", "hello world");
+        local.set_mtime("page.html", 1_600_000_000);
+        let run = support::sync(local.path(), &url, &[]);
+        assert_eq!(run.code, 0, "{}: {run}", server.name);
+        std::fs::write(dir.join("page.html"), "HELLO WORLD").unwrap();
+        let run = support::sync(local.path(), &url, &[]);
+        assert_eq!(run.code, 0, "{}: {run}", server.name);
+        assert_eq!(run.summary["files_uploaded"], 1, "{}: {run}", server.name);
+        assert_mirror(local.path(), &dir);
+    }
+}

@@ -179,6 +179,7 @@ fn record_of_an_older_version_forces_upload_even_with_same_size_and_close_time()
         Seen {
             size: 5,
             mtime_ns: T * 1_000_000_000 - 1,
+            time_set: false,
         },
     );
     let l = local(&[("f", Some(5), T)]);
@@ -199,6 +200,7 @@ fn matching_record_skips_even_without_remote_times() {
         Seen {
             size: 5,
             mtime_ns: T * 1_000_000_000,
+            time_set: false,
         },
     );
     let l = local(&[("f", Some(5), T)]);
@@ -241,6 +243,7 @@ fn recorded(case: &mut Case, paths: &[&str]) {
             Seen {
                 size: 1,
                 mtime_ns: T * 1_000_000_000,
+                time_set: false,
             },
         );
     }
@@ -498,4 +501,31 @@ fn leftover_temp_files_are_removed_and_uploads_do_not_wait_for_them() {
     index_of(&p, &Op::Cleanup("d/.f.0123456789abcdef.ftpsync-tmp".into()));
     assert!(p.actions[index_of(&p, &up("d/f", 1, T))].after.is_empty());
     assert_eq!(p.deletions(), 0, "a leftover is not the user's");
+}
+
+// Regression: a same-size rewrite on the server kept its new content (exit 0, server differs)
+// because the record matched.
+#[test]
+fn a_recorded_file_whose_time_ftpsync_set_is_sent_again_when_the_server_shows_another_time() {
+    let l = local(&[("f", Some(5), T)]);
+    let rewritten = remote(&[(
+        "f",
+        EntryKind::File,
+        5,
+        Some((T + 500, TimePrecision::Second)),
+    )]);
+    let mut case = Case::new();
+    let mut seen = Seen {
+        size: 5,
+        mtime_ns: T * 1_000_000_000,
+        time_set: true,
+    };
+    case.record.insert("f".into(), seen);
+    assert_eq!(ops(&case.plan(&l, &rewritten)), [up("f", 5, T)]);
+    let as_set = remote(&[("f", EntryKind::File, 5, Some((T, TimePrecision::Second)))]);
+    assert!(case.plan(&l, &as_set).actions.is_empty());
+    // A server that stamps its own time: the record alone decides.
+    seen.time_set = false;
+    case.record.insert("f".into(), seen);
+    assert!(case.plan(&l, &rewritten).actions.is_empty());
 }
