@@ -8,7 +8,7 @@ use super::{Event, Job, JobError, Task, Worker, EARLY_OFF, EARLY_PROBES};
 use crate::chain;
 use crate::ftp::{FtpError, UploadError};
 use crate::plan::Op;
-use crate::upload::{finish_stored, local_version, settle, temp_path, FileUpload, Version};
+use crate::upload::{finish_stored, local_version, settle, temp_path, FileUpload, Tried, Version};
 
 /// An upload job in a chain: the task, the file, and the local version its upload began with.
 pub(super) struct Link {
@@ -177,6 +177,11 @@ impl Worker {
         let temp = temp_path(&file.remote);
         let conn = self.conn.as_mut();
         let outcome = finish_stored(&self.ctx, conn, &file, &temp, version, result).await;
+        let mut attempt = 1;
+        let tried = Tried {
+            pipelined: true,
+            attempt: &mut attempt,
+        };
         let settled = settle(
             &self.ctx,
             self.conn.as_mut(),
@@ -184,6 +189,7 @@ impl Worker {
             &temp,
             version,
             outcome,
+            tried,
         )
         .await;
         let result = match settled {
@@ -199,12 +205,12 @@ impl Worker {
                 }
                 return self.execute_task(task, 1).await;
             }
-            Err(JobError::Remote(e)) if !e.is_permanent() && self.ctx.retries > 1 => {
-                tracing::debug!(attempt = 1, error = %e, "job failed");
+            Err(JobError::Remote(e)) if !e.is_permanent() && attempt < self.ctx.retries => {
+                tracing::debug!(attempt, error = %e, "job failed");
                 if e.breaks_connection() {
                     self.conn = None;
                 }
-                return self.execute_task(task, 2).await;
+                return self.execute_task(task, attempt + 1).await;
             }
             Err(e) => {
                 if let JobError::Remote(e) = &e {
