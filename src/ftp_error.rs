@@ -282,4 +282,48 @@ mod tests {
         );
         assert_eq!(err.code(), Some(452));
     }
+
+    fn unexpected(status: Status, body: &[u8]) -> FtpError {
+        let resp = suppaftp::types::Response::new(status, body.to_vec());
+        FtpError::from_suppa("PASV".into(), suppaftp::FtpError::UnexpectedResponse(resp))
+    }
+
+    #[test]
+    fn vsftpd_oops_is_a_server_fault_worth_a_fresh_connection() {
+        let err = unexpected(Status::Unknown, b"500 OOPS: vsf_sysutil_bind\r\n");
+        assert!(matches!(err, FtpError::ServerFault { .. }), "{err:?}");
+        assert!(!err.is_permanent() && err.breaks_connection());
+        let plain = unexpected(Status::Unknown, b"500 Unknown command\r\n");
+        assert!(plain.is_permanent() && plain.code() == Some(500));
+    }
+
+    #[test]
+    fn a_multi_line_reply_becomes_one_line() {
+        let body = b"530-\x1b]0;title\x07 first\r\n530-second\n\r\n530 last\x0bpart\r\n";
+        let err = unexpected(Status::NotLoggedIn, body);
+        let text = err.to_string();
+        assert_eq!(
+            text,
+            "PASV: server replied 530-\x1b]0;title\x07 first / 530-second / 530 last / part"
+        );
+        assert!(!text.contains(['\r', '\n']));
+    }
+
+    #[test]
+    fn a_reply_too_large_and_a_size_mismatch_are_typed() {
+        let huge = suppaftp::FtpError::from(suppaftp::ReplyTooLarge);
+        let err = FtpError::from_suppa("STAT -a /d".into(), huge);
+        assert!(matches!(err, FtpError::ReplyTooLarge { .. }), "{err:?}");
+        assert!(err.breaks_connection());
+        let mismatch = FtpError::SizeMismatch {
+            operation: "STOR /d/a".into(),
+            stored: 3,
+            expected: 5,
+        };
+        assert_eq!(
+            mismatch.to_string(),
+            "STOR /d/a: the server stored 3 bytes of 5 (size check after upload)"
+        );
+        assert!(!mismatch.is_permanent() && !mismatch.breaks_connection());
+    }
 }

@@ -393,3 +393,48 @@ impl Connection {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caps(entries: usize) -> Caps {
+        Caps {
+            entries,
+            ..Caps::default()
+        }
+    }
+
+    async fn read(data: impl AsyncRead + Unpin, caps: Caps) -> Result<Parsed, FtpError> {
+        let timeout = Duration::from_secs(5);
+        read_listing(data, "/d", ListFormat::Mlsd, caps, timeout, "MLSD /d").await
+    }
+
+    #[tokio::test]
+    async fn a_listing_is_parsed_across_chunks_with_or_without_a_last_line_end() {
+        let text = b"type=file;size=1; a\r\ntype=dir; b\ntype=cdir; .\r\ntype=file;size=2; c";
+        // A reader that hands out two bytes at a time cuts every line.
+        let (client, mut server) = tokio::io::duplex(2);
+        let writer =
+            tokio::spawn(
+                async move { tokio::io::AsyncWriteExt::write_all(&mut server, text).await },
+            );
+        let parsed = read(client, caps(10)).await.unwrap();
+        writer.await.unwrap().unwrap();
+        let names: Vec<_> = parsed.entries.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+    }
+
+    #[tokio::test]
+    async fn a_line_that_never_ends_or_too_many_lines_end_the_listing_with_an_error() {
+        let err = read(tokio::io::repeat(b'x'), caps(10)).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "listing of remote folder \"/d\" exceeded 65536 bytes in one line; the folder counts as not listed"
+        );
+        assert!(err.is_listing_cap() && err.breaks_connection() && !err.is_permanent());
+        let lines = b"type=file;size=1; x\r\n".repeat(11);
+        let err = read(&lines[..], caps(10)).await.unwrap_err();
+        assert!(err.to_string().contains("exceeded 10 entries"), "{err}");
+    }
+}
