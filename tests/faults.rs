@@ -741,3 +741,28 @@ fn a_multi_line_refusal_with_escape_sequences_is_reported_on_one_line() {
         .unwrap_or_else(|| panic!("no refusal: {run}"));
     assert!(line.contains("first") && line.contains("denied"), "{run}");
 }
+
+#[test]
+fn a_name_with_a_leading_space_settles_on_a_list_only_server() {
+    // FEAT answered without MLST: every server is listed with STAT -a or LIST.
+    let faults = vec![Fault::Reply {
+        command: "FEAT".into(),
+        path: "".into(),
+        reply: "211 No features".into(),
+        times: usize::MAX,
+    }];
+    for up in upstreams("leading_space") {
+        let local = Tree::new();
+        local.write(" lead", "lead");
+        local.write("plain", "plain");
+        let proxy = FaultProxy::start(&up.addr, faults.clone());
+        let first = sync_through(&proxy, &up, &local, &["--delete"]);
+        assert_eq!(first.code, 0, "{}: {first}", up.name);
+        let again = sync_through(&proxy, &up, &local, &["--delete"]);
+        assert_eq!(again.code, 0, "{}: {again}", up.name);
+        let changes = (&again.summary["files_uploaded"], &again.summary["deleted"]);
+        assert_eq!(changes, (&0.into(), &0.into()), "{}: {again}", up.name);
+        assert_eq!(std::fs::read(up.dir.join(" lead")).unwrap(), b"lead");
+        assert_mirror(local.path(), &up.dir);
+    }
+}
