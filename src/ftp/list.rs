@@ -107,6 +107,24 @@ fn compare_with_mlsd(stat: &Parsed, mlsd: &Parsed) -> Option<bool> {
     listing::list_agrees_with_mlsd(&stat.entries, &mlsd.entries)
 }
 
+/// A listing whose reading failed in a way that leaves nothing to wait for: past a cap, or a
+/// server that stopped answering. Otherwise the final reply is read, and may say more.
+fn ends_at_once(read: &Result<Parsed, FtpError>) -> bool {
+    read.as_ref()
+        .is_err_and(|e| e.is_listing_cap() || matches!(e, FtpError::Timeout { .. }))
+}
+
+/// A listing and its final reply as one outcome: both must be right. A data connection that
+/// broke is an error whatever the final reply says (never a listing cut short), unless the
+/// reply tells why (e.g. 550: no such folder, after a 150).
+fn settle(read: Result<Parsed, FtpError>, done: Result<(), FtpError>) -> Result<Parsed, FtpError> {
+    match (read, done) {
+        (Ok(parsed), Ok(())) => Ok(parsed),
+        (Err(_), Err(refused @ FtpError::Reply { .. })) => Err(refused),
+        (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+    }
+}
+
 /// Reads a listing from its data connection, parsing each line as it arrives, within `caps`;
 /// each wait for more bytes is bounded by `timeout`.
 pub async fn read_listing<R: AsyncRead + Unpin>(
@@ -368,20 +386,28 @@ impl Connection {
         let stream = &mut self.stream;
         let exchange = async {
             if pipelined {
-                let data = pipeline::open_listing(stream, &command, timeout).await?;
-                let parsed = read_listing(data, folder, format, limits.caps, timeout, &command);
-                let parsed = parsed.await?;
-                let done = &pipeline::TRANSFER_DONE;
-                pipeline::reply(stream, &command, done, timeout).await?;
-                return Ok(parsed);
+                let mut data = pipeline::open_listing(stream, &command, timeout).await?;
+                let caps = limits.caps;
+                let read = read_listing(&mut data, folder, format, caps, timeout, &command);
+                let parsed = read.await;
+                drop(data);
+                if !ends_at_once(&parsed) {
+                    let done = &pipeline::TRANSFER_DONE;
+                    let reply = pipeline::reply(stream, &command, done, timeout).await;
+                    return settle(parsed, reply.map(|_| ()));
+                }
+                return parsed;
             }
             let opening = [Status::AboutToSend, Status::AlreadyOpen];
             let open = stream.custom_data_command(&command, &opening);
             let (_, mut data) = within(timeout, command.as_str(), open).await?;
-            let parsed = read_listing(&mut data, folder, format, limits.caps, timeout, &command);
-            let parsed = parsed.await?;
-            within(timeout, command.as_str(), data.finish()).await?;
-            Ok(parsed)
+            let read = read_listing(&mut data, folder, format, limits.caps, timeout, &command);
+            let parsed = read.await;
+            if !ends_at_once(&parsed) {
+                let reply = within(timeout, command.as_str(), data.finish()).await;
+                return settle(parsed, reply);
+            }
+            parsed
         };
         match tokio::time::timeout(limits.deadline, exchange).await {
             Ok(listed) => listed,
@@ -436,5 +462,24 @@ mod tests {
         let lines = b"type=file;size=1; x\r\n".repeat(11);
         let err = read(&lines[..], caps(10)).await.unwrap_err();
         assert!(err.to_string().contains("exceeded 10 entries"), "{err}");
+    }
+
+    #[test]
+    fn a_broken_data_connection_is_an_error_even_when_the_server_says_226() {
+        let lost = || FtpError::Connection {
+            operation: "MLSD /d".into(),
+            detail: "reset".into(),
+        };
+        let refused = FtpError::Reply {
+            operation: "MLSD /d".into(),
+            code: 550,
+            text: "550 No such folder".into(),
+        };
+        assert!(settle(Err(lost()), Ok(())).is_err());
+        assert_eq!(
+            settle(Err(lost()), Err(refused)).unwrap_err().code(),
+            Some(550)
+        );
+        assert!(settle(Ok(Parsed::default()), Ok(())).is_ok());
     }
 }
