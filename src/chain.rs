@@ -138,12 +138,18 @@ async fn read_checks(
             Ok(text) => {
                 let stored: Option<u64> =
                     text.split_whitespace().nth(1).and_then(|s| s.parse().ok());
-                if stored != Some(expected) {
-                    size_ok = Err(FtpError::Connection {
+                size_ok = match stored {
+                    Some(stored) if stored == expected => Ok(()),
+                    Some(stored) => Err(FtpError::SizeMismatch {
                         operation: format!("STOR {}", up.target),
-                        detail: format!("the server stored {stored:?} bytes of {expected}"),
-                    });
-                }
+                        stored,
+                        expected,
+                    }),
+                    None => Err(FtpError::Garbled {
+                        operation: format!("SIZE {}", up.temp),
+                        reply: text,
+                    }),
+                };
             }
             Err(e) if e.breaks_connection() => return Err(e),
             Err(e) => size_ok = Err(e),

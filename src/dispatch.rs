@@ -36,6 +36,8 @@ pub struct Dispatcher {
     pub low: Option<mpsc::Sender<Task>>,
     /// Told to the workers when the channels close, so that one still logging in leaves.
     work_over: CancellationToken,
+    /// The run's stop (the workers' [`WorkerContext::stop`]).
+    stop: CancellationToken,
     events: mpsc::UnboundedReceiver<Event>,
     tracker: TaskTracker,
     next_id: usize,
@@ -53,6 +55,7 @@ impl Dispatcher {
         let (event_tx, events) = mpsc::unbounded_channel();
         let queues = Arc::new(Queues::new(high_rx, low_rx));
         let work_over = queues.work_over.clone();
+        let stop = ctx.stop.clone();
         let tracker = TaskTracker::new();
         for id in 0..jobs {
             tracker.spawn(worker::run(
@@ -67,6 +70,7 @@ impl Dispatcher {
             high: Some(high_tx),
             low: Some(low_tx),
             work_over,
+            stop,
             events,
             tracker,
             next_id: 0,
@@ -77,11 +81,16 @@ impl Dispatcher {
         }
     }
 
-    /// Waits until one worker is ready (syn). Err with the most telling connection error when
-    /// none could connect.
+    /// Waits until one worker is ready (syn), or a stop: Ok then too, at once (workers still
+    /// connecting give up), and the caller, which asked for the stop, finds its jobs
+    /// interrupted. Err with the most telling connection error when none could connect.
     pub async fn first_ready(&mut self) -> Result<(), FtpError> {
         while self.ready == 0 {
-            match self.events.recv().await {
+            let event = tokio::select! {
+                event = self.events.recv() => event,
+                _ = self.stop.cancelled() => return Ok(()),
+            };
+            match event {
                 Some(event) => {
                     self.book(event);
                 }
@@ -91,7 +100,7 @@ impl Dispatcher {
                 break;
             }
         }
-        if self.ready > 0 {
+        if self.ready > 0 || self.stop.is_cancelled() {
             return Ok(());
         }
         let errors = std::mem::take(&mut self.connect_errors);

@@ -23,7 +23,7 @@ type Stream = AsyncRustlsFtpStream;
 
 mod list;
 
-pub use list::{Listing, StatForMlsd};
+pub use list::{read_listing, Listing, ListingLimits, StatForMlsd, DEADLINE_VAR};
 
 /// Size of the buffer used to stream a file to the data connection.
 const UPLOAD_CHUNK: usize = 256 * 1024;
@@ -88,6 +88,8 @@ pub struct Connection {
     stat_listing: Option<bool>,
     /// STAT replies without a listing so far.
     stat_misses: u32,
+    /// The bounds on a listing over a data connection.
+    listing_limits: ListingLimits,
 }
 
 impl Connection {
@@ -164,6 +166,7 @@ impl Connection {
             pipelining: !target.host.contains(':'),
             stat_listing: None,
             stat_misses: 0,
+            listing_limits: ListingLimits::for_timeout(timeout),
         };
         // Commands are small writes answered by small replies: Nagle's algorithm would only
         // add delay.
@@ -190,9 +193,10 @@ impl Connection {
         // Log out first, so as not to count twice against the server's connection limit. Should
         // logging in again fail, the error says the connection is lost.
         let _ = tokio::time::timeout(self.timeout, self.stream.quit()).await;
-        let list_without_a = self.list_without_a;
+        let (list_without_a, limits) = (self.list_without_a, self.listing_limits);
         *self = Connection::open(&self.target, &self.login, self.timeout).await?;
         self.list_without_a = list_without_a;
+        self.listing_limits = limits;
         Ok(())
     }
 
@@ -363,10 +367,8 @@ impl Connection {
 
     /// Replies that make no sense where they came: no more pipelining on this connection.
     fn notice_garbled(&mut self, e: &FtpError) {
-        if let FtpError::Connection { detail, .. } = e {
-            if detail.contains("unreadable reply") || detail.contains("syntax") {
-                self.pipelining = false;
-            }
+        if matches!(e, FtpError::Garbled { .. }) {
+            self.pipelining = false;
         }
     }
 

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use suppaftp::Status;
 
+pub use crate::listing::ListingCap;
+
 /// An FTP failure, classified for retry decisions.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum FtpError {
@@ -27,6 +29,29 @@ pub enum FtpError {
     /// TLS version in common, or AUTH TLS refused. Never worked around by going plain.
     #[error("TLS with {server} failed: {detail}")]
     Tls { server: String, detail: String },
+    /// A folder listing went past one of its caps (see [`crate::ftp::ListingLimits`]): an
+    /// endless or trickling listing, or one too large to hold. Never a truncated listing.
+    #[error("listing of remote folder {folder:?} exceeded {cap}; the folder counts as not listed")]
+    ListingTooLarge { folder: String, cap: ListingCap },
+    /// A control-connection reply larger than suppaftp holds (256 KiB): abandoned half-read.
+    #[error("{operation}: the server's reply exceeded 256 KiB")]
+    ReplyTooLarge { operation: String },
+    /// The size check after an upload: the temporary file's size is not the local file's.
+    #[error(
+        "{operation}: the server stored {stored} bytes of {expected} (size check after upload)"
+    )]
+    SizeMismatch {
+        operation: String,
+        stored: u64,
+        expected: u64,
+    },
+    /// A reply that cannot be read where it came (out of step, or not FTP at all).
+    #[error("{operation}: unreadable reply {reply:?}")]
+    Garbled { operation: String, reply: String },
+    /// vsftpd's `500 OOPS: ...`: the server's session process failed (seen under load, e.g.
+    /// `vsf_sysutil_bind`) and closed the connection. A fresh connection usually works.
+    #[error("{operation}: the server failed ({text}); trying again on a new connection")]
+    ServerFault { operation: String, text: String },
 }
 
 impl FtpError {
@@ -39,6 +64,11 @@ impl FtpError {
         }
     }
 
+    /// A listing that went past a cap: trying again would only repeat it.
+    pub fn is_listing_cap(&self) -> bool {
+        matches!(self, FtpError::ListingTooLarge { .. })
+    }
+
     /// Whether the connection can no longer be used after this error.
     pub fn breaks_connection(&self) -> bool {
         match self {
@@ -46,6 +76,12 @@ impl FtpError {
             FtpError::Timeout { .. } | FtpError::Connection { .. } => true,
             FtpError::Unreachable { .. } | FtpError::LoginRefused { .. } => true,
             FtpError::Tls { .. } => true,
+            // Abandoned half-read, or the server closed it.
+            FtpError::ListingTooLarge { .. }
+            | FtpError::ReplyTooLarge { .. }
+            | FtpError::Garbled { .. }
+            | FtpError::ServerFault { .. } => true,
+            FtpError::SizeMismatch { .. } => false,
         }
     }
 
@@ -84,17 +120,30 @@ impl FtpError {
     pub(crate) fn from_suppa(operation: String, err: suppaftp::FtpError) -> FtpError {
         match err {
             suppaftp::FtpError::UnexpectedResponse(resp) => {
-                let text = String::from_utf8_lossy(&resp.body).trim().to_string();
+                let text = one_line(&String::from_utf8_lossy(&resp.body));
                 let code = match resp.status {
                     Status::Unknown => text.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0),
                     s => s.code(),
                 };
+                if code == 500 && text.get(4..).is_some_and(|t| t.starts_with("OOPS")) {
+                    return FtpError::ServerFault { operation, text };
+                }
                 FtpError::Reply {
                     operation,
                     code,
                     text,
                 }
             }
+            suppaftp::FtpError::ConnectionError(e)
+                if e.get_ref()
+                    .is_some_and(|inner| inner.is::<suppaftp::ReplyTooLarge>()) =>
+            {
+                FtpError::ReplyTooLarge { operation }
+            }
+            suppaftp::FtpError::BadResponse => FtpError::Garbled {
+                operation,
+                reply: "not an FTP reply".into(),
+            },
             // A data connection's handshake: the server still expects it, so the control
             // connection is out of step; a fresh connection may do better.
             suppaftp::FtpError::SecureError(detail) => FtpError::Connection {
@@ -110,6 +159,21 @@ impl FtpError {
             },
         }
     }
+}
+
+/// Server text made one line: a multi-line reply's lines joined with " / ". Reply text is
+/// untrusted; an error built from it must not span lines (other control characters are left
+/// to the output layer to escape).
+pub(crate) fn one_line(text: &str) -> String {
+    let breaks = [
+        '\r', '\n', '\u{b}', '\u{c}', '\u{85}', '\u{2028}', '\u{2029}',
+    ];
+    let lines: Vec<&str> = text
+        .split(breaks)
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines.join(" / ")
 }
 
 /// suppaftp prefixes "Secure error: " each time it passes a TLS error on; what is left is the
@@ -217,5 +281,49 @@ mod tests {
             suppaftp::FtpError::UnexpectedResponse(resp),
         );
         assert_eq!(err.code(), Some(452));
+    }
+
+    fn unexpected(status: Status, body: &[u8]) -> FtpError {
+        let resp = suppaftp::types::Response::new(status, body.to_vec());
+        FtpError::from_suppa("PASV".into(), suppaftp::FtpError::UnexpectedResponse(resp))
+    }
+
+    #[test]
+    fn vsftpd_oops_is_a_server_fault_worth_a_fresh_connection() {
+        let err = unexpected(Status::Unknown, b"500 OOPS: vsf_sysutil_bind\r\n");
+        assert!(matches!(err, FtpError::ServerFault { .. }), "{err:?}");
+        assert!(!err.is_permanent() && err.breaks_connection());
+        let plain = unexpected(Status::Unknown, b"500 Unknown command\r\n");
+        assert!(plain.is_permanent() && plain.code() == Some(500));
+    }
+
+    #[test]
+    fn a_multi_line_reply_becomes_one_line() {
+        let body = b"530-\x1b]0;title\x07 first\r\n530-second\n\r\n530 last\x0bpart\r\n";
+        let err = unexpected(Status::NotLoggedIn, body);
+        let text = err.to_string();
+        assert_eq!(
+            text,
+            "PASV: server replied 530-\x1b]0;title\x07 first / 530-second / 530 last / part"
+        );
+        assert!(!text.contains(['\r', '\n']));
+    }
+
+    #[test]
+    fn a_reply_too_large_and_a_size_mismatch_are_typed() {
+        let huge = suppaftp::FtpError::from(suppaftp::ReplyTooLarge);
+        let err = FtpError::from_suppa("STAT -a /d".into(), huge);
+        assert!(matches!(err, FtpError::ReplyTooLarge { .. }), "{err:?}");
+        assert!(err.breaks_connection());
+        let mismatch = FtpError::SizeMismatch {
+            operation: "STOR /d/a".into(),
+            stored: 3,
+            expected: 5,
+        };
+        assert_eq!(
+            mismatch.to_string(),
+            "STOR /d/a: the server stored 3 bytes of 5 (size check after upload)"
+        );
+        assert!(!mismatch.is_permanent() && !mismatch.breaks_connection());
     }
 }

@@ -110,6 +110,147 @@ pub fn parse_listing(
     (entries, errors)
 }
 
+/// Most entries one folder's listing may have: twice the largest folder ftpsync promises to
+/// handle (a million entries). Lines that are not entries (`.`, unparsable) count too, so an
+/// endless stream of them ends as well.
+pub const MAX_ENTRIES: usize = 2_000_000;
+
+/// Most memory one folder's parsed entries may take (by [`held_bytes`]). A million entries with
+/// 100-byte names take about 170 MB; with the entry cap, this keeps a listing's memory near
+/// 200 MB whatever a server sends (the peak stays under 300 MB).
+pub const MAX_HELD_BYTES: u64 = 200 << 20;
+
+/// Longest line a listing may hold: a name is at most a few hundred bytes on any file system,
+/// so a longer line is a server sending garbage (or a line that never ends).
+pub const MAX_LINE_BYTES: usize = 64 << 10;
+
+/// Unparsable lines kept to report, per folder; the rest are only counted.
+const KEPT_ERRORS: usize = 100;
+
+/// The caps a listing went past (see [`ListingParser`] and the listing's deadline).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListingCap {
+    Entries(usize),
+    /// Memory the parsed entries take, in bytes.
+    Bytes(u64),
+    /// One line longer than this many bytes.
+    LineBytes(usize),
+    /// The whole listing took longer than this.
+    Duration(std::time::Duration),
+}
+
+impl std::fmt::Display for ListingCap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListingCap::Entries(n) => write!(f, "{n} entries"),
+            ListingCap::Bytes(n) => write!(f, "{} MB", n >> 20),
+            ListingCap::LineBytes(n) => write!(f, "{n} bytes in one line"),
+            ListingCap::Duration(d) => write!(f, "{} s", d.as_secs()),
+        }
+    }
+}
+
+/// The caps on one folder's listing (the deadline is the network side's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caps {
+    pub entries: usize,
+    pub bytes: u64,
+    pub line_bytes: usize,
+}
+
+impl Default for Caps {
+    fn default() -> Self {
+        Caps {
+            entries: MAX_ENTRIES,
+            bytes: MAX_HELD_BYTES,
+            line_bytes: MAX_LINE_BYTES,
+        }
+    }
+}
+
+/// A folder's listing, parsed.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub entries: Vec<RemoteEntry>,
+    /// Lines that could not be parsed (the first hundred; see `more_errors`).
+    pub errors: Vec<ParseError>,
+    /// Unparsable lines beyond those in `errors`.
+    pub more_errors: usize,
+}
+
+/// What one entry costs in memory: the entry, its name, and the allocator's share.
+pub fn held_bytes(entry: &RemoteEntry) -> u64 {
+    (std::mem::size_of::<RemoteEntry>() + entry.name.len() + 16) as u64
+}
+
+/// Parses a listing line by line as it arrives, so that only entries are held (not the text),
+/// and stops at the first cap it goes past: a listing is bounded whatever a server sends.
+pub struct ListingParser {
+    format: ListFormat,
+    now_unix: i64,
+    caps: Caps,
+    parsed: Parsed,
+    lines: usize,
+    held: u64,
+}
+
+impl ListingParser {
+    pub fn new(format: ListFormat, now_unix: i64, caps: Caps) -> Self {
+        ListingParser {
+            format,
+            now_unix,
+            caps,
+            parsed: Parsed::default(),
+            lines: 0,
+            held: 0,
+        }
+    }
+
+    /// One line, without its line end (a trailing CR is dropped; empty lines are skipped).
+    pub fn push(&mut self, line: &[u8]) -> Result<(), ListingCap> {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            return Ok(());
+        }
+        if line.len() > self.caps.line_bytes {
+            return Err(ListingCap::LineBytes(self.caps.line_bytes));
+        }
+        self.lines += 1;
+        if self.lines > self.caps.entries {
+            return Err(ListingCap::Entries(self.caps.entries));
+        }
+        let line = String::from_utf8_lossy(line);
+        let parsed = match self.format {
+            ListFormat::Mlsd => parse_mlsd_line(&line),
+            ListFormat::List => parse_list_line(&line, self.now_unix),
+        };
+        match parsed {
+            Ok(Some(entry)) => {
+                self.held += held_bytes(&entry);
+                if self.held > self.caps.bytes {
+                    return Err(ListingCap::Bytes(self.caps.bytes));
+                }
+                self.parsed.entries.push(entry);
+            }
+            Ok(None) => {}
+            Err(e) if self.parsed.errors.len() < KEPT_ERRORS => self.parsed.errors.push(e),
+            Err(_) => self.parsed.more_errors += 1,
+        }
+        Ok(())
+    }
+
+    /// Several lines at once, split at LF (for a listing that came in one piece, e.g. a STAT
+    /// reply).
+    pub fn push_text(&mut self, text: &[u8]) -> Result<(), ListingCap> {
+        text.split(|&b| b == b'\n')
+            .try_for_each(|line| self.push(line))
+    }
+
+    pub fn finish(self) -> Parsed {
+        self.parsed
+    }
+}
+
 /// Whether a LIST-format listing tells the same as the MLSD listing of the same folder: the
 /// same names with the same kinds, the same file sizes, and every MLSD time inside the interval
 /// its LIST time stands for (so this server's LIST times are UTC and parsed right). None when
@@ -250,11 +391,18 @@ fn fields(line: &str) -> Vec<(&str, usize)> {
         .collect()
 }
 
-/// The name starts at the first non-blank after `end`. Servers differ in how they pad the
-/// column before the name, so a name that really starts with a space cannot be told apart
-/// from padding; we favour the common case.
+/// The name starts at the first non-blank after `end` (DOS/IIS listings pad the column before
+/// the name, so a name that really starts with a space cannot be told apart from padding).
 fn name_after(line: &str, end: usize) -> &str {
     line[end..].trim_start_matches([' ', '\t'])
+}
+
+/// In a UNIX listing the name starts exactly one blank after the time (or year) field: `ls -l`,
+/// vsftpd, pure-ftpd and proftpd all put one there, so further blanks belong to the name
+/// (" lead"). Trimming them would list a name that is not on the server.
+fn name_after_time(line: &str, end: usize) -> &str {
+    let rest = &line[end..];
+    rest.strip_prefix([' ', '\t']).unwrap_or(rest)
 }
 
 fn unix(line: &str, fields: &[(&str, usize)], now_unix: i64) -> LineResult {
@@ -282,7 +430,7 @@ fn unix(line: &str, fields: &[(&str, usize)], now_unix: i64) -> LineResult {
         EntryKind::Other => 0,
         _ => number(fields[at - 1].0).ok_or("invalid size")?,
     };
-    let mut name = name_after(line, fields[at + 2].1);
+    let mut name = name_after_time(line, fields[at + 2].1);
     if kind == EntryKind::Symlink {
         // A name that itself contains " -> " cannot be told from the target; like other
         // clients, split at the first one.
@@ -625,5 +773,86 @@ mod tests {
         ] {
             assert_eq!(list_agrees_with_mlsd(list, &mlsd), Some(false), "{list:?}");
         }
+    }
+
+    #[test]
+    fn a_unix_name_starting_with_spaces_keeps_them() {
+        let lead = l("-rw-r--r--    1 1000     1000            5 Nov 26 17:56  lead");
+        assert_eq!(lead, entry(" lead", File, 5, NOV26, Minute));
+        let two = l("-rw-r--r--    1 1000     1000            5 Jan 02  2020   two");
+        assert_eq!(two, entry("  two", File, 5, JAN2, Day));
+        let dir = l("drwxr-xr-x 2 a b 4096 Nov 26 17:56  spaced dir ");
+        assert_eq!(dir, entry(" spaced dir ", Dir, 4096, NOV26, Minute));
+        let link = l("lrwxrwxrwx 1 a b 1 Nov 26 17:56  ln -> x");
+        assert_eq!(link.name, " ln");
+        // DOS listings pad the name column: their names still start at the first non-blank.
+        assert_eq!(l("01-02-24  03:04PM   5    padded").name, "padded");
+    }
+
+    fn mlsd_line(i: usize) -> String {
+        format!("type=file;size={i};modify=20240102030405;UNIX.mode=0644;unique=803g{i}; file-{i:07}.jpg")
+    }
+
+    #[test]
+    fn a_folder_of_a_million_entries_parses_within_the_caps() {
+        let mut parser = ListingParser::new(ListFormat::Mlsd, NOW, Caps::default());
+        for i in 0..1_000_000 {
+            parser
+                .push(mlsd_line(i).as_bytes())
+                .expect("within the caps");
+        }
+        let parsed = parser.finish();
+        assert_eq!(parsed.entries.len(), 1_000_000);
+        assert_eq!(parsed.entries[999_999].name, "file-0999999.jpg");
+        assert!(parsed.errors.is_empty());
+    }
+
+    #[test]
+    fn a_listing_past_a_cap_is_an_error_naming_the_cap() {
+        let caps = Caps {
+            entries: 10,
+            bytes: 10 * held_bytes(&m(&mlsd_line(0))),
+            line_bytes: 100,
+        };
+        let mut parser = ListingParser::new(ListFormat::Mlsd, NOW, caps);
+        for i in 0..10 {
+            parser.push(mlsd_line(i).as_bytes()).unwrap();
+        }
+        assert_eq!(
+            parser.push(mlsd_line(10).as_bytes()),
+            Err(ListingCap::Entries(10))
+        );
+
+        // Unparsable lines count as entries: an endless stream of them ends too.
+        let mut parser = ListingParser::new(ListFormat::Mlsd, NOW, caps);
+        let junk = (0..=10).map(|_| parser.push(b"junk")).last();
+        assert_eq!(junk, Some(Err(ListingCap::Entries(10))));
+        assert_eq!(parser.finish().errors.len(), 10);
+
+        let long = format!("type=file;size=1; {}", "n".repeat(100));
+        let mut parser = ListingParser::new(ListFormat::Mlsd, NOW, caps);
+        assert_eq!(
+            parser.push(long.as_bytes()),
+            Err(ListingCap::LineBytes(100))
+        );
+
+        let big_names = Caps {
+            bytes: 2 * held_bytes(&m(&mlsd_line(0))),
+            ..caps
+        };
+        let mut parser = ListingParser::new(ListFormat::Mlsd, NOW, big_names);
+        let pushed: Vec<_> = (0..3)
+            .map(|i| parser.push(mlsd_line(i).as_bytes()))
+            .collect();
+        assert_eq!(pushed[2], Err(ListingCap::Bytes(big_names.bytes)));
+        assert_eq!(ListingCap::Bytes(200 << 20).to_string(), "200 MB");
+    }
+
+    #[test]
+    fn unparsable_lines_beyond_a_hundred_are_only_counted() {
+        let mut parser = ListingParser::new(ListFormat::List, NOW, Caps::default());
+        parser.push_text(&b"junk\r\n".repeat(150)).unwrap();
+        let parsed = parser.finish();
+        assert_eq!((parsed.errors.len(), parsed.more_errors), (100, 50));
     }
 }

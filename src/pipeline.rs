@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use suppaftp::tokio::AsyncRustlsFtpStream;
 use suppaftp::Status;
-use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 use crate::ftp::{within, FtpError};
@@ -81,7 +80,9 @@ pub(crate) async fn reply(
         stream.read_response_in(expected),
     )
     .await?;
-    Ok(String::from_utf8_lossy(&response.body).trim().to_string())
+    Ok(crate::ftp_error::one_line(&String::from_utf8_lossy(
+        &response.body,
+    )))
 }
 
 /// The data address a PASV reply names, at the control connection's own peer address (the
@@ -119,9 +120,9 @@ pub(crate) async fn read_pasv(
     timeout: Duration,
 ) -> Result<SocketAddr, FtpError> {
     let pasv = reply(stream, "PASV", &[Status::PassiveMode], timeout).await?;
-    passive_address(&pasv, peer).ok_or_else(|| FtpError::Connection {
+    passive_address(&pasv, peer).ok_or_else(|| FtpError::Garbled {
         operation: "PASV".into(),
-        detail: format!("unreadable reply {pasv:?}"),
+        reply: pasv,
     })
 }
 
@@ -144,49 +145,24 @@ pub(crate) const PRELIMINARY: [Status; 2] = [Status::AboutToSend, Status::Alread
 pub(crate) const TRANSFER_DONE: [Status; 2] =
     [Status::ClosingDataConnection, Status::RequestedFileActionOk];
 
-/// A folder listing (`MLSD path`, `LIST -a path`, ...), its lines decoded as lossy UTF-8.
-pub async fn list(
+/// Opens the data connection of a listing command (`MLSD path`, `LIST -a path`, ...): PASV,
+/// then the command sent while the data connection opens. Returns it once the server's 150
+/// came; the caller reads the listing, then the final reply.
+pub(crate) async fn open_listing(
     stream: &mut Stream,
-    verb: &str,
-    argument: &str,
+    command: &str,
     timeout: Duration,
-) -> Result<Vec<String>, FtpError> {
-    let command = if argument.is_empty() {
-        verb.to_string()
-    } else {
-        format!("{verb} {argument}")
-    };
+) -> Result<TcpStream, FtpError> {
     let peer = peer_of(stream).await?;
     send(stream, "PASV\r\n", timeout).await?;
     let addr = read_pasv(stream, peer, timeout).await?;
     send(stream, &format!("{command}\r\n"), timeout).await?;
     let (data, opened) = tokio::join!(
-        connect(addr, &command, timeout),
-        reply(stream, &command, &PRELIMINARY, timeout)
+        connect(addr, command, timeout),
+        reply(stream, command, &PRELIMINARY, timeout)
     );
     opened?;
-    let mut data = data?;
-    let mut bytes = Vec::new();
-    let mut chunk = vec![0u8; 64 * 1024];
-    loop {
-        let read = async {
-            data.read(&mut chunk)
-                .await
-                .map_err(suppaftp::FtpError::ConnectionError)
-        };
-        match within(timeout, command.clone(), read).await? {
-            0 => break,
-            n => bytes.extend_from_slice(&chunk[..n]),
-        }
-    }
-    drop(data);
-    reply(stream, &command, &TRANSFER_DONE, timeout).await?;
-    Ok(bytes
-        .split(|&b| b == b'\n')
-        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
-        .filter(|line| !line.is_empty())
-        .map(|line| String::from_utf8_lossy(line).into_owned())
-        .collect())
+    data
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
@@ -381,9 +381,6 @@ impl Run<'_> {
         local: &LocalTree,
         scope: &Scope,
     ) -> Result<Listed, SyncError> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
         let mut remote = RemoteTree::new();
         let mut leftovers = Vec::new();
         let mut protected = Protected::default();
@@ -407,8 +404,10 @@ impl Run<'_> {
             let Some(dir) = pending.remove(&id) else {
                 continue;
             };
-            let (lines, format) = match result {
-                Ok(Outcome::Listed(lines, format)) => (lines, format),
+            let listing::Parsed {
+                entries, errors, ..
+            } = match result {
+                Ok(Outcome::Listed(parsed)) => parsed,
                 Ok(Outcome::Done { .. }) => continue,
                 Err(JobError::Remote(e)) if dir.is_empty() && e.is_permanent() => {
                     root_exists = false;
@@ -431,7 +430,6 @@ impl Run<'_> {
                     continue;
                 }
             };
-            let (entries, errors) = listing::parse_listing(&lines, format, now);
             for err in errors {
                 tracing::warn!(folder = %dir, "{err}; line skipped");
             }

@@ -16,14 +16,16 @@ use crate::worker::{JobError, Outcome, WorkerContext};
 /// the extra SIZE round trip costs more than resending.
 const RESUME_MIN_SIZE: u64 = 8 * 1024 * 1024;
 
-/// One try at the upload job of `rel`; a file that changes while it is sent is sent again, once.
+/// One try at the upload job of `rel` (two when a failure had to be told from a server that
+/// mishandles pipelining: `attempt` counts them); a file that changes while it is sent is sent
+/// again, once.
 pub async fn upload_job(
     ctx: &WorkerContext,
     conn: &mut Connection,
     rel: &str,
     size: u64,
     mtime: i64,
-    attempt: u32,
+    attempt: &mut u32,
 ) -> Result<Outcome, JobError> {
     if ctx.storage_full.load(Ordering::Relaxed) {
         return Err(JobError::Local(
@@ -60,14 +62,15 @@ pub struct FileUpload {
     pub mtime: i64,
 }
 
-/// One try at an upload; None when the local file changed meanwhile (nothing was put in
-/// place). Atomic uploads go to the temporary name and are renamed into place; a large file's
-/// interrupted transfer is resumed where the server kept its beginning.
+/// One try at an upload (see [`upload_job`] for `attempt`); None when the local file changed
+/// meanwhile (nothing was put in place). Atomic uploads go to the temporary name and are
+/// renamed into place; a large file's interrupted transfer is resumed where the server kept its
+/// beginning.
 async fn upload(
     ctx: &WorkerContext,
     conn: &mut Connection,
     file: &FileUpload,
-    attempt: u32,
+    attempt: &mut u32,
 ) -> Result<Option<Outcome>, JobError> {
     let before = local_version(&file.local)?;
     let stored_as = if ctx.atomic {
@@ -76,7 +79,7 @@ async fn upload(
         file.remote.clone()
     };
     let mut offset = 0;
-    if attempt > 1 && ctx.atomic && file.size >= RESUME_MIN_SIZE {
+    if *attempt > 1 && ctx.atomic && file.size >= RESUME_MIN_SIZE {
         if let Ok(Some(kept)) = conn.size(&stored_as).await {
             if kept < file.size {
                 tracing::info!(path = %file.remote, kept, "resuming the interrupted upload");
@@ -84,19 +87,28 @@ async fn upload(
             }
         }
     }
-    let result = if ctx.atomic && conn.can_pipeline() && ctx.pipelining.load(Ordering::Relaxed) {
+    let pipelined = ctx.atomic && conn.can_pipeline() && ctx.pipelining.load(Ordering::Relaxed);
+    let result = if pipelined {
         let up = pipelined_upload(ctx, conn, file, &stored_as, offset, before);
         let stored = conn.store_pipelined(up).await;
         finish_stored(ctx, Some(conn), file, &stored_as, before, stored).await
     } else {
         sequential(ctx, conn, file, &stored_as, offset, before).await
     };
-    settle(ctx, Some(conn), file, &stored_as, before, result).await
+    let tried = Tried { pipelined, attempt };
+    settle(ctx, Some(conn), file, &stored_as, before, result, tried).await
+}
+
+/// How an upload's try went out, for [`settle`]: `attempt` is the number of that try, counted
+/// up when the failure is checked with another one.
+pub struct Tried<'a> {
+    pub pipelined: bool,
+    pub attempt: &'a mut u32,
 }
 
 /// An upload's outcome as the job's: a server that mishandles pipelining is found out (and the
-/// upload sent again one command at a time), a file that changed meanwhile gives None, and a
-/// full server stops all further uploads.
+/// upload sent again one command at a time, as the next try), a file that changed meanwhile
+/// gives None, and a full server stops all further uploads.
 pub async fn settle(
     ctx: &WorkerContext,
     mut conn: Option<&mut Connection>,
@@ -104,18 +116,22 @@ pub async fn settle(
     stored_as: &str,
     before: Version,
     mut result: Result<Outcome, UploadError>,
+    tried: Tried<'_>,
 ) -> Result<Option<Outcome>, JobError> {
     // A server that answers pipelined commands out of order (some process them concurrently)
     // fails in ways the same exchange one command at a time does not: find out, and if so, stop
     // pipelining to this server. Nothing is renamed before its own checks passed either way.
+    // Sending it again is a try of its own: `--retries N` means N tries in all.
     let suspect = match &result {
-        Err(UploadError::Remote(e)) if answers_a_batch(e) => Some(e.to_string()),
+        Err(UploadError::Remote(e)) if tried.pipelined && answers_a_batch(e) => Some(e.to_string()),
         _ => None,
     };
+    let spare_try = *tried.attempt < ctx.retries;
     if let (Some(error), Some(conn)) = (
-        suspect.filter(|_| ctx.pipelining.load(Ordering::Relaxed)),
+        suspect.filter(|_| spare_try && ctx.pipelining.load(Ordering::Relaxed)),
         conn.as_deref_mut(),
     ) {
+        *tried.attempt += 1;
         result = sequential(ctx, conn, file, stored_as, 0, before).await;
         if result.is_ok() {
             tracing::info!(%error, "the server mishandles pipelined commands; sending them one at a time");
@@ -239,7 +255,7 @@ fn answers_a_batch(e: &FtpError) -> bool {
         FtpError::Reply { operation, .. } => ["SIZE", "RNFR", "RNTO"]
             .iter()
             .any(|c| operation.starts_with(c)),
-        FtpError::Connection { detail, .. } => detail.starts_with("the server stored"),
+        FtpError::SizeMismatch { .. } | FtpError::Garbled { .. } => true,
         _ => false,
     }
 }
@@ -259,9 +275,10 @@ async fn commit_upload(
 ) -> Result<(), FtpError> {
     if let Some(stored) = conn.size(temp).await? {
         if stored != size {
-            return Err(FtpError::Connection {
+            return Err(FtpError::SizeMismatch {
                 operation: format!("STOR {remote}"),
-                detail: format!("the server stored {stored} bytes of {size}"),
+                stored,
+                expected: size,
             });
         }
     }

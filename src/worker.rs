@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::credentials::Login;
 use crate::ftp::{Connection, FtpError, StatForMlsd, TimeSetter};
-use crate::listing::ListFormat;
+use crate::listing::Parsed;
 use crate::plan::Op;
 use crate::target::Target;
 use crate::temp_name::RunToken;
@@ -52,7 +52,7 @@ pub struct Task {
 /// What a successful job produced.
 #[derive(Debug)]
 pub enum Outcome {
-    Listed(Vec<String>, ListFormat),
+    Listed(Parsed),
     /// Done; for uploads, the bytes sent and whether the remote time was set.
     Done {
         bytes: u64,
@@ -190,13 +190,15 @@ pub async fn run(
     events: mpsc::UnboundedSender<Event>,
 ) {
     // A worker still logging in when the work is over (a small sync that the faster workers
-    // finished) leaves at once rather than finish its login for nothing.
+    // finished) leaves at once rather than finish its login for nothing; so does one told to
+    // stop.
     let opened = tokio::select! {
-        opened = Connection::open(&ctx.target, &ctx.login, ctx.timeout) => opened,
-        _ = queues.work_over.cancelled() => {
-            let _ = events.send(Event::Exited { worker: id });
-            return;
-        }
+        opened = first_connection(&ctx) => opened,
+        _ = queues.work_over.cancelled() => None,
+    };
+    let Some(opened) = opened else {
+        let _ = events.send(Event::Exited { worker: id });
+        return;
     };
     let conn = match opened {
         Ok(conn) => conn,
@@ -226,6 +228,23 @@ pub async fn run(
         conn.quit().await;
     }
     let _ = worker.events.send(Event::Exited { worker: id });
+}
+
+/// The worker's first connection: tried again (up to `--retries` tries) only when the server
+/// failed in a way a fresh connection usually mends (vsftpd's `500 OOPS`). None on a stop.
+async fn first_connection(ctx: &WorkerContext) -> Option<Result<Connection, FtpError>> {
+    let mut attempt = 1;
+    loop {
+        match open(ctx).await? {
+            Err(e @ FtpError::ServerFault { .. }) if attempt < ctx.retries => {
+                tracing::debug!(attempt, error = %e, "connecting failed");
+                let pause = RETRY_BACKOFF * 2u32.pow(attempt - 1);
+                stoppable(&ctx.stop, tokio::time::sleep(pause)).await?;
+                attempt += 1;
+            }
+            opened => return Some(opened),
+        }
+    }
 }
 
 impl Worker {
@@ -305,7 +324,19 @@ impl Worker {
             .collect();
         let allow_stat = ctx.stat_listing.load(Ordering::Relaxed);
         let mlsd_stat = *ctx.stat_for_mlsd.lock().expect("stat verdict lock");
-        let results = conn.list_many(&paths, allow_stat, mlsd_stat).await;
+        // Nothing is in flight while listing: a stop ends it at once.
+        let Some(results) =
+            stoppable(&ctx.stop, conn.list_many(&paths, allow_stat, mlsd_stat)).await
+        else {
+            self.conn = None;
+            for task in tasks {
+                let _ = self.events.send(Event::Finished {
+                    id: task.id,
+                    result: Err(JobError::Interrupted),
+                });
+            }
+            return false;
+        };
         let mut retry = Vec::new();
         for (task, result) in tasks.into_iter().zip(results) {
             match result {
@@ -315,7 +346,7 @@ impl Worker {
                     }
                     let _ = self.events.send(Event::Finished {
                         id: task.id,
-                        result: Ok(Outcome::Listed(listing.lines, listing.format)),
+                        result: Ok(Outcome::Listed(listing.parsed)),
                     });
                 }
                 Err(e) => {
@@ -387,7 +418,8 @@ async fn execute(
     let mut last: Option<FtpError> = None;
     // Whether the last try failed to even connect: then this worker gives the job back.
     let mut cannot_connect = false;
-    for attempt in first..=ctx.retries.max(first) {
+    let mut attempt = first;
+    while attempt <= ctx.retries.max(first) {
         if attempt > 1 {
             let pause = RETRY_BACKOFF * 2u32.pow(attempt - 2);
             tokio::select! {
@@ -397,9 +429,10 @@ async fn execute(
         }
         let c = match conn {
             Some(c) => c,
-            None => match Connection::open(&ctx.target, &ctx.login, ctx.timeout).await {
-                Ok(fresh) => conn.insert(fresh),
-                Err(e) => {
+            None => match open(ctx).await {
+                Some(Ok(fresh)) => conn.insert(fresh),
+                None => return Some(Err(JobError::Interrupted)),
+                Some(Err(e)) => {
                     // A refused login or certificate will not change on the next try.
                     let permanent = e.is_permanent() && !e.is_connection_limit();
                     last = Some(e);
@@ -407,12 +440,25 @@ async fn execute(
                     if permanent {
                         break;
                     }
+                    attempt += 1;
                     continue;
                 }
             },
         };
         cannot_connect = false;
-        match attempt_job(ctx, c, job, attempt).await {
+        let tried = if matches!(job, Job::List(_)) {
+            // Nothing is in flight while listing: a stop ends it at once.
+            match stoppable(&ctx.stop, attempt_job(ctx, c, job, &mut attempt)).await {
+                Some(tried) => tried,
+                None => {
+                    *conn = None;
+                    return Some(Err(JobError::Interrupted));
+                }
+            }
+        } else {
+            attempt_job(ctx, c, job, &mut attempt).await
+        };
+        match tried {
             Ok(outcome) => return Some(Ok(outcome)),
             Err(JobError::Remote(e)) => {
                 tracing::debug!(attempt, error = %e, "job failed");
@@ -426,19 +472,42 @@ async fn execute(
                         time_set: false,
                     }));
                 }
-                if e.is_permanent() {
+                // A listing past its caps would only go past them again.
+                if e.is_permanent() || e.is_listing_cap() {
                     return Some(Err(JobError::Remote(e)));
                 }
                 last = Some(e);
             }
             Err(other) => return Some(Err(other)),
         }
+        attempt += 1;
     }
     match last {
         _ if cannot_connect => None,
         Some(e) => Some(Err(JobError::Remote(e))),
         None => Some(Err(JobError::Interrupted)),
     }
+}
+
+/// `work` unless `stop` comes first (None): what it was doing is dropped half-way, so a
+/// connection it used must be dropped too.
+async fn stoppable<T>(
+    stop: &CancellationToken,
+    work: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    tokio::select! {
+        _ = stop.cancelled() => None,
+        done = work => Some(done),
+    }
+}
+
+/// A fresh connection; None when a stop came first.
+async fn open(ctx: &WorkerContext) -> Option<Result<Connection, FtpError>> {
+    stoppable(
+        &ctx.stop,
+        Connection::open(&ctx.target, &ctx.login, ctx.timeout),
+    )
+    .await
 }
 
 /// Records what a folder listed both ways said about STAT listings on an MLSD server: one
@@ -469,11 +538,12 @@ fn already_done(job: &Job) -> bool {
     )
 }
 
+/// One try at `job` (uploads may take two, see [`upload::upload_job`]: `attempt` counts them).
 async fn attempt_job(
     ctx: &WorkerContext,
     conn: &mut Connection,
     job: &Job,
-    attempt: u32,
+    attempt: &mut u32,
 ) -> Result<Outcome, JobError> {
     let done = Outcome::Done {
         bytes: 0,
@@ -486,19 +556,19 @@ async fn attempt_job(
             let mlsd_stat = *ctx.stat_for_mlsd.lock().expect("stat verdict lock");
             let listing = match conn.list(&path(rel), allow_stat, mlsd_stat).await {
                 Ok(listing) => listing,
-                Err(e) => {
-                    // A listing too large for one reply desynchronises the connection: list
-                    // over data connections from now on.
-                    if allow_stat && e.to_string().contains("larger than") {
-                        ctx.stat_listing.store(false, Ordering::Relaxed);
-                    }
-                    return Err(e.into());
+                // A listing too large for one STAT reply leaves the connection out of step:
+                // list over data connections from now on, on a fresh one, within this try.
+                Err(FtpError::ReplyTooLarge { .. }) if allow_stat => {
+                    ctx.stat_listing.store(false, Ordering::Relaxed);
+                    *conn = Connection::open(&ctx.target, &ctx.login, ctx.timeout).await?;
+                    conn.list(&path(rel), false, mlsd_stat).await?
                 }
+                Err(e) => return Err(e.into()),
             };
             if let Some(agreed) = listing.stat_verdict {
                 judge_stat_listings(ctx, agreed);
             }
-            Ok(Outcome::Listed(listing.lines, listing.format))
+            Ok(Outcome::Listed(listing.parsed))
         }
         Job::Run(Op::Upload { rel, size, mtime }) => {
             upload::upload_job(ctx, conn, rel, *size, *mtime, attempt).await

@@ -5,10 +5,11 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use ftpsync::listing::{parse_list_line, parse_mlsd_line, EntryKind};
 use suppaftp::tokio::AsyncFtpStream;
 use suppaftp::types::FileType;
-use suppaftp::{FtpError, Mode};
-use support::faults::{Fault, FaultProxy};
+use suppaftp::{FtpError, Mode, Status};
+use support::faults::{Fault, FaultProxy, Listing};
 use support::FtpServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -360,4 +361,200 @@ async fn works_in_front_of_real_servers() {
             "{name}"
         );
     }
+}
+
+/// How a listing read by [`listing_lines`] went.
+struct Listed {
+    lines: Vec<String>,
+    /// The error that ended it early (a clean end is not an error).
+    error: Option<std::io::Error>,
+    /// Its final reply, if it ended cleanly.
+    done: Option<Result<(), FtpError>>,
+}
+
+/// Opens the listing `command` (e.g. `"MLSD dir"`) and reads up to `max` of its lines.
+async fn listing_lines(ftp: &mut AsyncFtpStream, command: &str, max: usize) -> Listed {
+    use tokio::io::AsyncBufReadExt;
+    let opening = [Status::AboutToSend, Status::AlreadyOpen];
+    let (_, data) = ftp
+        .custom_data_command(command, &opening)
+        .await
+        .expect("the listing opens");
+    let mut data = tokio::io::BufReader::new(data);
+    let mut lines = Vec::new();
+    while lines.len() < max {
+        let mut line = String::new();
+        match data.read_line(&mut line).await {
+            Ok(0) => {
+                let done = Some(data.into_inner().finish().await);
+                return Listed {
+                    lines,
+                    error: None,
+                    done,
+                };
+            }
+            Ok(_) => lines.push(line.trim_end().to_string()),
+            Err(e) => {
+                return Listed {
+                    lines,
+                    error: Some(e),
+                    done: None,
+                }
+            }
+        }
+    }
+    Listed {
+        lines,
+        error: None,
+        done: None,
+    }
+}
+
+fn serve(command: &str, listing: Listing) -> Fault {
+    Fault::ServeListing {
+        command: command.into(),
+        path: "".into(),
+        listing,
+        times: usize::MAX,
+    }
+}
+
+#[tokio::test]
+async fn serve_listing_endless_sends_valid_entries_without_end() {
+    let server = FtpServer::start();
+    let proxy = FaultProxy::start(&server.addr(), vec![serve("MLSD", Listing::Endless)]);
+    let mut ftp = client(&proxy).await;
+    let Listed { lines, error, .. } = listing_lines(&mut ftp, "MLSD", 300_000).await;
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(lines.len(), 300_000, "the listing ended");
+    for line in [&lines[0], &lines[299_999]] {
+        let entry = parse_mlsd_line(line).unwrap().expect("an entry");
+        assert_eq!(entry.kind, EntryKind::File, "{line}");
+    }
+    assert_ne!(lines[0], lines[299_999]);
+    assert_eq!(proxy.fired(0), 1);
+}
+
+#[tokio::test]
+async fn serve_listing_trickle_sends_one_line_per_interval_without_end() {
+    let server = FtpServer::start();
+    let every = Duration::from_millis(200);
+    let proxy = FaultProxy::start(
+        &server.addr(),
+        vec![serve("LIST", Listing::Trickle { every })],
+    );
+    let mut ftp = client(&proxy).await;
+    let started = Instant::now();
+    let Listed { lines, error, .. } = listing_lines(&mut ftp, "LIST -a", 4).await;
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(lines.len(), 4, "the listing ended");
+    // Four lines take at least three intervals.
+    assert!(started.elapsed() >= every * 3, "{:?}", started.elapsed());
+    let entry = parse_list_line(&lines[3], 0).unwrap().expect("an entry");
+    assert_eq!(
+        (entry.name.as_str(), entry.kind),
+        ("f000000004", EntryKind::File)
+    );
+}
+
+#[tokio::test]
+async fn serve_listing_nested_lists_a_folder_d_in_every_folder_and_ends() {
+    let server = FtpServer::start();
+    let proxy = FaultProxy::start(&server.addr(), vec![serve("", Listing::Nested)]);
+    let mut ftp = client(&proxy).await;
+    for (command, mlsd) in [("MLSD", true), ("MLSD d/d/d", true), ("LIST -a d/d", false)] {
+        let Listed { lines, error, done } = listing_lines(&mut ftp, command, 10).await;
+        assert!(error.is_none(), "{command}: {error:?}");
+        let entries: Vec<_> = lines
+            .iter()
+            .map(|line| match mlsd {
+                true => parse_mlsd_line(line),
+                false => parse_list_line(line, 0),
+            })
+            .map(|parsed| parsed.unwrap().expect("an entry"))
+            .map(|e| (e.name, e.kind))
+            .collect();
+        let want = [
+            ("d".to_string(), EntryKind::Dir),
+            ("f".into(), EntryKind::File),
+        ];
+        assert_eq!(entries, want, "{command}");
+        // The listing ended with its 226: the connection is ready for the next command.
+        assert!(matches!(done, Some(Ok(()))), "{command}: {done:?}");
+    }
+    assert!(!server.remote_dir("d").exists());
+}
+
+#[tokio::test]
+async fn cut_listing_resets_the_data_connection_after_n_lines() {
+    let server = FtpServer::start();
+    let dir = server.remote_dir("cut");
+    std::fs::create_dir_all(&dir).unwrap();
+    for i in 0..10 {
+        std::fs::write(dir.join(format!("f{i}")), "x").unwrap();
+    }
+    let fault = Fault::CutListing {
+        command: "MLSD".into(),
+        path: "cut".into(),
+        after_lines: 3,
+        times: 1,
+    };
+    let proxy = FaultProxy::start(&server.addr(), vec![fault]);
+    let mut ftp = client(&proxy).await;
+    let Listed { lines, error, .. } = listing_lines(&mut ftp, "MLSD cut", 100).await;
+    assert!(lines.len() <= 3, "{lines:?}");
+    assert!(
+        error.is_some(),
+        "the cut looked like a clean end after {lines:?}"
+    );
+    assert_eq!(proxy.fired(0), 1);
+
+    // Fired once: the next listing is whole.
+    let mut ftp = client(&proxy).await;
+    let Listed { lines, done, .. } = listing_lines(&mut ftp, "MLSD cut", 100).await;
+    assert!(matches!(done, Some(Ok(()))), "{done:?}");
+    assert_eq!(lines.len(), 10, "{lines:?}");
+}
+
+/// One whole reply, as raw bytes: lines up to one that starts `ddd `.
+async fn read_reply(control: &mut tokio::io::BufReader<tokio::net::TcpStream>) -> Vec<u8> {
+    use tokio::io::AsyncBufReadExt;
+    let mut reply = Vec::new();
+    loop {
+        let start = reply.len();
+        let n = control.read_until(b'\n', &mut reply).await.unwrap();
+        assert!(n > 0, "the connection closed after {reply:?}");
+        let line = &reply[start..];
+        if line.len() > 3 && line[..3].iter().all(u8::is_ascii_digit) && line[3] == b' ' {
+            return reply;
+        }
+    }
+}
+
+#[tokio::test]
+async fn reply_passes_escape_sequences_and_nul_through_byte_for_byte() {
+    let server = FtpServer::start();
+    let hostile = "530-\x1b]0;pwned\x07 first\r\n530 \x1b[2J\0\x1b[31mdenied\x1b[0m";
+    let fault = Fault::Reply {
+        command: "PASS".into(),
+        path: "".into(),
+        reply: hostile.into(),
+        times: 1,
+    };
+    let proxy = FaultProxy::start(&server.addr(), vec![fault]);
+    let control = tokio::net::TcpStream::connect(("127.0.0.1", proxy.port))
+        .await
+        .unwrap();
+    let mut control = tokio::io::BufReader::new(control);
+    assert!(read_reply(&mut control).await.starts_with(b"220"));
+    control.get_mut().write_all(b"USER test\r\n").await.unwrap();
+    assert!(read_reply(&mut control).await.starts_with(b"331"));
+    control
+        .get_mut()
+        .write_all(b"PASS secret\r\n")
+        .await
+        .unwrap();
+    let reply = read_reply(&mut control).await;
+    assert_eq!(reply, format!("{hostile}\r\n").into_bytes());
+    assert_eq!(proxy.fired(0), 1);
 }

@@ -2,11 +2,22 @@
 //! plain `LIST`) otherwise, and `STAT -a path` over the control connection where that gives the
 //! same (always on LIST-only servers; on MLSD servers once a folder listed both ways agreed),
 //! several folders' STATs in one write.
+//!
+//! A listing is bounded whatever the server sends: it is parsed as it arrives, only entries are
+//! held, and it ends with [`FtpError::ListingTooLarge`] (never a truncated listing) past the
+//! caps of [`ListingLimits`]: entries, memory, line length, and a deadline for the whole
+//! listing (each read also waits at most `--timeout`, but a listing trickling one line at a time
+//! would never end on that alone). STAT replies are bounded by suppaftp (256 KiB) and by
+//! `--timeout` for the whole reply.
+
+use std::time::Duration;
 
 use suppaftp::Status;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 use super::{op, within, Connection, FtpError};
-use crate::listing::{self, ListFormat};
+use crate::ftp_error::ListingCap;
+use crate::listing::{self, Caps, ListFormat, ListingParser, Parsed};
 use crate::pipeline;
 
 /// Whether `STAT -a` listings (LIST format, over the control connection) may stand in for MLSD
@@ -18,14 +29,47 @@ pub enum StatForMlsd {
     Refused,
 }
 
-/// A folder's listing as the server sent it.
+/// A folder's listing, parsed.
 #[derive(Debug)]
 pub struct Listing {
-    pub lines: Vec<String>,
-    pub format: ListFormat,
+    pub parsed: Parsed,
     /// Listed both ways: whether the STAT listing told the same as MLSD (None: nothing to
     /// compare, e.g. an empty folder).
     pub stat_verdict: Option<bool>,
+}
+
+/// The bounds on one folder's listing over a data connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListingLimits {
+    /// Entries, memory and line length (see [`crate::listing::Caps`]).
+    pub caps: Caps,
+    /// The whole listing, from the command to the final reply.
+    pub deadline: Duration,
+}
+
+/// The shortest listing deadline (see [`ListingLimits::for_timeout`]).
+const MIN_DEADLINE: Duration = Duration::from_secs(300);
+
+/// Overrides the listing deadline, in seconds: for tests, which cannot wait five minutes.
+pub const DEADLINE_VAR: &str = "FTPSYNC_LISTING_DEADLINE_SECS";
+
+impl ListingLimits {
+    /// The default caps, and a deadline of 10 x `timeout`, at least 5 min ([`DEADLINE_VAR`]
+    /// overrides it). `--timeout` bounds one wait on a silent server; a listing is many waits,
+    /// and a large one on a slow link takes long: a million MLSD entries are about 130 MB,
+    /// some 2 min at 1 MB/s. Five minutes cover that; 10 x `--timeout` keeps the margin for
+    /// whoever raised `--timeout` for a slow server.
+    pub fn for_timeout(timeout: Duration) -> Self {
+        let deadline = std::env::var(DEADLINE_VAR)
+            .ok()
+            .and_then(|secs| secs.parse().ok())
+            .map(Duration::from_secs)
+            .unwrap_or_else(|| (timeout * 10).max(MIN_DEADLINE));
+        ListingLimits {
+            caps: Caps::default(),
+            deadline,
+        }
+    }
 }
 
 /// The replies to STAT that hold a listing. Not 211: suppaftp ends a 211 reply at its first
@@ -41,15 +85,96 @@ fn with_a(path: &str) -> String {
     }
 }
 
-/// Whether the STAT listing `stat_lines` tells the same as the MLSD listing `mlsd_lines`.
-fn compare_with_mlsd(stat_lines: &[String], mlsd_lines: &[String]) -> Option<bool> {
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let (list, list_errors) = listing::parse_listing(stat_lines, ListFormat::List, now);
-    let (mlsd, mlsd_errors) = listing::parse_listing(mlsd_lines, ListFormat::Mlsd, now);
-    if !list_errors.is_empty() || !mlsd_errors.is_empty() {
+/// How a folder is named in errors.
+fn folder_name(path: &str) -> String {
+    if path.is_empty() {
+        ".".into()
+    } else {
+        path.into()
+    }
+}
+
+fn now_unix() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Whether the STAT listing `stat` tells the same as the MLSD listing `mlsd`.
+fn compare_with_mlsd(stat: &Parsed, mlsd: &Parsed) -> Option<bool> {
+    let clean = |p: &Parsed| p.errors.is_empty() && p.more_errors == 0;
+    if !clean(stat) || !clean(mlsd) {
         return Some(false);
     }
-    listing::list_agrees_with_mlsd(&list, &mlsd)
+    listing::list_agrees_with_mlsd(&stat.entries, &mlsd.entries)
+}
+
+/// A listing whose reading failed in a way that leaves nothing to wait for: past a cap, or a
+/// server that stopped answering. Otherwise the final reply is read, and may say more.
+fn ends_at_once(read: &Result<Parsed, FtpError>) -> bool {
+    read.as_ref()
+        .is_err_and(|e| e.is_listing_cap() || matches!(e, FtpError::Timeout { .. }))
+}
+
+/// A listing and its final reply as one outcome: both must be right. A data connection that
+/// broke is an error whatever the final reply says (never a listing cut short), unless the
+/// reply tells why (e.g. 550: no such folder, after a 150).
+fn settle(read: Result<Parsed, FtpError>, done: Result<(), FtpError>) -> Result<Parsed, FtpError> {
+    match (read, done) {
+        (Ok(parsed), Ok(())) => Ok(parsed),
+        (Err(_), Err(refused @ FtpError::Reply { .. })) => Err(refused),
+        (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+    }
+}
+
+/// Reads a listing from its data connection, parsing each line as it arrives, within `caps`;
+/// each wait for more bytes is bounded by `timeout`.
+pub async fn read_listing<R: AsyncRead + Unpin>(
+    data: R,
+    folder: &str,
+    format: ListFormat,
+    caps: Caps,
+    timeout: Duration,
+    operation: &str,
+) -> Result<Parsed, FtpError> {
+    let too_large = |cap| FtpError::ListingTooLarge {
+        folder: folder_name(folder),
+        cap,
+    };
+    let mut parser = ListingParser::new(format, now_unix(), caps);
+    let mut reader = BufReader::with_capacity(64 * 1024, data);
+    // The start of a line that the last chunk cut.
+    let mut partial: Vec<u8> = Vec::new();
+    loop {
+        let fill = async {
+            reader
+                .fill_buf()
+                .await
+                .map_err(suppaftp::FtpError::ConnectionError)
+        };
+        let chunk = within(timeout, operation, fill).await?;
+        if chunk.is_empty() {
+            break;
+        }
+        let len = chunk.len();
+        let mut rest = chunk;
+        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+            if partial.is_empty() {
+                parser.push(&rest[..end]).map_err(too_large)?;
+            } else {
+                partial.extend_from_slice(&rest[..end]);
+                parser.push(&partial).map_err(too_large)?;
+                partial.clear();
+            }
+            rest = &rest[end + 1..];
+        }
+        // One byte for a CR before the LF.
+        if partial.len() + rest.len() > caps.line_bytes + 1 {
+            return Err(too_large(ListingCap::LineBytes(caps.line_bytes)));
+        }
+        partial.extend_from_slice(rest);
+        reader.consume(len);
+    }
+    parser.push(&partial).map_err(too_large)?;
+    Ok(parser.finish())
 }
 
 impl Connection {
@@ -72,22 +197,21 @@ impl Connection {
             && self.stat_listing != Some(false)
             && !self.list_without_a
             && !path.contains(' ');
-        let listing = |lines, format| Listing {
-            lines,
-            format,
+        let listing = |parsed| Listing {
+            parsed,
             stat_verdict: None,
         };
         if self.features.mlsd {
             if stat_usable && mlsd_stat == StatForMlsd::Trusted {
-                if let Some(lines) = self.list_by_stat(&with_a).await? {
-                    return Ok(listing(lines, ListFormat::List));
+                if let Some(parsed) = self.list_by_stat(path, &with_a).await? {
+                    return Ok(listing(parsed));
                 }
             }
-            let lines = self.list_with("MLSD", path).await?;
-            let mut listed = listing(lines, ListFormat::Mlsd);
+            let parsed = self.list_with("MLSD", path, path, ListFormat::Mlsd).await?;
+            let mut listed = listing(parsed);
             if stat_usable && mlsd_stat == StatForMlsd::Unknown {
-                listed.stat_verdict = match self.list_by_stat(&with_a).await? {
-                    Some(stat_lines) => compare_with_mlsd(&stat_lines, &listed.lines),
+                listed.stat_verdict = match self.list_by_stat(path, &with_a).await? {
+                    Some(stat) => compare_with_mlsd(&stat, &listed.parsed),
                     None => (self.stat_listing == Some(false)).then_some(false),
                 };
             }
@@ -95,45 +219,58 @@ impl Connection {
         }
         if !self.list_without_a {
             if stat_usable {
-                if let Some(lines) = self.list_by_stat(&with_a).await? {
-                    return Ok(listing(lines, ListFormat::List));
+                if let Some(parsed) = self.list_by_stat(path, &with_a).await? {
+                    return Ok(listing(parsed));
                 }
             }
-            match self.list_with("LIST", &with_a).await {
-                Ok(lines) => return Ok(listing(lines, ListFormat::List)),
+            match self
+                .list_with("LIST", &with_a, path, ListFormat::List)
+                .await
+            {
+                Ok(parsed) => return Ok(listing(parsed)),
                 Err(e) if e.code() == Some(501) || e.code() == Some(500) => {
                     self.list_without_a = true
                 }
                 Err(e) => return Err(e),
             }
         }
-        let lines = self.list_with("LIST", path).await?;
-        Ok(listing(lines, ListFormat::List))
+        let parsed = self.list_with("LIST", path, path, ListFormat::List).await?;
+        Ok(listing(parsed))
+    }
+
+    /// The bounds on listings over data connections (tests shorten the deadline).
+    pub fn set_listing_limits(&mut self, limits: ListingLimits) {
+        self.listing_limits = limits;
     }
 
     /// `STAT -a path`: a listing in the reply itself. None when the reply holds no listing
     /// (a server that does not list this way, or a missing folder): the caller then lists over a
     /// data connection. A server that has never answered with a listing is not asked again.
-    async fn list_by_stat(&mut self, argument: &str) -> Result<Option<Vec<String>>, FtpError> {
+    async fn list_by_stat(
+        &mut self,
+        path: &str,
+        argument: &str,
+    ) -> Result<Option<Parsed>, FtpError> {
         let exchange = self
             .stream
             .custom_command(format!("STAT {argument}"), &STAT_LISTING);
         let reply = within(self.timeout, op("STAT", argument), exchange).await;
-        self.stat_listing_in(reply)
+        self.stat_listing_in(path, reply)
     }
 
-    /// The reply to a `STAT argument` sent earlier, as [`Connection::list_by_stat`] returns it.
-    async fn read_stat_reply(&mut self, argument: &str) -> Result<Option<Vec<String>>, FtpError> {
+    /// The reply to a `STAT -a path` sent earlier, as [`Connection::list_by_stat`] returns it.
+    async fn read_stat_reply(&mut self, path: &str) -> Result<Option<Parsed>, FtpError> {
         let read = self.stream.read_response_in(&STAT_LISTING);
-        let reply = within(self.timeout, op("STAT", argument), read).await;
-        self.stat_listing_in(reply)
+        let reply = within(self.timeout, op("STAT", &with_a(path)), read).await;
+        self.stat_listing_in(path, reply)
     }
 
     /// The listing a STAT reply holds, if it holds one (see [`Connection::list_by_stat`]).
     fn stat_listing_in(
         &mut self,
+        path: &str,
         reply: Result<suppaftp::types::Response, FtpError>,
-    ) -> Result<Option<Vec<String>>, FtpError> {
+    ) -> Result<Option<Parsed>, FtpError> {
         let reply = match reply {
             Ok(reply) => reply,
             Err(e) if e.breaks_connection() => return Err(e),
@@ -142,13 +279,14 @@ impl Connection {
                 return Ok(None);
             }
         };
-        let text = String::from_utf8_lossy(&reply.body);
-        let lines: Vec<&str> = text.lines().collect();
+        let body = reply.body.strip_suffix(b"\n").unwrap_or(&reply.body);
+        let lines: Vec<&[u8]> = body.split(|&b| b == b'\n').collect();
         // The reply's own first and last lines frame the listing; `-a` always lists ".".
         let inner = lines
             .get(1..lines.len().saturating_sub(1))
             .unwrap_or_default();
-        if !inner.iter().any(|l| l.trim_end().ends_with(" .")) {
+        let trimmed = |l: &&[u8]| l.trim_ascii_end().to_vec();
+        if !inner.iter().map(trimmed).any(|l| l.ends_with(b" .")) {
             self.stat_misses += 1;
             if self.stat_listing.is_none() && self.stat_misses >= 2 {
                 self.stat_listing = Some(false);
@@ -156,9 +294,16 @@ impl Connection {
             return Ok(None);
         }
         self.stat_listing = Some(true);
-        Ok(Some(
-            inner.iter().map(|l| l.trim_start().to_string()).collect(),
-        ))
+        let mut parser = ListingParser::new(ListFormat::List, now_unix(), self.listing_limits.caps);
+        for line in inner {
+            parser
+                .push(line.trim_ascii_start())
+                .map_err(|cap| FtpError::ListingTooLarge {
+                    folder: folder_name(path),
+                    cap,
+                })?;
+        }
+        Ok(Some(parser.finish()))
     }
 
     /// Lists several folders: where this connection already lists with STAT, their `STAT -a`
@@ -180,28 +325,26 @@ impl Connection {
         let mut results: Vec<Option<Result<Listing, FtpError>>> =
             paths.iter().map(|_| None).collect();
         if batch {
-            let by_stat: Vec<(usize, String)> = paths
+            let by_stat: Vec<(usize, &String)> = paths
                 .iter()
                 .enumerate()
                 .filter(|(_, path)| !path.contains(' '))
-                .map(|(i, path)| (i, with_a(path)))
                 .collect();
             let commands: String = by_stat
                 .iter()
-                .map(|(_, argument)| format!("STAT {argument}\r\n"))
+                .map(|(_, path)| format!("STAT {}\r\n", with_a(path)))
                 .collect();
             let mut broken = pipeline::send(&self.stream, &commands, self.timeout)
                 .await
                 .err();
-            for (i, argument) in &by_stat {
+            for (i, path) in &by_stat {
                 if broken.is_some() {
                     break;
                 }
-                match self.read_stat_reply(argument).await {
-                    Ok(Some(lines)) => {
+                match self.read_stat_reply(path).await {
+                    Ok(Some(parsed)) => {
                         results[*i] = Some(Ok(Listing {
-                            lines,
-                            format: ListFormat::List,
+                            parsed,
                             stat_verdict: None,
                         }))
                     }
@@ -227,18 +370,116 @@ impl Connection {
         out
     }
 
-    /// `verb argument` over a data connection: on plain FTP with the command sent while the
-    /// data connection opens (one round trip less), else through suppaftp.
-    async fn list_with(&mut self, verb: &str, argument: &str) -> Result<Vec<String>, FtpError> {
-        if self.can_pipeline() {
-            return pipeline::list(&mut self.stream, verb, argument, self.timeout).await;
+    /// `verb argument` over a data connection, the listing of `folder` parsed as it arrives: on
+    /// plain FTP with the command sent while the data connection opens (one round trip less),
+    /// else through suppaftp. Bounded by [`ListingLimits`] as a whole.
+    async fn list_with(
+        &mut self,
+        verb: &str,
+        argument: &str,
+        folder: &str,
+        format: ListFormat,
+    ) -> Result<Parsed, FtpError> {
+        let (limits, timeout) = (self.listing_limits, self.timeout);
+        let command = op(verb, argument);
+        let pipelined = self.can_pipeline();
+        let stream = &mut self.stream;
+        let exchange = async {
+            if pipelined {
+                let mut data = pipeline::open_listing(stream, &command, timeout).await?;
+                let caps = limits.caps;
+                let read = read_listing(&mut data, folder, format, caps, timeout, &command);
+                let parsed = read.await;
+                drop(data);
+                if !ends_at_once(&parsed) {
+                    let done = &pipeline::TRANSFER_DONE;
+                    let reply = pipeline::reply(stream, &command, done, timeout).await;
+                    return settle(parsed, reply.map(|_| ()));
+                }
+                return parsed;
+            }
+            let opening = [Status::AboutToSend, Status::AlreadyOpen];
+            let open = stream.custom_data_command(&command, &opening);
+            let (_, mut data) = within(timeout, command.as_str(), open).await?;
+            let read = read_listing(&mut data, folder, format, limits.caps, timeout, &command);
+            let parsed = read.await;
+            if !ends_at_once(&parsed) {
+                let reply = within(timeout, command.as_str(), data.finish()).await;
+                return settle(parsed, reply);
+            }
+            parsed
+        };
+        match tokio::time::timeout(limits.deadline, exchange).await {
+            Ok(listed) => listed,
+            // Abandoned half-way: the connection goes with it (see `breaks_connection`).
+            Err(_) => Err(FtpError::ListingTooLarge {
+                folder: folder_name(folder),
+                cap: ListingCap::Duration(limits.deadline),
+            }),
         }
-        let arg = (!argument.is_empty()).then_some(argument);
-        let operation = op(verb, argument);
-        if verb == "MLSD" {
-            within(self.timeout, operation, self.stream.mlsd(arg)).await
-        } else {
-            within(self.timeout, operation, self.stream.list(arg)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caps(entries: usize) -> Caps {
+        Caps {
+            entries,
+            ..Caps::default()
         }
+    }
+
+    async fn read(data: impl AsyncRead + Unpin, caps: Caps) -> Result<Parsed, FtpError> {
+        let timeout = Duration::from_secs(5);
+        read_listing(data, "/d", ListFormat::Mlsd, caps, timeout, "MLSD /d").await
+    }
+
+    #[tokio::test]
+    async fn a_listing_is_parsed_across_chunks_with_or_without_a_last_line_end() {
+        let text = b"type=file;size=1; a\r\ntype=dir; b\ntype=cdir; .\r\ntype=file;size=2; c";
+        // A reader that hands out two bytes at a time cuts every line.
+        let (client, mut server) = tokio::io::duplex(2);
+        let writer =
+            tokio::spawn(
+                async move { tokio::io::AsyncWriteExt::write_all(&mut server, text).await },
+            );
+        let parsed = read(client, caps(10)).await.unwrap();
+        writer.await.unwrap().unwrap();
+        let names: Vec<_> = parsed.entries.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+    }
+
+    #[tokio::test]
+    async fn a_line_that_never_ends_or_too_many_lines_end_the_listing_with_an_error() {
+        let err = read(tokio::io::repeat(b'x'), caps(10)).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "listing of remote folder \"/d\" exceeded 65536 bytes in one line; the folder counts as not listed"
+        );
+        assert!(err.is_listing_cap() && err.breaks_connection() && !err.is_permanent());
+        let lines = b"type=file;size=1; x\r\n".repeat(11);
+        let err = read(&lines[..], caps(10)).await.unwrap_err();
+        assert!(err.to_string().contains("exceeded 10 entries"), "{err}");
+    }
+
+    #[test]
+    fn a_broken_data_connection_is_an_error_even_when_the_server_says_226() {
+        let lost = || FtpError::Connection {
+            operation: "MLSD /d".into(),
+            detail: "reset".into(),
+        };
+        let refused = FtpError::Reply {
+            operation: "MLSD /d".into(),
+            code: 550,
+            text: "550 No such folder".into(),
+        };
+        assert!(settle(Err(lost()), Ok(())).is_err());
+        assert_eq!(
+            settle(Err(lost()), Err(refused)).unwrap_err().code(),
+            Some(550)
+        );
+        assert!(settle(Ok(Parsed::default()), Ok(())).is_ok());
     }
 }

@@ -9,7 +9,7 @@ use crate::chain;
 use crate::ftp::{FtpError, UploadError};
 use crate::plan::Op;
 use crate::temp_name::temp_path;
-use crate::upload::{finish_stored, local_version, settle, FileUpload, Version};
+use crate::upload::{finish_stored, local_version, settle, FileUpload, Tried, Version};
 
 /// An upload job in a chain: the task, the file, and the local version its upload began with.
 pub(super) struct Link {
@@ -178,6 +178,11 @@ impl Worker {
         let temp = temp_path(&file.remote, &self.ctx.run_token);
         let conn = self.conn.as_mut();
         let outcome = finish_stored(&self.ctx, conn, &file, &temp, version, result).await;
+        let mut attempt = 1;
+        let tried = Tried {
+            pipelined: true,
+            attempt: &mut attempt,
+        };
         let settled = settle(
             &self.ctx,
             self.conn.as_mut(),
@@ -185,6 +190,7 @@ impl Worker {
             &temp,
             version,
             outcome,
+            tried,
         )
         .await;
         let result = match settled {
@@ -200,12 +206,12 @@ impl Worker {
                 }
                 return self.execute_task(task, 1).await;
             }
-            Err(JobError::Remote(e)) if !e.is_permanent() && self.ctx.retries > 1 => {
-                tracing::debug!(attempt = 1, error = %e, "job failed");
+            Err(JobError::Remote(e)) if !e.is_permanent() && attempt < self.ctx.retries => {
+                tracing::debug!(attempt, error = %e, "job failed");
                 if e.breaks_connection() {
                     self.conn = None;
                 }
-                return self.execute_task(task, 2).await;
+                return self.execute_task(task, attempt + 1).await;
             }
             Err(e) => {
                 if let JobError::Remote(e) = &e {

@@ -16,6 +16,9 @@
 //!   RETR, LIST, NLST, MLSD) on the same control connection, and only then relayed to the
 //!   server's passive port (on the server's control address, whatever the reply said).
 //!
+//! * Listings can be answered by the proxy itself ([`Fault::ServeListing`]: endless,
+//!   trickling, or an endlessly nested tree) or cut short with a reset ([`Fault::CutListing`]).
+//!
 //! Limits: active mode (PORT/EPRT) data connections go straight between client and server,
 //! unseen; after a successful `AUTH TLS` the session is relayed blindly (encrypted), so later
 //! commands are neither recorded nor faulted and data connections bypass the proxy.
@@ -88,6 +91,40 @@ pub enum Fault {
     /// [`FaultProxy::release`] is called: the transfer is over on the server, the client does
     /// not know yet. [`FaultProxy::wait_held`] returns once a reply is held. Fires `times`.
     HoldTransferEnd { path: String, times: usize },
+    /// Answers a matching listing command (`"MLSD"`, `"LIST"`, `""` for either) itself: `150`,
+    /// then `listing` on the data connection the client opened to the proxy after its PASV, then
+    /// `226` if the listing ends (`426` when the client hangs up first). The server never sees
+    /// the command. Entry lines are MLSD facts for MLSD, `ls -l` lines otherwise, all valid.
+    /// (Without a PASV first: `425`.) To make ftpsync list a LIST-only server over a data
+    /// connection rather than with `STAT -a`, refuse STAT with a [`Fault::Reply`] too.
+    ServeListing {
+        command: String,
+        path: String,
+        listing: Listing,
+        times: usize,
+    },
+    /// Relays a matching listing from the server, but resets (RST) the client's data connection
+    /// after `after_lines` lines (the server's final reply then comes as the server sends it): a
+    /// listing cut short, which a client must not take for the whole folder. Fires when the
+    /// command is seen, even if the listing turns out shorter.
+    CutListing {
+        command: String,
+        path: String,
+        after_lines: usize,
+        times: usize,
+    },
+}
+
+/// What [`Fault::ServeListing`] sends.
+#[derive(Clone, Copy, Debug)]
+pub enum Listing {
+    /// Files `f000000001`, `f000000002`, ... forever, as fast as the client reads them.
+    Endless,
+    /// The same, one line per `every`, forever.
+    Trickle { every: Duration },
+    /// A subfolder `d` and a file `f` (1 byte), in whatever folder is listed: an infinitely deep
+    /// tree, the shape a symlink loop listed as a folder has too.
+    Nested,
 }
 
 impl Fault {
@@ -98,7 +135,9 @@ impl Fault {
             | Fault::StallOn { times, .. }
             | Fault::Reply { times, .. } => *times,
             Fault::MaxConnections { .. } | Fault::AnswerDuringTransfer => usize::MAX,
-            Fault::HoldTransferEnd { times, .. } => *times,
+            Fault::HoldTransferEnd { times, .. }
+            | Fault::ServeListing { times, .. }
+            | Fault::CutListing { times, .. } => *times,
         }
     }
 
@@ -114,9 +153,23 @@ impl Fault {
                 reply,
                 ..
             } => (command, path, Action::Reply(reply.clone())),
+            Fault::ServeListing {
+                command,
+                path,
+                listing,
+                ..
+            } => (command, path, Action::Serve(*listing)),
+            Fault::CutListing {
+                command,
+                path,
+                after_lines,
+                ..
+            } => (command, path, Action::Forward(Plan::CutAfter(*after_lines))),
             _ => return None,
         };
-        matches(line, command, path).then_some(action)
+        let listing_only = matches!(action, Action::Serve(_) | Action::Forward(_));
+        let fits = !listing_only || is_listing(line);
+        (fits && matches(line, command, path)).then_some(action)
     }
 }
 
@@ -272,11 +325,23 @@ struct Shared {
 
 /// What to do with one command line from a client.
 enum Action {
-    /// Forward it; for an upload, with the [`Fault::DropUploadAfter`] that may cut it.
-    Forward(Option<Cut>),
+    /// Forward it; for a transfer, with what its data connection does.
+    Forward(Plan),
     Reset,
     Stall,
     Reply(String),
+    /// Answer a listing command with a listing of the proxy's own.
+    Serve(Listing),
+}
+
+/// What a data connection does, told once its command is known.
+enum Plan {
+    /// Relays it; for an upload, with the [`Fault::DropUploadAfter`] that may cut it.
+    Relay(Option<Cut>),
+    /// Relays a listing and resets the client's side after that many lines.
+    CutAfter(usize),
+    /// Sends the proxy's own listing; `mlsd`: in MLSD format.
+    Serve { listing: Listing, mlsd: bool },
 }
 
 /// A [`Fault::DropUploadAfter`] armed on one upload.
@@ -325,7 +390,7 @@ impl Shared {
                 }
                 _ => None,
             });
-        Action::Forward(cut)
+        Action::Forward(Plan::Relay(cut))
     }
 
     /// The [`Fault::HoldTransferEnd`] that holds the end of the transfer `command`, if any
@@ -365,6 +430,14 @@ fn matches(line: &str, command: &str, path: &str) -> bool {
 /// What follows the command verb on a command line.
 fn argument(line: &str) -> &str {
     line.split_once(' ').map_or("", |(_, argument)| argument)
+}
+
+/// Whether the command `line` lists a folder over a data connection.
+fn is_listing(line: &str) -> bool {
+    let verb = line.split(' ').next().unwrap_or_default();
+    ["LIST", "NLST", "MLSD"]
+        .iter()
+        .any(|listing| verb.eq_ignore_ascii_case(listing))
 }
 
 /// Whether the command `line` transfers data over the connection opened after PASV/EPSV.
@@ -473,7 +546,7 @@ struct Session {
     transfers: JoinSet<Outcome>,
     /// Tells the data connection of the last PASV/EPSV which command it is for; dropping it
     /// (another PASV, or a transfer answered by the proxy) closes that data connection.
-    pending: Option<oneshot::Sender<Option<Cut>>>,
+    pending: Option<oneshot::Sender<Plan>>,
     /// An `AUTH` was forwarded and not answered yet.
     auth_sent: bool,
     /// A forwarded command has no final reply yet. The next command is read only then, so a
@@ -493,7 +566,11 @@ impl Session {
             let flow = tokio::select! {
                 // A cut upload first: the client must not get another reply on this connection.
                 biased;
-                Some(Ok(Outcome::Cut)) = self.transfers.join_next() => Flow::Reset,
+                Some(ended) = self.transfers.join_next() => match ended {
+                    Ok(Outcome::Cut) => Flow::Reset,
+                    Ok(Outcome::Served(reply)) => self.end_served(reply).await,
+                    _ => Flow::Continue,
+                },
                 read = self.client.read_until(b'\n', &mut command), if self.reads_commands() => match read {
                     Ok(n) if n > 0 && command.ends_with(b"\n") => {
                         if !self.client.buffer().is_empty() {
@@ -565,10 +642,27 @@ impl Session {
                 let written = self.client.get_mut().write_all(reply.as_bytes()).await;
                 written.map_or(Flow::End, |()| Flow::Continue)
             }
-            Action::Forward(cut) => {
+            Action::Serve(listing) => {
+                let Some(pending) = self.pending.take() else {
+                    let written = self
+                        .client
+                        .get_mut()
+                        .write_all(b"425 Use PASV first\r\n")
+                        .await;
+                    return written.map_or(Flow::End, |()| Flow::Continue);
+                };
+                let mlsd = matches(text, "MLSD", "");
+                let _ = pending.send(Plan::Serve { listing, mlsd });
+                // No command is read until the listing's final reply went out.
+                self.awaiting = true;
+                let opened = b"150 Here comes the listing (fault proxy)\r\n";
+                let written = self.client.get_mut().write_all(opened).await;
+                written.map_or(Flow::End, |()| Flow::Continue)
+            }
+            Action::Forward(plan) => {
                 if is_transfer(text) {
                     if let Some(pending) = self.pending.take() {
-                        let _ = pending.send(cut);
+                        let _ = pending.send(plan);
                     }
                     self.transfer_command = Some(text.to_string());
                 }
@@ -624,6 +718,13 @@ impl Session {
             Ok(()) => Flow::Continue,
             Err(_) => Flow::End,
         }
+    }
+
+    /// Sends the final reply of a listing the proxy served itself.
+    async fn end_served(&mut self, reply: &'static str) -> Flow {
+        self.awaiting = false;
+        let written = self.client.get_mut().write_all(reply.as_bytes()).await;
+        written.map_or(Flow::End, |()| Flow::Continue)
     }
 
     /// Opens the proxy's own passive port in front of the server's `server_port`; returns it.
@@ -701,6 +802,8 @@ enum Outcome {
     Done,
     /// A [`Fault::DropUploadAfter`] cut it: the session must reset its control connection too.
     Cut,
+    /// The proxy's own listing ended; the session sends this final reply.
+    Served(&'static str),
 }
 
 /// Serves one passive data connection: waits for the client to connect to `listener` and for
@@ -709,26 +812,106 @@ async fn transfer(
     shared: Arc<Shared>,
     listener: TcpListener,
     server: SocketAddr,
-    plan: oneshot::Receiver<Option<Cut>>,
+    plan: oneshot::Receiver<Plan>,
 ) -> Outcome {
     // Clients usually connect as soon as they have the 227 reply, before they send the command,
     // but need not. A connection that never comes waits for the session to end (and drop it).
     let (plan, accepted) = tokio::join!(plan, listener.accept());
     // No plan: no transfer after all (answered by the proxy, or another PASV came first).
-    let (Ok(cut), Ok((mut client, _peer))) = (plan, accepted) else {
+    let (Ok(plan), Ok((mut client, _peer))) = (plan, accepted) else {
         return Outcome::Done;
     };
     drop(listener);
+    if let Plan::Serve { listing, mlsd } = plan {
+        return serve_listing(client, listing, mlsd).await;
+    }
     let Ok(mut server) = TcpStream::connect(server).await else {
         return Outcome::Done;
     };
-    match cut {
-        Some(cut) => relay_upload(&shared, client, server, cut).await,
-        None => {
+    match plan {
+        Plan::Relay(Some(cut)) => relay_upload(&shared, client, server, cut).await,
+        Plan::CutAfter(lines) => relay_lines(client, server, lines).await,
+        _ => {
             let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
             Outcome::Done
         }
     }
+}
+
+/// One valid listing line: file `name` (1 byte), or a folder.
+fn entry_line(name: &str, dir: bool, mlsd: bool) -> String {
+    match (mlsd, dir) {
+        (true, false) => format!("type=file;size=1;modify=20240102030405; {name}\r\n"),
+        (true, true) => format!("type=dir;modify=20240102030405; {name}\r\n"),
+        (false, false) => format!("-rw-r--r--   1 ftp  ftp         1 Jan 02  2024 {name}\r\n"),
+        (false, true) => format!("drwxr-xr-x   2 ftp  ftp      4096 Jan 02  2024 {name}\r\n"),
+    }
+}
+
+/// Sends [`Fault::ServeListing`]'s listing to `client`, until it ends or the client hangs up.
+async fn serve_listing(mut client: TcpStream, listing: Listing, mlsd: bool) -> Outcome {
+    const HUNG_UP: &str = "426 Connection closed; transfer aborted\r\n";
+    let mut n = 0u64;
+    let mut next_file = move || {
+        n += 1;
+        entry_line(&format!("f{n:09}"), false, mlsd)
+    };
+    match listing {
+        Listing::Nested => {
+            let both = entry_line("d", true, mlsd) + &entry_line("f", false, mlsd);
+            if client.write_all(both.as_bytes()).await.is_err() {
+                return Outcome::Served(HUNG_UP);
+            }
+            let _ = client.shutdown().await;
+            Outcome::Served("226 Transfer complete\r\n")
+        }
+        Listing::Endless => loop {
+            let batch: String = (0..1000).map(|_| next_file()).collect();
+            if client.write_all(batch.as_bytes()).await.is_err() {
+                return Outcome::Served(HUNG_UP);
+            }
+        },
+        Listing::Trickle { every } => loop {
+            if client.write_all(next_file().as_bytes()).await.is_err() {
+                return Outcome::Served(HUNG_UP);
+            }
+            tokio::time::sleep(every).await;
+        },
+    }
+}
+
+/// Relays a listing from `server` to `client` until `lines` lines went through, then resets
+/// the client's side ([`Fault::CutListing`]).
+async fn relay_lines(mut client: TcpStream, mut server: TcpStream, lines: usize) -> Outcome {
+    let mut buf = vec![0; 64 * 1024];
+    let mut left = lines;
+    while left > 0 {
+        let n = match server.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let chunk = &buf[..n];
+        let mut ends = chunk.iter().enumerate().filter(|(_, &b)| b == b'\n');
+        match ends.nth(left - 1) {
+            Some((at, _)) => {
+                let _ = client.write_all(&chunk[..=at]).await;
+                left = 0;
+            }
+            None => {
+                left -= chunk.iter().filter(|&&b| b == b'\n').count();
+                if client.write_all(chunk).await.is_err() {
+                    return Outcome::Done;
+                }
+            }
+        }
+    }
+    if left == 0 {
+        reset_on_close(&client);
+        return Outcome::Done;
+    }
+    // Shorter than `lines`: relayed whole.
+    let _ = client.shutdown().await;
+    Outcome::Done
 }
 
 /// Relays an upload, and cuts it if the client sends more than `cut.after_bytes` bytes while
