@@ -5,6 +5,8 @@
 //! Parsing is per line and never panics: a line that cannot be understood becomes a
 //! [`ParseError`] so the caller can warn and carry on with the rest of the directory.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
 
 /// Kind of a remote entry.
@@ -110,15 +112,46 @@ pub fn parse_listing(
     (entries, errors)
 }
 
-/// Most entries one folder's listing may have: twice the largest folder ftpsync promises to
-/// handle (a million entries). Lines that are not entries (`.`, unparsable) count too, so an
-/// endless stream of them ends as well.
-pub const MAX_ENTRIES: usize = 2_000_000;
+/// Most entries one folder's listing may have: the largest folder ftpsync promises to handle
+/// (a million entries), with a margin. Lines that are not entries (`.`, unparsable) count too,
+/// so an endless stream of them ends as well.
+pub const MAX_ENTRIES: usize = 1_200_000;
 
-/// Most memory one folder's parsed entries may take (by [`held_bytes`]). A million entries with
-/// 100-byte names take about 170 MB; with the entry cap, this keeps a listing's memory near
-/// 200 MB whatever a server sends (the peak stays under 300 MB).
+/// Most memory one folder's parsed entries may take (by [`held_bytes`]): a million entries
+/// with 40-byte names fit.
 pub const MAX_HELD_BYTES: u64 = 200 << 20;
+
+/// Most memory the remote entries of all listings may take together, in flight on every
+/// connection and kept for the run alike (see [`Charge`]): with the program itself, the peak
+/// stays under 300 MB whatever the server sends, on however many connections.
+pub const MAX_HELD_TOTAL: u64 = 200 << 20;
+
+/// Remote entries held by this process, by [`held_bytes`].
+static HELD_TOTAL: AtomicU64 = AtomicU64::new(0);
+
+/// A share of [`MAX_HELD_TOTAL`], given back when dropped: a listing's entries hold their
+/// charge for as long as they are kept.
+#[derive(Debug, Default)]
+pub struct Charge(u64);
+
+impl Charge {
+    /// Adds `bytes`; false (and nothing added) when that would go past the total.
+    fn add(&mut self, bytes: u64) -> bool {
+        let before = HELD_TOTAL.fetch_add(bytes, Ordering::Relaxed);
+        if before + bytes > MAX_HELD_TOTAL {
+            HELD_TOTAL.fetch_sub(bytes, Ordering::Relaxed);
+            return false;
+        }
+        self.0 += bytes;
+        true
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        HELD_TOTAL.fetch_sub(self.0, Ordering::Relaxed);
+    }
+}
 
 /// Longest line a listing may hold: a name is at most a few hundred bytes on any file system,
 /// so a longer line is a server sending garbage (or a line that never ends).
@@ -176,11 +209,14 @@ pub struct Parsed {
     pub errors: Vec<ParseError>,
     /// Unparsable lines beyond those in `errors`.
     pub more_errors: usize,
+    /// The entries' share of [`MAX_HELD_TOTAL`]: keep it as long as they are kept.
+    pub charge: Charge,
 }
 
-/// What one entry costs in memory: the entry, its name, and the allocator's share.
+/// What one entry costs in memory: the entry, its name, and the allocator's share, and once
+/// more its name and a map node for the run's tree of remote paths.
 pub fn held_bytes(entry: &RemoteEntry) -> u64 {
-    (std::mem::size_of::<RemoteEntry>() + entry.name.len() + 16) as u64
+    (std::mem::size_of::<RemoteEntry>() + 2 * entry.name.len() + 64) as u64
 }
 
 /// Parses a listing line by line as it arrives, so that only entries are held (not the text),
@@ -226,9 +262,13 @@ impl ListingParser {
         };
         match parsed {
             Ok(Some(entry)) => {
-                self.held += held_bytes(&entry);
+                let bytes = held_bytes(&entry);
+                self.held += bytes;
                 if self.held > self.caps.bytes {
                     return Err(ListingCap::Bytes(self.caps.bytes));
+                }
+                if !self.parsed.charge.add(bytes) {
+                    return Err(ListingCap::Bytes(MAX_HELD_TOTAL));
                 }
                 self.parsed.entries.push(entry);
             }

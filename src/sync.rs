@@ -322,6 +322,8 @@ struct Listed {
     /// Folders not fully listed (refused, capped, or not descended into): nothing below them
     /// may be deleted.
     protected: Protected,
+    /// The listed entries' share of the memory budget, held while the tree is.
+    _charges: Vec<listing::Charge>,
 }
 
 /// Deepest remote folder listed: a server reporting an endlessly nested tree (or a symbolic
@@ -329,8 +331,8 @@ struct Listed {
 /// deeper than most local file systems allow a path to be long.
 const MAX_REMOTE_DEPTH: usize = 100;
 
-/// Most remote entries one run holds: bounds memory (about 150 bytes each) whatever the server
-/// sends, with room for trees of a few million files.
+/// Most remote entries one run holds. Their memory is bounded by [`listing::MAX_HELD_TOTAL`]
+/// too, which usually ends a huge listing first (at about a million entries).
 const MAX_REMOTE_ENTRIES: usize = 2_000_000;
 
 /// The state of one run.
@@ -384,6 +386,7 @@ impl Run<'_> {
         let mut remote = RemoteTree::new();
         let mut leftovers = Vec::new();
         let mut protected = Protected::default();
+        let mut charges = Vec::new();
         let mut root_exists = true;
         let mut capped = false;
         let mut pending: HashMap<usize, String> = HashMap::new();
@@ -405,7 +408,10 @@ impl Run<'_> {
                 continue;
             };
             let listing::Parsed {
-                entries, errors, ..
+                entries,
+                errors,
+                charge,
+                ..
             } = match result {
                 Ok(Outcome::Listed(parsed)) => parsed,
                 Ok(Outcome::Done { .. }) => continue,
@@ -430,6 +436,7 @@ impl Run<'_> {
                     continue;
                 }
             };
+            charges.push(charge);
             for err in errors {
                 tracing::warn!(folder = %dir, "{err}; line skipped");
             }
@@ -505,6 +512,7 @@ impl Run<'_> {
             root_exists,
             leftovers,
             protected,
+            _charges: charges,
         })
     }
 

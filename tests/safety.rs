@@ -555,3 +555,70 @@ fn a_second_run_never_removes_the_temporary_file_of_a_live_one() {
     assert_mirror(local.path(), &server.remote_dir("site"));
     assert_eq!(temp_files(&server.remote_dir("site")), Vec::<String>::new());
 }
+
+// Regression: a server reporting an endlessly nested tree (a symlink loop listed as a folder)
+// was listed for ever under --delete.
+#[test]
+fn an_endlessly_nested_remote_tree_is_listed_to_a_depth_and_nothing_below_is_deleted() {
+    let server = FtpServer::start();
+    std::fs::create_dir_all(server.remote_dir("loop")).unwrap();
+    std::fs::write(server.remote_dir("loop/real.txt"), "real").unwrap();
+    let nested = Fault::ServeListing {
+        command: "MLSD".into(),
+        path: "loop".into(),
+        listing: support::faults::Listing::Nested,
+        times: usize::MAX,
+    };
+    // Listings over the control connection would bypass the fault.
+    let no_stat = Fault::Reply {
+        command: "STAT".into(),
+        path: "".into(),
+        reply: "502 Command not implemented".into(),
+        times: usize::MAX,
+    };
+    let proxy = FaultProxy::start(&server.addr(), vec![nested, no_stat]);
+    let tree = Tree::new();
+    tree.write("keep.txt", "k");
+    let started = Instant::now();
+    let run = sync(tree.path(), &proxy.url(&server.url("")), &["--delete"]);
+    assert!(started.elapsed() < Duration::from_secs(60), "{run}");
+    assert_eq!(run.code, 1, "{run}");
+    assert!(run.stderr.contains("deeper than 100 levels"), "{run}");
+    assert!(proxy.fired(0) >= 99, "listed {} levels", proxy.fired(0));
+    assert!(server.remote_dir("loop/real.txt").exists());
+    assert!(server.remote_dir("loop").is_dir());
+    assert!(server.remote_dir("keep.txt").exists());
+}
+
+#[test]
+fn a_remote_folder_whose_listing_breaks_is_not_deleted() {
+    let server = FtpServer::start();
+    std::fs::create_dir_all(server.remote_dir("old")).unwrap();
+    for i in 0..20 {
+        std::fs::write(server.remote_dir(&format!("old/f{i:02}.txt")), "x").unwrap();
+    }
+    let cut = Fault::CutListing {
+        command: "MLSD".into(),
+        path: "old".into(),
+        after_lines: 3,
+        times: usize::MAX,
+    };
+    let no_stat = Fault::Reply {
+        command: "STAT".into(),
+        path: "".into(),
+        reply: "502 Command not implemented".into(),
+        times: usize::MAX,
+    };
+    let proxy = FaultProxy::start(&server.addr(), vec![cut, no_stat]);
+    let tree = Tree::new();
+    tree.write("keep.txt", "k");
+    let run = sync(tree.path(), &proxy.url(&server.url("")), &["--delete"]);
+    assert!(proxy.fired(0) > 0, "{run}");
+    assert_eq!(run.code, 1, "{run}");
+    for i in 0..20 {
+        assert!(
+            server.remote_dir(&format!("old/f{i:02}.txt")).exists(),
+            "{run}"
+        );
+    }
+}
