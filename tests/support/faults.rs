@@ -506,6 +506,7 @@ async fn serve_client(mut client: TcpStream, upstream: String, open: OpenConnect
         .map_or(IpAddr::from([127, 0, 0, 1]), |addr| addr.ip());
     let session = Session {
         shared: open.0.clone(),
+        open: Some(open),
         client: BufReader::new(client),
         server: BufReader::new(server),
         server_ip,
@@ -537,6 +538,8 @@ enum Flow {
 /// One client control connection and its connection to the server.
 struct Session {
     shared: Arc<Shared>,
+    /// Counts this connection open until it ends or the client said QUIT.
+    open: Option<OpenConnection>,
     client: BufReader<TcpStream>,
     server: BufReader<TcpStream>,
     /// Where the server's passive ports are (its `227` reply may name another address).
@@ -669,6 +672,12 @@ impl Session {
                 self.auth_sent |= matches(text, "AUTH ", "");
                 self.awaiting = true;
                 let written = self.server.get_mut().write_all(&line).await;
+                if matches(text, "QUIT", "") {
+                    // The session is over once QUIT went on: a client need not wait for the
+                    // 221, and counting the connection open until the server's reply came
+                    // back would make one client's sessions seem to overlap the next ones.
+                    self.open = None;
+                }
                 written.map_or(Flow::End, |()| Flow::Continue)
             }
         }
