@@ -356,7 +356,7 @@ def noop_rtt(inst, n=20):
 
 
 def gen_version():
-    m = re.search(r"^GEN_VERSION = (\d+)", GEN.read_text(), re.M)
+    m = re.search(r"^GEN_VERSION = (\d+)", GEN.read_text(), re.MULTILINE)
     return m.group(1) if m else "0"
 
 
@@ -538,7 +538,7 @@ def prepare_remote(inst, remote_rel):
 
 def mirror_check(local, server_dir):
     p = subprocess.run(["diff", "-r", "-q", "--no-dereference", str(local), str(server_dir)],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, check=False)
     lines = [l for l in (p.stdout + p.stderr).splitlines() if l.strip()]
     return {"mirror_ok": p.returncode == 0 and not lines, "diff_lines": len(lines),
             "diff_head": [l.replace(str(local), "LOCAL").replace(str(server_dir), "REMOTE")[:200]
@@ -639,7 +639,7 @@ def machine_info():
 
     def first_line(argv):
         try:
-            p = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+            p = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
             out = (p.stdout or p.stderr).strip().splitlines()
             return out[0].strip() if out else "?"
         except (OSError, subprocess.TimeoutExpired):
@@ -647,7 +647,7 @@ def machine_info():
 
     rev = first_line(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
     dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "src", "Cargo.toml",
-                            "Cargo.lock"], capture_output=True, text=True).stdout.strip()
+                            "Cargo.lock"], capture_output=True, text=True, check=False).stdout.strip()
     return {
         "nproc": os.cpu_count(),
         "cpu": cpu,
@@ -914,7 +914,7 @@ def main():
     bindir.mkdir(parents=True, exist_ok=True)
     for name, src in (("ftpsync", FTPSYNC), ("latency_proxy", PROXY)):
         shutil.copy2(src, bindir / name)
-    ftpsync_built = datetime.datetime.fromtimestamp(FTPSYNC.stat().st_mtime, datetime.timezone.utc)
+    ftpsync_built = datetime.datetime.fromtimestamp(FTPSYNC.stat().st_mtime, datetime.UTC)
     FTPSYNC, PROXY = bindir / "ftpsync", bindir / "latency_proxy"
     ftpsync_sha = hashlib.sha256(FTPSYNC.read_bytes()).hexdigest()[:12]
     ctx = {
@@ -932,7 +932,7 @@ def main():
         ctx["rclone_pass"] = subprocess.run(["rclone", "obscure", PASSWORD], capture_output=True, text=True,
                                             check=True).stdout.strip()
 
-    started = datetime.datetime.now(datetime.timezone.utc)
+    started = datetime.datetime.now(datetime.UTC)
     results = {
         "started": started.strftime("%Y-%m-%d %H:%M"),
         "finished": None,
@@ -995,8 +995,7 @@ def main():
                 results["noop"].append(n)
                 log(f"NOOP round trip {kind} at {rtt} ms ({inst.host}:{inst.port}): avg {n['avg_ms']:.2f} ms "
                     f"(min {n['min_ms']:.2f}, max {n['max_ms']:.2f}, {n['samples']} samples)")
-                for tree in tree_paths:
-                    base, mutated, info = tree_paths[tree]
+                for tree, (base, mutated, info) in tree_paths.items():
                     nfiles = info["stats"]["files"]
                     reps = 1 if (a.scale or rtt > 0) else a.repeat
                     ops = ["first", "rerun"] if a.scale else OPS
@@ -1027,7 +1026,7 @@ def main():
             inst.stop()
         shutil.rmtree(bindir, ignore_errors=True)
 
-    results["finished"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    results["finished"] = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M")
     write_json(out_json, results)
     md = scale_markdown(results) if a.scale else markdown(results)
     out_md.write_text(md + "\n")

@@ -31,7 +31,6 @@ import json
 import math
 import os
 import random
-import shutil
 import subprocess
 import sys
 
@@ -41,12 +40,7 @@ MTIME_BASE = 1748736000  # 2025-06-01T00:00:00Z
 MTIME_SPAN = 365 * 86400
 MUTATE_MTIME_BASE = 1751328000 + 400 * 86400  # 2026-08-05, later than every generated file
 
-WORDS = (
-    "about assets blog img css js fonts media news docs api static archive team products "
-    "support legal press events gallery downloads vendor lib icons themes partials uploads "
-    "cache data reports help faq contact shop cart user admin files photos videos audio "
-    "posts pages tags category 2019 2020 2021 2022 2023 2024 2025 en de fr es it"
-).split()
+WORDS = ["about", "assets", "blog", "img", "css", "js", "fonts", "media", "news", "docs", "api", "static", "archive", "team", "products", "support", "legal", "press", "events", "gallery", "downloads", "vendor", "lib", "icons", "themes", "partials", "uploads", "cache", "data", "reports", "help", "faq", "contact", "shop", "cart", "user", "admin", "files", "photos", "videos", "audio", "posts", "pages", "tags", "category", "2019", "2020", "2021", "2022", "2023", "2024", "2025", "en", "de", "fr", "es", "it"]
 
 EXTS_BY_SIZE = [  # (max size, extensions)
     (2_000, ["txt", "json", "svg", "css", "ico", "xml"]),
@@ -80,7 +74,7 @@ def gen_mtime(rng):
 def skewed_size(rng, lo, hi, power):
     """Log-uniform between lo and hi, with u**power pushing the mass towards lo."""
     u = rng.random() ** power
-    return int(round(math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo)))))
+    return round(math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo))))
 
 
 class Builder:
