@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use crate::cli::{Cli, TlsMode, TlsVersionArg};
 use crate::credentials::{self, CredentialError, Login};
-use crate::filter::{Filter, FilterError};
+use crate::ftp::target::{Scheme, Target, TargetError};
+use crate::ftp::tls::{self, TlsConfig, TlsOptions, TlsSetupError, TlsVersion};
+use crate::local::filter::{Filter, FilterError};
 use crate::report::OutputMode;
-use crate::target::{Scheme, Target, TargetError};
-use crate::tls::{self, TlsConfig, TlsOptions, TlsSetupError, TlsVersion};
 
 /// Everything a sync run needs to know.
 #[derive(Debug, Clone)]

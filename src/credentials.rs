@@ -15,7 +15,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::{fmt, fs, io};
 
-use crate::target::Target;
+use crate::ftp::target::Target;
 
 /// What the FTP session logs in with.
 #[derive(Clone, PartialEq, Eq)]

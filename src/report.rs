@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::engine::plan::Op;
 use crate::exit_codes::ExitCode;
-use crate::plan::Op;
 
 /// How much to print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -1,5 +1,5 @@
 //! Uploads on one plain FTP connection, chained: commands sent without waiting where the
-//! protocol allows it (see [`crate::pipeline`]), and a transfer's bytes sent as soon as its data
+//! protocol allows it (see [`crate::ftp::pipeline`]), and a transfer's bytes sent as soon as its data
 //! connection is open. This is what decides the speed of many small files over a real link.
 //!
 //! The uploads on one connection form a chain of [`step`]s. Each step finishes the previous upload
@@ -27,11 +27,11 @@ use std::time::{Duration, SystemTime};
 use suppaftp::Status;
 use tokio_util::sync::CancellationToken;
 
-use crate::data::send_file;
-use crate::ftp::{FtpError, UploadError};
-use crate::pipeline::{
+use crate::ftp::data::send_file;
+use crate::ftp::pipeline::{
     first_word, peer_of, read_pasv, reply, send, Stream, PRELIMINARY, TRANSFER_DONE,
 };
+use crate::ftp::{FtpError, UploadError};
 
 /// A local file's size and modification time.
 pub type Version = (u64, Option<SystemTime>);
@@ -69,12 +69,6 @@ pub struct Sent {
     sent: u64,
     /// The checks and a PASV went out before the 226; their replies are due.
     checks_sent: bool,
-}
-
-impl Sent {
-    pub fn upload(&self) -> &Upload {
-        &self.up
-    }
 }
 
 /// What one [`step`] did.

@@ -12,12 +12,12 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::credentials::Login;
+use crate::engine::plan::Op;
+use crate::engine::upload;
+use crate::ftp::listing::Parsed;
+use crate::ftp::target::Target;
 use crate::ftp::{Connection, FtpError, StatForMlsd, TimeSetter};
-use crate::listing::Parsed;
-use crate::plan::Op;
-use crate::target::Target;
 use crate::temp_name::RunToken;
-use crate::upload;
 
 mod chained;
 
@@ -75,18 +75,18 @@ pub enum JobError {
 #[derive(Debug)]
 pub enum Event {
     /// Connected and logged in: ready for work (syn).
-    Ready { worker: usize },
+    Ready,
     /// Could not connect or log in; this worker is gone.
-    ConnectFailed { worker: usize, error: FtpError },
+    ConnectFailed { error: FtpError },
     /// A job ended.
     Finished {
         id: usize,
         result: Result<Outcome, JobError>,
     },
     /// The worker lost its connection for good and hands the job back to others.
-    Returned { worker: usize, task: Task },
+    Returned { task: Task },
     /// The worker saw the end of work (or a stop), logged out and exited (ack).
-    Exited { worker: usize },
+    Exited,
 }
 
 /// What every worker shares.
@@ -109,7 +109,7 @@ pub struct WorkerContext {
     pub stat_for_mlsd: Mutex<StatForMlsd>,
     /// Commands may be pipelined to this server (cleared when it mishandles them).
     pub pipelining: std::sync::atomic::AtomicBool,
-    /// Whether an upload's checks may be sent before its 226 (see [`crate::chain`]): the
+    /// Whether an upload's checks may be sent before its 226 (see [`crate::ftp::chain`]): the
     /// probes this server passed so far, on from [`EARLY_PROBES`], [`EARLY_OFF`] once it
     /// answered a command sent during a transfer.
     pub early_checks: std::sync::atomic::AtomicU8,
@@ -174,7 +174,6 @@ impl Queues {
 
 /// What a worker carries between jobs.
 struct Worker {
-    id: usize,
     ctx: Arc<WorkerContext>,
     events: mpsc::UnboundedSender<Event>,
     conn: Option<Connection>,
@@ -197,14 +196,14 @@ pub async fn run(
         _ = queues.work_over.cancelled() => None,
     };
     let Some(opened) = opened else {
-        let _ = events.send(Event::Exited { worker: id });
+        let _ = events.send(Event::Exited);
         return;
     };
     let conn = match opened {
         Ok(conn) => conn,
         Err(error) => {
-            let _ = events.send(Event::ConnectFailed { worker: id, error });
-            let _ = events.send(Event::Exited { worker: id });
+            let _ = events.send(Event::ConnectFailed { error });
+            let _ = events.send(Event::Exited);
             return;
         }
     };
@@ -215,9 +214,8 @@ pub async fn run(
         let _ = ctx.whereabouts.set(found);
     }
     tracing::debug!("connected");
-    let _ = events.send(Event::Ready { worker: id });
+    let _ = events.send(Event::Ready);
     let mut worker = Worker {
-        id,
         ctx,
         events,
         conn: Some(conn),
@@ -227,7 +225,7 @@ pub async fn run(
     if let Some(conn) = worker.conn.take() {
         conn.quit().await;
     }
-    let _ = worker.events.send(Event::Exited { worker: id });
+    let _ = worker.events.send(Event::Exited);
 }
 
 /// The worker's first connection: tried again (up to `--retries` tries) only when the server
@@ -388,10 +386,7 @@ impl Worker {
                 tracing::warn!(
                     "connection lost and could not be re-established; handing back the job"
                 );
-                let _ = self.events.send(Event::Returned {
-                    worker: self.id,
-                    task,
-                });
+                let _ = self.events.send(Event::Returned { task });
                 false
             }
         }
@@ -400,10 +395,7 @@ impl Worker {
     /// Gives tasks not started back to the coordinator, for other workers.
     fn hand_back(&self, tasks: impl IntoIterator<Item = Task>) {
         for task in tasks {
-            let _ = self.events.send(Event::Returned {
-                worker: self.id,
-                task,
-            });
+            let _ = self.events.send(Event::Returned { task });
         }
     }
 }

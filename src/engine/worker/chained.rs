@@ -1,15 +1,15 @@
-//! A worker's side of the upload chain (see [`crate::chain`]): which upload jobs can be links,
+//! A worker's side of the upload chain (see [`crate::ftp::chain`]): which upload jobs can be links,
 //! the one upload held between two jobs (its bytes on the server, its check and rename to travel
 //! with the next upload's first commands), and what each link's outcome means for its job.
 
 use std::sync::atomic::Ordering;
 
 use super::{Event, Job, JobError, Task, Worker, EARLY_OFF, EARLY_PROBES};
-use crate::chain;
+use crate::engine::plan::Op;
+use crate::engine::upload::{finish_stored, local_version, settle, FileUpload, Tried, Version};
+use crate::ftp::chain;
 use crate::ftp::{FtpError, UploadError};
-use crate::plan::Op;
 use crate::temp_name::temp_path;
-use crate::upload::{finish_stored, local_version, settle, FileUpload, Tried, Version};
 
 /// An upload job in a chain: the task, the file, and the local version its upload began with.
 pub(super) struct Link {

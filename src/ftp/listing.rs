@@ -92,6 +92,7 @@ pub fn parse_list_line(line: &str, now_unix: i64) -> Result<Option<RemoteEntry>,
 
 /// Parses a whole listing, skipping what the line parsers return `None` for; unparsable lines
 /// are returned in the second vector so the caller can warn and go on.
+#[cfg(test)]
 pub fn parse_listing(
     lines: &[String],
     format: ListFormat,
@@ -281,6 +282,7 @@ impl ListingParser {
 
     /// Several lines at once, split at LF (for a listing that came in one piece, e.g. a STAT
     /// reply).
+    #[cfg(test)]
     pub fn push_text(&mut self, text: &[u8]) -> Result<(), ListingCap> {
         text.split(|&b| b == b'\n')
             .try_for_each(|line| self.push(line))

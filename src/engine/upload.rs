@@ -7,10 +7,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
-use crate::chain;
+use crate::engine::worker::{JobError, Outcome, WorkerContext};
+use crate::ftp::chain;
 use crate::ftp::{Connection, FtpError, TimeSetter, UploadError};
 use crate::temp_name::temp_path;
-use crate::worker::{JobError, Outcome, WorkerContext};
 
 /// Files at least this large resume an interrupted upload instead of starting over: below it,
 /// the extra SIZE round trip costs more than resending.
@@ -180,7 +180,7 @@ pub async fn sequential(
     })
 }
 
-/// The atomic upload with its commands pipelined (see [`crate::chain`]).
+/// The atomic upload with its commands pipelined (see [`crate::ftp::chain`]).
 pub fn pipelined_upload(
     ctx: &WorkerContext,
     conn: &Connection,

@@ -2,6 +2,16 @@
 //! tree in parallel over the workers' connections, plan, then release the plan's actions to the
 //! workers in dependency order (a folder exists before anything goes into it and is empty before
 //! it is removed), largest uploads first. The summary is built from the workers' reports only.
+//!
+//! The engine drives the [`crate::ftp`] layer: [`plan`] decides, [`schedule`] orders,
+//! [`pool`] hands the jobs to the [`worker`]s, each of which owns one connection and runs
+//! [`upload`]s on it.
+
+pub(crate) mod plan;
+pub(crate) mod pool;
+pub(crate) mod schedule;
+pub(crate) mod upload;
+pub(crate) mod worker;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,18 +20,18 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::dispatch::{Dispatcher, Report};
 use crate::exit_codes::ExitCode;
+use crate::ftp::listing::{self, EntryKind};
 use crate::ftp::FtpError;
-use crate::listing::{self, EntryKind};
-use crate::local::{self, LocalError, LocalKind, LocalTree, ScanOptions};
+use crate::local::{self, LocalError, LocalKind, LocalTree, Relation, ScanOptions, Scope};
 use crate::lock::{self, LockError};
-use crate::plan::{self, Op, Phase, Plan, PlanOptions, Protected, RemoteTree};
 use crate::report::{Failure, Reporter, Summary};
-use crate::schedule::Schedule;
 use crate::state::{self, Record, Seen};
 use crate::temp_name::{self, Leftover, RunToken};
-use crate::worker::{Job, JobError, Outcome, WorkerContext};
+use plan::{Op, Phase, Plan, PlanOptions, Protected, RemoteTree};
+use pool::{Dispatcher, Report};
+use schedule::Schedule;
+use worker::{Job, JobError, Outcome, WorkerContext};
 
 /// A run that could not start: nothing was changed.
 #[derive(Debug, thiserror::Error)]
@@ -38,48 +48,6 @@ pub enum SyncError {
     Lock(#[from] LockError),
     #[error("local folder {} is empty: --delete would empty the remote folder; add --force if that is what you want", .0.display())]
     EmptyLocal(std::path::PathBuf),
-}
-
-/// What one sync cycle looks at.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Scope {
-    /// The whole tree.
-    Everything,
-    /// These paths (relative to the root), what lies below them, and the folders above them:
-    /// what a change notification reported. Nothing else is examined, listed or deleted.
-    Paths(Vec<String>),
-}
-
-/// Where a path stands relative to a [`Scope`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Relation {
-    /// A scoped path or below one.
-    Inside,
-    /// A folder above a scoped path.
-    Above,
-    Outside,
-}
-
-impl Scope {
-    fn relation(&self, rel: &str) -> Relation {
-        let Scope::Paths(paths) = self else {
-            return Relation::Inside;
-        };
-        let mut relation = Relation::Outside;
-        for p in paths {
-            if rel == p || is_below(rel, p) {
-                return Relation::Inside;
-            }
-            if rel.is_empty() || is_below(p, rel) {
-                relation = Relation::Above;
-            }
-        }
-        relation
-    }
-}
-
-fn is_below(path: &str, dir: &str) -> bool {
-    path.len() > dir.len() && path.starts_with(dir) && path.as_bytes()[dir.len()] == b'/'
 }
 
 /// Takes the lock on the remote folder the workers reached, for the rest of the process (see
@@ -716,22 +684,4 @@ fn is_local_dir(local: &LocalTree, rel: &str) -> bool {
             .entries
             .get(rel)
             .is_some_and(|e| e.kind == LocalKind::Dir)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scope_relations() {
-        let scope = Scope::Paths(vec!["a/b".into(), "c".into()]);
-        assert_eq!(scope.relation(""), Relation::Above);
-        assert_eq!(scope.relation("a"), Relation::Above);
-        assert_eq!(scope.relation("a/b"), Relation::Inside);
-        assert_eq!(scope.relation("a/b/x"), Relation::Inside);
-        assert_eq!(scope.relation("a/bb"), Relation::Outside);
-        assert_eq!(scope.relation("c/d"), Relation::Inside);
-        assert_eq!(scope.relation("d"), Relation::Outside);
-        assert_eq!(Scope::Everything.relation("anything"), Relation::Inside);
-    }
 }

@@ -40,7 +40,7 @@ use suppaftp::tokio_rustls::TlsConnector;
 use tokio::net::TcpStream;
 
 use crate::credentials::Login;
-use crate::target::{Scheme, Target};
+use crate::ftp::target::{Scheme, Target};
 
 /// TLS 1.3 tickets one connection keeps (servers send one or two at a time).
 const TICKETS_PER_CONNECTION: usize = 8;

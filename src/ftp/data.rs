@@ -5,9 +5,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::chain::Upload;
+use crate::ftp::chain::Upload;
+use crate::ftp::pipeline::connect;
 use crate::ftp::{within, FtpError, UploadError};
-use crate::pipeline::connect;
 
 /// Opens the data connection and sends the file's bytes as soon as it is open (the transfer
 /// command is on its way), then closes it. Returns the bytes sent.
