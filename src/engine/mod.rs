@@ -4,17 +4,19 @@
 //! it is removed), largest uploads first. The summary is built from the workers' reports only.
 //!
 //! The engine drives the [`crate::ftp`] layer: [`plan`] decides, [`schedule`] orders,
-//! [`pool`] hands the jobs to the [`worker`]s, each of which owns one connection and runs
-//! [`upload`]s on it.
+//! [`pool`] hands the [`job`]s to the [`worker`]s, each of which owns one connection and runs
+//! [`upload`]s on it; what they learn about the server is in [`quirks`].
 
+pub(crate) mod job;
 pub(crate) mod plan;
 pub(crate) mod pool;
+pub(crate) mod quirks;
 pub(crate) mod schedule;
 pub(crate) mod upload;
 pub(crate) mod worker;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
@@ -28,10 +30,10 @@ use crate::lock::{self, LockError};
 use crate::report::{Failure, Reporter, Summary};
 use crate::state::{self, Record, Seen};
 use crate::temp_name::{self, Leftover, RunToken};
+use job::{Job, JobError, Outcome, WorkerContext};
 use plan::{Op, Phase, Plan, PlanOptions, Protected, RemoteTree};
 use pool::{Dispatcher, Report};
 use schedule::Schedule;
-use worker::{Job, JobError, Outcome, WorkerContext};
 
 /// A run that could not start: nothing was changed.
 #[derive(Debug, thiserror::Error)]
@@ -109,13 +111,8 @@ pub async fn run(
         timeout: config.timeout,
         retries: config.retries,
         atomic: config.atomic,
-        storage_full: Default::default(),
-        pipelining: std::sync::atomic::AtomicBool::new(true),
-        early_checks: std::sync::atomic::AtomicU8::new(0),
-        stat_listing: std::sync::atomic::AtomicBool::new(true),
-        stat_for_mlsd: Mutex::new(crate::ftp::StatForMlsd::Unknown),
+        quirks: Default::default(),
         stop: stop.clone(),
-        time_setter: Mutex::new(None),
         run_token: RunToken::new(),
         whereabouts: Default::default(),
     });
@@ -551,7 +548,7 @@ impl Run<'_> {
         if (*op == Op::MakeRoot && !self.root_missing) || matches!(op, Op::Cleanup(_)) {
             return;
         }
-        self.reporter.change(op);
+        self.reporter.change(&plan::change_line(op));
         match op {
             Op::MakeRoot | Op::Mkdir(_) => self.summary.folders_created += 1,
             Op::Upload { size, .. } => {

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use crate::ftp::listing::{EntryKind, RemoteEntry, RemoteTime};
 use crate::local::filter::Filter;
 use crate::local::{is_below, LocalEntry, LocalKind, LocalTree};
+use crate::report::{escape_controls, human_bytes};
 use crate::state::Record;
 
 /// One change to make on the server. Paths are '/'-separated and relative to the sync root.
@@ -436,6 +437,20 @@ const NOT_REPLACED_MAX_DELETE: &str =
 /// The folders above `rel`, innermost first ("a/b/c" gives "a/b", "a").
 fn ancestors(rel: &str) -> impl Iterator<Item = &str> {
     rel.rmatch_indices('/').map(move |(i, _)| &rel[..i])
+}
+
+/// `+ dir/`, `> file (12.3 KiB)`, `- file`, `- dir/`; escaped for the terminal, since names may
+/// come from the server or hold a newline.
+pub fn change_line(op: &Op) -> String {
+    let line = match op {
+        Op::MakeRoot => "+ ./".to_string(),
+        Op::Mkdir(rel) => format!("+ {rel}/"),
+        Op::Upload { rel, size, .. } => format!("> {rel} ({})", human_bytes(*size)),
+        Op::DeleteFile(rel) => format!("- {rel}"),
+        Op::RemoveDir(rel) => format!("- {rel}/"),
+        Op::Cleanup(rel) => format!("- {rel} (leftover of an interrupted upload)"),
+    };
+    escape_controls(&line).into_owned()
 }
 
 /// Whether a file present on both sides must be sent again.

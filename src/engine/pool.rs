@@ -9,7 +9,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::engine::worker::{self, Event, Job, JobError, Outcome, Queues, Task, WorkerContext};
+use crate::engine::job::{Job, JobError, Outcome, Task, WorkerContext};
+use crate::engine::worker::{self, Event, Queues};
 use crate::ftp::FtpError;
 
 /// Size of the low-priority channel per worker: small, so the coordinator keeps the ordering

@@ -27,11 +27,11 @@ use std::time::{Duration, SystemTime};
 use suppaftp::Status;
 use tokio_util::sync::CancellationToken;
 
-use crate::ftp::data::send_file;
-use crate::ftp::pipeline::{
+use super::data::send_file;
+use super::error::{FtpError, UploadError};
+use super::pipeline::{
     first_word, peer_of, read_pasv, reply, send, Stream, PRELIMINARY, TRANSFER_DONE,
 };
-use crate::ftp::{FtpError, UploadError};
 
 /// A local file's size and modification time.
 pub type Version = (u64, Option<SystemTime>);
@@ -318,7 +318,7 @@ pub async fn step(
             return None;
         };
         tokio::select! {
-            sent = send_file(up, command, *addr, timeout) => Some(sent),
+            sent = send_file(&up.local, up.offset, up.version.0, command, *addr, timeout) => Some(sent),
             _ = refused.cancelled() => None,
         }
     };

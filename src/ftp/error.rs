@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use suppaftp::Status;
 
-pub use crate::ftp::listing::ListingCap;
+pub use super::listing::ListingCap;
 
 /// An FTP failure, classified for retry decisions.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -15,10 +15,9 @@ use std::time::Duration;
 use suppaftp::Status;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
-use super::{op, within, Connection, FtpError};
-use crate::ftp::error::ListingCap;
-use crate::ftp::listing::{self, Caps, ListFormat, ListingParser, Parsed};
-use crate::ftp::pipeline;
+use super::error::{within, FtpError, ListingCap};
+use super::listing::{self, Caps, ListFormat, ListingParser, Parsed};
+use super::{op, pipeline, Connection};
 
 /// Whether `STAT -a` listings (LIST format, over the control connection) may stand in for MLSD
 /// on a server that has both: found out once per run by listing a folder both ways.

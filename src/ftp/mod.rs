@@ -17,11 +17,10 @@ use suppaftp::types::FileType;
 use suppaftp::{Mode, Status};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
-use crate::credentials::Login;
-pub(crate) use crate::ftp::error::{secure_detail, within};
-pub use crate::ftp::error::{FtpError, UploadError};
-use crate::ftp::target::{Scheme, Target};
-use crate::ftp::tls::{Connector, Tickets, TlsConfig, TlsOptions};
+pub(crate) use error::{secure_detail, within};
+pub use error::{FtpError, UploadError};
+use target::{Scheme, Target};
+use tls::{Connector, Tickets, TlsConfig, TlsOptions};
 
 type Stream = AsyncRustlsFtpStream;
 
@@ -38,6 +37,23 @@ pub use list::{ListingLimits, StatForMlsd};
 
 /// Size of the buffer used to stream a file to the data connection.
 const UPLOAD_CHUNK: usize = 256 * 1024;
+
+/// What the FTP session logs in with (found by `crate::credentials`). No password ever reaches
+/// a message or a `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Login {
+    pub user: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("user", &self.user)
+            .field("password", &"***")
+            .finish()
+    }
+}
 
 /// What the server said it supports in FEAT.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use suppaftp::tokio::AsyncRustlsFtpStream;
 use suppaftp::Status;
 use tokio::net::TcpStream;
 
-use crate::ftp::{within, FtpError};
+use super::error::{within, FtpError};
 
 pub(crate) type Stream = AsyncRustlsFtpStream;
 

@@ -10,7 +10,7 @@ use std::fmt;
 
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-use crate::ftp::tls::TlsConfig;
+use super::tls::TlsConfig;
 use crate::report::shorten;
 
 /// Escaped when a user name or path segment is written into a URL. More than strictly needed,
