@@ -3,9 +3,9 @@
 //! workers in dependency order (a folder exists before anything goes into it and is empty before
 //! it is removed), largest uploads first. The summary is built from the workers' reports only.
 //!
-//! The engine drives the [`crate::ftp`] layer: [`plan`] decides, [`schedule`] orders,
-//! [`pool`] hands the [`job`]s to the [`worker`]s, each of which owns one connection and runs
-//! [`upload`]s on it; what they learn about the server is in [`quirks`].
+//! The engine drives the [`crate::ftp`] layer: [`remote`] lists, [`plan`] decides,
+//! [`schedule`] orders, [`pool`] hands the [`job`]s to the [`worker`]s, each of which owns one
+//! connection and runs [`upload`]s on it; what they learn about the server is in [`quirks`].
 
 pub(crate) mod job;
 pub(crate) mod plan;

@@ -269,9 +269,7 @@ impl Worker {
                     });
                 }
                 Err(e) => {
-                    if e.breaks_connection() {
-                        self.conn = None;
-                    }
+                    drop_if_broken(&mut self.conn, &e);
                     retry.push(task);
                 }
             }
@@ -375,9 +373,7 @@ async fn execute(
             Ok(outcome) => return Some(Ok(outcome)),
             Err(JobError::Remote(e)) => {
                 tracing::debug!(attempt, error = %e, "job failed");
-                if e.breaks_connection() {
-                    *conn = None;
-                }
+                drop_if_broken(conn, &e);
                 // A retry after a broken exchange may find the first try did succeed.
                 if attempt > 1 && e.code() == Some(550) && already_done(job) {
                     return Some(Ok(Outcome::Done {
@@ -421,6 +417,13 @@ async fn open(ctx: &WorkerContext) -> Option<Result<Connection, FtpError>> {
         Connection::open(&ctx.target, &ctx.login, ctx.timeout),
     )
     .await
+}
+
+/// Drops the connection when `error` broke it (a fresh one is opened for the next try).
+fn drop_if_broken(conn: &mut Option<Connection>, error: &FtpError) {
+    if error.breaks_connection() {
+        *conn = None;
+    }
 }
 
 /// Jobs whose 550 on a retry means the previous, interrupted try took effect.

@@ -2,7 +2,7 @@
 //! the one upload held between two jobs (its bytes on the server, its check and rename to travel
 //! with the next upload's first commands), and what each link's outcome means for its job.
 
-use super::{Event, Worker};
+use super::{drop_if_broken, Event, Worker};
 use crate::engine::job::{Job, JobError, Task};
 use crate::engine::plan::Op;
 use crate::engine::quirks::TimeSetting;
@@ -181,23 +181,17 @@ impl Worker {
             // tried again from the start, unless the server is full.
             Err(JobError::Remote(e)) if ours && !e.is_storage_full() => {
                 tracing::debug!(error = %e, "upload not tried; trying again");
-                if e.breaks_connection() {
-                    self.conn = None;
-                }
+                drop_if_broken(&mut self.conn, &e);
                 return self.execute_task(task, 1).await;
             }
             Err(JobError::Remote(e)) if !e.is_permanent() && attempt < self.ctx.retries => {
                 tracing::debug!(attempt, error = %e, "job failed");
-                if e.breaks_connection() {
-                    self.conn = None;
-                }
+                drop_if_broken(&mut self.conn, &e);
                 return self.execute_task(task, attempt + 1).await;
             }
             Err(e) => {
                 if let JobError::Remote(e) = &e {
-                    if e.breaks_connection() {
-                        self.conn = None;
-                    }
+                    drop_if_broken(&mut self.conn, e);
                 }
                 Err(e)
             }
