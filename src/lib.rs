@@ -113,8 +113,5 @@ async fn run_async(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         }
     };
     Reporter::new(config.output).summary(&summary);
-    Ok(ExitCode::of_run(
-        summary.interrupted,
-        summary.failed as usize,
-    ))
+    Ok(summary.outcome())
 }

@@ -57,6 +57,13 @@ pub struct Summary {
     pub exit_code: u8,
 }
 
+impl Summary {
+    /// The exit code of the run this summary tells (`exit_code` is its number).
+    pub fn outcome(&self) -> ExitCode {
+        ExitCode::of_run(self.interrupted, self.failed as usize)
+    }
+}
+
 /// Prints changes as they happen.
 #[derive(Debug, Clone, Copy)]
 pub struct Reporter {

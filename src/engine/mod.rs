@@ -23,7 +23,6 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::exit_codes::ExitCode;
 use crate::ftp::listing::EntryKind;
 use crate::ftp::FtpError;
 use crate::local::{self, LocalError, LocalKind, Relation, ScanOptions, Scope};
@@ -274,7 +273,7 @@ pub async fn run(
     summary.interrupted = run.stop.is_cancelled();
     summary.elapsed_secs = started.elapsed().as_secs_f64();
     summary.bytes_per_sec = summary.bytes_uploaded as f64 / summary.elapsed_secs.max(1e-3);
-    summary.exit_code = ExitCode::of_run(summary.interrupted, summary.failed as usize).code();
+    summary.exit_code = summary.outcome().code();
     summary.warning = config.plaintext_password_warning();
     Ok(summary)
 }
