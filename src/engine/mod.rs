@@ -25,13 +25,13 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::ftp::listing::EntryKind;
 use crate::ftp::FtpError;
-use crate::local::{self, LocalError, LocalKind, Relation, ScanOptions, Scope};
+use crate::local::{self, LocalError, LocalKind, LocalTree, Relation, ScanOptions, Scope};
 use crate::lock::{self, LockError};
 use crate::report::{Failure, Reporter, Summary};
 use crate::state::{self, Record, Seen};
 use crate::temp_name::RunToken;
 use job::{Job, JobError, Outcome, WorkerContext};
-use plan::{Op, Phase, Plan, PlanOptions};
+use plan::{Op, Phase, Plan, PlanOptions, Protected, RemoteTree};
 use pool::{Dispatcher, Report};
 use schedule::Schedule;
 
@@ -90,20 +90,7 @@ pub async fn run(
         .state_dir
         .as_ref()
         .map(|d| state::record_path(d, &key));
-    let scan = {
-        let (root, config, scope) = (config.local_dir.clone(), config.clone(), scope.clone());
-        tokio::task::spawn_blocking(move || {
-            let options = ScanOptions {
-                max_depth: config.max_depth,
-                filter: &config.filter,
-                follow_symlinks: config.follow_symlinks,
-            };
-            match &scope {
-                Scope::Everything => local::scan(&root, options),
-                Scope::Paths(paths) => local::scan_paths(&root, paths, options),
-            }
-        })
-    };
+    let scan = spawn_scan(config, scope);
     let ctx = Arc::new(WorkerContext {
         target: config.target.clone(),
         login: config.login.clone(),
@@ -179,31 +166,7 @@ pub async fn run(
     let leftovers = run.removable_leftovers(listed.leftovers);
     // What the local scan could not read is unknown, not absent: never deleted remotely.
     let mut protected = listed.protected;
-    // A type change deletes the remote entry before the upload: the file must be readable
-    // first, or the run would delete and then fail to upload.
-    let unreadable: Vec<(String, std::io::Error)> = local
-        .entries
-        .iter()
-        .filter(|(rel, e)| {
-            e.kind == LocalKind::File
-                && listed
-                    .tree
-                    .get(*rel)
-                    .is_some_and(|r| r.kind != EntryKind::File)
-        })
-        .filter_map(|(rel, _)| {
-            let err = std::fs::File::open(config.local_dir.join(rel)).err()?;
-            Some((rel.clone(), err))
-        })
-        .collect();
-    for (rel, err) in unreadable {
-        run.fail(
-            &rel,
-            &format!("cannot read local file ({err}); the remote entry in its way stays"),
-        );
-        local.entries.remove(&rel);
-        protected.insert(rel);
-    }
+    run.keep_unreadable_in_the_way(&mut local, &listed.tree, &mut protected);
     for problem in &local.problems {
         protected.insert(problem.rel.clone());
     }
@@ -245,22 +208,7 @@ pub async fn run(
     pool.finish().await;
 
     if let (Some(path), false) = (record_path, config.dry_run) {
-        // Paths this cycle did not look at keep what the record said of them.
-        let mut next: Record = record
-            .iter()
-            .filter(|(rel, _)| scope.relation(rel) == Relation::Outside)
-            .map(|(rel, seen)| (rel.clone(), *seen))
-            .collect();
-        for rel in &plan.unchanged {
-            if let Some(seen) = record.get(rel) {
-                next.insert(rel.clone(), *seen);
-            }
-        }
-        for (rel, time_set) in uploaded {
-            if let Some(entry) = local.entries.get(&rel) {
-                next.insert(rel, Seen::of(entry, time_set));
-            }
-        }
+        let next = next_record(&record, scope, &plan, uploaded, &local);
         if let Err(e) = state::save(&path, &key, next) {
             run.reporter.notice(&format!(
                 "could not save the upload record {}: {e}",
@@ -276,6 +224,52 @@ pub async fn run(
     summary.exit_code = summary.outcome().code();
     summary.warning = config.plaintext_password_warning();
     Ok(summary)
+}
+
+/// Scans the local tree (all of it, or the scope's paths) on a blocking thread.
+fn spawn_scan(
+    config: &Config,
+    scope: &Scope,
+) -> tokio::task::JoinHandle<Result<LocalTree, LocalError>> {
+    let (root, config, scope) = (config.local_dir.clone(), config.clone(), scope.clone());
+    tokio::task::spawn_blocking(move || {
+        let options = ScanOptions {
+            max_depth: config.max_depth,
+            filter: &config.filter,
+            follow_symlinks: config.follow_symlinks,
+        };
+        match &scope {
+            Scope::Everything => local::scan(&root, options),
+            Scope::Paths(paths) => local::scan_paths(&root, paths, options),
+        }
+    })
+}
+
+/// The record of uploads after this cycle: paths it did not look at keep what the record said
+/// of them, unchanged files keep their entry, and the files uploaded get a new one.
+fn next_record(
+    record: &Record,
+    scope: &Scope,
+    plan: &Plan,
+    uploaded: Vec<(String, bool)>,
+    local: &LocalTree,
+) -> Record {
+    let mut next: Record = record
+        .iter()
+        .filter(|(rel, _)| scope.relation(rel) == Relation::Outside)
+        .map(|(rel, seen)| (rel.clone(), *seen))
+        .collect();
+    for rel in &plan.unchanged {
+        if let Some(seen) = record.get(rel) {
+            next.insert(rel.clone(), *seen);
+        }
+    }
+    for (rel, time_set) in uploaded {
+        if let Some(entry) = local.entries.get(&rel) {
+            next.insert(rel, Seen::of(entry, time_set));
+        }
+    }
+    next
 }
 
 /// The state of one run.
@@ -299,6 +293,37 @@ impl Run<'_> {
         self.reporter.failure(&failure);
         self.summary.failed += 1;
         self.summary.failures.push(failure);
+    }
+
+    /// A type change deletes the remote entry before the upload: the file must be readable
+    /// first, or the run would delete and then fail to upload. An unreadable one fails, leaves
+    /// the plan, and the remote entry in its way is protected.
+    fn keep_unreadable_in_the_way(
+        &mut self,
+        local: &mut LocalTree,
+        remote: &RemoteTree,
+        protected: &mut Protected,
+    ) {
+        let unreadable: Vec<(String, std::io::Error)> = local
+            .entries
+            .iter()
+            .filter(|(rel, e)| {
+                e.kind == LocalKind::File
+                    && remote.get(*rel).is_some_and(|r| r.kind != EntryKind::File)
+            })
+            .filter_map(|(rel, _)| {
+                let err = std::fs::File::open(self.config.local_dir.join(rel)).err()?;
+                Some((rel.clone(), err))
+            })
+            .collect();
+        for (rel, err) in unreadable {
+            self.fail(
+                &rel,
+                &format!("cannot read local file ({err}); the remote entry in its way stays"),
+            );
+            local.entries.remove(&rel);
+            protected.insert(rel);
+        }
     }
 
     fn report_connect_errors(&mut self, pool: &mut Dispatcher) {
