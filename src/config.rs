@@ -1,15 +1,17 @@
 //! The settled configuration of a run, built once from the command line and the environment.
 //! The sync code sees only this, never clap types.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::{Cli, TlsMode, TlsVersionArg};
-use crate::credentials::{self, CredentialError, Login};
-use crate::filter::{Filter, FilterError};
+use crate::credentials::{self, CredentialError};
+use crate::ftp::target::{Scheme, Target, TargetError};
+use crate::ftp::tls::{self, TlsConfig, TlsOptions, TlsSetupError, TlsVersion};
+use crate::ftp::Login;
+use crate::local::filter::{Filter, FilterError};
 use crate::report::OutputMode;
-use crate::target::{Scheme, Target, TargetError};
-use crate::tls::{self, TlsConfig, TlsOptions, TlsSetupError, TlsVersion};
 
 /// Everything a sync run needs to know.
 #[derive(Debug, Clone)]
@@ -178,8 +180,28 @@ impl Config {
     /// For the summary: a warning when the password went unencrypted (plain `ftp://`) to a host
     /// other than this machine; None otherwise.
     pub fn plaintext_password_warning(&self) -> Option<String> {
-        tls::plaintext_password_warning(&self.target, &self.login)
+        plaintext_password_warning(&self.target, &self.login)
     }
+}
+
+/// For the summary: a warning when `login`'s password went unencrypted (plain `ftp://`) to a
+/// host other than this machine; None otherwise.
+pub fn plaintext_password_warning(target: &Target, login: &Login) -> Option<String> {
+    if target.scheme != Scheme::Ftp || login.password.is_empty() || is_loopback(&target.host) {
+        return None;
+    }
+    Some(format!(
+        "the password for {} was sent unencrypted to {}; use ftpes:// (or --tls explicit) to \
+         encrypt the login and the files",
+        login.user, target.host
+    ))
+}
+
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The first TLS-only option that was given.
@@ -198,6 +220,39 @@ fn tls_only_option(options: &TlsOptions) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn login(password: &str) -> Login {
+        Login {
+            user: "bob".into(),
+            password: password.into(),
+        }
+    }
+
+    #[test]
+    fn plain_passwords_to_other_hosts_are_reported() {
+        let warn = |url: &str, pw: &str| {
+            plaintext_password_warning(&Target::parse(url).unwrap(), &login(pw))
+        };
+        let message = warn("ftp://example.com/x", "pw").expect("a warning");
+        assert!(message.contains("example.com") && message.contains("ftpes://"));
+        assert!(
+            !message.contains("pw "),
+            "never the password itself: {message}"
+        );
+        for quiet in [
+            ("ftpes://example.com/x", "pw"),
+            ("ftps://example.com/x", "pw"),
+            ("ftp://example.com/x", ""),
+            ("ftp://127.0.0.1/x", "pw"),
+            ("ftp://127.3.4.5/x", "pw"),
+            ("ftp://[::1]/x", "pw"),
+            ("ftp://LocalHost/x", "pw"),
+            ("ftp://a.localhost/x", "pw"),
+        ] {
+            assert_eq!(warn(quiet.0, quiet.1), None, "{quiet:?}");
+        }
+    }
+
     use clap::Parser;
 
     fn config(args: &[&str]) -> Result<Config, ConfigError> {

@@ -15,14 +15,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::{fmt, fs, io};
 
-use crate::target::Target;
-
-/// What the FTP session logs in with.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Login {
-    pub user: String,
-    pub password: String,
-}
+use crate::ftp::target::Target;
+use crate::ftp::Login;
 
 /// One `machine` (or, with `machine: None`, the `default`) entry of a netrc file.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -310,15 +304,6 @@ fn find_entry(mut entries: Vec<NetrcEntry>, host: &str, user: Option<&str>) -> O
     let index = (entries.iter().position(|e| for_host(e) && fits(e)))
         .or_else(|| entries.iter().position(|e| e.machine.is_none() && fits(e)))?;
     Some(entries.swap_remove(index))
-}
-
-impl fmt::Debug for Login {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Login")
-            .field("user", &self.user)
-            .field("password", &"***")
-            .finish()
-    }
 }
 
 impl fmt::Debug for NetrcEntry {

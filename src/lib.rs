@@ -1,59 +1,98 @@
 //! ftpsync mirrors a local folder to an FTP server over several connections at once.
 //!
-//! The pipeline, one module per stage:
-//! - [`cli`] and [`config`]: the command line, settled into a [`config::Config`];
-//! - [`target`] and [`credentials`]: the remote URL and the login;
-//! - [`local`] (with [`filter`]): the local tree;
-//! - [`listing`]: parsing the server's folder listings (MLSD, UNIX and DOS LIST);
-//! - [`plan`]: what to create, upload and delete, and in which order;
-//! - [`sync`], [`schedule`] and [`dispatch`]: the coordinator releasing jobs to the workers in
-//!   dependency order;
-//! - [`worker`], [`ftp`] and [`ftp_error`]: one persistent FTP connection per worker, with [`pipeline`] for
-//!   uploads in few round trips;
-//! - [`tls`]: FTPS (rustls): trust anchors, version pinning, a session cache per connection;
-//! - [`state`]: the record of uploads for servers that cannot set file times;
+//! The crate is three layers, each in its own folder, with the settings and the report around
+//! them (see "How it works" in the README):
+//! - [`local`]: the local tree (scan, `--exclude` filters, change notifications);
+//! - [`ftp`]: the protocol: one connection, its TLS, its listings and uploads. It knows nothing
+//!   of plans, jobs or workers;
+//! - [`engine`]: one sync run: plan, schedule, a pool of workers, each driving one connection;
+//! - [`cli`], [`config`] and [`credentials`]: the command line, settled into a
+//!   [`config::Config`], and the login;
+//! - [`state`], [`lock`] and [`temp_name`]: what persists between runs and on the server;
 //! - [`report`] and [`exit_codes`]: what the user and scripts see;
-//! - [`periodic`] and [`watch`]: keeping a folder mirrored, on a clock or on changes;
+//! - [`periodic`]: keeping a folder mirrored, on a clock or on changes;
 //! - [`shutdown`]: Ctrl-C and SIGTERM.
+//!
+//! Only what `main.rs` needs is public: [`cli`], [`exit_codes`] and [`run`] (and, hidden, the
+//! listing parsers a test of the test tools uses).
 
-pub mod chain;
 pub mod cli;
-pub mod config;
-pub mod credentials;
-pub mod data;
-pub mod dispatch;
+mod config;
+mod credentials;
+mod engine;
 pub mod exit_codes;
-pub mod filter;
-pub mod ftp;
-pub mod ftp_error;
-pub mod listing;
-pub mod local;
-pub mod lock;
-pub mod periodic;
-pub mod pipeline;
-pub mod plan;
-pub mod report;
-pub mod schedule;
-pub mod shutdown;
-pub mod state;
-pub mod sync;
-pub mod target;
-pub mod temp_name;
-pub mod tls;
-pub mod upload;
-pub mod watch;
-pub mod worker;
+mod ftp;
+mod local;
+mod lock;
+mod periodic;
+mod report;
+mod shutdown;
+mod state;
+mod temp_name;
+
+/// Not part of the interface: the fault proxy's self-test (tests/faults_selftest.rs) checks
+/// that the listings it invents parse with ftpsync's own parsers.
+#[doc(hidden)]
+pub mod listing {
+    pub use crate::ftp::listing::{parse_list_line, parse_mlsd_line, EntryKind};
+}
+
+use std::ffi::OsString;
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Environment};
 use crate::exit_codes::ExitCode;
-use crate::report::Reporter;
+use crate::report::{OutputMode, Reporter};
+
+/// Runs ftpsync with a parsed command line (`args` as given, to shorten them in messages):
+/// installs the log, runs the sync on a new runtime and reports an error that stopped it.
+pub fn run(cli: cli::Cli, args: &[OsString]) -> ExitCode {
+    init_log(cli.quiet, cli.verbose);
+    let mode = OutputMode {
+        quiet: cli.quiet,
+        json: cli.json,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build();
+    let result = match runtime {
+        Ok(rt) => rt.block_on(run_async(cli)),
+        Err(e) => Err(e.into()),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            Reporter::new(mode).fatal(&report::error_line(&e, args), ExitCode::Fatal);
+            ExitCode::Fatal
+        }
+    }
+}
+
+/// The log goes to stderr through [`report::LogWriter`]; `FTPSYNC_LOG` overrides the level the
+/// flags choose.
+fn init_log(quiet: bool, verbose: u8) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "ftpsync=debug,warn",
+        (false, _) => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FTPSYNC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(report::LogWriter)
+        // Colours are escape sequences too: the writer would escape them.
+        .with_ansi(false)
+        .with_target(false)
+        .init();
+}
 
 /// Runs ftpsync with a parsed command line; returns the exit code. Errors that stop the run
 /// before it changes anything come back as Err (exit code 2).
-pub async fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
+async fn run_async(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     let config = Config::from_cli(cli, &Environment::from_process())?;
     let stop = CancellationToken::new();
     shutdown::listen(stop.clone());
@@ -62,9 +101,9 @@ pub async fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         local::check_root(&config.local_dir)?;
         return Ok(periodic::run(&config, periodic, stop).await);
     }
-    let summary = match sync::run(&config, &sync::Scope::Everything, stop).await {
+    let summary = match engine::run(&config, &local::Scope::Everything, stop).await {
         Ok(summary) => summary,
-        Err(e @ sync::SyncError::Interrupted) => {
+        Err(e @ engine::SyncError::Interrupted) => {
             Reporter::new(config.output).fatal(&e.to_string(), ExitCode::Interrupted);
             return Ok(ExitCode::Interrupted);
         }
@@ -74,8 +113,5 @@ pub async fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         }
     };
     Reporter::new(config.output).summary(&summary);
-    Ok(ExitCode::of_run(
-        summary.interrupted,
-        summary.failed as usize,
-    ))
+    Ok(summary.outcome())
 }

@@ -10,11 +10,12 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Periodic};
+use crate::engine::{self, SyncError};
 use crate::exit_codes::ExitCode;
 use crate::ftp::FtpError;
+use crate::local::watch::ChangeWatcher;
+use crate::local::Scope;
 use crate::report::Reporter;
-use crate::sync::{self, Scope, SyncError};
-use crate::watch::ChangeWatcher;
 
 /// Runs cycles until `stop` (Ctrl-C, SIGTERM, or Enter on a terminal). Exit 0 after a clean
 /// stop, 2 when waiting cannot help (login refused, TLS verification failed).
@@ -50,7 +51,7 @@ pub async fn run(config: &Config, periodic: Periodic, stop: CancellationToken) -
         let started = Instant::now();
         // A cycle that fails as a whole is retried too.
         retry = true;
-        match sync::run(config, &scope, stop.clone()).await {
+        match engine::run(config, &scope, stop.clone()).await {
             Ok(mut summary) => {
                 summary.cycle = Some(cycle);
                 reporter.summary(&summary);

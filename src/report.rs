@@ -14,7 +14,6 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::exit_codes::ExitCode;
-use crate::plan::Op;
 
 /// How much to print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -58,6 +57,13 @@ pub struct Summary {
     pub exit_code: u8,
 }
 
+impl Summary {
+    /// The exit code of the run this summary tells (`exit_code` is its number).
+    pub fn outcome(&self) -> ExitCode {
+        ExitCode::of_run(self.interrupted, self.failed as usize)
+    }
+}
+
 /// Prints changes as they happen.
 #[derive(Debug, Clone, Copy)]
 pub struct Reporter {
@@ -69,12 +75,12 @@ impl Reporter {
         Reporter { mode }
     }
 
-    /// A change made (or, in a dry run, to be made).
-    pub fn change(&self, op: &Op) {
+    /// A change made (or, in a dry run, to be made): its line (see
+    /// [`crate::engine::plan::change_line`]).
+    pub fn change(&self, line: &str) {
         if self.mode.quiet {
             return;
         }
-        let line = change_line(op);
         if self.mode.json {
             let _ = writeln!(std::io::stderr().lock(), "{line}");
         } else {
@@ -275,20 +281,6 @@ fn shown(rel: &str) -> &str {
     }
 }
 
-/// `+ dir/`, `> file (12.3 KiB)`, `- file`, `- dir/`; escaped for the terminal, since names may
-/// come from the server or hold a newline.
-pub fn change_line(op: &Op) -> String {
-    let line = match op {
-        Op::MakeRoot => "+ ./".to_string(),
-        Op::Mkdir(rel) => format!("+ {rel}/"),
-        Op::Upload { rel, size, .. } => format!("> {rel} ({})", human_bytes(*size)),
-        Op::DeleteFile(rel) => format!("- {rel}"),
-        Op::RemoveDir(rel) => format!("- {rel}/"),
-        Op::Cleanup(rel) => format!("- {rel} (leftover of an interrupted upload)"),
-    };
-    escape_controls(&line).into_owned()
-}
-
 /// `ftpsync: failed: PATH: ERROR`, escaped for the terminal (the error often quotes the server).
 pub fn failure_line(failure: &Failure) -> String {
     let line = format!(
@@ -353,6 +345,7 @@ fn human_duration(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::plan::{change_line, Op};
 
     #[test]
     fn change_lines_have_the_documented_shape() {

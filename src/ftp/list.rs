@@ -15,10 +15,9 @@ use std::time::Duration;
 use suppaftp::Status;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
-use super::{op, within, Connection, FtpError};
-use crate::ftp_error::ListingCap;
-use crate::listing::{self, Caps, ListFormat, ListingParser, Parsed};
-use crate::pipeline;
+use super::error::{within, FtpError, ListingCap};
+use super::listing::{self, Caps, ListFormat, ListingParser, Parsed};
+use super::{op, pipeline, Connection};
 
 /// Whether `STAT -a` listings (LIST format, over the control connection) may stand in for MLSD
 /// on a server that has both: found out once per run by listing a folder both ways.
@@ -41,7 +40,7 @@ pub struct Listing {
 /// The bounds on one folder's listing over a data connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListingLimits {
-    /// Entries, memory and line length (see [`crate::listing::Caps`]).
+    /// Entries, memory and line length (see [`crate::ftp::listing::Caps`]).
     pub caps: Caps,
     /// The whole listing, from the command to the final reply.
     pub deadline: Duration,
@@ -236,11 +235,6 @@ impl Connection {
         }
         let parsed = self.list_with("LIST", path, path, ListFormat::List).await?;
         Ok(listing(parsed))
-    }
-
-    /// The bounds on listings over data connections (tests shorten the deadline).
-    pub fn set_listing_limits(&mut self, limits: ListingLimits) {
-        self.listing_limits = limits;
     }
 
     /// `STAT -a path`: a listing in the reply itself. None when the reply holds no listing

@@ -9,8 +9,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::engine::job::{Job, JobError, Outcome, Task, WorkerContext};
+use crate::engine::worker::{self, Event, Queues};
 use crate::ftp::FtpError;
-use crate::worker::{self, Event, Job, JobError, Outcome, Queues, Task, WorkerContext};
 
 /// Size of the low-priority channel per worker: small, so the coordinator keeps the ordering
 /// decision (largest upload first) until a worker is about to take the job.
@@ -22,7 +23,6 @@ pub enum Report {
     /// A job ended, successfully or not (after the worker's retries).
     Done {
         id: usize,
-        job: Job,
         result: Result<Outcome, JobError>,
     },
     /// No worker is left: every one exited (stop, end of work, or lost connection).
@@ -154,11 +154,6 @@ impl Dispatcher {
         id
     }
 
-    /// Jobs released and not finished.
-    pub fn in_flight(&self) -> usize {
-        self.in_flight.len()
-    }
-
     /// The next job result, or NoWorkers.
     pub async fn next(&mut self) -> Report {
         loop {
@@ -177,18 +172,18 @@ impl Dispatcher {
     /// Updates the books for one event; returns what the caller must hear about.
     fn book(&mut self, event: Event) -> Option<Report> {
         match event {
-            Event::Ready { .. } => self.ready += 1,
+            Event::Ready => self.ready += 1,
             Event::ConnectFailed { error, .. } => self.connect_errors.push(error),
-            Event::Exited { .. } => self.live -= 1,
-            Event::Returned { task, .. } => {
+            Event::Exited => self.live -= 1,
+            Event::Returned { task } => {
                 // Another worker takes it over; the high channel is never full.
                 if let Some(high) = &self.high {
                     let _ = high.send(task);
                 }
             }
             Event::Finished { id, result } => {
-                let job = self.in_flight.remove(&id)?;
-                return Some(Report::Done { id, job, result });
+                self.in_flight.remove(&id)?;
+                return Some(Report::Done { id, result });
             }
         }
         None

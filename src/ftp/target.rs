@@ -10,8 +10,8 @@ use std::fmt;
 
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
+use super::tls::TlsConfig;
 use crate::report::shorten;
-use crate::tls::TlsConfig;
 
 /// Escaped when a user name or path segment is written into a URL. More than strictly needed,
 /// but then it surely parses back to the same text.

@@ -2,6 +2,11 @@
 //! in, and the few commands a sync needs, each bounded by a timeout. Wraps suppaftp and turns its
 //! errors into [`FtpError`]s that say whether a retry can help and whether the connection is
 //! still usable.
+//!
+//! This folder is the protocol layer and knows nothing of plans, jobs or workers: [`target`]
+//! (the URL), [`tls`], [`error`], [`list`] with [`listing`] (reading and parsing folder
+//! listings), and for uploads [`pipeline`] (commands without waiting), [`chain`] (uploads
+//! chained on one connection) and [`data`] (a file's bytes on the data connection).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -12,21 +17,43 @@ use suppaftp::types::FileType;
 use suppaftp::{Mode, Status};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
-use crate::credentials::Login;
-pub(crate) use crate::ftp_error::{secure_detail, within};
-pub use crate::ftp_error::{FtpError, UploadError};
-use crate::target::{Scheme, Target};
-use crate::tls::{Connector, Tickets, TlsConfig, TlsOptions};
-use crate::{chain, pipeline};
+pub(crate) use error::{secure_detail, within};
+pub use error::{FtpError, UploadError};
+use target::{Scheme, Target};
+use tls::{Connector, Tickets, TlsConfig, TlsOptions};
 
 type Stream = AsyncRustlsFtpStream;
 
+pub(crate) mod chain;
+pub(crate) mod data;
+pub(crate) mod error;
 mod list;
+pub(crate) mod listing;
+pub(crate) mod pipeline;
+pub(crate) mod target;
+pub(crate) mod tls;
 
-pub use list::{read_listing, Listing, ListingLimits, StatForMlsd, DEADLINE_VAR};
+pub use list::{ListingLimits, StatForMlsd};
 
 /// Size of the buffer used to stream a file to the data connection.
 const UPLOAD_CHUNK: usize = 256 * 1024;
+
+/// What the FTP session logs in with (found by `crate::credentials`). No password ever reaches
+/// a message or a `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Login {
+    pub user: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("user", &self.user)
+            .field("password", &"***")
+            .finish()
+    }
+}
 
 /// What the server said it supports in FEAT.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -177,7 +204,7 @@ impl Connection {
 
     /// Before a data connection: logs in again when the TLS 1.3 tickets are used up, since
     /// vsftpd and proftpd refuse a data connection that does not resume the session. The first
-    /// time, the rest of the run switches to TLS 1.2 (see [`crate::tls`]).
+    /// time, the rest of the run switches to TLS 1.2 (see [`crate::ftp::tls`]).
     async fn keep_session_resumable(&mut self) -> Result<(), FtpError> {
         if !self.tickets.as_ref().is_some_and(Tickets::used_up) {
             return Ok(());
@@ -335,7 +362,7 @@ impl Connection {
         self.tickets.is_none() && self.pipelining
     }
 
-    /// An atomic upload with its commands pipelined (see [`crate::pipeline`]). A server that
+    /// An atomic upload with its commands pipelined (see [`crate::ftp::pipeline`]). A server that
     /// answers out of step gets no more pipelining on this connection.
     pub async fn store_pipelined(
         &mut self,
@@ -348,7 +375,7 @@ impl Connection {
         result
     }
 
-    /// One step of a chain of uploads (see [`crate::chain::step`]).
+    /// One step of a chain of uploads (see [`crate::ftp::chain::step`]).
     pub async fn chain_step(
         &mut self,
         prev: Option<chain::Sent>,

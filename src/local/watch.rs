@@ -9,7 +9,7 @@ use std::time::Duration;
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
-use crate::sync::Scope;
+use super::{relative, Scope};
 
 /// More changed paths than this in one batch are cheaper to handle as a full rescan.
 const MAX_SCOPED_PATHS: usize = 10_000;
@@ -161,13 +161,6 @@ impl Batch {
         }
         Scope::Paths(minimal(self.paths))
     }
-}
-
-/// `path` relative to `root`, '/'-separated; None outside the root or when not UTF-8.
-fn relative(root: &Path, path: &Path) -> Option<String> {
-    let rel = path.strip_prefix(root).ok()?;
-    let parts: Option<Vec<&str>> = rel.components().map(|c| c.as_os_str().to_str()).collect();
-    Some(parts?.join("/"))
 }
 
 /// The paths without those below another one of them (sorted input keeps a folder before its

@@ -1,7 +1,7 @@
 //! The planner's decisions, case by case.
 
 use super::*;
-use crate::listing::{RemoteTime, TimePrecision};
+use crate::ftp::listing::{RemoteTime, TimePrecision};
 use crate::local::LocalProblem;
 use crate::state::Seen;
 

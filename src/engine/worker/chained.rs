@@ -1,15 +1,15 @@
-//! A worker's side of the upload chain (see [`crate::chain`]): which upload jobs can be links,
+//! A worker's side of the upload chain (see [`crate::ftp::chain`]): which upload jobs can be links,
 //! the one upload held between two jobs (its bytes on the server, its check and rename to travel
 //! with the next upload's first commands), and what each link's outcome means for its job.
 
-use std::sync::atomic::Ordering;
-
-use super::{Event, Job, JobError, Task, Worker, EARLY_OFF, EARLY_PROBES};
-use crate::chain;
+use super::{drop_if_broken, Event, Worker};
+use crate::engine::job::{Job, JobError, Task};
+use crate::engine::plan::Op;
+use crate::engine::quirks::TimeSetting;
+use crate::engine::upload::{finish_stored, local_version, settle, FileUpload, Tried, Version};
+use crate::ftp::chain;
 use crate::ftp::{FtpError, UploadError};
-use crate::plan::Op;
 use crate::temp_name::temp_path;
-use crate::upload::{finish_stored, local_version, settle, FileUpload, Tried, Version};
 
 /// An upload job in a chain: the task, the file, and the local version its upload began with.
 pub(super) struct Link {
@@ -34,13 +34,16 @@ impl Worker {
         let conn = self.conn.as_ref()?;
         if !ctx.atomic
             || !conn.can_pipeline()
-            || !ctx.pipelining.load(Ordering::Relaxed)
-            || ctx.storage_full.load(Ordering::Relaxed)
+            || !ctx.quirks.pipelining()
+            || ctx.quirks.storage_full()
         {
             return None;
         }
         // Until this server's way of setting times is known, the first uploads find it out alone.
-        let how = (*ctx.time_setter.lock().expect("time setter lock"))?;
+        let how = match ctx.quirks.time_setting() {
+            TimeSetting::Unknown => return None,
+            known => known.setter(),
+        };
         let file = FileUpload {
             remote: ctx.target.remote_path(rel),
             local: ctx.local_root.join(rel),
@@ -73,13 +76,9 @@ impl Worker {
             None => (None, None),
         };
         let conn = self.conn.as_mut().expect("chainable needs a connection");
-        let early = match self.ctx.early_checks.load(Ordering::Relaxed) {
-            EARLY_OFF => chain::Early::Off,
-            passed if passed >= EARLY_PROBES => chain::Early::On,
-            _ => chain::Early::Probe,
-        };
+        let early = self.ctx.quirks.early();
         let step = conn.chain_step(prev_sent, Some(up), early).await;
-        self.learn_early_checks(&step);
+        self.ctx.quirks.learn_early_checks(&step);
         let next_breaks = matches!(
             &step.next,
             Some(Err(UploadError::Remote(e))) if e.breaks_connection()
@@ -110,25 +109,6 @@ impl Worker {
             // The connection went while the previous upload was concluded: start over.
             Ok(_) => self.execute_task(link.task, 1).await,
             Err(result) => self.conclude(link, result, ours).await,
-        }
-    }
-
-    /// What a step says about sending checks before the 226 to this server.
-    fn learn_early_checks(&self, step: &chain::Step) {
-        let early = &self.ctx.early_checks;
-        if step.early_refused {
-            if early.swap(EARLY_OFF, Ordering::Relaxed) != EARLY_OFF {
-                tracing::debug!(
-                    "the server reads commands during transfers: each upload is checked after its 226"
-                );
-            }
-        } else if step.probe_passed {
-            let passed = early.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                (n < EARLY_PROBES).then_some(n + 1)
-            });
-            if passed == Ok(EARLY_PROBES - 1) {
-                tracing::debug!("the server leaves commands sent during a transfer for after it: checks travel before the 226");
-            }
         }
     }
 
@@ -201,23 +181,17 @@ impl Worker {
             // tried again from the start, unless the server is full.
             Err(JobError::Remote(e)) if ours && !e.is_storage_full() => {
                 tracing::debug!(error = %e, "upload not tried; trying again");
-                if e.breaks_connection() {
-                    self.conn = None;
-                }
+                drop_if_broken(&mut self.conn, &e);
                 return self.execute_task(task, 1).await;
             }
             Err(JobError::Remote(e)) if !e.is_permanent() && attempt < self.ctx.retries => {
                 tracing::debug!(attempt, error = %e, "job failed");
-                if e.breaks_connection() {
-                    self.conn = None;
-                }
+                drop_if_broken(&mut self.conn, &e);
                 return self.execute_task(task, attempt + 1).await;
             }
             Err(e) => {
                 if let JobError::Remote(e) = &e {
-                    if e.breaks_connection() {
-                        self.conn = None;
-                    }
+                    drop_if_broken(&mut self.conn, e);
                 }
                 Err(e)
             }

@@ -1,11 +1,57 @@
 //! The local side: walks the tree to mirror (walkdir), applying the depth limit and excludes, and
 //! records what each entry is. Reads metadata only; never modifies anything.
 
+pub(crate) mod filter;
+pub(crate) mod watch;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
-use crate::filter::Filter;
+use crate::local::filter::Filter;
+
+/// What one sync cycle looks at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// The whole tree.
+    Everything,
+    /// These paths (relative to the root), what lies below them, and the folders above them:
+    /// what a change notification reported. Nothing else is examined, listed or deleted.
+    Paths(Vec<String>),
+}
+
+/// Where a path stands relative to a [`Scope`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Relation {
+    /// A scoped path or below one.
+    Inside,
+    /// A folder above a scoped path.
+    Above,
+    Outside,
+}
+
+impl Scope {
+    pub(crate) fn relation(&self, rel: &str) -> Relation {
+        let Scope::Paths(paths) = self else {
+            return Relation::Inside;
+        };
+        let mut relation = Relation::Outside;
+        for p in paths {
+            if rel == p || is_below(rel, p) {
+                return Relation::Inside;
+            }
+            if rel.is_empty() || is_below(p, rel) {
+                relation = Relation::Above;
+            }
+        }
+        relation
+    }
+}
+
+/// Whether `path` lies below the folder `dir` (both '/'-separated, relative to the root).
+pub(crate) fn is_below(path: &str, dir: &str) -> bool {
+    path.len() > dir.len() && path.starts_with(dir) && path.as_bytes()[dir.len()] == b'/'
+}
 
 /// What a local entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -256,8 +302,9 @@ fn io_reason(err: &walkdir::Error) -> String {
         .map_or_else(|| err.to_string(), |e| e.to_string())
 }
 
-/// The '/'-separated UTF-8 path of `path` under `root`, or None when a component is not UTF-8.
-fn relative(root: &Path, path: &Path) -> Option<String> {
+/// `path` relative to `root`, '/'-separated; None outside the root or when a component is not
+/// UTF-8.
+pub(crate) fn relative(root: &Path, path: &Path) -> Option<String> {
     let rel = path.strip_prefix(root).ok()?;
     let parts: Option<Vec<&str>> = rel.components().map(|c| c.as_os_str().to_str()).collect();
     Some(parts?.join("/"))
@@ -273,6 +320,19 @@ fn lossy_relative(root: &Path, path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scope_relations() {
+        let scope = Scope::Paths(vec!["a/b".into(), "c".into()]);
+        assert_eq!(scope.relation(""), Relation::Above);
+        assert_eq!(scope.relation("a"), Relation::Above);
+        assert_eq!(scope.relation("a/b"), Relation::Inside);
+        assert_eq!(scope.relation("a/b/x"), Relation::Inside);
+        assert_eq!(scope.relation("a/bb"), Relation::Outside);
+        assert_eq!(scope.relation("c/d"), Relation::Inside);
+        assert_eq!(scope.relation("d"), Relation::Outside);
+        assert_eq!(Scope::Everything.relation("anything"), Relation::Inside);
+    }
 
     fn opts(max_depth: Option<usize>, filter: &Filter) -> ScanOptions<'_> {
         ScanOptions {

@@ -3,120 +3,41 @@
 //! Workers announce themselves ready once logged in (syn) and acknowledge the end of work with
 //! their exit (ack), so the coordinator's summary is exactly what happened on the server.
 
-use std::path::PathBuf;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::credentials::Login;
-use crate::ftp::{Connection, FtpError, StatForMlsd, TimeSetter};
-use crate::listing::Parsed;
-use crate::plan::Op;
-use crate::target::Target;
-use crate::temp_name::RunToken;
-use crate::upload;
+use crate::engine::job::{Job, JobError, Outcome, Task, WorkerContext};
+use crate::engine::plan::Op;
+use crate::engine::upload;
+use crate::ftp::{Connection, FtpError};
 
 mod chained;
 
 /// First pause before retrying a failed job; doubled on each further try.
 const RETRY_BACKOFF: Duration = Duration::from_millis(200);
 
-/// Transfers a server must have left a NOOP alone during (answering it after the 226) before
-/// uploads' checks are sent during transfers.
-pub const EARLY_PROBES: u8 = 10;
-/// [`WorkerContext::early_checks`] once the server answered a command during a transfer.
-pub const EARLY_OFF: u8 = u8::MAX;
-
 /// Most folders a worker lists in one go (see [`crate::ftp::Connection::list_many`]).
 const LIST_BATCH: usize = 32;
-
-/// Something for a worker to do.
-#[derive(Debug, Clone)]
-pub enum Job {
-    /// List a remote folder (relative to the root).
-    List(String),
-    /// Carry out one planned operation.
-    Run(Op),
-}
-
-/// A job with the coordinator's handle on it.
-#[derive(Debug, Clone)]
-pub struct Task {
-    pub id: usize,
-    pub job: Job,
-}
-
-/// What a successful job produced.
-#[derive(Debug)]
-pub enum Outcome {
-    Listed(Parsed),
-    /// Done; for uploads, the bytes sent and whether the remote time was set.
-    Done {
-        bytes: u64,
-        time_set: bool,
-    },
-}
-
-/// Why a job failed for good.
-#[derive(Debug, thiserror::Error)]
-pub enum JobError {
-    #[error("{0}")]
-    Remote(#[from] FtpError),
-    #[error("{0}")]
-    Local(String),
-    #[error("not started: stopping")]
-    Interrupted,
-}
 
 /// What workers tell the coordinator.
 #[derive(Debug)]
 pub enum Event {
     /// Connected and logged in: ready for work (syn).
-    Ready { worker: usize },
+    Ready,
     /// Could not connect or log in; this worker is gone.
-    ConnectFailed { worker: usize, error: FtpError },
+    ConnectFailed { error: FtpError },
     /// A job ended.
     Finished {
         id: usize,
         result: Result<Outcome, JobError>,
     },
     /// The worker lost its connection for good and hands the job back to others.
-    Returned { worker: usize, task: Task },
+    Returned { task: Task },
     /// The worker saw the end of work (or a stop), logged out and exited (ack).
-    Exited { worker: usize },
-}
-
-/// What every worker shares.
-pub struct WorkerContext {
-    pub target: Target,
-    pub login: Login,
-    pub local_root: PathBuf,
-    pub timeout: Duration,
-    pub retries: u32,
-    /// Upload under a temporary name, then rename over the target.
-    pub atomic: bool,
-    /// This cycle's token, in its temporary names.
-    pub run_token: RunToken,
-    /// The server's address and login folder, as the first connection found them.
-    pub whereabouts: std::sync::OnceLock<(Option<std::net::SocketAddr>, Option<String>)>,
-    pub stop: CancellationToken,
-    /// Folders may be listed with `STAT -a` (cleared when a listing is too large for it).
-    pub stat_listing: std::sync::atomic::AtomicBool,
-    /// Whether `STAT -a` listings may stand in for MLSD on this server.
-    pub stat_for_mlsd: Mutex<StatForMlsd>,
-    /// Commands may be pipelined to this server (cleared when it mishandles them).
-    pub pipelining: std::sync::atomic::AtomicBool,
-    /// Whether an upload's checks may be sent before its 226 (see [`crate::chain`]): the
-    /// probes this server passed so far, on from [`EARLY_PROBES`], [`EARLY_OFF`] once it
-    /// answered a command sent during a transfer.
-    pub early_checks: std::sync::atomic::AtomicU8,
-    /// Set once the server said it is out of space: no upload starts after that.
-    pub storage_full: std::sync::atomic::AtomicBool,
-    /// How this server sets file times: None until found out, Some(None) when it cannot.
-    pub time_setter: Mutex<Option<Option<TimeSetter>>>,
+    Exited,
 }
 
 /// The two job channels, high priority first, shared by all workers.
@@ -174,7 +95,6 @@ impl Queues {
 
 /// What a worker carries between jobs.
 struct Worker {
-    id: usize,
     ctx: Arc<WorkerContext>,
     events: mpsc::UnboundedSender<Event>,
     conn: Option<Connection>,
@@ -197,14 +117,14 @@ pub async fn run(
         _ = queues.work_over.cancelled() => None,
     };
     let Some(opened) = opened else {
-        let _ = events.send(Event::Exited { worker: id });
+        let _ = events.send(Event::Exited);
         return;
     };
     let conn = match opened {
         Ok(conn) => conn,
         Err(error) => {
-            let _ = events.send(Event::ConnectFailed { worker: id, error });
-            let _ = events.send(Event::Exited { worker: id });
+            let _ = events.send(Event::ConnectFailed { error });
+            let _ = events.send(Event::Exited);
             return;
         }
     };
@@ -215,9 +135,8 @@ pub async fn run(
         let _ = ctx.whereabouts.set(found);
     }
     tracing::debug!("connected");
-    let _ = events.send(Event::Ready { worker: id });
+    let _ = events.send(Event::Ready);
     let mut worker = Worker {
-        id,
         ctx,
         events,
         conn: Some(conn),
@@ -227,7 +146,7 @@ pub async fn run(
     if let Some(conn) = worker.conn.take() {
         conn.quit().await;
     }
-    let _ = worker.events.send(Event::Exited { worker: id });
+    let _ = worker.events.send(Event::Exited);
 }
 
 /// The worker's first connection: tried again (up to `--retries` tries) only when the server
@@ -322,8 +241,8 @@ impl Worker {
                 _ => unreachable!("only listings are gathered"),
             })
             .collect();
-        let allow_stat = ctx.stat_listing.load(Ordering::Relaxed);
-        let mlsd_stat = *ctx.stat_for_mlsd.lock().expect("stat verdict lock");
+        let allow_stat = ctx.quirks.stat_listing();
+        let mlsd_stat = ctx.quirks.stat_for_mlsd();
         // Nothing is in flight while listing: a stop ends it at once.
         let Some(results) =
             stoppable(&ctx.stop, conn.list_many(&paths, allow_stat, mlsd_stat)).await
@@ -342,7 +261,7 @@ impl Worker {
             match result {
                 Ok(listing) => {
                     if let Some(agreed) = listing.stat_verdict {
-                        judge_stat_listings(ctx, agreed);
+                        ctx.quirks.judge_stat_listings(agreed);
                     }
                     let _ = self.events.send(Event::Finished {
                         id: task.id,
@@ -350,9 +269,7 @@ impl Worker {
                     });
                 }
                 Err(e) => {
-                    if e.breaks_connection() {
-                        self.conn = None;
-                    }
+                    drop_if_broken(&mut self.conn, &e);
                     retry.push(task);
                 }
             }
@@ -388,10 +305,7 @@ impl Worker {
                 tracing::warn!(
                     "connection lost and could not be re-established; handing back the job"
                 );
-                let _ = self.events.send(Event::Returned {
-                    worker: self.id,
-                    task,
-                });
+                let _ = self.events.send(Event::Returned { task });
                 false
             }
         }
@@ -400,10 +314,7 @@ impl Worker {
     /// Gives tasks not started back to the coordinator, for other workers.
     fn hand_back(&self, tasks: impl IntoIterator<Item = Task>) {
         for task in tasks {
-            let _ = self.events.send(Event::Returned {
-                worker: self.id,
-                task,
-            });
+            let _ = self.events.send(Event::Returned { task });
         }
     }
 }
@@ -462,9 +373,7 @@ async fn execute(
             Ok(outcome) => return Some(Ok(outcome)),
             Err(JobError::Remote(e)) => {
                 tracing::debug!(attempt, error = %e, "job failed");
-                if e.breaks_connection() {
-                    *conn = None;
-                }
+                drop_if_broken(conn, &e);
                 // A retry after a broken exchange may find the first try did succeed.
                 if attempt > 1 && e.code() == Some(550) && already_done(job) {
                     return Some(Ok(Outcome::Done {
@@ -510,23 +419,10 @@ async fn open(ctx: &WorkerContext) -> Option<Result<Connection, FtpError>> {
     .await
 }
 
-/// Records what a folder listed both ways said about STAT listings on an MLSD server: one
-/// disagreement is enough to keep MLSD for the whole run.
-fn judge_stat_listings(ctx: &WorkerContext, agreed: bool) {
-    let mut verdict = ctx.stat_for_mlsd.lock().expect("stat verdict lock");
-    let next = match (*verdict, agreed) {
-        (StatForMlsd::Unknown, true) => StatForMlsd::Trusted,
-        (_, false) => StatForMlsd::Refused,
-        (same, true) => same,
-    };
-    if next != *verdict {
-        match next {
-            StatForMlsd::Trusted => tracing::debug!(
-                "STAT listings tell the same as MLSD on this server: listing over the control connection"
-            ),
-            _ => tracing::debug!("STAT listings differ from MLSD on this server: listing with MLSD"),
-        }
-        *verdict = next;
+/// Drops the connection when `error` broke it (a fresh one is opened for the next try).
+fn drop_if_broken(conn: &mut Option<Connection>, error: &FtpError) {
+    if error.breaks_connection() {
+        *conn = None;
     }
 }
 
@@ -552,37 +448,36 @@ async fn attempt_job(
     let path = |rel: &str| ctx.target.remote_path(rel);
     match job {
         Job::List(rel) => {
-            let allow_stat = ctx.stat_listing.load(Ordering::Relaxed);
-            let mlsd_stat = *ctx.stat_for_mlsd.lock().expect("stat verdict lock");
+            let allow_stat = ctx.quirks.stat_listing();
+            let mlsd_stat = ctx.quirks.stat_for_mlsd();
             let listing = match conn.list(&path(rel), allow_stat, mlsd_stat).await {
                 Ok(listing) => listing,
                 // A listing too large for one STAT reply leaves the connection out of step:
                 // list over data connections from now on, on a fresh one, within this try.
                 Err(FtpError::ReplyTooLarge { .. }) if allow_stat => {
-                    ctx.stat_listing.store(false, Ordering::Relaxed);
+                    ctx.quirks.stop_stat_listing();
                     *conn = Connection::open(&ctx.target, &ctx.login, ctx.timeout).await?;
                     conn.list(&path(rel), false, mlsd_stat).await?
                 }
                 Err(e) => return Err(e.into()),
             };
             if let Some(agreed) = listing.stat_verdict {
-                judge_stat_listings(ctx, agreed);
+                ctx.quirks.judge_stat_listings(agreed);
             }
             Ok(Outcome::Listed(listing.parsed))
         }
-        Job::Run(Op::Upload { rel, size, mtime }) => {
-            upload::upload_job(ctx, conn, rel, *size, *mtime, attempt).await
-        }
         Job::Run(op) => {
-            let target = path(op.rel());
-            match op {
-                Op::MakeRoot => conn.mkdir_all(&target).await,
-                Op::Mkdir(_) => conn.mkdir(&target).await,
-                Op::RemoveDir(_) => conn.rmdir(&target).await,
-                _ => conn.delete(&target).await,
-            }
-            .map(|_| done)
-            .map_err(Into::into)
+            // Every variant by name: a new operation must not become a DELE by default.
+            let done_remotely = match op {
+                Op::MakeRoot => conn.mkdir_all(&path("")).await,
+                Op::Mkdir(rel) => conn.mkdir(&path(rel)).await,
+                Op::RemoveDir(rel) => conn.rmdir(&path(rel)).await,
+                Op::DeleteFile(rel) | Op::Cleanup(rel) => conn.delete(&path(rel)).await,
+                Op::Upload { rel, size, mtime } => {
+                    return upload::upload_job(ctx, conn, rel, *size, *mtime, attempt).await;
+                }
+            };
+            done_remotely.map(|_| done).map_err(Into::into)
         }
     }
 }

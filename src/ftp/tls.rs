@@ -17,7 +17,6 @@
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,9 +37,6 @@ use rustls::{
 use suppaftp::tokio::{AsyncRustlsStream, AsyncTlsConnector};
 use suppaftp::tokio_rustls::TlsConnector;
 use tokio::net::TcpStream;
-
-use crate::credentials::Login;
-use crate::target::{Scheme, Target};
 
 /// TLS 1.3 tickets one connection keeps (servers send one or two at a time).
 const TICKETS_PER_CONNECTION: usize = 8;
@@ -498,61 +494,9 @@ impl ServerCertVerifier for NoVerification {
     }
 }
 
-/// For the summary: a warning when `login`'s password went unencrypted (plain `ftp://`) to a
-/// host other than this machine; None otherwise.
-pub fn plaintext_password_warning(target: &Target, login: &Login) -> Option<String> {
-    if target.scheme != Scheme::Ftp || login.password.is_empty() || is_loopback(&target.host) {
-        return None;
-    }
-    Some(format!(
-        "the password for {} was sent unencrypted to {}; use ftpes:// (or --tls explicit) to \
-         encrypt the login and the files",
-        login.user, target.host
-    ))
-}
-
-fn is_loopback(host: &str) -> bool {
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
-    host == "localhost"
-        || host.ends_with(".localhost")
-        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn login(password: &str) -> Login {
-        Login {
-            user: "bob".into(),
-            password: password.into(),
-        }
-    }
-
-    #[test]
-    fn plain_passwords_to_other_hosts_are_reported() {
-        let warn = |url: &str, pw: &str| {
-            plaintext_password_warning(&Target::parse(url).unwrap(), &login(pw))
-        };
-        let message = warn("ftp://example.com/x", "pw").expect("a warning");
-        assert!(message.contains("example.com") && message.contains("ftpes://"));
-        assert!(
-            !message.contains("pw "),
-            "never the password itself: {message}"
-        );
-        for quiet in [
-            ("ftpes://example.com/x", "pw"),
-            ("ftps://example.com/x", "pw"),
-            ("ftp://example.com/x", ""),
-            ("ftp://127.0.0.1/x", "pw"),
-            ("ftp://127.3.4.5/x", "pw"),
-            ("ftp://[::1]/x", "pw"),
-            ("ftp://LocalHost/x", "pw"),
-            ("ftp://a.localhost/x", "pw"),
-        ] {
-            assert_eq!(warn(quiet.0, quiet.1), None, "{quiet:?}");
-        }
-    }
 
     #[test]
     fn a_ca_file_without_certificates_is_refused() {

@@ -1,7 +1,7 @@
 //! Pipelined commands on a plain (unencrypted) control connection: several commands sent in one
 //! write and their replies read afterwards in order, the passive address read from a PASV
 //! reply, and listings with the command sent while the data connection opens (three round
-//! trips instead of four). The upload chain built on these is in [`crate::chain`].
+//! trips instead of four). The upload chain built on these is in [`crate::ftp::chain`].
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -10,7 +10,7 @@ use suppaftp::tokio::AsyncRustlsFtpStream;
 use suppaftp::Status;
 use tokio::net::TcpStream;
 
-use crate::ftp::{within, FtpError};
+use super::error::{within, FtpError};
 
 pub(crate) type Stream = AsyncRustlsFtpStream;
 
@@ -80,7 +80,7 @@ pub(crate) async fn reply(
         stream.read_response_in(expected),
     )
     .await?;
-    Ok(crate::ftp_error::one_line(&String::from_utf8_lossy(
+    Ok(crate::ftp::error::one_line(&String::from_utf8_lossy(
         &response.body,
     )))
 }

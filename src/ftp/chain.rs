@@ -1,5 +1,5 @@
 //! Uploads on one plain FTP connection, chained: commands sent without waiting where the
-//! protocol allows it (see [`crate::pipeline`]), and a transfer's bytes sent as soon as its data
+//! protocol allows it (see [`crate::ftp::pipeline`]), and a transfer's bytes sent as soon as its data
 //! connection is open. This is what decides the speed of many small files over a real link.
 //!
 //! The uploads on one connection form a chain of [`step`]s. Each step finishes the previous upload
@@ -27,9 +27,9 @@ use std::time::{Duration, SystemTime};
 use suppaftp::Status;
 use tokio_util::sync::CancellationToken;
 
-use crate::data::send_file;
-use crate::ftp::{FtpError, UploadError};
-use crate::pipeline::{
+use super::data::send_file;
+use super::error::{FtpError, UploadError};
+use super::pipeline::{
     first_word, peer_of, read_pasv, reply, send, Stream, PRELIMINARY, TRANSFER_DONE,
 };
 
@@ -69,12 +69,6 @@ pub struct Sent {
     sent: u64,
     /// The checks and a PASV went out before the 226; their replies are due.
     checks_sent: bool,
-}
-
-impl Sent {
-    pub fn upload(&self) -> &Upload {
-        &self.up
-    }
 }
 
 /// What one [`step`] did.
@@ -324,7 +318,7 @@ pub async fn step(
             return None;
         };
         tokio::select! {
-            sent = send_file(up, command, *addr, timeout) => Some(sent),
+            sent = send_file(&up.local, up.offset, up.version.0, command, *addr, timeout) => Some(sent),
             _ = refused.cancelled() => None,
         }
     };
@@ -585,29 +579,4 @@ async fn end_transfer(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn checks_ask_the_size_then_set_the_time_of_the_temporary_file() {
-        let up = Upload {
-            temp: "/d/.a.ftpsync-tmp".into(),
-            target: "/d/a".into(),
-            local: "a".into(),
-            offset: 0,
-            expect_size: Some(3),
-            set_time: Some("MFMT 20240102030405 /d/.a.ftpsync-tmp".into()),
-            version: (3, None),
-        };
-        assert_eq!(
-            checks(&up),
-            "SIZE /d/.a.ftpsync-tmp\r\nMFMT 20240102030405 /d/.a.ftpsync-tmp\r\n"
-        );
-        let bare = Upload {
-            expect_size: None,
-            set_time: None,
-            ..up
-        };
-        assert_eq!(checks(&bare), "");
-    }
-}
+mod tests;

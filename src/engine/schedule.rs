@@ -5,7 +5,7 @@
 
 use std::collections::{BinaryHeap, VecDeque};
 
-use crate::plan::{Op, Phase, Plan};
+use crate::engine::plan::{Op, Phase, Plan};
 
 /// Dependency bookkeeping for the plan's actions.
 pub struct Schedule<'a> {

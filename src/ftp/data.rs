@@ -3,21 +3,24 @@
 //! and each write waits at most the timeout.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::chain::Upload;
-use crate::ftp::{within, FtpError, UploadError};
-use crate::pipeline::connect;
+use super::error::{within, FtpError, UploadError};
+use super::pipeline::connect;
 
-/// Opens the data connection and sends the file's bytes as soon as it is open (the transfer
-/// command is on its way), then closes it. Returns the bytes sent.
+/// Opens the data connection and sends the bytes of `local` from `offset` as soon as it is open
+/// (the transfer command is on its way), then closes it; `size` is the file's size when its
+/// upload began. Returns the bytes sent.
 ///
 /// The copy runs on a blocking thread with sendfile(2) on Linux (see [`copy_to_socket`]): the
 /// bytes never pass through this process.
 /// Each write waits at most `timeout` (the socket's send timeout); if this future is dropped
 /// (the server refused the transfer), the data connection is shut down, which ends the copy.
 pub async fn send_file(
-    up: &Upload,
+    local: &Path,
+    offset: u64,
+    size: u64,
     command: &str,
     addr: SocketAddr,
     timeout: Duration,
@@ -30,14 +33,14 @@ pub async fn send_file(
     };
     let data = connect(addr, command, timeout).await?;
     #[cfg(target_os = "linux")]
-    if up.version.0.saturating_sub(up.offset) <= INLINE_MAX {
-        return send_inline(up, command, data, timeout).await;
+    if size.saturating_sub(offset) <= INLINE_MAX {
+        return send_inline(local, offset, command, data, timeout).await;
     }
     let data = data.into_std().map_err(lost)?;
     data.set_nonblocking(false).map_err(lost)?;
     data.set_write_timeout(Some(timeout)).map_err(lost)?;
     let _guard = ShutdownOnDrop(data.try_clone().map_err(lost)?);
-    let (local, offset) = (up.local.clone(), up.offset);
+    let local = PathBuf::from(local);
     let copy = tokio::task::spawn_blocking(move || copy_file(&local, offset, data));
     match copy.await {
         Ok(Ok(sent)) => Ok(sent),
@@ -61,7 +64,8 @@ const INLINE_MAX: u64 = 1 << 20;
 /// A small file, with sendfile(2) on the non-blocking socket, waiting for it to take more.
 #[cfg(target_os = "linux")]
 async fn send_inline(
-    up: &Upload,
+    local: &Path,
+    offset: u64,
     command: &str,
     mut data: tokio::net::TcpStream,
     timeout: Duration,
@@ -74,7 +78,7 @@ async fn send_inline(
         }
         .into()
     };
-    let file = match open_at(&up.local, up.offset) {
+    let file = match open_at(local, offset) {
         Ok(file) => file,
         Err(e) => {
             // The server ends the transfer (with an empty file) rather than wait for one.
@@ -99,8 +103,8 @@ async fn send_inline(
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(e) if sent == 0 && matches!(e.raw_os_error(), Some(22 | 38)) => {
                 // EINVAL, ENOSYS: no sendfile from this file system; through a buffer then.
-                let bytes = std::fs::read(&up.local).map_err(UploadError::Local)?;
-                let rest = bytes.get(up.offset as usize..).unwrap_or_default();
+                let bytes = std::fs::read(local).map_err(UploadError::Local)?;
+                let rest = bytes.get(offset as usize..).unwrap_or_default();
                 let write = async {
                     data.write_all(rest)
                         .await

@@ -5,12 +5,12 @@
 //! server stops all uploads).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 
-use crate::chain;
+use crate::engine::job::{JobError, Outcome, WorkerContext};
+use crate::engine::quirks::TimeSetting;
+use crate::ftp::chain;
 use crate::ftp::{Connection, FtpError, TimeSetter, UploadError};
 use crate::temp_name::temp_path;
-use crate::worker::{JobError, Outcome, WorkerContext};
 
 /// Files at least this large resume an interrupted upload instead of starting over: below it,
 /// the extra SIZE round trip costs more than resending.
@@ -27,7 +27,7 @@ pub async fn upload_job(
     mtime: i64,
     attempt: &mut u32,
 ) -> Result<Outcome, JobError> {
-    if ctx.storage_full.load(Ordering::Relaxed) {
+    if ctx.quirks.storage_full() {
         return Err(JobError::Local(
             "not uploaded: the server is out of space".into(),
         ));
@@ -87,7 +87,7 @@ async fn upload(
             }
         }
     }
-    let pipelined = ctx.atomic && conn.can_pipeline() && ctx.pipelining.load(Ordering::Relaxed);
+    let pipelined = ctx.atomic && conn.can_pipeline() && ctx.quirks.pipelining();
     let result = if pipelined {
         let up = pipelined_upload(ctx, conn, file, &stored_as, offset, before);
         let stored = conn.store_pipelined(up).await;
@@ -128,14 +128,14 @@ pub async fn settle(
     };
     let spare_try = *tried.attempt < ctx.retries;
     if let (Some(error), Some(conn)) = (
-        suspect.filter(|_| spare_try && ctx.pipelining.load(Ordering::Relaxed)),
+        suspect.filter(|_| spare_try && ctx.quirks.pipelining()),
         conn.as_deref_mut(),
     ) {
         *tried.attempt += 1;
         result = sequential(ctx, conn, file, stored_as, 0, before).await;
         if result.is_ok() {
             tracing::info!(%error, "the server mishandles pipelined commands; sending them one at a time");
-            ctx.pipelining.store(false, Ordering::Relaxed);
+            ctx.quirks.stop_pipelining();
         }
     }
     match result {
@@ -144,7 +144,7 @@ pub async fn settle(
         Err(UploadError::Local(e)) => Err(JobError::Local(format!("cannot read local file: {e}"))),
         Err(UploadError::Remote(e)) => {
             if e.is_storage_full() {
-                ctx.storage_full.store(true, Ordering::Relaxed);
+                ctx.quirks.set_storage_full();
                 if let Some(conn) = conn.filter(|_| ctx.atomic && !e.breaks_connection()) {
                     // Free what the partial file took; the final name was never touched.
                     let _ = conn.delete(stored_as).await;
@@ -180,7 +180,7 @@ pub async fn sequential(
     })
 }
 
-/// The atomic upload with its commands pipelined (see [`crate::chain`]).
+/// The atomic upload with its commands pipelined (see [`crate::ftp::chain`]).
 pub fn pipelined_upload(
     ctx: &WorkerContext,
     conn: &Connection,
@@ -190,16 +190,14 @@ pub fn pipelined_upload(
     before: Version,
 ) -> chain::Upload {
     // Until this server's way of setting times is known, the first uploads find it out alone.
-    let known = *ctx.time_setter.lock().expect("time setter lock");
+    let known = ctx.quirks.time_setting();
     chain::Upload {
         temp: stored_as.to_string(),
         target: file.remote.clone(),
         local: file.local.clone(),
         offset,
         expect_size: conn.features.size.then_some(before.0),
-        set_time: known
-            .flatten()
-            .map(|how| how.command(file.mtime, stored_as)),
+        set_time: known.setter().map(|how| how.command(file.mtime, stored_as)),
         version: before,
     }
 }
@@ -299,19 +297,19 @@ async fn set_time(
     remote: &str,
     mtime: i64,
 ) -> Result<bool, FtpError> {
-    let known = *ctx.time_setter.lock().expect("time setter lock");
+    let known = ctx.quirks.time_setting();
     let candidates: Vec<TimeSetter> = match known {
-        Some(Some(how)) => vec![how],
-        Some(None) => return Ok(false),
-        None => TimeSetter::candidates(conn.features).to_vec(),
+        TimeSetting::By(how) => vec![how],
+        TimeSetting::Impossible => return Ok(false),
+        TimeSetting::Unknown => TimeSetter::candidates(conn.features).to_vec(),
     };
     for how in candidates {
         match conn.set_mtime(remote, mtime, how).await {
             Ok(()) => {
-                *ctx.time_setter.lock().expect("time setter lock") = Some(Some(how));
+                ctx.quirks.set_time_setting(TimeSetting::By(how));
                 return Ok(true);
             }
-            Err(e) if e.is_permanent() && known.is_none() => continue,
+            Err(e) if e.is_permanent() && known == TimeSetting::Unknown => continue,
             Err(e) if e.breaks_connection() => return Err(e),
             // The file is safely stored; a time we could not set only costs a later re-upload.
             Err(e) => {
@@ -321,6 +319,6 @@ async fn set_time(
         }
     }
     tracing::info!("this server cannot set modification times; relying on the local record");
-    *ctx.time_setter.lock().expect("time setter lock") = Some(None);
+    ctx.quirks.set_time_setting(TimeSetting::Impossible);
     Ok(false)
 }

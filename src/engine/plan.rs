@@ -4,9 +4,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use crate::filter::Filter;
-use crate::listing::{EntryKind, RemoteEntry, RemoteTime};
-use crate::local::{LocalEntry, LocalKind, LocalTree};
+use crate::ftp::listing::{EntryKind, RemoteEntry, RemoteTime};
+use crate::local::filter::Filter;
+use crate::local::{is_below, LocalEntry, LocalKind, LocalTree};
+use crate::report::{escape_controls, human_bytes};
 use crate::state::Record;
 
 /// One change to make on the server. Paths are '/'-separated and relative to the sync root.
@@ -112,15 +113,6 @@ impl Protected {
                 .range(prefix.clone()..)
                 .next()
                 .is_some_and(|p| p.starts_with(&prefix))
-    }
-
-    /// The protected paths, outermost first.
-    pub fn iter(&self) -> impl Iterator<Item = &str> {
-        self.paths.iter().map(String::as_str)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.paths.is_empty()
     }
 }
 
@@ -297,7 +289,7 @@ impl Planner<'_> {
         self.children(rel)
             .filter(|(child, kind)| match kind {
                 EntryKind::File => !known_files.contains(child),
-                EntryKind::Dir => !known_files.iter().any(|f| is_inside(f, child)),
+                EntryKind::Dir => !known_files.iter().any(|f| is_below(f, child)),
                 _ => true,
             })
             .count()
@@ -349,7 +341,7 @@ impl Planner<'_> {
         let keep: Vec<bool> = children
             .iter()
             .map(|(child, kind)| {
-                let inside_kept = kept.iter().any(|k| is_inside(child, k));
+                let inside_kept = kept.iter().any(|k| is_below(child, k));
                 let excluded = inside_kept
                     || self.opts.protected.covers(child)
                     || self.opts.filter.is_excluded(child, *kind == EntryKind::Dir);
@@ -447,9 +439,18 @@ fn ancestors(rel: &str) -> impl Iterator<Item = &str> {
     rel.rmatch_indices('/').map(move |(i, _)| &rel[..i])
 }
 
-/// Whether `path` lies below the folder `dir`.
-fn is_inside(path: &str, dir: &str) -> bool {
-    path.len() > dir.len() && path.starts_with(dir) && path.as_bytes()[dir.len()] == b'/'
+/// `+ dir/`, `> file (12.3 KiB)`, `- file`, `- dir/`; escaped for the terminal, since names may
+/// come from the server or hold a newline.
+pub fn change_line(op: &Op) -> String {
+    let line = match op {
+        Op::MakeRoot => "+ ./".to_string(),
+        Op::Mkdir(rel) => format!("+ {rel}/"),
+        Op::Upload { rel, size, .. } => format!("> {rel} ({})", human_bytes(*size)),
+        Op::DeleteFile(rel) => format!("- {rel}"),
+        Op::RemoveDir(rel) => format!("- {rel}/"),
+        Op::Cleanup(rel) => format!("- {rel} (leftover of an interrupted upload)"),
+    };
+    escape_controls(&line).into_owned()
 }
 
 /// Whether a file present on both sides must be sent again.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use suppaftp::Status;
 
-pub use crate::listing::ListingCap;
+pub use super::listing::ListingCap;
 
 /// An FTP failure, classified for retry decisions.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -177,7 +177,7 @@ pub(crate) fn one_line(text: &str) -> String {
 }
 
 /// suppaftp prefixes "Secure error: " each time it passes a TLS error on; what is left is the
-/// message of [`crate::tls::Connector`].
+/// message of [`crate::ftp::tls::Connector`].
 pub(crate) fn secure_detail(detail: &str) -> &str {
     let mut detail = detail;
     while let Some(rest) = detail.strip_prefix("Secure error: ") {

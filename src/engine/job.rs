@@ -1,0 +1,71 @@
+//! The work the coordinator hands to the workers: a [`Job`] (with its coordinator's handle, a
+//! [`Task`]), what it gives ([`Outcome`] or [`JobError`]), and the [`WorkerContext`] every worker
+//! runs its jobs in.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::plan::Op;
+use crate::engine::quirks::ServerQuirks;
+use crate::ftp::listing::Parsed;
+use crate::ftp::target::Target;
+use crate::ftp::{FtpError, Login};
+use crate::temp_name::RunToken;
+
+/// Something for a worker to do.
+#[derive(Debug, Clone)]
+pub enum Job {
+    /// List a remote folder (relative to the root).
+    List(String),
+    /// Carry out one planned operation.
+    Run(Op),
+}
+
+/// A job with the coordinator's handle on it.
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub id: usize,
+    pub job: Job,
+}
+
+/// What a successful job produced.
+#[derive(Debug)]
+pub enum Outcome {
+    Listed(Parsed),
+    /// Done; for uploads, the bytes sent and whether the remote time was set.
+    Done {
+        bytes: u64,
+        time_set: bool,
+    },
+}
+
+/// Why a job failed for good.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("{0}")]
+    Remote(#[from] FtpError),
+    #[error("{0}")]
+    Local(String),
+    #[error("not started: stopping")]
+    Interrupted,
+}
+
+/// What every worker shares.
+pub struct WorkerContext {
+    pub target: Target,
+    pub login: Login,
+    pub local_root: PathBuf,
+    pub timeout: Duration,
+    pub retries: u32,
+    /// Upload under a temporary name, then rename over the target.
+    pub atomic: bool,
+    /// This cycle's token, in its temporary names.
+    pub run_token: RunToken,
+    /// The server's address and login folder, as the first connection found them.
+    pub whereabouts: std::sync::OnceLock<(Option<std::net::SocketAddr>, Option<String>)>,
+    pub stop: CancellationToken,
+    /// What the workers learnt about the server so far.
+    pub quirks: ServerQuirks,
+}

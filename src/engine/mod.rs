@@ -1,0 +1,474 @@
+//! One sync run, start to end: scan the local tree while the workers connect, list the remote
+//! tree in parallel over the workers' connections, plan, then release the plan's actions to the
+//! workers in dependency order (a folder exists before anything goes into it and is empty before
+//! it is removed), largest uploads first. The summary is built from the workers' reports only.
+//!
+//! The engine drives the [`crate::ftp`] layer: [`remote`] lists, [`plan`] decides,
+//! [`schedule`] orders, [`pool`] hands the [`job`]s to the [`worker`]s, each of which owns one
+//! connection and runs [`upload`]s on it; what they learn about the server is in [`quirks`].
+
+pub(crate) mod job;
+pub(crate) mod plan;
+pub(crate) mod pool;
+pub(crate) mod quirks;
+mod remote;
+pub(crate) mod schedule;
+pub(crate) mod upload;
+pub(crate) mod worker;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::ftp::listing::EntryKind;
+use crate::ftp::FtpError;
+use crate::local::{self, LocalError, LocalKind, LocalTree, Relation, ScanOptions, Scope};
+use crate::lock::{self, LockError};
+use crate::report::{Failure, Reporter, Summary};
+use crate::state::{self, Record, Seen};
+use crate::temp_name::RunToken;
+use job::{Job, JobError, Outcome, WorkerContext};
+use plan::{Op, Phase, Plan, PlanOptions, Protected, RemoteTree};
+use pool::{Dispatcher, Report};
+use schedule::Schedule;
+
+/// A run that could not start: nothing was changed.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Local(#[from] LocalError),
+    #[error(transparent)]
+    Connect(FtpError),
+    #[error("cannot list the remote folder {path:?}: {error}")]
+    ListRoot { path: String, error: String },
+    #[error("stopped before anything was changed")]
+    Interrupted,
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error("local folder {} is empty: --delete would empty the remote folder; add --force if that is what you want", .0.display())]
+    EmptyLocal(std::path::PathBuf),
+}
+
+/// Takes the lock on the remote folder the workers reached, for the rest of the process (see
+/// [`lock`]), and marks this cycle running until the returned mark is dropped. A dry run
+/// changes nothing and takes neither.
+fn lock_folder(config: &Config, ctx: &WorkerContext) -> Result<Option<lock::CycleMark>, SyncError> {
+    let Some(dir) = &config.state_dir else {
+        return Ok(None);
+    };
+    if config.dry_run {
+        return Ok(None);
+    }
+    let key = match ctx.whereabouts.get() {
+        Some((Some(addr), login_dir)) => lock::folder_key(
+            &config.login.user,
+            *addr,
+            login_dir.as_deref(),
+            &config.target.path,
+        ),
+        _ => config.target.state_key(),
+    };
+    let path = state::record_path(dir, &key).with_extension("lock");
+    lock::hold(&path, &config.target.display_url())?;
+    Ok(Some(lock::mark_cycle(dir, &ctx.run_token)?))
+}
+
+/// Runs one sync of `config` over `scope`; `stop` asks it to finish the jobs in flight and end.
+pub async fn run(
+    config: &Config,
+    scope: &Scope,
+    stop: CancellationToken,
+) -> Result<Summary, SyncError> {
+    let started = Instant::now();
+    // Our own token: ending this cycle's workers early must not stop the caller's later cycles.
+    let stop = stop.child_token();
+    let key = config.target.state_key();
+    let record_path = config
+        .state_dir
+        .as_ref()
+        .map(|d| state::record_path(d, &key));
+    let scan = spawn_scan(config, scope);
+    let ctx = Arc::new(WorkerContext {
+        target: config.target.clone(),
+        login: config.login.clone(),
+        local_root: config.local_dir.clone(),
+        timeout: config.timeout,
+        retries: config.retries,
+        atomic: config.atomic,
+        quirks: Default::default(),
+        stop: stop.clone(),
+        run_token: RunToken::new(),
+        whereabouts: Default::default(),
+    });
+    let mut pool = Dispatcher::start(Arc::clone(&ctx), config.jobs);
+    let local = match scan.await.expect("local scan task panicked") {
+        // Checked in every cycle, scoped ones too: `rm -rf site/*` under --watch reports the
+        // removed paths one by one, and the tree they leave is empty all the same.
+        Ok(_)
+            if config.delete
+                && !config.force
+                && local::is_empty(&config.local_dir, &config.filter) =>
+        {
+            Err(SyncError::EmptyLocal(config.local_dir.clone()))
+        }
+        Ok(tree) => Ok(tree),
+        Err(e) => Err(e.into()),
+    };
+    let connected = pool.first_ready().await.map_err(SyncError::Connect);
+    // Nothing is listed, let alone changed, before the lock on the remote folder is ours.
+    let locked = connected.and_then(|()| lock_folder(config, &ctx));
+    let (mut local, _running) = match local.and_then(|l| locked.map(|c| (l, c))) {
+        Ok(ready) => ready,
+        Err(e) => {
+            stop.cancel();
+            pool.finish().await;
+            return Err(e);
+        }
+    };
+
+    let mut run = Run {
+        config,
+        reporter: Reporter::new(config.output),
+        summary: Summary {
+            target: config.target.display_url(),
+            dry_run: config.dry_run,
+            ..Summary::default()
+        },
+        stop,
+        root_missing: false,
+        storage_full: None,
+    };
+    for problem in &local.problems {
+        if problem.is_failure {
+            run.fail(&problem.rel, &problem.message);
+        } else {
+            run.reporter
+                .notice(&format!("{}: {}", problem.rel, problem.message));
+        }
+    }
+
+    let listed = match run.list_remote(&mut pool, &local, scope).await {
+        Ok(listed) => listed,
+        Err(e) => {
+            pool.finish().await;
+            return Err(e);
+        }
+    };
+    run.report_connect_errors(&mut pool);
+
+    let record = record_path
+        .as_ref()
+        .map(|p| state::load(p, &key))
+        .unwrap_or_default();
+    let leftovers = run.removable_leftovers(listed.leftovers);
+    // What the local scan could not read is unknown, not absent: never deleted remotely.
+    let mut protected = listed.protected;
+    run.keep_unreadable_in_the_way(&mut local, &listed.tree, &mut protected);
+    for problem in &local.problems {
+        protected.insert(problem.rel.clone());
+    }
+    let plan_with = |allow_deletions| {
+        plan::plan(
+            &local,
+            &listed.tree,
+            PlanOptions {
+                root_exists: listed.root_exists,
+                delete: config.delete,
+                filter: &config.filter,
+                record: &record,
+                leftovers: &leftovers,
+                protected: &protected,
+                allow_deletions,
+            },
+        )
+    };
+    let mut plan = plan_with(true);
+    let deletions = plan.deletions();
+    if let Some(max) = config.max_delete.filter(|&max| deletions > max) {
+        run.fail(
+            "",
+            &format!("refusing to delete {deletions} remote entries, more than --max-delete {max}; nothing was deleted"),
+        );
+        plan = plan_with(false);
+    }
+    run.summary.unchanged = plan.unchanged.len() as u64;
+    for (rel, why) in &plan.blocked {
+        run.fail(rel, why);
+    }
+
+    let uploaded = if config.dry_run {
+        run.dry_run(&plan);
+        Vec::new()
+    } else {
+        run.execute(&mut pool, &plan).await
+    };
+    pool.finish().await;
+
+    if let (Some(path), false) = (record_path, config.dry_run) {
+        let next = next_record(&record, scope, &plan, uploaded, &local);
+        if let Err(e) = state::save(&path, &key, next) {
+            run.reporter.notice(&format!(
+                "could not save the upload record {}: {e}",
+                path.display()
+            ));
+        }
+    }
+
+    let mut summary = run.summary;
+    summary.interrupted = run.stop.is_cancelled();
+    summary.elapsed_secs = started.elapsed().as_secs_f64();
+    summary.bytes_per_sec = summary.bytes_uploaded as f64 / summary.elapsed_secs.max(1e-3);
+    summary.exit_code = summary.outcome().code();
+    summary.warning = config.plaintext_password_warning();
+    Ok(summary)
+}
+
+/// Scans the local tree (all of it, or the scope's paths) on a blocking thread.
+fn spawn_scan(
+    config: &Config,
+    scope: &Scope,
+) -> tokio::task::JoinHandle<Result<LocalTree, LocalError>> {
+    let (root, config, scope) = (config.local_dir.clone(), config.clone(), scope.clone());
+    tokio::task::spawn_blocking(move || {
+        let options = ScanOptions {
+            max_depth: config.max_depth,
+            filter: &config.filter,
+            follow_symlinks: config.follow_symlinks,
+        };
+        match &scope {
+            Scope::Everything => local::scan(&root, options),
+            Scope::Paths(paths) => local::scan_paths(&root, paths, options),
+        }
+    })
+}
+
+/// The record of uploads after this cycle: paths it did not look at keep what the record said
+/// of them, unchanged files keep their entry, and the files uploaded get a new one.
+fn next_record(
+    record: &Record,
+    scope: &Scope,
+    plan: &Plan,
+    uploaded: Vec<(String, bool)>,
+    local: &LocalTree,
+) -> Record {
+    let mut next: Record = record
+        .iter()
+        .filter(|(rel, _)| scope.relation(rel) == Relation::Outside)
+        .map(|(rel, seen)| (rel.clone(), *seen))
+        .collect();
+    for rel in &plan.unchanged {
+        if let Some(seen) = record.get(rel) {
+            next.insert(rel.clone(), *seen);
+        }
+    }
+    for (rel, time_set) in uploaded {
+        if let Some(entry) = local.entries.get(&rel) {
+            next.insert(rel, Seen::of(entry, time_set));
+        }
+    }
+    next
+}
+
+/// The state of one run.
+struct Run<'a> {
+    config: &'a Config,
+    reporter: Reporter,
+    summary: Summary,
+    stop: CancellationToken,
+    /// The root's listing was refused: it certainly does not exist yet.
+    root_missing: bool,
+    /// The server said it is out of space: no further uploads are started.
+    storage_full: Option<String>,
+}
+
+impl Run<'_> {
+    fn fail(&mut self, rel: &str, error: &str) {
+        let failure = Failure {
+            path: rel.to_string(),
+            error: error.to_string(),
+        };
+        self.reporter.failure(&failure);
+        self.summary.failed += 1;
+        self.summary.failures.push(failure);
+    }
+
+    /// A type change deletes the remote entry before the upload: the file must be readable
+    /// first, or the run would delete and then fail to upload. An unreadable one fails, leaves
+    /// the plan, and the remote entry in its way is protected.
+    fn keep_unreadable_in_the_way(
+        &mut self,
+        local: &mut LocalTree,
+        remote: &RemoteTree,
+        protected: &mut Protected,
+    ) {
+        let unreadable: Vec<(String, std::io::Error)> = local
+            .entries
+            .iter()
+            .filter(|(rel, e)| {
+                e.kind == LocalKind::File
+                    && remote.get(*rel).is_some_and(|r| r.kind != EntryKind::File)
+            })
+            .filter_map(|(rel, _)| {
+                let err = std::fs::File::open(self.config.local_dir.join(rel)).err()?;
+                Some((rel.clone(), err))
+            })
+            .collect();
+        for (rel, err) in unreadable {
+            self.fail(
+                &rel,
+                &format!("cannot read local file ({err}); the remote entry in its way stays"),
+            );
+            local.entries.remove(&rel);
+            protected.insert(rel);
+        }
+    }
+
+    fn report_connect_errors(&mut self, pool: &mut Dispatcher) {
+        let errors = pool.take_connect_errors();
+        let ready = pool.ready_workers();
+        if let Some(first) = errors.first() {
+            let message = if errors.iter().all(FtpError::is_connection_limit) {
+                format!("the server accepts only {ready} connections at once ({first}); going on with {ready}")
+            } else {
+                format!(
+                    "{} of {} connections failed ({first}); going on with {ready}",
+                    errors.len(),
+                    self.config.jobs,
+                )
+            };
+            self.reporter.notice(&message);
+        }
+    }
+
+    fn dry_run(&mut self, plan: &Plan) {
+        for phase in [Phase::Transfer, Phase::Delete] {
+            for action in plan.actions.iter().filter(|a| a.phase == phase) {
+                self.count(&action.op, None);
+            }
+        }
+    }
+
+    /// Counts a change and prints its line.
+    fn count(&mut self, op: &Op, bytes: Option<u64>) {
+        // A root that merely listed as empty may have existed all along: not a change to show.
+        // Temporary files are not the user's: their removal is not a change either.
+        if (*op == Op::MakeRoot && !self.root_missing) || matches!(op, Op::Cleanup(_)) {
+            return;
+        }
+        self.reporter.change(&plan::change_line(op));
+        match op {
+            Op::MakeRoot | Op::Mkdir(_) => self.summary.folders_created += 1,
+            Op::Upload { size, .. } => {
+                self.summary.files_uploaded += 1;
+                self.summary.bytes_uploaded += bytes.unwrap_or(*size);
+            }
+            Op::DeleteFile(_) | Op::RemoveDir(_) => self.summary.deleted += 1,
+            Op::Cleanup(_) => {}
+        }
+    }
+
+    /// Carries out the plan; returns the paths uploaded, and whether their time was set.
+    async fn execute(&mut self, pool: &mut Dispatcher, plan: &Plan) -> Vec<(String, bool)> {
+        let mut s = Schedule::new(plan);
+        let mut uploaded = Vec::new();
+        let mut running: HashMap<usize, usize> = HashMap::new();
+        let mut delete_phase_started = false;
+        loop {
+            if !self.stop.is_cancelled() {
+                while let Some(i) = s.high.pop_front() {
+                    running.insert(pool.send_high(Job::Run(plan.actions[i].op.clone())), i);
+                }
+            }
+            if let Some(why) = self.storage_full.clone() {
+                for i in s.drain_uploads() {
+                    self.fail(plan.actions[i].op.rel(), &format!("not uploaded: {why}"));
+                }
+            }
+            if s.transfers_left == 0 && !delete_phase_started {
+                delete_phase_started = true;
+                if s.transfer_failures == 0 {
+                    s.release_phase(Phase::Delete);
+                    continue;
+                }
+                let skipped = s.skip_phase(Phase::Delete);
+                if skipped > 0 {
+                    self.reporter.notice(&format!(
+                        "{skipped} deletions skipped because some transfers failed; they run once everything is uploaded"
+                    ));
+                }
+            }
+            if running.is_empty() && s.low.is_empty() && s.high.is_empty() {
+                break;
+            }
+            let low = pool
+                .low
+                .clone()
+                .filter(|_| !s.low.is_empty() && !self.stop.is_cancelled());
+            let report = tokio::select! {
+                biased;
+                report = pool.next() => report,
+                permit = async { low.expect("guarded").reserve_owned().await }, if low.is_some() => {
+                    if let Ok(permit) = permit {
+                        let i = s.pop_low().expect("guarded");
+                        running.insert(pool.send_low(permit, Job::Run(plan.actions[i].op.clone())), i);
+                    }
+                    continue;
+                }
+                _ = self.stop.cancelled(), if !self.stop.is_cancelled() => continue,
+            };
+            match report {
+                Report::Done { id, result, .. } => {
+                    let Some(i) = running.remove(&id) else {
+                        continue;
+                    };
+                    let op = &plan.actions[i].op;
+                    match result {
+                        Ok(Outcome::Done { bytes, time_set }) => {
+                            self.count(op, Some(bytes));
+                            if let Op::Upload { rel, .. } = op {
+                                uploaded.push((rel.clone(), time_set));
+                            }
+                            s.succeeded(i);
+                        }
+                        Ok(Outcome::Listed(..)) => s.succeeded(i),
+                        Err(JobError::Interrupted) => s.abandon(i),
+                        Err(e) => {
+                            if let JobError::Remote(e) = &e {
+                                if e.is_storage_full() && self.storage_full.is_none() {
+                                    self.reporter.notice(&format!(
+                                        "the server is out of space ({e}); starting no more uploads"
+                                    ));
+                                    self.storage_full =
+                                        Some(format!("the server is out of space ({})", e));
+                                }
+                            }
+                            self.fail(op.rel(), &e.to_string());
+                            for j in s.failed(i) {
+                                let why = format!("not done because {:?} failed", op.rel());
+                                self.fail(plan.actions[j].op.rel(), &why);
+                            }
+                        }
+                    }
+                }
+                Report::NoWorkers => {
+                    if !self.stop.is_cancelled() {
+                        for i in s.remaining() {
+                            self.fail(
+                                plan.actions[i].op.rel(),
+                                "not done: no connection to the server left",
+                            );
+                        }
+                    }
+                    break;
+                }
+            }
+            if self.stop.is_cancelled() && running.is_empty() {
+                break;
+            }
+        }
+        uploaded
+    }
+}
