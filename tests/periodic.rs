@@ -259,10 +259,10 @@ fn idle_between_cycles_costs_no_cpu() {
     mirror.next_cycle(Duration::from_secs(30));
     let pid = mirror.child.id();
     let before = cpu_ticks(pid);
-    std::thread::sleep(Duration::from_secs(10)); // the idle window being measured
+    std::thread::sleep(Duration::from_secs(4)); // the idle window being measured
     let used = cpu_ticks(pid) - before;
-    // Clock ticks are 10 ms: 5 ticks in 10 s is 0.5 % of one core, far above what sleeping costs.
-    assert!(used <= 5, "used {used} ticks of CPU while idle");
+    // Clock ticks are 10 ms: 3 ticks in 4 s is 0.75 % of one core, far above what sleeping costs.
+    assert!(used <= 3, "used {used} ticks of CPU while idle");
 }
 
 #[test]

@@ -77,7 +77,11 @@ impl ChangeWatcher {
     /// for a full cycle. None when the watcher stopped.
     pub async fn next_batch(&mut self, debounce: Duration) -> Option<Scope> {
         if !self.is_armed() {
-            self._watcher = None;
+            let was_watching = self._watcher.take().is_some();
+            if was_watching && folder_id(&self.path).is_none() {
+                // A cycle now says the folder is gone (and, without it, does nothing).
+                return Some(Scope::Everything);
+            }
             while folder_id(&self.path).is_none() {
                 tokio::time::sleep(ROOT_POLL).await;
             }
