@@ -15,50 +15,50 @@ use crate::report::OutputMode;
 
 /// Everything a sync run needs to know.
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(crate) struct Config {
     /// The local folder to mirror.
-    pub local_dir: PathBuf,
+    pub(crate) local_dir: PathBuf,
     /// Where to mirror it.
-    pub target: Target,
+    pub(crate) target: Target,
     /// Who to log in as.
-    pub login: Login,
+    pub(crate) login: Login,
     /// Number of workers, each with its own connection.
-    pub jobs: usize,
+    pub(crate) jobs: usize,
     /// Remove remote entries that do not exist locally.
-    pub delete: bool,
+    pub(crate) delete: bool,
     /// Plan and print only.
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
     /// How deep to descend below the root (None: no limit).
-    pub max_depth: Option<usize>,
+    pub(crate) max_depth: Option<usize>,
     /// Excluded paths: neither uploaded nor deleted.
-    pub filter: Filter,
+    pub(crate) filter: Filter,
     /// Upload under a temporary name and rename it into place (off with `--inplace`).
-    pub atomic: bool,
+    pub(crate) atomic: bool,
     /// Most remote entries `--delete` may remove in one run.
-    pub max_delete: Option<u64>,
+    pub(crate) max_delete: Option<u64>,
     /// Allow `--delete` with an empty local folder.
-    pub force: bool,
+    pub(crate) force: bool,
     /// Follow local symbolic links.
-    pub follow_symlinks: bool,
+    pub(crate) follow_symlinks: bool,
     /// Limit for every network wait.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Tries per failed job.
-    pub retries: u32,
+    pub(crate) retries: u32,
     /// What to print.
-    pub output: OutputMode,
+    pub(crate) output: OutputMode,
     /// Folder for the per-target upload record (None: keep no record).
-    pub state_dir: Option<PathBuf>,
+    pub(crate) state_dir: Option<PathBuf>,
     /// Keep mirroring (`--every`, `--watch`); None for one sync.
-    pub periodic: Option<Periodic>,
+    pub(crate) periodic: Option<Periodic>,
 }
 
 /// How a mirror that keeps running is driven.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Periodic {
+pub(crate) struct Periodic {
     /// Period of full syncs, on a steady clock.
-    pub every: Duration,
+    pub(crate) every: Duration,
     /// With `--watch`: the quiet time that closes a batch of changes.
-    pub watch: Option<Duration>,
+    pub(crate) watch: Option<Duration>,
 }
 
 /// Full rescan period of `--watch` without `--every`: catches what events missed.
@@ -66,18 +66,18 @@ const DEFAULT_WATCH_RESCAN: Duration = Duration::from_secs(600);
 
 /// The environment values the configuration reads, passed in so tests control them.
 #[derive(Debug, Clone, Default)]
-pub struct Environment {
+pub(crate) struct Environment {
     /// `FTPSYNC_PASSWORD`.
-    pub password: Option<String>,
+    pub(crate) password: Option<String>,
     /// `$NETRC` or `~/.netrc`.
-    pub netrc: Option<PathBuf>,
+    pub(crate) netrc: Option<PathBuf>,
     /// The state folder (`$XDG_STATE_HOME/ftpsync`).
-    pub state_dir: Option<PathBuf>,
+    pub(crate) state_dir: Option<PathBuf>,
 }
 
 impl Environment {
     /// Reads the process environment.
-    pub fn from_process() -> Self {
+    pub(crate) fn from_process() -> Self {
         Environment {
             password: std::env::var("FTPSYNC_PASSWORD")
                 .ok()
@@ -90,7 +90,7 @@ impl Environment {
 
 /// The command line or its files do not make a valid run.
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+pub(crate) enum ConfigError {
     #[error(transparent)]
     Target(#[from] TargetError),
     #[error(transparent)]
@@ -105,7 +105,7 @@ pub enum ConfigError {
 
 impl Config {
     /// Settles the command line into a configuration.
-    pub fn from_cli(cli: Cli, env: &Environment) -> Result<Config, ConfigError> {
+    pub(crate) fn from_cli(cli: Cli, env: &Environment) -> Result<Config, ConfigError> {
         let mut target = match cli.tls {
             None => Target::parse(&cli.remote)?,
             Some(TlsMode::Explicit) => Target::parse_with_tls(&cli.remote, Scheme::Ftpes)?,
@@ -172,21 +172,21 @@ impl Config {
     }
 
     /// The warning `--insecure` prints on every run, None without it.
-    pub fn insecure_warning(&self) -> Option<&'static str> {
+    pub(crate) fn insecure_warning(&self) -> Option<&'static str> {
         let tls = self.target.tls.as_ref()?;
         tls.options().insecure.then_some(tls::INSECURE_WARNING)
     }
 
     /// For the summary: a warning when the password went unencrypted (plain `ftp://`) to a host
     /// other than this machine; None otherwise.
-    pub fn plaintext_password_warning(&self) -> Option<String> {
+    pub(crate) fn plaintext_password_warning(&self) -> Option<String> {
         plaintext_password_warning(&self.target, &self.login)
     }
 }
 
 /// For the summary: a warning when `login`'s password went unencrypted (plain `ftp://`) to a
 /// host other than this machine; None otherwise.
-pub fn plaintext_password_warning(target: &Target, login: &Login) -> Option<String> {
+pub(crate) fn plaintext_password_warning(target: &Target, login: &Login) -> Option<String> {
     if target.scheme != Scheme::Ftp || login.password.is_empty() || is_loopback(&target.host) {
         return None;
     }

@@ -20,14 +20,14 @@ use crate::ftp::Login;
 
 /// One `machine` (or, with `machine: None`, the `default`) entry of a netrc file.
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct NetrcEntry {
-    pub machine: Option<String>,
-    pub login: Option<String>,
-    pub password: Option<String>,
+pub(crate) struct NetrcEntry {
+    pub(crate) machine: Option<String>,
+    pub(crate) login: Option<String>,
+    pub(crate) password: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum CredentialError {
+pub(crate) enum CredentialError {
     #[error("cannot read password file \"{}\": {error}; check the file given with --password-file", path.display())]
     PasswordFile { path: PathBuf, error: io::Error },
     #[error("password file \"{}\" has no line end in its first {} KiB; it should hold only the password, on its first line", path.display(), MAX_PASSWORD_FILE_BYTES >> 10)]
@@ -42,7 +42,7 @@ pub enum CredentialError {
 
 /// Most of a `--password-file` read: its first line is the password, and this is far beyond any
 /// password, while naming `/dev/zero` or a huge file by mistake fails at once.
-pub const MAX_PASSWORD_FILE_BYTES: usize = 64 << 10;
+pub(crate) const MAX_PASSWORD_FILE_BYTES: usize = 64 << 10;
 
 /// Most of a netrc file read; a larger one is skipped, as an unreadable one is.
 const MAX_NETRC_BYTES: u64 = 1 << 20;
@@ -58,7 +58,7 @@ const NETRC_PRIVATE_MASK: u32 = 0o077;
 /// The user defaults to the netrc login, else "anonymous" with password "anonymous@" if nothing
 /// else gives one. A named user without any password gets "" (sent only if the server asks).
 /// Later sources are only read when the earlier ones leave a gap.
-pub fn resolve_login(
+pub(crate) fn resolve_login(
     target: &Target,
     env_password: Option<&str>,
     password_file: Option<&Path>,
@@ -115,7 +115,7 @@ pub fn resolve_login(
 }
 
 /// `$NETRC` if set, else `~/.netrc` (`~/_netrc` on Windows if only that one exists, as curl).
-pub fn default_netrc_path() -> Option<PathBuf> {
+pub(crate) fn default_netrc_path() -> Option<PathBuf> {
     netrc_path_from(std::env::var_os("NETRC"), dirs::home_dir())
 }
 
@@ -138,7 +138,7 @@ fn netrc_path_from(netrc_var: Option<OsString>, home: Option<PathBuf>) -> Option
 /// lines or share one), `machine NAME`, `default`, `login`, `password`, `account` (ignored),
 /// `macdef NAME` followed by lines up to an empty line (skipped), double-quoted values with
 /// backslash escapes, and `#` comments at line start. Unknown words are skipped.
-pub fn parse_netrc(text: &str) -> Vec<NetrcEntry> {
+pub(crate) fn parse_netrc(text: &str) -> Vec<NetrcEntry> {
     #[derive(Clone, Copy)]
     enum Value {
         Machine,

@@ -21,7 +21,7 @@ use crate::temp_name::{RunToken, STALE_AFTER_SECS};
 
 /// Another run holds the lock, or the lock file cannot be used.
 #[derive(Debug, thiserror::Error)]
-pub enum LockError {
+pub(crate) enum LockError {
     #[error("another ftpsync is already syncing to {target} (lock {}); wait for it to finish", path.display())]
     Busy { target: String, path: PathBuf },
     #[error("cannot use the lock file {}: {source}", path.display())]
@@ -32,7 +32,7 @@ pub enum LockError {
 }
 
 /// What a remote folder is, for the lock: `user@address:port/absolute/path`.
-pub fn folder_key(
+pub(crate) fn folder_key(
     user: &str,
     addr: SocketAddr,
     login_dir: Option<&str>,
@@ -82,7 +82,7 @@ static HELD: Mutex<Vec<(PathBuf, File)>> = Mutex::new(Vec::new());
 
 /// Takes (or, if this process has it already, keeps) the lock at `path` for `target` (shown in
 /// the error), without waiting.
-pub fn hold(path: &Path, target: &str) -> Result<(), LockError> {
+pub(crate) fn hold(path: &Path, target: &str) -> Result<(), LockError> {
     let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
     if !held.iter().any(|(p, _)| p == path) {
         held.push((path.to_owned(), acquire(path, target)?));
@@ -123,14 +123,14 @@ fn open_lock_file(path: &Path) -> Result<File, LockError> {
 
 /// Marks the cycle `token` running for as long as it lives (see the module header).
 #[derive(Debug)]
-pub struct CycleMark {
+pub(crate) struct CycleMark {
     _file: File,
 }
 
 /// Marks the cycle `token` as running on this machine, in `state_dir`. Marks of cycles that
 /// ended more than [`STALE_AFTER_SECS`] ago are cleared on the way: their leftovers are old
 /// enough to go anyway.
-pub fn mark_cycle(state_dir: &Path, token: &RunToken) -> Result<CycleMark, LockError> {
+pub(crate) fn mark_cycle(state_dir: &Path, token: &RunToken) -> Result<CycleMark, LockError> {
     let runs = state_dir.join(RUNS_DIR);
     prune_marks(&runs);
     let file = acquire(&runs.join(token.as_str()), token.as_str())?;
@@ -139,7 +139,7 @@ pub fn mark_cycle(state_dir: &Path, token: &RunToken) -> Result<CycleMark, LockE
 
 /// Whether `token` is a cycle of this machine that is over: its mark exists and nobody holds
 /// it. False for cycles this machine never ran (another machine's) and for running ones.
-pub fn cycle_is_over(state_dir: &Path, token: &RunToken) -> bool {
+pub(crate) fn cycle_is_over(state_dir: &Path, token: &RunToken) -> bool {
     let Ok(file) = File::open(state_dir.join(RUNS_DIR).join(token.as_str())) else {
         return false;
     };

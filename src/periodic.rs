@@ -19,7 +19,7 @@ use crate::report::Reporter;
 
 /// Runs cycles until `stop` (Ctrl-C, SIGTERM, or Enter on a terminal). Exit 0 after a clean
 /// stop, 2 when waiting cannot help (login refused, TLS verification failed).
-pub async fn run(config: &Config, periodic: Periodic, stop: CancellationToken) -> ExitCode {
+pub(crate) async fn run(config: &Config, periodic: Periodic, stop: CancellationToken) -> ExitCode {
     let reporter = Reporter::new(config.output);
     stop_on_enter(stop.clone());
     let mut watcher = match periodic.watch {

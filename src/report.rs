@@ -17,67 +17,67 @@ use crate::exit_codes::ExitCode;
 
 /// How much to print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct OutputMode {
+pub(crate) struct OutputMode {
     /// Print only errors.
-    pub quiet: bool,
+    pub(crate) quiet: bool,
     /// Summary as JSON on stdout; change lines go to stderr.
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 /// A path that could not be mirrored, and why.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Failure {
-    pub path: String,
-    pub error: String,
+pub(crate) struct Failure {
+    pub(crate) path: String,
+    pub(crate) error: String,
 }
 
 /// What one run did on the server.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct Summary {
-    pub target: String,
-    pub dry_run: bool,
-    pub folders_created: u64,
-    pub files_uploaded: u64,
-    pub bytes_uploaded: u64,
-    pub deleted: u64,
-    pub unchanged: u64,
-    pub failed: u64,
-    pub failures: Vec<Failure>,
+pub(crate) struct Summary {
+    pub(crate) target: String,
+    pub(crate) dry_run: bool,
+    pub(crate) folders_created: u64,
+    pub(crate) files_uploaded: u64,
+    pub(crate) bytes_uploaded: u64,
+    pub(crate) deleted: u64,
+    pub(crate) unchanged: u64,
+    pub(crate) failed: u64,
+    pub(crate) failures: Vec<Failure>,
     /// Remote entries ignored because their names are unsafe or unreadable.
-    pub skipped_remote: u64,
+    pub(crate) skipped_remote: u64,
     /// Set when a password went over an unencrypted connection to a host that is not local.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub warning: Option<String>,
+    pub(crate) warning: Option<String>,
     /// The cycle number, in periodic and watch modes.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub cycle: Option<u64>,
-    pub interrupted: bool,
-    pub elapsed_secs: f64,
-    pub bytes_per_sec: f64,
-    pub exit_code: u8,
+    pub(crate) cycle: Option<u64>,
+    pub(crate) interrupted: bool,
+    pub(crate) elapsed_secs: f64,
+    pub(crate) bytes_per_sec: f64,
+    pub(crate) exit_code: u8,
 }
 
 impl Summary {
     /// The exit code of the run this summary tells (`exit_code` is its number).
-    pub fn outcome(&self) -> ExitCode {
+    pub(crate) fn outcome(&self) -> ExitCode {
         ExitCode::of_run(self.interrupted, self.failed as usize)
     }
 }
 
 /// Prints changes as they happen.
 #[derive(Debug, Clone, Copy)]
-pub struct Reporter {
+pub(crate) struct Reporter {
     mode: OutputMode,
 }
 
 impl Reporter {
-    pub fn new(mode: OutputMode) -> Self {
+    pub(crate) fn new(mode: OutputMode) -> Self {
         Reporter { mode }
     }
 
     /// A change made (or, in a dry run, to be made): its line (see
     /// [`crate::engine::plan::change_line`]).
-    pub fn change(&self, line: &str) {
+    pub(crate) fn change(&self, line: &str) {
         if self.mode.quiet {
             return;
         }
@@ -89,12 +89,12 @@ impl Reporter {
     }
 
     /// A path that failed; always shown, on stderr.
-    pub fn failure(&self, failure: &Failure) {
+    pub(crate) fn failure(&self, failure: &Failure) {
         let _ = writeln!(std::io::stderr().lock(), "{}", failure_line(failure));
     }
 
     /// Something worth knowing that is not a failure.
-    pub fn notice(&self, message: &str) {
+    pub(crate) fn notice(&self, message: &str) {
         if !self.mode.quiet {
             print_error_line(message);
         }
@@ -103,7 +103,7 @@ impl Reporter {
     /// An error that ends the run with `code`: one line on stderr, even with `--quiet`; with
     /// `--json`, also `{"error": ..., "exit_code": ...}` on stdout, so that a script reading
     /// stdout always gets one JSON object.
-    pub fn fatal(&self, message: &str, code: ExitCode) {
+    pub(crate) fn fatal(&self, message: &str, code: ExitCode) {
         print_error_line(message);
         if self.mode.json {
             let json = serde_json::json!({ "error": message, "exit_code": code.code() });
@@ -113,7 +113,7 @@ impl Reporter {
 
     /// A periodic cycle that failed as a whole (the next one will try again): a notice, and with
     /// `--json` the object `{"cycle": N, "error": ...}` on stdout in place of its summary.
-    pub fn cycle_failed(&self, cycle: u64, message: &str) {
+    pub(crate) fn cycle_failed(&self, cycle: u64, message: &str) {
         if self.mode.json {
             let json = serde_json::json!({ "cycle": cycle, "error": message });
             let _ = writeln!(std::io::stdout().lock(), "{json}");
@@ -124,7 +124,7 @@ impl Reporter {
     }
 
     /// The end-of-run summary.
-    pub fn summary(&self, s: &Summary) {
+    pub(crate) fn summary(&self, s: &Summary) {
         if self.mode.json {
             let json = serde_json::to_string(s).expect("summary serializes");
             let _ = writeln!(std::io::stdout().lock(), "{json}");
@@ -136,7 +136,7 @@ impl Reporter {
 
 /// Prints `ftpsync: MESSAGE` on stderr as one line, control characters escaped; a closed stderr
 /// is ignored.
-pub fn print_error_line(message: &str) {
+pub(crate) fn print_error_line(message: &str) {
     let _ = writeln!(
         std::io::stderr().lock(),
         "ftpsync: {}",
@@ -148,7 +148,7 @@ pub fn print_error_line(message: &str) {
 /// invisible bidirectional-text controls are written as escapes (`\x1b`, `\0`, `\n`,
 /// `\u{85}`), so that text from a server or a file name cannot retitle the window, clear the
 /// screen, forge a line or reorder what is shown. Printable text, non-ASCII included, is kept.
-pub fn escape_controls(text: &str) -> Cow<'_, str> {
+pub(crate) fn escape_controls(text: &str) -> Cow<'_, str> {
     if !text.chars().any(needs_escape) {
         return Cow::Borrowed(text);
     }
@@ -182,11 +182,11 @@ fn needs_escape(c: char) -> bool {
 }
 
 /// Longest user-supplied value (a URL, a path, an argument) repeated whole in an error message.
-pub const MAX_ECHOED_CHARS: usize = 80;
+pub(crate) const MAX_ECHOED_CHARS: usize = 80;
 
 /// `text` cut to [`MAX_ECHOED_CHARS`] characters, ending in "…" when cut: an error repeating a
 /// 100,000-character argument would bury what it says.
-pub fn shorten(text: &str) -> Cow<'_, str> {
+pub(crate) fn shorten(text: &str) -> Cow<'_, str> {
     match text.char_indices().nth(MAX_ECHOED_CHARS) {
         None => Cow::Borrowed(text),
         Some(_) => {
@@ -199,7 +199,7 @@ pub fn shorten(text: &str) -> Cow<'_, str> {
 /// The one line that tells the user why the run stopped: the error and its causes, each cause
 /// once (an error that already quotes its cause is not followed by it again), with every long
 /// command-line argument in it shortened.
-pub fn error_line(error: &anyhow::Error, args: &[OsString]) -> String {
+pub(crate) fn error_line(error: &anyhow::Error, args: &[OsString]) -> String {
     let mut line = String::new();
     for cause in error.chain() {
         let text = cause.to_string();
@@ -215,7 +215,7 @@ pub fn error_line(error: &anyhow::Error, args: &[OsString]) -> String {
 }
 
 /// `message` with every command-line argument longer than [`MAX_ECHOED_CHARS`] shortened.
-pub fn shorten_arguments(message: &str, args: &[OsString]) -> String {
+pub(crate) fn shorten_arguments(message: &str, args: &[OsString]) -> String {
     let mut message = message.to_owned();
     for arg in args {
         let arg = arg.to_string_lossy();
@@ -230,7 +230,7 @@ pub fn shorten_arguments(message: &str, args: &[OsString]) -> String {
 /// one line with its control characters escaped, and a failed write (a closed pipe) is dropped
 /// instead of reported, since reporting it would fail the same way.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct LogWriter;
+pub(crate) struct LogWriter;
 
 impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
     type Writer = LogLine;
@@ -242,7 +242,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
 
 /// One log event being written; goes out when dropped.
 #[derive(Debug)]
-pub struct LogLine(Vec<u8>);
+pub(crate) struct LogLine(Vec<u8>);
 
 impl Write for LogLine {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -282,7 +282,7 @@ fn shown(rel: &str) -> &str {
 }
 
 /// `ftpsync: failed: PATH: ERROR`, escaped for the terminal (the error often quotes the server).
-pub fn failure_line(failure: &Failure) -> String {
+pub(crate) fn failure_line(failure: &Failure) -> String {
     let line = format!(
         "ftpsync: failed: {}: {}",
         shown(&failure.path),
@@ -292,7 +292,7 @@ pub fn failure_line(failure: &Failure) -> String {
 }
 
 /// The one-line summary, escaped for the terminal.
-pub fn summary_line(s: &Summary) -> String {
+pub(crate) fn summary_line(s: &Summary) -> String {
     let elapsed = human_duration(Duration::from_secs_f64(s.elapsed_secs));
     let (created, uploaded, deleted) = (s.folders_created, s.files_uploaded, s.deleted);
     let bytes = human_bytes(s.bytes_uploaded);
@@ -319,7 +319,7 @@ pub fn summary_line(s: &Summary) -> String {
 }
 
 /// 999 B, 12.3 KiB, 4.0 MiB, ...
-pub fn human_bytes(n: u64) -> String {
+pub(crate) fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
     if n < 1024 {
         return format!("{n} B");

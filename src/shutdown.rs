@@ -7,7 +7,7 @@ use crate::exit_codes::ExitCode;
 use crate::report::print_error_line;
 
 /// Listens for Ctrl-C and SIGTERM for the rest of the process; cancels `stop` on the first.
-pub fn listen(stop: CancellationToken) {
+pub(crate) fn listen(stop: CancellationToken) {
     tokio::spawn(async move {
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();

@@ -13,18 +13,18 @@ use crate::local::LocalEntry;
 
 /// The version of a file that was uploaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Seen {
-    pub size: u64,
-    pub mtime_ns: i64,
+pub(crate) struct Seen {
+    pub(crate) size: u64,
+    pub(crate) mtime_ns: i64,
     /// ftpsync set the remote file's time to the local one: a listing showing another time
     /// means the file was changed on the server since.
     #[serde(default)]
-    pub time_set: bool,
+    pub(crate) time_set: bool,
 }
 
 impl Seen {
     /// The version of `local` as it is now.
-    pub fn of(local: &LocalEntry, time_set: bool) -> Seen {
+    pub(crate) fn of(local: &LocalEntry, time_set: bool) -> Seen {
         Seen {
             size: local.size,
             mtime_ns: local.mtime_ns,
@@ -33,13 +33,13 @@ impl Seen {
     }
 
     /// Whether `local` is still the version that was uploaded.
-    pub fn matches(&self, local: &LocalEntry) -> bool {
+    pub(crate) fn matches(&self, local: &LocalEntry) -> bool {
         self.size == local.size && self.mtime_ns == local.mtime_ns
     }
 }
 
 /// Uploaded versions by path relative to the sync root.
-pub type Record = HashMap<String, Seen>;
+pub(crate) type Record = HashMap<String, Seen>;
 
 const FORMAT_VERSION: u32 = 1;
 
@@ -51,19 +51,19 @@ struct RecordFile {
 }
 
 /// Where the record of `target_key` lives: `$XDG_STATE_HOME/ftpsync/<hash>.json`.
-pub fn record_path(state_dir: &Path, target_key: &str) -> PathBuf {
+pub(crate) fn record_path(state_dir: &Path, target_key: &str) -> PathBuf {
     state_dir.join(format!("{:016x}.json", fnv1a(target_key.as_bytes())))
 }
 
 /// The default state folder (`$XDG_STATE_HOME/ftpsync`, else `~/.local/state/ftpsync`).
-pub fn default_state_dir() -> Option<PathBuf> {
+pub(crate) fn default_state_dir() -> Option<PathBuf> {
     dirs::state_dir()
         .or_else(|| dirs::home_dir().map(|h| h.join(".local/state")))
         .map(|d| d.join("ftpsync"))
 }
 
 /// Loads the record; anything missing, unreadable or for another target gives an empty record.
-pub fn load(path: &Path, target_key: &str) -> Record {
+pub(crate) fn load(path: &Path, target_key: &str) -> Record {
     let parsed = std::fs::read(path)
         .ok()
         .and_then(|bytes| serde_json::from_slice::<RecordFile>(&bytes).ok());
@@ -78,7 +78,7 @@ pub fn load(path: &Path, target_key: &str) -> Record {
 }
 
 /// Writes the record atomically (temporary file in the same folder, then rename).
-pub fn save(path: &Path, target_key: &str, files: Record) -> std::io::Result<()> {
+pub(crate) fn save(path: &Path, target_key: &str, files: Record) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;

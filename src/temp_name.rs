@@ -6,21 +6,21 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Suffix of every temporary name.
-pub const TEMP_SUFFIX: &str = ".ftpsync-tmp";
+pub(crate) const TEMP_SUFFIX: &str = ".ftpsync-tmp";
 
 /// A temporary file whose cycle started longer ago than this is no live upload's: no sync
 /// cycle runs for two days. Only leftovers of runs on other machines (or of runs this machine
 /// no longer remembers) wait this long; this machine's own are removed once their cycle is over
 /// (see [`crate::lock::cycle_is_over`]).
-pub const STALE_AFTER_SECS: i64 = 2 * 24 * 3600;
+pub(crate) const STALE_AFTER_SECS: i64 = 2 * 24 * 3600;
 
 /// The token of one sync cycle: hexadecimal start time (Unix seconds) and a random part.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct RunToken(String);
+pub(crate) struct RunToken(String);
 
 impl RunToken {
     /// A token for a cycle starting now.
-    pub fn new() -> RunToken {
+    pub(crate) fn new() -> RunToken {
         use std::hash::{BuildHasher, Hasher};
         let now = unix_now();
         // RandomState is seeded from the OS: different in every process and every call.
@@ -31,17 +31,17 @@ impl RunToken {
     }
 
     /// A token as found in a name or a record.
-    pub fn parse(text: &str) -> Option<RunToken> {
+    pub(crate) fn parse(text: &str) -> Option<RunToken> {
         let valid = text.len() == 16 && text.bytes().all(|b| b.is_ascii_hexdigit());
         valid.then(|| RunToken(text.to_ascii_lowercase()))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 
     /// When the cycle started (Unix seconds).
-    pub fn started(&self) -> i64 {
+    pub(crate) fn started(&self) -> i64 {
         i64::from_str_radix(&self.0[..8], 16).unwrap_or(0)
     }
 }
@@ -54,7 +54,7 @@ impl Default for RunToken {
 
 /// The temporary name an atomic upload of `remote` is stored under by the cycle `token`, in
 /// the same folder.
-pub fn temp_path(remote: &str, token: &RunToken) -> String {
+pub(crate) fn temp_path(remote: &str, token: &RunToken) -> String {
     let (dir, name) = match remote.rsplit_once('/') {
         Some((dir, name)) => (Some(dir), name),
         None => (None, remote),
@@ -67,20 +67,20 @@ pub fn temp_path(remote: &str, token: &RunToken) -> String {
 }
 
 /// Whether a remote name is an atomic upload's temporary file (of any version of ftpsync).
-pub fn is_temp_name(name: &str) -> bool {
+pub(crate) fn is_temp_name(name: &str) -> bool {
     name.starts_with('.') && name.ends_with(TEMP_SUFFIX) && name.len() > TEMP_SUFFIX.len() + 1
 }
 
 /// A temporary file found on the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Leftover {
+pub(crate) struct Leftover {
     /// The cycle that wrote it; None for names of ftpsync versions before tokens.
-    pub token: Option<RunToken>,
+    pub(crate) token: Option<RunToken>,
 }
 
 impl Leftover {
     /// What the temporary name `name` says of its writer; None when it is no temporary name.
-    pub fn of(name: &str) -> Option<Leftover> {
+    pub(crate) fn of(name: &str) -> Option<Leftover> {
         if !is_temp_name(name) {
             return None;
         }
@@ -92,7 +92,7 @@ impl Leftover {
     /// Whether removing it cannot hurt a live upload: written by a cycle that is over
     /// (`is_over`, known for this machine's cycles), by a cycle that started more than
     /// [`STALE_AFTER_SECS`] ago, or by a version of ftpsync without tokens.
-    pub fn is_removable(&self, is_over: impl Fn(&RunToken) -> bool, now: i64) -> bool {
+    pub(crate) fn is_removable(&self, is_over: impl Fn(&RunToken) -> bool, now: i64) -> bool {
         match &self.token {
             None => true,
             Some(token) => now - token.started() > STALE_AFTER_SECS || is_over(token),
@@ -101,7 +101,7 @@ impl Leftover {
 }
 
 /// Seconds since the Unix epoch, now.
-pub fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)

@@ -16,7 +16,7 @@ use crate::temp_name::RunToken;
 
 /// Something for a worker to do.
 #[derive(Debug, Clone)]
-pub enum Job {
+pub(crate) enum Job {
     /// List a remote folder (relative to the root).
     List(String),
     /// Carry out one planned operation.
@@ -25,14 +25,14 @@ pub enum Job {
 
 /// A job with the coordinator's handle on it.
 #[derive(Debug, Clone)]
-pub struct Task {
-    pub id: usize,
-    pub job: Job,
+pub(crate) struct Task {
+    pub(crate) id: usize,
+    pub(crate) job: Job,
 }
 
 /// What a successful job produced.
 #[derive(Debug)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Listed(Parsed),
     /// Done; for uploads, the bytes sent and whether the remote time was set.
     Done {
@@ -43,7 +43,7 @@ pub enum Outcome {
 
 /// Why a job failed for good.
 #[derive(Debug, thiserror::Error)]
-pub enum JobError {
+pub(crate) enum JobError {
     #[error("{0}")]
     Remote(#[from] FtpError),
     #[error("{0}")]
@@ -53,19 +53,19 @@ pub enum JobError {
 }
 
 /// What every worker shares.
-pub struct WorkerContext {
-    pub target: Target,
-    pub login: Login,
-    pub local_root: PathBuf,
-    pub timeout: Duration,
-    pub retries: u32,
+pub(crate) struct WorkerContext {
+    pub(crate) target: Target,
+    pub(crate) login: Login,
+    pub(crate) local_root: PathBuf,
+    pub(crate) timeout: Duration,
+    pub(crate) retries: u32,
     /// Upload under a temporary name, then rename over the target.
-    pub atomic: bool,
+    pub(crate) atomic: bool,
     /// This cycle's token, in its temporary names.
-    pub run_token: RunToken,
+    pub(crate) run_token: RunToken,
     /// The server's address and login folder, as the first connection found them.
-    pub whereabouts: std::sync::OnceLock<(Option<std::net::SocketAddr>, Option<String>)>,
-    pub stop: CancellationToken,
+    pub(crate) whereabouts: std::sync::OnceLock<(Option<std::net::SocketAddr>, Option<String>)>,
+    pub(crate) stop: CancellationToken,
     /// What the workers learnt about the server so far.
-    pub quirks: ServerQuirks,
+    pub(crate) quirks: ServerQuirks,
 }

@@ -37,7 +37,7 @@ use schedule::Schedule;
 
 /// A run that could not start: nothing was changed.
 #[derive(Debug, thiserror::Error)]
-pub enum SyncError {
+pub(crate) enum SyncError {
     #[error(transparent)]
     Local(#[from] LocalError),
     #[error(transparent)]
@@ -77,7 +77,7 @@ fn lock_folder(config: &Config, ctx: &WorkerContext) -> Result<Option<lock::Cycl
 }
 
 /// Runs one sync of `config` over `scope`; `stop` asks it to finish the jobs in flight and end.
-pub async fn run(
+pub(crate) async fn run(
     config: &Config,
     scope: &Scope,
     stop: CancellationToken,

@@ -12,7 +12,7 @@ use crate::state::Record;
 
 /// One change to make on the server. Paths are '/'-separated and relative to the sync root.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Op {
+pub(crate) enum Op {
     /// Create the sync root and its missing parents.
     MakeRoot,
     Mkdir(String),
@@ -31,7 +31,7 @@ pub enum Op {
 
 impl Op {
     /// The path the operation is about ("" for the root).
-    pub fn rel(&self) -> &str {
+    pub(crate) fn rel(&self) -> &str {
         match self {
             Op::MakeRoot => "",
             Op::Mkdir(rel) | Op::DeleteFile(rel) | Op::RemoveDir(rel) | Op::Cleanup(rel) => rel,
@@ -42,7 +42,7 @@ impl Op {
 
 /// When an action may run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+pub(crate) enum Phase {
     /// Folder creation, uploads, and the deletions that make room for them (type changes).
     Transfer,
     /// Removal of what no longer exists locally (`--delete`): only after every transfer succeeded.
@@ -51,35 +51,35 @@ pub enum Phase {
 
 /// An operation and the actions (indices into [`Plan::actions`]) that must succeed first.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Action {
-    pub op: Op,
-    pub after: Vec<usize>,
-    pub phase: Phase,
+pub(crate) struct Action {
+    pub(crate) op: Op,
+    pub(crate) after: Vec<usize>,
+    pub(crate) phase: Phase,
 }
 
 /// The remote side as listed: entries keyed by path relative to the root.
-pub type RemoteTree = BTreeMap<String, RemoteEntry>;
+pub(crate) type RemoteTree = BTreeMap<String, RemoteEntry>;
 
 /// What the planner needs to know besides the two trees.
 #[derive(Debug, Clone, Copy)]
-pub struct PlanOptions<'a> {
+pub(crate) struct PlanOptions<'a> {
     /// Whether the sync root exists on the server.
-    pub root_exists: bool,
+    pub(crate) root_exists: bool,
     /// `--delete`.
-    pub delete: bool,
+    pub(crate) delete: bool,
     /// Excluded remote paths are never deleted.
-    pub filter: &'a Filter,
+    pub(crate) filter: &'a Filter,
     /// What earlier runs uploaded to this target.
-    pub record: &'a Record,
+    pub(crate) record: &'a Record,
     /// Temporary files of interrupted uploads found on the server, to remove. (This cycle's
     /// own temporary names carry a new token: none of them is among these.)
-    pub leftovers: &'a [String],
+    pub(crate) leftovers: &'a [String],
     /// Remote paths nothing may be deleted at or below: what the local scan could not read,
     /// and remote folders that were not fully listed.
-    pub protected: &'a Protected,
+    pub(crate) protected: &'a Protected,
     /// False when the deletions would exceed `--max-delete`: the plan then deletes nothing,
     /// and what cannot be mirrored without a deletion (a type change) is blocked.
-    pub allow_deletions: bool,
+    pub(crate) allow_deletions: bool,
 }
 
 /// Paths (relative to the root) that nothing may be deleted at or below, because the run does
@@ -87,25 +87,25 @@ pub struct PlanOptions<'a> {
 /// nothing), or a remote folder whose listing failed, was capped, or was not made. `""`
 /// protects everything.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Protected {
+pub(crate) struct Protected {
     paths: BTreeSet<String>,
 }
 
 impl Protected {
     /// Protects `rel` and everything below it.
-    pub fn insert(&mut self, rel: impl Into<String>) {
+    pub(crate) fn insert(&mut self, rel: impl Into<String>) {
         self.paths.insert(rel.into());
     }
 
     /// Whether `rel` is protected, itself or through a folder above it.
-    pub fn covers(&self, rel: &str) -> bool {
+    pub(crate) fn covers(&self, rel: &str) -> bool {
         self.paths.contains(rel)
             || self.paths.contains("")
             || ancestors(rel).any(|a| self.paths.contains(a))
     }
 
     /// Whether `dir` or anything below it is protected.
-    pub fn touches(&self, dir: &str) -> bool {
+    pub(crate) fn touches(&self, dir: &str) -> bool {
         let prefix = format!("{dir}/");
         self.covers(dir)
             || self
@@ -118,18 +118,18 @@ impl Protected {
 
 /// The whole plan of one sync.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Plan {
-    pub actions: Vec<Action>,
+pub(crate) struct Plan {
+    pub(crate) actions: Vec<Action>,
     /// Files already up to date.
-    pub unchanged: Vec<String>,
+    pub(crate) unchanged: Vec<String>,
     /// Paths that cannot be mirrored as asked, with the reason (counted as failures).
-    pub blocked: Vec<(String, String)>,
+    pub(crate) blocked: Vec<(String, String)>,
 }
 
 impl Plan {
     /// Remote entries this plan deletes (type changes included; leftover temporary files,
     /// which are not the user's, are not counted).
-    pub fn deletions(&self) -> u64 {
+    pub(crate) fn deletions(&self) -> u64 {
         self.actions
             .iter()
             .filter(|a| matches!(a.op, Op::DeleteFile(_) | Op::RemoveDir(_)))
@@ -138,7 +138,7 @@ impl Plan {
 }
 
 /// Decides what to do. `remote` holds every listed remote entry under the root.
-pub fn plan(local: &LocalTree, remote: &RemoteTree, opts: PlanOptions<'_>) -> Plan {
+pub(crate) fn plan(local: &LocalTree, remote: &RemoteTree, opts: PlanOptions<'_>) -> Plan {
     let mut p = Planner {
         plan: Plan::default(),
         remote,
@@ -441,7 +441,7 @@ fn ancestors(rel: &str) -> impl Iterator<Item = &str> {
 
 /// `+ dir/`, `> file (12.3 KiB)`, `- file`, `- dir/`; escaped for the terminal, since names may
 /// come from the server or hold a newline.
-pub fn change_line(op: &Op) -> String {
+pub(crate) fn change_line(op: &Op) -> String {
     let line = match op {
         Op::MakeRoot => "+ ./".to_string(),
         Op::Mkdir(rel) => format!("+ {rel}/"),
@@ -460,7 +460,12 @@ pub fn change_line(op: &Op) -> String {
 /// means the server's time was set by us, a remote time after it means the server stamped the
 /// upload time (servers that cannot set times), and a local time after the covered range means
 /// the file changed.
-pub fn needs_upload(rel: &str, local: &LocalEntry, remote: &RemoteEntry, record: &Record) -> bool {
+pub(crate) fn needs_upload(
+    rel: &str,
+    local: &LocalEntry,
+    remote: &RemoteEntry,
+    record: &Record,
+) -> bool {
     if remote.size != local.size {
         return true;
     }

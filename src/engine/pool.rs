@@ -19,7 +19,7 @@ const LOW_SLOTS_PER_WORKER: usize = 1;
 
 /// What the coordinator hears back.
 #[derive(Debug)]
-pub enum Report {
+pub(crate) enum Report {
     /// A job ended, successfully or not (after the worker's retries).
     Done {
         id: usize,
@@ -30,10 +30,10 @@ pub enum Report {
 }
 
 /// The pool of workers and the channels to it.
-pub struct Dispatcher {
+pub(crate) struct Dispatcher {
     high: Option<mpsc::UnboundedSender<Task>>,
     /// Low-priority sender; callers reserve a slot before picking which job to send.
-    pub low: Option<mpsc::Sender<Task>>,
+    pub(crate) low: Option<mpsc::Sender<Task>>,
     /// Told to the workers when the channels close, so that one still logging in leaves.
     work_over: CancellationToken,
     /// The run's stop (the workers' [`WorkerContext::stop`]).
@@ -49,7 +49,7 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     /// Spawns `jobs` workers; each connects and logs in on its own.
-    pub fn start(ctx: Arc<WorkerContext>, jobs: usize) -> Dispatcher {
+    pub(crate) fn start(ctx: Arc<WorkerContext>, jobs: usize) -> Dispatcher {
         let (high_tx, high_rx) = mpsc::unbounded_channel();
         let (low_tx, low_rx) = mpsc::channel(jobs * LOW_SLOTS_PER_WORKER);
         let (event_tx, events) = mpsc::unbounded_channel();
@@ -84,7 +84,7 @@ impl Dispatcher {
     /// Waits until one worker is ready (syn), or a stop: Ok then too, at once (workers still
     /// connecting give up), and the caller, which asked for the stop, finds its jobs
     /// interrupted. Err with the most telling connection error when none could connect.
-    pub async fn first_ready(&mut self) -> Result<(), FtpError> {
+    pub(crate) async fn first_ready(&mut self) -> Result<(), FtpError> {
         while self.ready == 0 {
             let event = tokio::select! {
                 event = self.events.recv() => event,
@@ -120,12 +120,12 @@ impl Dispatcher {
     }
 
     /// Workers that failed to connect, with why (reported once by the caller).
-    pub fn take_connect_errors(&mut self) -> Vec<FtpError> {
+    pub(crate) fn take_connect_errors(&mut self) -> Vec<FtpError> {
         std::mem::take(&mut self.connect_errors)
     }
 
     /// Connected workers so far.
-    pub fn ready_workers(&self) -> usize {
+    pub(crate) fn ready_workers(&self) -> usize {
         self.ready
     }
 
@@ -137,7 +137,7 @@ impl Dispatcher {
     }
 
     /// Releases a job on the high-priority channel.
-    pub fn send_high(&mut self, job: Job) -> usize {
+    pub(crate) fn send_high(&mut self, job: Job) -> usize {
         let task = self.new_task(job);
         let id = task.id;
         if let Some(high) = &self.high {
@@ -147,7 +147,7 @@ impl Dispatcher {
     }
 
     /// Releases a job on a reserved low-priority slot.
-    pub fn send_low(&mut self, permit: mpsc::OwnedPermit<Task>, job: Job) -> usize {
+    pub(crate) fn send_low(&mut self, permit: mpsc::OwnedPermit<Task>, job: Job) -> usize {
         let task = self.new_task(job);
         let id = task.id;
         permit.send(task);
@@ -155,7 +155,7 @@ impl Dispatcher {
     }
 
     /// The next job result, or NoWorkers.
-    pub async fn next(&mut self) -> Report {
+    pub(crate) async fn next(&mut self) -> Report {
         loop {
             if self.live == 0 {
                 return Report::NoWorkers;
@@ -191,7 +191,7 @@ impl Dispatcher {
 
     /// Ends the work (closing both channels), waits for every worker's acknowledgement, and
     /// returns the jobs that were released but never finished.
-    pub async fn finish(mut self) -> Vec<Job> {
+    pub(crate) async fn finish(mut self) -> Vec<Job> {
         self.high = None;
         self.low = None;
         self.work_over.cancel();

@@ -17,7 +17,7 @@ const EARLY_OFF: u8 = u8::MAX;
 
 /// How this server sets file times, as far as the run found out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TimeSetting {
+pub(crate) enum TimeSetting {
     /// Not found out yet: the first uploads try the candidates one at a time.
     Unknown,
     /// With this command.
@@ -28,7 +28,7 @@ pub enum TimeSetting {
 
 impl TimeSetting {
     /// The command to set times with, if one is known to work.
-    pub fn setter(self) -> Option<TimeSetter> {
+    pub(crate) fn setter(self) -> Option<TimeSetter> {
         match self {
             TimeSetting::By(how) => Some(how),
             TimeSetting::Unknown | TimeSetting::Impossible => None,
@@ -38,7 +38,7 @@ impl TimeSetting {
 
 /// What the workers learnt about the server (see the module header).
 #[derive(Debug)]
-pub struct ServerQuirks {
+pub(crate) struct ServerQuirks {
     /// Folders may be listed with `STAT -a` (cleared when a listing is too large for it).
     stat_listing: AtomicBool,
     /// Whether `STAT -a` listings may stand in for MLSD on this server.
@@ -69,23 +69,23 @@ impl Default for ServerQuirks {
 
 impl ServerQuirks {
     /// Whether folders may be listed with `STAT -a`.
-    pub fn stat_listing(&self) -> bool {
+    pub(crate) fn stat_listing(&self) -> bool {
         self.stat_listing.load(Ordering::Relaxed)
     }
 
     /// A listing was too large for a STAT reply: list over data connections from now on.
-    pub fn stop_stat_listing(&self) {
+    pub(crate) fn stop_stat_listing(&self) {
         self.stat_listing.store(false, Ordering::Relaxed);
     }
 
     /// Whether `STAT -a` listings may stand in for MLSD.
-    pub fn stat_for_mlsd(&self) -> StatForMlsd {
+    pub(crate) fn stat_for_mlsd(&self) -> StatForMlsd {
         *self.stat_for_mlsd.lock().expect("stat verdict lock")
     }
 
     /// Records what a folder listed both ways said about STAT listings on an MLSD server: one
     /// disagreement is enough to keep MLSD for the whole run.
-    pub fn judge_stat_listings(&self, agreed: bool) {
+    pub(crate) fn judge_stat_listings(&self, agreed: bool) {
         let mut verdict = self.stat_for_mlsd.lock().expect("stat verdict lock");
         let next = match (*verdict, agreed) {
             (StatForMlsd::Unknown, true) => StatForMlsd::Trusted,
@@ -104,27 +104,27 @@ impl ServerQuirks {
     }
 
     /// Whether commands may be pipelined to this server.
-    pub fn pipelining(&self) -> bool {
+    pub(crate) fn pipelining(&self) -> bool {
         self.pipelining.load(Ordering::Relaxed)
     }
 
     /// The server mishandles pipelined commands: one at a time from now on.
-    pub fn stop_pipelining(&self) {
+    pub(crate) fn stop_pipelining(&self) {
         self.pipelining.store(false, Ordering::Relaxed);
     }
 
     /// Whether the server said it is out of space.
-    pub fn storage_full(&self) -> bool {
+    pub(crate) fn storage_full(&self) -> bool {
         self.storage_full.load(Ordering::Relaxed)
     }
 
     /// The server said it is out of space: no upload starts after this.
-    pub fn set_storage_full(&self) {
+    pub(crate) fn set_storage_full(&self) {
         self.storage_full.store(true, Ordering::Relaxed);
     }
 
     /// How the next upload's checks travel.
-    pub fn early(&self) -> Early {
+    pub(crate) fn early(&self) -> Early {
         match self.early_checks.load(Ordering::Relaxed) {
             EARLY_OFF => Early::Off,
             passed if passed >= EARLY_PROBES => Early::On,
@@ -133,7 +133,7 @@ impl ServerQuirks {
     }
 
     /// What a step says about sending checks before the 226 to this server.
-    pub fn learn_early_checks(&self, step: &Step) {
+    pub(crate) fn learn_early_checks(&self, step: &Step) {
         let early = &self.early_checks;
         if step.early_refused {
             if early.swap(EARLY_OFF, Ordering::Relaxed) != EARLY_OFF {
@@ -152,12 +152,12 @@ impl ServerQuirks {
     }
 
     /// How this server sets file times, as far as found out.
-    pub fn time_setting(&self) -> TimeSetting {
+    pub(crate) fn time_setting(&self) -> TimeSetting {
         *self.time_setting.lock().expect("time setter lock")
     }
 
     /// What an upload found out about setting times.
-    pub fn set_time_setting(&self, setting: TimeSetting) {
+    pub(crate) fn set_time_setting(&self, setting: TimeSetting) {
         *self.time_setting.lock().expect("time setter lock") = setting;
     }
 }

@@ -16,13 +16,13 @@ use crate::temp_name::{self, Leftover, RunToken};
 
 /// The remote tree as listed.
 pub(super) struct Listed {
-    pub tree: RemoteTree,
-    pub root_exists: bool,
+    pub(crate) tree: RemoteTree,
+    pub(crate) root_exists: bool,
     /// Temporary files of uploads, with what their names say of their writers.
-    pub leftovers: Vec<(String, Leftover)>,
+    pub(crate) leftovers: Vec<(String, Leftover)>,
     /// Folders not fully listed (refused, capped, or not descended into): nothing below them
     /// may be deleted.
-    pub protected: Protected,
+    pub(crate) protected: Protected,
     /// The listed entries' share of the memory budget, held while the tree is.
     _charges: Vec<listing::Charge>,
 }

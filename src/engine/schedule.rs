@@ -8,20 +8,20 @@ use std::collections::{BinaryHeap, VecDeque};
 use crate::engine::plan::{Op, Phase, Plan};
 
 /// Dependency bookkeeping for the plan's actions.
-pub struct Schedule<'a> {
+pub(crate) struct Schedule<'a> {
     plan: &'a Plan,
     waiting_on: Vec<usize>,
     dependents: Vec<Vec<usize>>,
     settled: Vec<bool>,
-    pub high: VecDeque<usize>,
+    pub(crate) high: VecDeque<usize>,
     /// Uploads (largest first) and folder removals.
-    pub low: BinaryHeap<(u64, std::cmp::Reverse<usize>)>,
-    pub transfers_left: usize,
-    pub transfer_failures: usize,
+    pub(crate) low: BinaryHeap<(u64, std::cmp::Reverse<usize>)>,
+    pub(crate) transfers_left: usize,
+    pub(crate) transfer_failures: usize,
 }
 
 impl<'a> Schedule<'a> {
-    pub fn new(plan: &'a Plan) -> Self {
+    pub(crate) fn new(plan: &'a Plan) -> Self {
         let n = plan.actions.len();
         let mut s = Schedule {
             plan,
@@ -46,7 +46,7 @@ impl<'a> Schedule<'a> {
         s
     }
 
-    pub fn release_phase(&mut self, phase: Phase) {
+    pub(crate) fn release_phase(&mut self, phase: Phase) {
         for i in 0..self.plan.actions.len() {
             if self.plan.actions[i].phase == phase && self.waiting_on[i] == 0 {
                 self.make_ready(i);
@@ -54,7 +54,7 @@ impl<'a> Schedule<'a> {
         }
     }
 
-    pub fn make_ready(&mut self, i: usize) {
+    pub(crate) fn make_ready(&mut self, i: usize) {
         match &self.plan.actions[i].op {
             Op::Upload { size, .. } => self.low.push((*size, std::cmp::Reverse(i))),
             Op::RemoveDir(_) if self.plan.actions[i].phase == Phase::Delete => {
@@ -64,18 +64,18 @@ impl<'a> Schedule<'a> {
         }
     }
 
-    pub fn pop_low(&mut self) -> Option<usize> {
+    pub(crate) fn pop_low(&mut self) -> Option<usize> {
         self.low.pop().map(|(_, std::cmp::Reverse(i))| i)
     }
 
-    pub fn settle(&mut self, i: usize) {
+    pub(crate) fn settle(&mut self, i: usize) {
         self.settled[i] = true;
         if self.plan.actions[i].phase == Phase::Transfer {
             self.transfers_left -= 1;
         }
     }
 
-    pub fn succeeded(&mut self, i: usize) {
+    pub(crate) fn succeeded(&mut self, i: usize) {
         self.settle(i);
         for j in self.dependents[i].clone() {
             self.waiting_on[j] -= 1;
@@ -88,7 +88,7 @@ impl<'a> Schedule<'a> {
     }
 
     /// Marks `i` failed; returns the actions that can no longer run because of it.
-    pub fn failed(&mut self, i: usize) -> Vec<usize> {
+    pub(crate) fn failed(&mut self, i: usize) -> Vec<usize> {
         self.settle(i);
         if self.plan.actions[i].phase == Phase::Transfer {
             self.transfer_failures += 1;
@@ -110,7 +110,7 @@ impl<'a> Schedule<'a> {
     }
 
     /// Takes every ready upload out of the queue, settled as failed; returns them.
-    pub fn drain_uploads(&mut self) -> Vec<usize> {
+    pub(crate) fn drain_uploads(&mut self) -> Vec<usize> {
         let (uploads, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.low)
             .into_iter()
             .partition(|(_, std::cmp::Reverse(i))| {
@@ -126,12 +126,12 @@ impl<'a> Schedule<'a> {
     }
 
     /// An action that did not run because of a stop.
-    pub fn abandon(&mut self, i: usize) {
+    pub(crate) fn abandon(&mut self, i: usize) {
         self.settle(i);
     }
 
     /// Settles every action of `phase` without running it; returns how many.
-    pub fn skip_phase(&mut self, phase: Phase) -> usize {
+    pub(crate) fn skip_phase(&mut self, phase: Phase) -> usize {
         let skip: Vec<usize> = (0..self.plan.actions.len())
             .filter(|&i| self.plan.actions[i].phase == phase && !self.settled[i])
             .collect();
@@ -143,7 +143,7 @@ impl<'a> Schedule<'a> {
     }
 
     /// Actions not settled yet.
-    pub fn remaining(&mut self) -> Vec<usize> {
+    pub(crate) fn remaining(&mut self) -> Vec<usize> {
         let left: Vec<usize> = (0..self.plan.actions.len())
             .filter(|&i| !self.settled[i])
             .collect();

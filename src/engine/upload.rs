@@ -19,7 +19,7 @@ const RESUME_MIN_SIZE: u64 = 8 * 1024 * 1024;
 /// One try at the upload job of `rel` (two when a failure had to be told from a server that
 /// mishandles pipelining: `attempt` counts them); a file that changes while it is sent is sent
 /// again, once.
-pub async fn upload_job(
+pub(crate) async fn upload_job(
     ctx: &WorkerContext,
     conn: &mut Connection,
     rel: &str,
@@ -50,16 +50,16 @@ pub async fn upload_job(
 }
 
 /// Size and modification time of a local file, to notice a change during its upload.
-pub fn local_version(path: &Path) -> Result<Version, JobError> {
+pub(crate) fn local_version(path: &Path) -> Result<Version, JobError> {
     chain::version_of(path).map_err(|e| JobError::Local(format!("cannot read local file: {e}")))
 }
 
 /// A file to upload: where it goes, where it is, and what the plan saw of it.
-pub struct FileUpload {
-    pub remote: String,
-    pub local: PathBuf,
-    pub size: u64,
-    pub mtime: i64,
+pub(crate) struct FileUpload {
+    pub(crate) remote: String,
+    pub(crate) local: PathBuf,
+    pub(crate) size: u64,
+    pub(crate) mtime: i64,
 }
 
 /// One try at an upload (see [`upload_job`] for `attempt`); None when the local file changed
@@ -101,15 +101,15 @@ async fn upload(
 
 /// How an upload's try went out, for [`settle`]: `attempt` is the number of that try, counted
 /// up when the failure is checked with another one.
-pub struct Tried<'a> {
-    pub pipelined: bool,
-    pub attempt: &'a mut u32,
+pub(crate) struct Tried<'a> {
+    pub(crate) pipelined: bool,
+    pub(crate) attempt: &'a mut u32,
 }
 
 /// An upload's outcome as the job's: a server that mishandles pipelining is found out (and the
 /// upload sent again one command at a time, as the next try), a file that changed meanwhile
 /// gives None, and a full server stops all further uploads.
-pub async fn settle(
+pub(crate) async fn settle(
     ctx: &WorkerContext,
     mut conn: Option<&mut Connection>,
     file: &FileUpload,
@@ -155,10 +155,10 @@ pub async fn settle(
     }
 }
 
-pub type Version = chain::Version;
+pub(crate) type Version = chain::Version;
 
 /// The upload one command at a time (TLS, `--inplace`).
-pub async fn sequential(
+pub(crate) async fn sequential(
     ctx: &WorkerContext,
     conn: &mut Connection,
     file: &FileUpload,
@@ -181,7 +181,7 @@ pub async fn sequential(
 }
 
 /// The atomic upload with its commands pipelined (see [`crate::ftp::chain`]).
-pub fn pipelined_upload(
+pub(crate) fn pipelined_upload(
     ctx: &WorkerContext,
     conn: &Connection,
     file: &FileUpload,
@@ -205,7 +205,7 @@ pub fn pipelined_upload(
 /// A pipelined upload's end as the job's outcome: a rename the server refuses onto an existing
 /// file is done as delete-then-rename, and the time is set afterwards when it could not travel
 /// with the upload.
-pub async fn finish_stored(
+pub(crate) async fn finish_stored(
     ctx: &WorkerContext,
     conn: Option<&mut Connection>,
     file: &FileUpload,

@@ -24,7 +24,7 @@ const LIST_BATCH: usize = 32;
 
 /// What workers tell the coordinator.
 #[derive(Debug)]
-pub enum Event {
+pub(crate) enum Event {
     /// Connected and logged in: ready for work (syn).
     Ready,
     /// Could not connect or log in; this worker is gone.
@@ -41,14 +41,14 @@ pub enum Event {
 }
 
 /// The two job channels, high priority first, shared by all workers.
-pub struct Queues {
+pub(crate) struct Queues {
     receivers: tokio::sync::Mutex<(mpsc::UnboundedReceiver<Task>, mpsc::Receiver<Task>)>,
     /// Cancelled when the channels close: nothing more will come.
-    pub work_over: CancellationToken,
+    pub(crate) work_over: CancellationToken,
 }
 
 impl Queues {
-    pub fn new(high: mpsc::UnboundedReceiver<Task>, low: mpsc::Receiver<Task>) -> Self {
+    pub(crate) fn new(high: mpsc::UnboundedReceiver<Task>, low: mpsc::Receiver<Task>) -> Self {
         Queues {
             receivers: tokio::sync::Mutex::new((high, low)),
             work_over: CancellationToken::new(),
@@ -103,7 +103,7 @@ struct Worker {
 
 /// One worker's whole life: connect, announce, work, log out, acknowledge.
 #[tracing::instrument(skip_all, fields(worker = id))]
-pub async fn run(
+pub(crate) async fn run(
     id: usize,
     ctx: Arc<WorkerContext>,
     queues: Arc<Queues>,

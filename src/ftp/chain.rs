@@ -34,37 +34,37 @@ use super::pipeline::{
 };
 
 /// A local file's size and modification time.
-pub type Version = (u64, Option<SystemTime>);
+pub(crate) type Version = (u64, Option<SystemTime>);
 
 /// What a pipelined atomic upload did.
 #[derive(Debug)]
-pub struct Stored {
+pub(crate) struct Stored {
     /// Bytes sent (from the offset on).
-    pub sent: u64,
+    pub(crate) sent: u64,
     /// The outcome of setting the modification time, when asked.
-    pub time_set: Option<Result<(), FtpError>>,
+    pub(crate) time_set: Option<Result<(), FtpError>>,
 }
 
 /// An atomic upload: `local` from byte `offset` to `temp` (APPE when resuming), size check,
 /// time, rename over `target`.
 #[derive(Debug, Clone)]
-pub struct Upload {
-    pub temp: String,
-    pub target: String,
-    pub local: PathBuf,
-    pub offset: u64,
+pub(crate) struct Upload {
+    pub(crate) temp: String,
+    pub(crate) target: String,
+    pub(crate) local: PathBuf,
+    pub(crate) offset: u64,
     /// Total size the temporary file must have; checked with SIZE when Some.
-    pub expect_size: Option<u64>,
+    pub(crate) expect_size: Option<u64>,
     /// The command that sets the temporary file's time (e.g. `MFMT 20240102030405 path`); the
     /// rename keeps it, and a refused rename leaves the old file's time alone.
-    pub set_time: Option<String>,
+    pub(crate) set_time: Option<String>,
     /// The local file when the upload began: a file that changed meanwhile is not put in place.
-    pub version: Version,
+    pub(crate) version: Version,
 }
 
 /// An upload whose bytes the server confirmed (226), not yet checked and renamed.
 #[derive(Debug)]
-pub struct Sent {
+pub(crate) struct Sent {
     up: Upload,
     sent: u64,
     /// The checks and a PASV went out before the 226; their replies are due.
@@ -73,24 +73,24 @@ pub struct Sent {
 
 /// What one [`step`] did.
 #[derive(Debug, Default)]
-pub struct Step {
+pub(crate) struct Step {
     /// The previous upload's end: stored and renamed, or why not.
-    pub prev: Option<Result<Stored, UploadError>>,
+    pub(crate) prev: Option<Result<Stored, UploadError>>,
     /// The next upload's start: its bytes confirmed, or why not.
-    pub next: Option<Result<Sent, UploadError>>,
+    pub(crate) next: Option<Result<Sent, UploadError>>,
     /// The server answered commands sent during a transfer: no early checks with it.
-    pub early_refused: bool,
+    pub(crate) early_refused: bool,
     /// A probe's outcome: the server left a NOOP sent during the transfer until after its 226.
-    pub probe_passed: bool,
+    pub(crate) probe_passed: bool,
     /// The control connection's replies are out of step: it must not be used again.
-    pub out_of_step: bool,
+    pub(crate) out_of_step: bool,
     /// The next upload's failure is not a try of it: its transfer command never went out, or
     /// what came back could not be told from the replies to the checks behind it.
-    pub next_untried: bool,
+    pub(crate) next_untried: bool,
 }
 
 /// One atomic upload on its own: its start, then its end (five round trips).
-pub async fn store(
+pub(crate) async fn store(
     stream: &mut Stream,
     up: Upload,
     timeout: Duration,
@@ -181,14 +181,14 @@ fn still_same(up: &Upload) -> bool {
 }
 
 /// The local file's size and modification time now.
-pub fn version_of(local: &std::path::Path) -> std::io::Result<Version> {
+pub(crate) fn version_of(local: &std::path::Path) -> std::io::Result<Version> {
     std::fs::metadata(local).map(|m| (m.len(), m.modified().ok()))
 }
 
 /// Finishes `prev` (checks, time, rename) and starts `next` (PASV, transfer command, bytes, 226),
 /// with their commands sharing writes (see the module header). `early`: send the next upload's
 /// checks right after its data connection closes, before the 226.
-pub async fn step(
+pub(crate) async fn step(
     stream: &mut Stream,
     prev: Option<Sent>,
     next: Option<Upload>,
@@ -494,7 +494,7 @@ async fn drain(stream: &mut Stream, count: usize, timeout: Duration) -> Result<(
 
 /// How an upload's checks travel (see the module header).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Early {
+pub(crate) enum Early {
     /// After the 226.
     Off,
     /// After the 226, and a `NOOP` right behind the transfer command, to find out whether the

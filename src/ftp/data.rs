@@ -17,7 +17,7 @@ use super::pipeline::connect;
 /// bytes never pass through this process.
 /// Each write waits at most `timeout` (the socket's send timeout); if this future is dropped
 /// (the server refused the transfer), the data connection is shut down, which ends the copy.
-pub async fn send_file(
+pub(crate) async fn send_file(
     local: &Path,
     offset: u64,
     size: u64,

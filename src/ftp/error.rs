@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use suppaftp::Status;
 
-pub use super::listing::ListingCap;
+pub(crate) use super::listing::ListingCap;
 
 /// An FTP failure, classified for retry decisions.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum FtpError {
+pub(crate) enum FtpError {
     #[error("cannot reach {server}: {detail}; check the host name and port")]
     Unreachable { server: String, detail: String },
     #[error("login refused for user {user:?} ({reply}); check the user name and password")]
@@ -56,7 +56,7 @@ pub enum FtpError {
 
 impl FtpError {
     /// A reply that will not change on retry (5xx), or a refused login.
-    pub fn is_permanent(&self) -> bool {
+    pub(crate) fn is_permanent(&self) -> bool {
         match self {
             FtpError::Reply { code, .. } => (500..600).contains(code) || *code == 452,
             FtpError::LoginRefused { .. } | FtpError::Tls { .. } => true,
@@ -65,12 +65,12 @@ impl FtpError {
     }
 
     /// A listing that went past a cap: trying again would only repeat it.
-    pub fn is_listing_cap(&self) -> bool {
+    pub(crate) fn is_listing_cap(&self) -> bool {
         matches!(self, FtpError::ListingTooLarge { .. })
     }
 
     /// Whether the connection can no longer be used after this error.
-    pub fn breaks_connection(&self) -> bool {
+    pub(crate) fn breaks_connection(&self) -> bool {
         match self {
             FtpError::Reply { code, .. } => *code == 421,
             FtpError::Timeout { .. } | FtpError::Connection { .. } => true,
@@ -87,13 +87,13 @@ impl FtpError {
 
     /// The server is out of space or over quota (452, 552): retrying will not help, and
     /// neither will other uploads.
-    pub fn is_storage_full(&self) -> bool {
+    pub(crate) fn is_storage_full(&self) -> bool {
         matches!(self.code(), Some(452 | 552))
     }
 
     /// The server refused the connection because it has too many already (421, or a 530
     /// that says so): not a login problem, and not worth retrying soon.
-    pub fn is_connection_limit(&self) -> bool {
+    pub(crate) fn is_connection_limit(&self) -> bool {
         match self {
             FtpError::Reply { code: 421, .. } => true,
             FtpError::Reply {
@@ -110,7 +110,7 @@ impl FtpError {
     }
 
     /// The reply code, when the server gave one.
-    pub fn code(&self) -> Option<u32> {
+    pub(crate) fn code(&self) -> Option<u32> {
         match self {
             FtpError::Reply { code, .. } => Some(*code),
             _ => None,
@@ -188,7 +188,7 @@ pub(crate) fn secure_detail(detail: &str) -> &str {
 
 /// An upload failed on the local side or on the server.
 #[derive(Debug, thiserror::Error)]
-pub enum UploadError {
+pub(crate) enum UploadError {
     #[error("cannot read local file: {0}")]
     Local(std::io::Error),
     #[error(transparent)]

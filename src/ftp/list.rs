@@ -22,7 +22,7 @@ use super::{op, pipeline, Connection};
 /// Whether `STAT -a` listings (LIST format, over the control connection) may stand in for MLSD
 /// on a server that has both: found out once per run by listing a folder both ways.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StatForMlsd {
+pub(crate) enum StatForMlsd {
     Unknown,
     Trusted,
     Refused,
@@ -30,27 +30,27 @@ pub enum StatForMlsd {
 
 /// A folder's listing, parsed.
 #[derive(Debug)]
-pub struct Listing {
-    pub parsed: Parsed,
+pub(crate) struct Listing {
+    pub(crate) parsed: Parsed,
     /// Listed both ways: whether the STAT listing told the same as MLSD (None: nothing to
     /// compare, e.g. an empty folder).
-    pub stat_verdict: Option<bool>,
+    pub(crate) stat_verdict: Option<bool>,
 }
 
 /// The bounds on one folder's listing over a data connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ListingLimits {
+pub(crate) struct ListingLimits {
     /// Entries, memory and line length (see [`crate::ftp::listing::Caps`]).
-    pub caps: Caps,
+    pub(crate) caps: Caps,
     /// The whole listing, from the command to the final reply.
-    pub deadline: Duration,
+    pub(crate) deadline: Duration,
 }
 
 /// The shortest listing deadline (see [`ListingLimits::for_timeout`]).
 const MIN_DEADLINE: Duration = Duration::from_secs(300);
 
 /// Overrides the listing deadline, in seconds: for tests, which cannot wait five minutes.
-pub const DEADLINE_VAR: &str = "FTPSYNC_LISTING_DEADLINE_SECS";
+pub(crate) const DEADLINE_VAR: &str = "FTPSYNC_LISTING_DEADLINE_SECS";
 
 impl ListingLimits {
     /// The default caps, and a deadline of 10 x `timeout`, at least 5 min ([`DEADLINE_VAR`]
@@ -58,7 +58,7 @@ impl ListingLimits {
     /// and a large one on a slow link takes long: a million MLSD entries are about 130 MB,
     /// some 2 min at 1 MB/s. Five minutes cover that; 10 x `--timeout` keeps the margin for
     /// whoever raised `--timeout` for a slow server.
-    pub fn for_timeout(timeout: Duration) -> Self {
+    pub(crate) fn for_timeout(timeout: Duration) -> Self {
         let deadline = std::env::var(DEADLINE_VAR)
             .ok()
             .and_then(|secs| secs.parse().ok())
@@ -126,7 +126,7 @@ fn settle(read: Result<Parsed, FtpError>, done: Result<(), FtpError>) -> Result<
 
 /// Reads a listing from its data connection, parsing each line as it arrives, within `caps`;
 /// each wait for more bytes is bounded by `timeout`.
-pub async fn read_listing<R: AsyncRead + Unpin>(
+pub(crate) async fn read_listing<R: AsyncRead + Unpin>(
     data: R,
     folder: &str,
     format: ListFormat,
@@ -184,7 +184,7 @@ impl Connection {
     /// always the better listing; on an MLSD server only once `mlsd_stat` says its STAT listings
     /// were found to tell the same as MLSD. While that is [`StatForMlsd::Unknown`], a folder is
     /// listed both ways and [`Listing::stat_verdict`] tells whether they agreed.
-    pub async fn list(
+    pub(crate) async fn list(
         &mut self,
         path: &str,
         allow_stat: bool,
@@ -304,7 +304,7 @@ impl Connection {
     /// commands go in one write (one round trip for all of them) and only the folders STAT
     /// cannot list are listed afterwards over data connections; otherwise one after the other
     /// as [`Connection::list`] does. The results are in the order of `paths`.
-    pub async fn list_many(
+    pub(crate) async fn list_many(
         &mut self,
         paths: &[String],
         allow_stat: bool,

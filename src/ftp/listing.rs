@@ -28,7 +28,7 @@ pub enum TimePrecision {
 
 impl TimePrecision {
     /// Length of the interval a time of this precision stands for.
-    pub fn seconds(self) -> i64 {
+    pub(crate) fn seconds(self) -> i64 {
         match self {
             TimePrecision::Second => 1,
             TimePrecision::Minute => 60,
@@ -41,8 +41,8 @@ impl TimePrecision {
 /// precision (the true time lies in `[unix, unix + precision.seconds())`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RemoteTime {
-    pub unix: i64,
-    pub precision: TimePrecision,
+    pub(crate) unix: i64,
+    pub(crate) precision: TimePrecision,
 }
 
 /// One entry of a remote directory.
@@ -50,12 +50,12 @@ pub struct RemoteTime {
 pub struct RemoteEntry {
     pub name: String,
     pub kind: EntryKind,
-    pub size: u64,
-    pub mtime: Option<RemoteTime>,
+    pub(crate) size: u64,
+    pub(crate) mtime: Option<RemoteTime>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ListFormat {
+pub(crate) enum ListFormat {
     Mlsd,
     List,
 }
@@ -63,8 +63,8 @@ pub enum ListFormat {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("unparsable listing line {line:?}: {reason}")]
 pub struct ParseError {
-    pub line: String,
-    pub reason: &'static str,
+    pub(crate) line: String,
+    pub(crate) reason: &'static str,
 }
 
 type LineResult = Result<Option<RemoteEntry>, &'static str>;
@@ -93,7 +93,7 @@ pub fn parse_list_line(line: &str, now_unix: i64) -> Result<Option<RemoteEntry>,
 /// Parses a whole listing, skipping what the line parsers return `None` for; unparsable lines
 /// are returned in the second vector so the caller can warn and go on.
 #[cfg(test)]
-pub fn parse_listing(
+pub(crate) fn parse_listing(
     lines: &[String],
     format: ListFormat,
     now_unix: i64,
@@ -116,16 +116,16 @@ pub fn parse_listing(
 /// Most entries one folder's listing may have: the largest folder ftpsync promises to handle
 /// (a million entries), with a margin. Lines that are not entries (`.`, unparsable) count too,
 /// so an endless stream of them ends as well.
-pub const MAX_ENTRIES: usize = 1_200_000;
+pub(crate) const MAX_ENTRIES: usize = 1_200_000;
 
 /// Most memory one folder's parsed entries may take (by [`held_bytes`]): a million entries
 /// with 40-byte names fit.
-pub const MAX_HELD_BYTES: u64 = 200 << 20;
+pub(crate) const MAX_HELD_BYTES: u64 = 200 << 20;
 
 /// Most memory the remote entries of all listings may take together, in flight on every
 /// connection and kept for the run alike (see [`Charge`]): with the program itself, the peak
 /// stays under 300 MB whatever the server sends, on however many connections.
-pub const MAX_HELD_TOTAL: u64 = 200 << 20;
+pub(crate) const MAX_HELD_TOTAL: u64 = 200 << 20;
 
 /// Remote entries held by this process, by [`held_bytes`].
 static HELD_TOTAL: AtomicU64 = AtomicU64::new(0);
@@ -133,7 +133,7 @@ static HELD_TOTAL: AtomicU64 = AtomicU64::new(0);
 /// A share of [`MAX_HELD_TOTAL`], given back when dropped: a listing's entries hold their
 /// charge for as long as they are kept.
 #[derive(Debug, Default)]
-pub struct Charge(u64);
+pub(crate) struct Charge(u64);
 
 impl Charge {
     /// Adds `bytes`; false (and nothing added) when that would go past the total.
@@ -156,14 +156,14 @@ impl Drop for Charge {
 
 /// Longest line a listing may hold: a name is at most a few hundred bytes on any file system,
 /// so a longer line is a server sending garbage (or a line that never ends).
-pub const MAX_LINE_BYTES: usize = 64 << 10;
+pub(crate) const MAX_LINE_BYTES: usize = 64 << 10;
 
 /// Unparsable lines kept to report, per folder; the rest are only counted.
 const KEPT_ERRORS: usize = 100;
 
 /// The caps a listing went past (see [`ListingParser`] and the listing's deadline).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ListingCap {
+pub(crate) enum ListingCap {
     Entries(usize),
     /// Memory the parsed entries take, in bytes.
     Bytes(u64),
@@ -186,10 +186,10 @@ impl std::fmt::Display for ListingCap {
 
 /// The caps on one folder's listing (the deadline is the network side's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Caps {
-    pub entries: usize,
-    pub bytes: u64,
-    pub line_bytes: usize,
+pub(crate) struct Caps {
+    pub(crate) entries: usize,
+    pub(crate) bytes: u64,
+    pub(crate) line_bytes: usize,
 }
 
 impl Default for Caps {
@@ -204,25 +204,25 @@ impl Default for Caps {
 
 /// A folder's listing, parsed.
 #[derive(Debug, Default)]
-pub struct Parsed {
-    pub entries: Vec<RemoteEntry>,
+pub(crate) struct Parsed {
+    pub(crate) entries: Vec<RemoteEntry>,
     /// Lines that could not be parsed (the first hundred; see `more_errors`).
-    pub errors: Vec<ParseError>,
+    pub(crate) errors: Vec<ParseError>,
     /// Unparsable lines beyond those in `errors`.
-    pub more_errors: usize,
+    pub(crate) more_errors: usize,
     /// The entries' share of [`MAX_HELD_TOTAL`]: keep it as long as they are kept.
-    pub charge: Charge,
+    pub(crate) charge: Charge,
 }
 
 /// What one entry costs in memory: the entry, its name, and the allocator's share, and once
 /// more its name and a map node for the run's tree of remote paths.
-pub fn held_bytes(entry: &RemoteEntry) -> u64 {
+pub(crate) fn held_bytes(entry: &RemoteEntry) -> u64 {
     (std::mem::size_of::<RemoteEntry>() + 2 * entry.name.len() + 64) as u64
 }
 
 /// Parses a listing line by line as it arrives, so that only entries are held (not the text),
 /// and stops at the first cap it goes past: a listing is bounded whatever a server sends.
-pub struct ListingParser {
+pub(crate) struct ListingParser {
     format: ListFormat,
     now_unix: i64,
     caps: Caps,
@@ -232,7 +232,7 @@ pub struct ListingParser {
 }
 
 impl ListingParser {
-    pub fn new(format: ListFormat, now_unix: i64, caps: Caps) -> Self {
+    pub(crate) fn new(format: ListFormat, now_unix: i64, caps: Caps) -> Self {
         ListingParser {
             format,
             now_unix,
@@ -244,7 +244,7 @@ impl ListingParser {
     }
 
     /// One line, without its line end (a trailing CR is dropped; empty lines are skipped).
-    pub fn push(&mut self, line: &[u8]) -> Result<(), ListingCap> {
+    pub(crate) fn push(&mut self, line: &[u8]) -> Result<(), ListingCap> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
             return Ok(());
@@ -283,12 +283,12 @@ impl ListingParser {
     /// Several lines at once, split at LF (for a listing that came in one piece, e.g. a STAT
     /// reply).
     #[cfg(test)]
-    pub fn push_text(&mut self, text: &[u8]) -> Result<(), ListingCap> {
+    pub(crate) fn push_text(&mut self, text: &[u8]) -> Result<(), ListingCap> {
         text.split(|&b| b == b'\n')
             .try_for_each(|line| self.push(line))
     }
 
-    pub fn finish(self) -> Parsed {
+    pub(crate) fn finish(self) -> Parsed {
         self.parsed
     }
 }
@@ -297,7 +297,7 @@ impl ListingParser {
 /// same names with the same kinds, the same file sizes, and every MLSD time inside the interval
 /// its LIST time stands for (so this server's LIST times are UTC and parsed right). None when
 /// the folder is empty, so there is nothing to compare.
-pub fn list_agrees_with_mlsd(list: &[RemoteEntry], mlsd: &[RemoteEntry]) -> Option<bool> {
+pub(crate) fn list_agrees_with_mlsd(list: &[RemoteEntry], mlsd: &[RemoteEntry]) -> Option<bool> {
     if list.is_empty() && mlsd.is_empty() {
         return None;
     }
@@ -327,7 +327,7 @@ pub fn list_agrees_with_mlsd(list: &[RemoteEntry], mlsd: &[RemoteEntry]) -> Opti
 ///
 /// A hostile or broken server could otherwise steer deletions or downloads outside the target
 /// (`../x`, `a/b`), or smuggle terminal escapes into our logs.
-pub fn is_safe_name(name: &str) -> bool {
+pub(crate) fn is_safe_name(name: &str) -> bool {
     let bad_char = |c: char| c == '/' || c == '\\' || c.is_control();
     !matches!(name, "" | "." | "..") && !name.contains(bad_char)
 }

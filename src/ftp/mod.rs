@@ -18,7 +18,7 @@ use suppaftp::{Mode, Status};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 pub(crate) use error::{secure_detail, within};
-pub use error::{FtpError, UploadError};
+pub(crate) use error::{FtpError, UploadError};
 use target::{Scheme, Target};
 use tls::{Connector, Tickets, TlsConfig, TlsOptions};
 
@@ -33,7 +33,7 @@ pub(crate) mod pipeline;
 pub(crate) mod target;
 pub(crate) mod tls;
 
-pub use list::{ListingLimits, StatForMlsd};
+pub(crate) use list::{ListingLimits, StatForMlsd};
 
 /// Size of the buffer used to stream a file to the data connection.
 const UPLOAD_CHUNK: usize = 256 * 1024;
@@ -41,9 +41,9 @@ const UPLOAD_CHUNK: usize = 256 * 1024;
 /// What the FTP session logs in with (found by `crate::credentials`). No password ever reaches
 /// a message or a `Debug` output.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Login {
-    pub user: String,
-    pub password: String,
+pub(crate) struct Login {
+    pub(crate) user: String,
+    pub(crate) password: String,
 }
 
 impl std::fmt::Debug for Login {
@@ -57,16 +57,16 @@ impl std::fmt::Debug for Login {
 
 /// What the server said it supports in FEAT.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Features {
-    pub mlsd: bool,
-    pub mfmt: bool,
-    pub utf8: bool,
-    pub size: bool,
+pub(crate) struct Features {
+    pub(crate) mlsd: bool,
+    pub(crate) mfmt: bool,
+    pub(crate) utf8: bool,
+    pub(crate) size: bool,
 }
 
 /// How this server lets a client set a file's modification time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TimeSetter {
+pub(crate) enum TimeSetter {
     /// `MFMT YYYYMMDDhhmmss path` (RFC draft, pure-ftpd, proftpd).
     Mfmt,
     /// `MDTM YYYYMMDDhhmmss path` (vsftpd with mdtm_write).
@@ -77,7 +77,7 @@ pub enum TimeSetter {
 
 impl TimeSetter {
     /// The command setting `path`'s time to `unix` seconds (UTC).
-    pub fn command(self, unix: i64, path: &str) -> String {
+    pub(crate) fn command(self, unix: i64, path: &str) -> String {
         let stamp = format_mdtm(unix);
         match self {
             TimeSetter::Mfmt => format!("MFMT {stamp} {path}"),
@@ -87,7 +87,7 @@ impl TimeSetter {
     }
 
     /// Candidates to probe, most standard first, given what FEAT said.
-    pub fn candidates(features: Features) -> &'static [TimeSetter] {
+    pub(crate) fn candidates(features: Features) -> &'static [TimeSetter] {
         if features.mfmt {
             &[TimeSetter::Mfmt]
         } else {
@@ -97,11 +97,11 @@ impl TimeSetter {
 }
 
 /// One logged-in control connection, in binary mode.
-pub struct Connection {
+pub(crate) struct Connection {
     stream: Stream,
     timeout: Duration,
     /// What FEAT advertised.
-    pub features: Features,
+    pub(crate) features: Features,
     /// Whether `LIST -a` (show dot files) is refused, so plain LIST must be used.
     list_without_a: bool,
     /// With TLS: the tickets the data connections resume the session with.
@@ -122,7 +122,11 @@ pub struct Connection {
 impl Connection {
     /// Connects (with TLS for `ftpes://` and `ftps://`), logs in, switches to binary mode and
     /// reads FEAT, each step within `timeout`.
-    pub async fn open(target: &Target, login: &Login, timeout: Duration) -> Result<Self, FtpError> {
+    pub(crate) async fn open(
+        target: &Target,
+        login: &Login,
+        timeout: Duration,
+    ) -> Result<Self, FtpError> {
         let server = format!("{}:{}", target.host, target.port);
         let unreachable = |detail: String| FtpError::Unreachable {
             server: server.clone(),
@@ -262,13 +266,13 @@ impl Connection {
     }
 
     /// Creates the folder `path`.
-    pub async fn mkdir(&mut self, path: &str) -> Result<(), FtpError> {
+    pub(crate) async fn mkdir(&mut self, path: &str) -> Result<(), FtpError> {
         within(self.timeout, op("MKD", path), self.stream.mkdir(path)).await
     }
 
     /// Creates `path` and its missing parents. A refusal (550) is taken to mean "exists": a
     /// folder that really could not be made shows up as a failure of what goes into it.
-    pub async fn mkdir_all(&mut self, path: &str) -> Result<(), FtpError> {
+    pub(crate) async fn mkdir_all(&mut self, path: &str) -> Result<(), FtpError> {
         let ends = path.match_indices('/').map(|(i, _)| i).chain([path.len()]);
         for prefix in ends
             .map(|i| &path[..i])
@@ -283,19 +287,19 @@ impl Connection {
     }
 
     /// Deletes the file `path`.
-    pub async fn delete(&mut self, path: &str) -> Result<(), FtpError> {
+    pub(crate) async fn delete(&mut self, path: &str) -> Result<(), FtpError> {
         within(self.timeout, op("DELE", path), self.stream.rm(path)).await
     }
 
     /// Removes the empty folder `path`.
-    pub async fn rmdir(&mut self, path: &str) -> Result<(), FtpError> {
+    pub(crate) async fn rmdir(&mut self, path: &str) -> Result<(), FtpError> {
         within(self.timeout, op("RMD", path), self.stream.rmdir(path)).await
     }
 
     /// Stores the local file `local` at `path`, from byte `offset` on (appended with APPE when
     /// `offset` > 0); returns the bytes sent. Each wait on the network (opening, every chunk,
     /// the final reply) is bounded by the timeout.
-    pub async fn upload(
+    pub(crate) async fn upload(
         &mut self,
         path: &str,
         local: &Path,
@@ -324,7 +328,7 @@ impl Connection {
     }
 
     /// The size of the remote file `path` (SIZE), or None when the server has no SIZE.
-    pub async fn size(&mut self, path: &str) -> Result<Option<u64>, FtpError> {
+    pub(crate) async fn size(&mut self, path: &str) -> Result<Option<u64>, FtpError> {
         if !self.features.size {
             return Ok(None);
         }
@@ -333,12 +337,12 @@ impl Connection {
     }
 
     /// Renames `from` to `to` (RNFR/RNTO).
-    pub async fn rename(&mut self, from: &str, to: &str) -> Result<(), FtpError> {
+    pub(crate) async fn rename(&mut self, from: &str, to: &str) -> Result<(), FtpError> {
         within(self.timeout, op("RNFR", from), self.stream.rename(from, to)).await
     }
 
     /// Sets the modification time of `path` to `unix` seconds (UTC) with `how`.
-    pub async fn set_mtime(
+    pub(crate) async fn set_mtime(
         &mut self,
         path: &str,
         unix: i64,
@@ -358,13 +362,13 @@ impl Connection {
 
     /// Whether commands may be pipelined on this connection: plain FTP only (over TLS the
     /// control socket cannot be written to directly), and not after pipelining misbehaved.
-    pub fn can_pipeline(&self) -> bool {
+    pub(crate) fn can_pipeline(&self) -> bool {
         self.tickets.is_none() && self.pipelining
     }
 
     /// An atomic upload with its commands pipelined (see [`crate::ftp::pipeline`]). A server that
     /// answers out of step gets no more pipelining on this connection.
-    pub async fn store_pipelined(
+    pub(crate) async fn store_pipelined(
         &mut self,
         up: chain::Upload,
     ) -> Result<chain::Stored, UploadError> {
@@ -376,7 +380,7 @@ impl Connection {
     }
 
     /// One step of a chain of uploads (see [`crate::ftp::chain::step`]).
-    pub async fn chain_step(
+    pub(crate) async fn chain_step(
         &mut self,
         prev: Option<chain::Sent>,
         next: Option<chain::Upload>,
@@ -401,7 +405,7 @@ impl Connection {
 
     /// Where this connection leads: the server's address as connected, and the login folder
     /// (PWD; None when the server will not say). What a folder *is*, whatever the URL's text.
-    pub async fn whereabouts(&mut self) -> (Option<std::net::SocketAddr>, Option<String>) {
+    pub(crate) async fn whereabouts(&mut self) -> (Option<std::net::SocketAddr>, Option<String>) {
         let addr = self.stream.get_ref().await.peer_addr().ok();
         let pwd = within(self.timeout, "PWD", self.stream.pwd()).await.ok();
         (addr, pwd)
@@ -409,7 +413,7 @@ impl Connection {
 
     /// Says goodbye; errors are irrelevant at this point. On plain FTP without waiting for the
     /// answer: the server closes the connection either way.
-    pub async fn quit(mut self) {
+    pub(crate) async fn quit(mut self) {
         if self.can_pipeline() {
             let _ = pipeline::send(&self.stream, "QUIT\r\n", self.timeout).await;
             return;
@@ -541,7 +545,7 @@ fn op(command: &str, path: &str) -> String {
 }
 
 /// `YYYYMMDDhhmmss` in UTC, as MFMT and MDTM use.
-pub fn format_mdtm(unix: i64) -> String {
+pub(crate) fn format_mdtm(unix: i64) -> String {
     let t =
         time::OffsetDateTime::from_unix_timestamp(unix).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     format!(

@@ -22,7 +22,7 @@ const ESCAPED: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~');
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scheme {
+pub(crate) enum Scheme {
     /// `ftp://`: plain FTP.
     Ftp,
     /// `ftpes://`: explicit TLS (`AUTH TLS` on the normal port).
@@ -33,20 +33,20 @@ pub enum Scheme {
 
 impl Scheme {
     /// Whether connections use TLS.
-    pub fn is_tls(self) -> bool {
+    pub(crate) fn is_tls(self) -> bool {
         self != Scheme::Ftp
     }
 }
 
 impl Scheme {
-    pub fn default_port(self) -> u16 {
+    pub(crate) fn default_port(self) -> u16 {
         match self {
             Scheme::Ftp | Scheme::Ftpes => 21,
             Scheme::Ftps => 990,
         }
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Scheme::Ftp => "ftp",
             Scheme::Ftpes => "ftpes",
@@ -62,27 +62,27 @@ impl Scheme {
 }
 
 #[derive(Clone, PartialEq, Eq)]
-pub struct Target {
-    pub scheme: Scheme,
+pub(crate) struct Target {
+    pub(crate) scheme: Scheme,
     /// Without brackets for IPv6.
-    pub host: String,
-    pub port: u16,
+    pub(crate) host: String,
+    pub(crate) port: u16,
     /// Percent-decoded.
-    pub user: Option<String>,
+    pub(crate) user: Option<String>,
     /// Percent-decoded. Never printed: `Debug` and every URL formatter leave it out.
-    pub password: Option<String>,
+    pub(crate) password: Option<String>,
     /// Remote root of the mirror: "" = the login directory; "a/b" relative to the login
     /// directory; "/a/b" absolute. Never a trailing slash (except the absolute root "/").
-    pub path: String,
+    pub(crate) path: String,
     /// How to verify the server on `ftpes://` and `ftps://`, loaded by `Config::from_cli`
     /// (None: the system's trust store, any TLS version).
-    pub tls: Option<TlsConfig>,
+    pub(crate) tls: Option<TlsConfig>,
 }
 
 /// Every message has the form `invalid remote URL "<url>": <problem>; <fix>`, where `<url>`
 /// has its password replaced by `***`.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum TargetError {
+pub(crate) enum TargetError {
     #[error("invalid remote URL {url:?}: no scheme; write it as ftp://host/path, ftpes://host/path or ftps://host/path")]
     MissingScheme { url: String },
     #[error("invalid remote URL {url:?}: unsupported scheme {scheme:?}; use ftp://, ftpes:// or ftps://")]
@@ -113,14 +113,14 @@ pub enum TargetError {
 
 impl Target {
     /// Parses an `ftp://`, `ftpes://` or `ftps://` URL.
-    pub fn parse(url: &str) -> Result<Target, TargetError> {
+    pub(crate) fn parse(url: &str) -> Result<Target, TargetError> {
         Self::parse_as(url, None)
     }
 
     /// Like [`Target::parse`], for a URL given with `--tls` (`tls` is `Ftpes` for explicit,
     /// `Ftps` for implicit): an `ftp://` URL takes that scheme, and without a port its default
     /// port; an `ftpes://` or `ftps://` URL must already agree.
-    pub fn parse_with_tls(url: &str, tls: Scheme) -> Result<Target, TargetError> {
+    pub(crate) fn parse_with_tls(url: &str, tls: Scheme) -> Result<Target, TargetError> {
         Self::parse_as(url, Some(tls))
     }
 
@@ -224,14 +224,14 @@ impl Target {
 
     /// The URL without the password (user kept), e.g. "ftp://bob@example.com:2121/site" — safe
     /// for logs. The default port is left out; an absolute path shows as `//abs/dir`.
-    pub fn display_url(&self) -> String {
+    pub(crate) fn display_url(&self) -> String {
         self.format_url(false)
     }
 
     /// Remote path of `rel` (a '/'-separated relative path, "" for the root itself) under the root:
     /// root "" + "a/b" -> "a/b"; root "site" + "a" -> "site/a"; root "/" + "a" -> "/a";
     /// root "/x" + "" -> "/x"; root "" + "" -> "" (meaning the login dir).
-    pub fn remote_path(&self, rel: &str) -> String {
+    pub(crate) fn remote_path(&self, rel: &str) -> String {
         // A stray leading '/' would turn the result absolute and escape the mirror root.
         let rel = rel.trim_matches('/');
         match (self.path.as_str(), rel) {
@@ -244,7 +244,7 @@ impl Target {
 
     /// Like [`Target::display_url`] but always with the port, so that `ftp://h/` and
     /// `ftp://h:21/` key the same local state.
-    pub fn state_key(&self) -> String {
+    pub(crate) fn state_key(&self) -> String {
         self.format_url(true)
     }
 

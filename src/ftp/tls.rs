@@ -42,29 +42,29 @@ use tokio::net::TcpStream;
 const TICKETS_PER_CONNECTION: usize = 8;
 
 /// What `--insecure` prints on every run.
-pub const INSECURE_WARNING: &str = "TLS certificate verification is disabled (--insecure)";
+pub(crate) const INSECURE_WARNING: &str = "TLS certificate verification is disabled (--insecure)";
 
 /// A TLS protocol version to pin with `--tls-version`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsVersion {
+pub(crate) enum TlsVersion {
     V1_2,
     V1_3,
 }
 
 /// The user's TLS choices, as given on the command line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TlsOptions {
+pub(crate) struct TlsOptions {
     /// Extra trust anchors (PEM), added to the system's.
-    pub ca_file: Option<PathBuf>,
+    pub(crate) ca_file: Option<PathBuf>,
     /// Skip certificate verification.
-    pub insecure: bool,
+    pub(crate) insecure: bool,
     /// Only this version (None: TLS 1.2 or 1.3).
-    pub version: Option<TlsVersion>,
+    pub(crate) version: Option<TlsVersion>,
 }
 
 /// The TLS options could not be turned into a configuration.
 #[derive(Debug, thiserror::Error)]
-pub enum TlsSetupError {
+pub(crate) enum TlsSetupError {
     #[error("cannot read --ca-file {}: {detail}; give a PEM file with the server's certificate or its CA's", path.display())]
     CaFile { path: PathBuf, detail: String },
     #[error("--ca-file {} holds no certificate; give a PEM file with \"-----BEGIN CERTIFICATE-----\" blocks", path.display())]
@@ -78,7 +78,7 @@ pub enum TlsSetupError {
 /// Everything needed to secure a connection, loaded once per run; cheap to clone (clones share
 /// what the run learns about the server).
 #[derive(Clone)]
-pub struct TlsConfig {
+pub(crate) struct TlsConfig {
     options: TlsOptions,
     /// Holds the provider, versions and verifier; cloned with a fresh session cache for each
     /// connection.
@@ -92,7 +92,7 @@ pub struct TlsConfig {
 
 impl TlsConfig {
     /// Loads the trust anchors and builds the configuration that [`TlsConfig::connector`] copies.
-    pub fn load(options: &TlsOptions) -> Result<TlsConfig, TlsSetupError> {
+    pub(crate) fn load(options: &TlsOptions) -> Result<TlsConfig, TlsSetupError> {
         // One provider, named here: with both ring and aws-lc-rs in a build, rustls cannot pick
         // one by itself.
         let provider = Arc::new(crypto::ring::default_provider());
@@ -131,13 +131,13 @@ impl TlsConfig {
     }
 
     /// The options this configuration was loaded from.
-    pub fn options(&self) -> &TlsOptions {
+    pub(crate) fn options(&self) -> &TlsOptions {
         &self.options
     }
 
     /// A connector for one control connection and its data connections, with a session cache
     /// of its own.
-    pub fn connector(&self) -> Connector {
+    pub(crate) fn connector(&self) -> Connector {
         let sessions = Arc::new(Sessions::default());
         let mut config = ClientConfig::clone(self.template());
         config.resumption = Resumption::store(Arc::clone(&sessions) as Arc<dyn ClientSessionStore>);
@@ -156,7 +156,7 @@ impl TlsConfig {
 
     /// A connection used up its TLS 1.3 tickets: connections made from now on use TLS 1.2,
     /// unless the version is pinned. Returns whether that is a change.
-    pub fn tickets_ran_out(&self) -> bool {
+    pub(crate) fn tickets_ran_out(&self) -> bool {
         self.tls12_fallback.is_some() && !self.use_fallback.swap(true, Ordering::Relaxed)
     }
 }
@@ -223,26 +223,26 @@ fn pem_error(e: rustls::pki_types::pem::Error) -> String {
 /// its data channels'. Failures come back as `SecureError` with a message for the user. Clones
 /// share the session cache.
 #[derive(Clone)]
-pub struct Connector {
+pub(crate) struct Connector {
     inner: TlsConnector,
     sessions: Arc<Sessions>,
 }
 
 impl Connector {
     /// A view of this connector's TLS 1.3 tickets, kept after the connector is handed over.
-    pub fn tickets(&self) -> Tickets {
+    pub(crate) fn tickets(&self) -> Tickets {
         Tickets(Arc::clone(&self.sessions))
     }
 }
 
 /// See [`Connector::tickets`].
 #[derive(Debug, Clone)]
-pub struct Tickets(Arc<Sessions>);
+pub(crate) struct Tickets(Arc<Sessions>);
 
 impl Tickets {
     /// The connection runs TLS 1.3 and has no ticket left: its next data connection cannot
     /// resume the control connection's session.
-    pub fn used_up(&self) -> bool {
+    pub(crate) fn used_up(&self) -> bool {
         let state = self.0.lock();
         state.tls13_seen && state.tls13.is_empty()
     }

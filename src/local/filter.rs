@@ -10,7 +10,7 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 /// A bad exclude pattern or an unreadable exclude file.
 #[derive(Debug, thiserror::Error)]
-pub enum FilterError {
+pub(crate) enum FilterError {
     #[error("invalid exclude pattern {pattern:?}: {reason}")]
     Pattern { pattern: String, reason: String },
     // The I/O error is part of the message, not a `source`: a source would be printed again after it.
@@ -27,11 +27,11 @@ pub enum FilterError {
 
 /// Largest `--exclude-from` file read: far beyond any real list of globs, and small enough that
 /// naming a device or a huge file by mistake (`/dev/zero`, a disk image) fails at once.
-pub const MAX_PATTERN_FILE_BYTES: u64 = 4 << 20;
+pub(crate) const MAX_PATTERN_FILE_BYTES: u64 = 4 << 20;
 
 /// Compiled exclude patterns.
 #[derive(Debug, Clone)]
-pub struct Filter {
+pub(crate) struct Filter {
     any_name: GlobSet,
     any_path: GlobSet,
     dir_name: GlobSet,
@@ -46,7 +46,7 @@ impl Default for Filter {
 
 impl Filter {
     /// Compiles `patterns`.
-    pub fn new(patterns: &[String]) -> Result<Filter, FilterError> {
+    pub(crate) fn new(patterns: &[String]) -> Result<Filter, FilterError> {
         let mut sets = [(); 4].map(|_| GlobSetBuilder::new());
         for raw in patterns {
             let (pattern, dir_only) = match raw.strip_suffix('/') {
@@ -85,7 +85,7 @@ impl Filter {
     }
 
     /// Patterns from `--exclude-from` files: one per line, blank lines and `#` comments skipped.
-    pub fn read_pattern_file(path: &Path) -> Result<Vec<String>, FilterError> {
+    pub(crate) fn read_pattern_file(path: &Path) -> Result<Vec<String>, FilterError> {
         let file_error = |error| FilterError::File {
             path: path.to_owned(),
             error,
@@ -114,7 +114,7 @@ impl Filter {
     }
 
     /// Whether the entry at `rel` ('/'-separated, relative to the sync root) is excluded.
-    pub fn is_excluded(&self, rel: &str, is_dir: bool) -> bool {
+    pub(crate) fn is_excluded(&self, rel: &str, is_dir: bool) -> bool {
         let name = rel.rsplit('/').next().unwrap_or(rel);
         self.any_name.is_match(name)
             || self.any_path.is_match(rel)

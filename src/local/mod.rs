@@ -55,43 +55,43 @@ pub(crate) fn is_below(path: &str, dir: &str) -> bool {
 
 /// What a local entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LocalKind {
+pub(crate) enum LocalKind {
     File,
     Dir,
 }
 
 /// One local file or folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LocalEntry {
-    pub kind: LocalKind,
+pub(crate) struct LocalEntry {
+    pub(crate) kind: LocalKind,
     /// Size in bytes (0 for folders).
-    pub size: u64,
+    pub(crate) size: u64,
     /// Modification time, whole seconds since the Unix epoch (UTC).
-    pub mtime: i64,
+    pub(crate) mtime: i64,
     /// The same, in nanoseconds: two edits within one second still differ here.
-    pub mtime_ns: i64,
+    pub(crate) mtime_ns: i64,
 }
 
 /// Something in the tree that could not be read or is not mirrored; reported, not fatal.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LocalProblem {
+pub(crate) struct LocalProblem {
     /// Path relative to the root (lossy for names that are not UTF-8).
-    pub rel: String,
-    pub message: String,
+    pub(crate) rel: String,
+    pub(crate) message: String,
     /// Whether it counts as a failed item (exit code 1) or is only a notice.
-    pub is_failure: bool,
+    pub(crate) is_failure: bool,
 }
 
 /// The local tree: entries keyed by their '/'-separated path relative to the root.
 #[derive(Debug, Default)]
-pub struct LocalTree {
-    pub entries: BTreeMap<String, LocalEntry>,
-    pub problems: Vec<LocalProblem>,
+pub(crate) struct LocalTree {
+    pub(crate) entries: BTreeMap<String, LocalEntry>,
+    pub(crate) problems: Vec<LocalProblem>,
 }
 
 /// The local folder cannot be mirrored at all.
 #[derive(Debug, thiserror::Error)]
-pub enum LocalError {
+pub(crate) enum LocalError {
     #[error("local folder {} does not exist; check the LOCAL_DIR argument", .0.display())]
     Missing(PathBuf),
     #[error("{} is not a folder; LOCAL_DIR must be a directory", .0.display())]
@@ -105,17 +105,17 @@ pub enum LocalError {
 
 /// How to walk the local tree.
 #[derive(Debug, Clone, Copy)]
-pub struct ScanOptions<'a> {
+pub(crate) struct ScanOptions<'a> {
     /// Levels below the root to descend (None: no limit).
-    pub max_depth: Option<usize>,
+    pub(crate) max_depth: Option<usize>,
     /// What to skip.
-    pub filter: &'a Filter,
+    pub(crate) filter: &'a Filter,
     /// Upload what symbolic links point at (loops are detected and reported).
-    pub follow_symlinks: bool,
+    pub(crate) follow_symlinks: bool,
 }
 
 /// Walks `root`, skipping what the filter excludes.
-pub fn scan(root: &Path, options: ScanOptions<'_>) -> Result<LocalTree, LocalError> {
+pub(crate) fn scan(root: &Path, options: ScanOptions<'_>) -> Result<LocalTree, LocalError> {
     check_root(root)?;
     let mut tree = LocalTree::default();
     walk_into(&mut tree, root, root, 1, options.max_depth, options);
@@ -124,7 +124,7 @@ pub fn scan(root: &Path, options: ScanOptions<'_>) -> Result<LocalTree, LocalErr
 
 /// Like [`scan`], but only for `paths` (relative to the root) and what lies below them, plus
 /// the folders above them: what a change notification says needs a look.
-pub fn scan_paths(
+pub(crate) fn scan_paths(
     root: &Path,
     paths: &[String],
     options: ScanOptions<'_>,
@@ -161,7 +161,7 @@ pub fn scan_paths(
 /// entry at any depth that the filter keeps (folders alone, as a build tool creates them
 /// first, are nothing). A folder that cannot be read counts as empty: it is no evidence that
 /// anything exists.
-pub fn is_empty(root: &Path, filter: &Filter) -> bool {
+pub(crate) fn is_empty(root: &Path, filter: &Filter) -> bool {
     let walk = walkdir::WalkDir::new(root)
         .min_depth(1)
         .into_iter()
@@ -173,7 +173,7 @@ pub fn is_empty(root: &Path, filter: &Filter) -> bool {
 }
 
 /// Whether `root` is a readable folder.
-pub fn check_root(root: &Path) -> Result<(), LocalError> {
+pub(crate) fn check_root(root: &Path) -> Result<(), LocalError> {
     let meta = std::fs::metadata(root).map_err(|source| match source.kind() {
         std::io::ErrorKind::NotFound => LocalError::Missing(root.to_owned()),
         _ => LocalError::Unreadable {

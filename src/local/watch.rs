@@ -24,7 +24,7 @@ const ROOT_POLL: Duration = Duration::from_secs(1);
 
 /// Watches a folder; yields what changed. Survives the folder being removed (or moved away)
 /// and created again: the watch is armed again on the new folder.
-pub struct ChangeWatcher {
+pub(crate) struct ChangeWatcher {
     /// The folder as given.
     path: PathBuf,
     /// Its canonical form, to make event paths relative.
@@ -37,7 +37,7 @@ pub struct ChangeWatcher {
 
 impl ChangeWatcher {
     /// Starts watching `root` and everything below it.
-    pub fn start(root: &Path) -> notify::Result<ChangeWatcher> {
+    pub(crate) fn start(root: &Path) -> notify::Result<ChangeWatcher> {
         let (_, events) = mpsc::unbounded_channel();
         let mut watcher = ChangeWatcher {
             path: root.to_owned(),
@@ -75,7 +75,7 @@ impl ChangeWatcher {
     /// Waits for the next change, then for `debounce` of quiet, and returns what changed.
     /// When the folder was replaced, waits until it is back, arms the watch again and asks
     /// for a full cycle. None when the watcher stopped.
-    pub async fn next_batch(&mut self, debounce: Duration) -> Option<Scope> {
+    pub(crate) async fn next_batch(&mut self, debounce: Duration) -> Option<Scope> {
         if !self.is_armed() {
             let was_watching = self._watcher.take().is_some();
             if was_watching && folder_id(&self.path).is_none() {
