@@ -658,11 +658,13 @@ fn every_mode_and_version(name: &'static str) {
 }
 
 #[test]
+#[ignore = "needs the real FTP servers: bash scripts/test-servers.sh start, then --include-ignored"]
 fn real_vsftpd_with_required_session_reuse_in_every_mode_and_tls_version() {
     every_mode_and_version("VSFTPD");
 }
 
 #[test]
+#[ignore = "needs the real FTP servers: bash scripts/test-servers.sh start, then --include-ignored"]
 fn real_proftpd_with_required_session_reuse_in_every_mode_and_tls_version() {
     every_mode_and_version("PROFTPD");
 }

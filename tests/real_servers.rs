@@ -32,6 +32,7 @@ fn site_tree() -> Tree {
 const SITE_FILES: u64 = 47;
 
 #[test]
+#[ignore = "needs the real FTP servers: bash scripts/test-servers.sh start, then --include-ignored"]
 fn real_servers_first_sync_then_rerun_uploads_nothing() {
     for server in real_servers() {
         let (url, dir) = server.scratch("first_sync_rerun");
@@ -63,6 +64,7 @@ fn real_servers_first_sync_then_rerun_uploads_nothing() {
 }
 
 #[test]
+#[ignore = "needs the real FTP servers: bash scripts/test-servers.sh start, then --include-ignored"]
 fn real_servers_rerun_is_clean_without_the_local_record() {
     // The server keeps our modification times (MFMT / MDTM), so even a machine with no record
     // of earlier runs sees every file as unchanged.
@@ -85,6 +87,7 @@ fn real_servers_rerun_is_clean_without_the_local_record() {
 }
 
 #[test]
+#[ignore = "needs the real FTP servers: bash scripts/test-servers.sh start, then --include-ignored"]
 fn real_servers_move_only_what_changed() {
     for server in real_servers() {
         let (url, dir) = server.scratch("only_changes");
@@ -119,6 +122,7 @@ fn real_servers_move_only_what_changed() {
 }
 
 #[test]
+#[ignore = "needs the real FTP servers: bash scripts/test-servers.sh start, then --include-ignored"]
 fn real_servers_dry_run_changes_nothing() {
     for server in real_servers() {
         let (url, dir) = server.scratch("dry_run");
@@ -136,6 +140,7 @@ fn real_servers_dry_run_changes_nothing() {
 }
 
 #[test]
+#[ignore = "needs the real FTP servers: bash scripts/test-servers.sh start, then --include-ignored"]
 fn real_servers_type_changes() {
     for server in real_servers() {
         let (url, dir) = server.scratch("type_changes");
@@ -154,6 +159,7 @@ fn real_servers_type_changes() {
 }
 
 #[test]
+#[ignore = "needs the real FTP servers: bash scripts/test-servers.sh start, then --include-ignored"]
 fn real_servers_list_folders_over_the_control_connection() {
     // One round trip per folder instead of a data connection: STAT listings from the start on
     // vsftpd (LIST only), and on pure-ftpd (MLSD) once the first folder listed both ways showed
@@ -199,6 +205,7 @@ fn real_servers_list_folders_over_the_control_connection() {
 }
 
 #[test]
+#[ignore = "needs the real FTP servers: bash scripts/test-servers.sh start, then --include-ignored"]
 fn real_servers_take_checks_behind_transfers_and_keep_the_times() {
     // Both servers leave commands written with a STOR until its transfer is over, so after a
     // few probes each upload's size check and time travel with the transfer command; the time
@@ -234,6 +241,7 @@ fn real_servers_take_checks_behind_transfers_and_keep_the_times() {
 // Regression: a same-size rewrite on the server (another machine, someone's hand edit) was
 // seen as unchanged: exit 0 while the server differed.
 #[test]
+#[ignore = "needs the real FTP servers: bash scripts/test-servers.sh start, then --include-ignored"]
 fn real_servers_get_a_file_rewritten_on_the_server_sent_again() {
     for server in support::real_servers() {
         let (url, dir) = server.scratch("rewritten");
