@@ -622,3 +622,20 @@ fn a_remote_folder_whose_listing_breaks_is_not_deleted() {
         );
     }
 }
+
+// Regression: a dry run said "removing 1 temporary file(s)" (and removed nothing).
+#[test]
+fn a_dry_run_says_it_would_remove_leftover_temp_files_and_keeps_them() {
+    let server = FtpServer::start();
+    std::fs::write(server.remote_dir(".gone.bin.ftpsync-tmp"), "x").unwrap();
+    let tree = Tree::new();
+    tree.write("a.txt", "a");
+    let run = sync(tree.path(), &server.url(""), &["--dry-run"]);
+    assert_eq!(run.code, 0, "{run}");
+    assert!(
+        run.stderr
+            .contains("would remove 1 temporary file(s) left by an interrupted run"),
+        "{run}"
+    );
+    assert!(server.remote_dir(".gone.bin.ftpsync-tmp").exists());
+}
