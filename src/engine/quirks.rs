@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Mutex;
 
-use crate::ftp::chain::{Early, Step};
+use crate::ftp::chain::{Early, Signs};
 use crate::ftp::{StatForMlsd, TimeSetter};
 
 /// Transfers a server must have left a NOOP alone during (answering it after the 226) before
@@ -132,16 +132,16 @@ impl ServerQuirks {
         }
     }
 
-    /// What a step says about sending checks before the 226 to this server.
-    pub(crate) fn learn_early_checks(&self, step: &Step) {
+    /// What a chain call showed about sending checks before the 226 to this server.
+    pub(crate) fn learn_early_checks(&self, signs: &Signs) {
         let early = &self.early_checks;
-        if step.early_refused {
+        if signs.early_refused {
             if early.swap(EARLY_OFF, Ordering::Relaxed) != EARLY_OFF {
                 tracing::debug!(
                     "the server reads commands during transfers: each upload is checked after its 226"
                 );
             }
-        } else if step.probe_passed {
+        } else if signs.probe_passed {
             let passed = early.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
                 (n < EARLY_PROBES).then_some(n + 1)
             });

@@ -91,15 +91,15 @@ async fn upload(
     let result = if pipelined {
         let up = pipelined_upload(ctx, conn, file, &stored_as, offset, before);
         let stored = conn.store_pipelined(up).await;
-        finish_stored(ctx, Some(conn), file, &stored_as, before, stored).await
+        stored_outcome(ctx, Some(conn), file, &stored_as, before, stored).await
     } else {
         sequential(ctx, conn, file, &stored_as, offset, before).await
     };
     let tried = Tried { pipelined, attempt };
-    settle(ctx, Some(conn), file, &stored_as, before, result, tried).await
+    job_result(ctx, Some(conn), file, &stored_as, before, result, tried).await
 }
 
-/// How an upload's try went out, for [`settle`]: `attempt` is the number of that try, counted
+/// How an upload's try went out, for [`job_result`]: `attempt` is the number of that try, counted
 /// up when the failure is checked with another one.
 pub(crate) struct Tried<'a> {
     pub(crate) pipelined: bool,
@@ -109,7 +109,7 @@ pub(crate) struct Tried<'a> {
 /// An upload's outcome as the job's: a server that mishandles pipelining is found out (and the
 /// upload sent again one command at a time, as the next try), a file that changed meanwhile
 /// gives None, and a full server stops all further uploads.
-pub(crate) async fn settle(
+pub(crate) async fn job_result(
     ctx: &WorkerContext,
     mut conn: Option<&mut Connection>,
     file: &FileUpload,
@@ -202,10 +202,10 @@ pub(crate) fn pipelined_upload(
     }
 }
 
-/// A pipelined upload's end as the job's outcome: a rename the server refuses onto an existing
-/// file is done as delete-then-rename, and the time is set afterwards when it could not travel
-/// with the upload.
-pub(crate) async fn finish_stored(
+/// A pipelined upload's end as the upload's outcome, doing what the pipeline could not: a rename
+/// the server refuses onto an existing file is done as delete-then-rename, and the time is set
+/// afterwards when it could not travel with the upload.
+pub(crate) async fn stored_outcome(
     ctx: &WorkerContext,
     conn: Option<&mut Connection>,
     file: &FileUpload,

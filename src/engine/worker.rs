@@ -93,6 +93,14 @@ impl Queues {
     }
 }
 
+/// Whether a worker goes on taking jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    /// This worker lost the server for good: the jobs it had not done were handed back.
+    Stop,
+}
+
 /// What a worker carries between jobs.
 struct Worker {
     ctx: Arc<WorkerContext>,
@@ -167,8 +175,8 @@ async fn first_connection(ctx: &WorkerContext) -> Option<Result<Connection, FtpE
 }
 
 impl Worker {
-    /// Takes jobs until the queues close or a stop; false inside means this worker lost the
-    /// server for good (its job was handed back).
+    /// Takes jobs until the queues close, a stop, or [`Flow::Stop`] (this worker lost the
+    /// server for good; its job was handed back).
     async fn work(&mut self, queues: &Queues) {
         // A job taken while gathering listings, to run next.
         let mut next: Option<Task> = None;
@@ -179,7 +187,7 @@ impl Worker {
                 (None, Some(_)) => match queues.try_next(&self.ctx.stop) {
                     Some(task) => Some(task),
                     None => {
-                        if !self.finish_held().await {
+                        if self.finish_held().await == Flow::Stop {
                             return;
                         }
                         queues.next(&self.ctx.stop).await
@@ -188,7 +196,7 @@ impl Worker {
                 (None, None) => queues.next(&self.ctx.stop).await,
             };
             let Some(task) = task else { break };
-            let going_on = if matches!(task.job, Job::List(_)) {
+            let flow = if matches!(task.job, Job::List(_)) {
                 // Listings waiting right now go together (see Connection::list_many).
                 let mut listings = vec![task];
                 while listings.len() < LIST_BATCH {
@@ -200,23 +208,25 @@ impl Worker {
                         }
                     }
                 }
-                if self.finish_held().await {
+                if self.finish_held().await == Flow::Continue {
                     self.list(listings).await
                 } else {
                     self.hand_back(listings);
-                    false
+                    Flow::Stop
                 }
             } else {
                 match self.chainable(&task) {
                     Some((file, up)) => self.chain(task, file, up).await,
-                    None if self.finish_held().await => self.execute_task(task, 1).await,
+                    None if self.finish_held().await == Flow::Continue => {
+                        self.execute_task(task, 1).await
+                    }
                     None => {
                         self.hand_back([task]);
-                        false
+                        Flow::Stop
                     }
                 }
             };
-            if !going_on {
+            if flow == Flow::Stop {
                 // Not started: another worker takes it.
                 self.hand_back(next);
                 return;
@@ -228,7 +238,7 @@ impl Worker {
 
     /// Lists the folders of `tasks` together, and reports each; a listing that failed goes
     /// through the retry loop on its own.
-    async fn list(&mut self, tasks: Vec<Task>) -> bool {
+    async fn list(&mut self, tasks: Vec<Task>) -> Flow {
         let conn = match self.conn.as_mut() {
             Some(conn) if tasks.len() > 1 => conn,
             _ => return self.execute_each(tasks).await,
@@ -254,7 +264,7 @@ impl Worker {
                     result: Err(JobError::Interrupted),
                 });
             }
-            return false;
+            return Flow::Stop;
         };
         let mut retry = Vec::new();
         for (task, result) in tasks.into_iter().zip(results) {
@@ -279,34 +289,34 @@ impl Worker {
 
     /// Runs `tasks` one after the other; if this worker loses the server, the ones not started
     /// are handed back with the one that failed.
-    async fn execute_each(&mut self, tasks: Vec<Task>) -> bool {
+    async fn execute_each(&mut self, tasks: Vec<Task>) -> Flow {
         let mut tasks = tasks.into_iter();
         while let Some(task) = tasks.next() {
-            if !self.execute_task(task, 1).await {
+            if self.execute_task(task, 1).await == Flow::Stop {
                 self.hand_back(tasks);
-                return false;
+                return Flow::Stop;
             }
         }
-        true
+        Flow::Continue
     }
 
-    /// Runs a job with retries from try `first` on and reports it; false when the job was
-    /// handed back.
-    async fn execute_task(&mut self, task: Task, first: u32) -> bool {
+    /// Runs a job with retries from try `first` on and reports it; [`Flow::Stop`] when the job
+    /// was handed back.
+    async fn execute_task(&mut self, task: Task, first: u32) -> Flow {
         match execute(&self.ctx, &mut self.conn, &task.job, first).await {
             Some(result) => {
                 let _ = self.events.send(Event::Finished {
                     id: task.id,
                     result,
                 });
-                true
+                Flow::Continue
             }
             None => {
                 tracing::warn!(
                     "connection lost and could not be re-established; handing back the job"
                 );
                 let _ = self.events.send(Event::Returned { task });
-                false
+                Flow::Stop
             }
         }
     }

@@ -2,14 +2,15 @@
 //! protocol allows it (see [`crate::ftp::pipeline`]), and a transfer's bytes sent as soon as its data
 //! connection is open. This is what decides the speed of many small files over a real link.
 //!
-//! The uploads on one connection form a chain of [`step`]s. Each step finishes the previous upload
-//! and starts the next, their commands sharing writes:
+//! The uploads on one connection form a chain: [`start`] begins the first, [`finish_and_start`]
+//! ends the upload held (bytes on the server, 226 read) while the next one begins, and
+//! [`finish`] ends the last. Where an end and a start meet, their commands share writes:
 //!
-//! 1. unless they already went (below), the previous upload's checks (`SIZE` of its temporary
-//!    file, the command that sets its time) and the next `PASV`, in one write;
-//! 2. the previous upload's `RNFR` + `RNTO` (only if its 226 and its checks came back right and
-//!    the local file did not change) and the next `STOR`, in one write; the bytes go out as soon
-//!    as the data connection is open, without waiting for the 150; then the 226.
+//! 1. unless they already went (below), the held upload's checks (`SIZE` of its temporary file,
+//!    the command that sets its time) and the next `PASV`, in one write;
+//! 2. the held upload's `RNFR` + `RNTO` (only if its 226 and its checks came back right and the
+//!    local file did not change) and the next `STOR`, in one write; the bytes go out as soon as
+//!    the data connection is open, without waiting for the 150 (see [`transfer`]); then the 226.
 //!
 //! Three round trips per small file instead of eight. Most servers read a command line only
 //! when the one before it is done, so commands written together with the `STOR` wait until its
@@ -25,13 +26,12 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use suppaftp::Status;
-use tokio_util::sync::CancellationToken;
 
-use super::data::send_file;
 use super::error::{FtpError, UploadError};
-use super::pipeline::{
-    first_word, peer_of, read_pasv, reply, send, Stream, PRELIMINARY, TRANSFER_DONE,
-};
+use super::pipeline::{first_word, peer_of, read_pasv, reply, send, Stream};
+use transfer::{confirm, exchange, Exchanged, Tail, Transfer};
+
+mod transfer;
 
 /// A local file's size and modification time.
 pub(crate) type Version = (u64, Option<SystemTime>);
@@ -71,22 +71,43 @@ pub(crate) struct Sent {
     checks_sent: bool,
 }
 
-/// What one [`step`] did.
-#[derive(Debug, Default)]
-pub(crate) struct Step {
-    /// The previous upload's end: stored and renamed, or why not.
-    pub(crate) prev: Option<Result<Stored, UploadError>>,
-    /// The next upload's start: its bytes confirmed, or why not.
-    pub(crate) next: Option<Result<Sent, UploadError>>,
+/// What a chain call showed of the server and the connection.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Signs {
     /// The server answered commands sent during a transfer: no early checks with it.
     pub(crate) early_refused: bool,
     /// A probe's outcome: the server left a NOOP sent during the transfer until after its 226.
     pub(crate) probe_passed: bool,
     /// The control connection's replies are out of step: it must not be used again.
     pub(crate) out_of_step: bool,
-    /// The next upload's failure is not a try of it: its transfer command never went out, or
-    /// what came back could not be told from the replies to the checks behind it.
-    pub(crate) next_untried: bool,
+}
+
+/// How an upload's start went ([`start`]).
+#[derive(Debug)]
+pub(crate) struct Started {
+    /// Its bytes confirmed, or why not.
+    pub(crate) sent: Result<Sent, UploadError>,
+    /// The failure is not a try of the upload: its transfer command never went out, or what
+    /// came back could not be told from the replies to the checks behind it.
+    pub(crate) untried: bool,
+    pub(crate) signs: Signs,
+}
+
+/// How the end of a held upload went ([`finish`]).
+#[derive(Debug)]
+pub(crate) struct Finished {
+    /// Stored and renamed, or why not.
+    pub(crate) stored: Result<Stored, UploadError>,
+    pub(crate) signs: Signs,
+}
+
+/// How the end of a held upload and the start of the next went ([`finish_and_start`]).
+#[derive(Debug)]
+pub(crate) struct Handover {
+    /// The held upload: stored and renamed, or why not.
+    pub(crate) stored: Result<Stored, UploadError>,
+    /// The next upload (its signs are the whole call's).
+    pub(crate) started: Started,
 }
 
 /// One atomic upload on its own: its start, then its end (five round trips).
@@ -95,14 +116,203 @@ pub(crate) async fn store(
     up: Upload,
     timeout: Duration,
 ) -> Result<Stored, UploadError> {
-    let started = step(stream, None, Some(up), Early::Off, timeout).await;
-    let sent = started
-        .next
-        .expect("a step with a next upload reports it")?;
-    let ended = step(stream, Some(sent), None, Early::Off, timeout).await;
-    ended
-        .prev
-        .expect("a step with a previous upload reports it")
+    let sent = start(stream, up, Early::Off, timeout).await.sent?;
+    finish(stream, sent, timeout).await.stored
+}
+
+/// Begins `up` with no upload held: PASV, then the transfer command (and what `early` puts
+/// behind it) with the bytes, then the 226.
+pub(crate) async fn start(
+    stream: &mut Stream,
+    up: Upload,
+    early: Early,
+    timeout: Duration,
+) -> Started {
+    let broken = |e: FtpError| Started {
+        sent: Err(e.into()),
+        untried: true,
+        signs: Signs::default(),
+    };
+    let peer = match peer_of(stream).await {
+        Ok(peer) => peer,
+        Err(e) => return broken(e),
+    };
+    if let Err(e) = send(stream, "PASV\r\n", timeout).await {
+        return broken(e);
+    }
+    let addr = match read_pasv(stream, peer, timeout).await {
+        Ok(addr) => addr,
+        Err(e) => return broken(e),
+    };
+    let tail = Tail::from(early);
+    let transfer = Transfer::new(&up, addr);
+    if let Err(e) = send(stream, &transfer.batch(&up, tail), timeout).await {
+        return broken(e);
+    }
+    match exchange(stream, false, &up, &transfer, tail, timeout).await {
+        Exchanged::Read(_, opening) => {
+            confirm(
+                stream,
+                up,
+                &transfer,
+                tail,
+                opening,
+                Signs::default(),
+                timeout,
+            )
+            .await
+        }
+        Exchanged::Broken(e) => Started {
+            sent: Err(e.into()),
+            untried: false,
+            signs: Signs::default(),
+        },
+    }
+}
+
+/// Ends `held` with no next upload: its checks (unless they went early), then its rename.
+pub(crate) async fn finish(stream: &mut Stream, held: Sent, timeout: Duration) -> Finished {
+    let mut signs = Signs::default();
+    let broken = |e: FtpError, signs| Finished {
+        stored: Err(e.into()),
+        signs,
+    };
+    let peer = match peer_of(stream).await {
+        Ok(peer) => peer,
+        Err(e) => return broken(e, signs),
+    };
+    let batch = held.pending_checks();
+    if !batch.is_empty() {
+        if let Err(e) = send(stream, &batch, timeout).await {
+            return broken(e, signs);
+        }
+    }
+    let checked = match read_checks(stream, &held, &mut signs, timeout).await {
+        Ok(checked) => checked,
+        Err(e) => return broken(e, signs),
+    };
+    if held.checks_sent {
+        // The PASV that went with the early checks: its reply is due, its address not needed.
+        match read_pasv(stream, peer, timeout).await {
+            Err(e) if e.breaks_connection() => return broken(e, signs),
+            _ => {}
+        }
+    }
+    let verdict = verdict(&held, checked);
+    let renaming = verdict.is_ok();
+    if renaming {
+        if let Err(e) = send(stream, &renames(&held.up), timeout).await {
+            return broken(e, signs);
+        }
+    }
+    let renamed = read_renames(stream, renaming, timeout).await;
+    Finished {
+        stored: stored(&held, verdict, renamed),
+        signs,
+    }
+}
+
+/// Ends `held` while `next` starts, their commands sharing writes (see the module header).
+/// `early`: how `next`'s checks travel.
+pub(crate) async fn finish_and_start(
+    stream: &mut Stream,
+    held: Sent,
+    next: Upload,
+    early: Early,
+    timeout: Duration,
+) -> Handover {
+    let mut signs = Signs::default();
+    let broken = |e: FtpError, signs| Handover {
+        stored: Err(e.clone().into()),
+        started: Started {
+            sent: Err(e.into()),
+            untried: true,
+            signs,
+        },
+    };
+    let peer = match peer_of(stream).await {
+        Ok(peer) => peer,
+        Err(e) => return broken(e, signs),
+    };
+
+    // 1. The held upload's checks and the next PASV (both already sent when early).
+    let mut batch = held.pending_checks();
+    if !held.checks_sent {
+        batch.push_str("PASV\r\n");
+    }
+    if !batch.is_empty() {
+        if let Err(e) = send(stream, &batch, timeout).await {
+            return broken(e, signs);
+        }
+    }
+    let checked = match read_checks(stream, &held, &mut signs, timeout).await {
+        Ok(checked) => checked,
+        Err(e) => return broken(e, signs),
+    };
+    let pasv = match read_pasv(stream, peer, timeout).await {
+        Err(e) if e.breaks_connection() => return broken(e, signs),
+        pasv => pasv,
+    };
+
+    // 2. The held upload's rename (if everything checks) and the next transfer command.
+    let verdict = verdict(&held, checked);
+    let renaming = verdict.is_ok();
+    let mut batch = if renaming {
+        renames(&held.up)
+    } else {
+        String::new()
+    };
+    let tail = Tail::from(early);
+    let transfer = pasv.map(|addr| Transfer::new(&next, addr));
+    if let Ok(transfer) = &transfer {
+        batch.push_str(&transfer.batch(&next, tail));
+    }
+    if !batch.is_empty() {
+        if let Err(e) = send(stream, &batch, timeout).await {
+            return broken(e, signs);
+        }
+    }
+    let transfer = match transfer {
+        Ok(transfer) => transfer,
+        // No data connection: the next upload does not start.
+        Err(refused) => {
+            let renamed = read_renames(stream, renaming, timeout).await;
+            return Handover {
+                stored: stored(&held, verdict, renamed),
+                started: Started {
+                    sent: Err(refused.into()),
+                    untried: true,
+                    signs,
+                },
+            };
+        }
+    };
+    match exchange(stream, renaming, &next, &transfer, tail, timeout).await {
+        Exchanged::Read(renamed, opening) => {
+            let stored = stored(&held, verdict, renamed);
+            let started = confirm(stream, next, &transfer, tail, opening, signs, timeout).await;
+            Handover { stored, started }
+        }
+        Exchanged::Broken(e) => Handover {
+            stored: stored(&held, verdict, Err(e.clone())),
+            started: Started {
+                sent: Err(e.into()),
+                untried: false,
+                signs,
+            },
+        },
+    }
+}
+
+impl Sent {
+    /// The checks still to send: none when they went early.
+    fn pending_checks(&self) -> String {
+        if self.checks_sent {
+            String::new()
+        } else {
+            checks(&self.up)
+        }
+    }
 }
 
 /// The size check and time command of `up` (step 1's part for it).
@@ -118,14 +328,47 @@ fn checks(up: &Upload) -> String {
     batch
 }
 
-/// The replies to [`checks`]: Err(breaking) when the connection failed; otherwise whether the
-/// size is right (an error naming what is wrong) and the time command's outcome.
+/// What the checks found: whether the size is right (an error naming what is wrong) and the
+/// time command's outcome.
+type Checked = (Result<(), FtpError>, Option<Result<(), FtpError>>);
+
+/// The replies to [`checks`]; Err when the connection failed or, for checks sent early, the
+/// server mishandled them (said in `signs`).
 async fn read_checks(
     stream: &mut Stream,
-    sent: &Sent,
+    held: &Sent,
+    signs: &mut Signs,
     timeout: Duration,
-) -> Result<(Result<(), FtpError>, Option<Result<(), FtpError>>), FtpError> {
-    let up = &sent.up;
+) -> Result<Checked, FtpError> {
+    let checked = match read_check_replies(stream, &held.up, timeout).await {
+        Ok(checked) => checked,
+        Err(e) => {
+            // A server that swallows commands sent during a transfer never answers them.
+            signs.early_refused = held.checks_sent && matches!(e, FtpError::Timeout { .. });
+            return Err(e);
+        }
+    };
+    let (size_ok, time_set) = &checked;
+    let garbled = |reply: &Result<(), FtpError>| reply.as_ref().is_err_and(unknown_command);
+    if held.checks_sent && (garbled(size_ok) || time_set.as_ref().is_some_and(garbled)) {
+        // Checks sent before the 226 that came back as unknown commands: the server read part
+        // of them during the transfer. What else it did with them is unknown.
+        signs.early_refused = true;
+        signs.out_of_step = true;
+        return Err(FtpError::Connection {
+            operation: format!("SIZE {}", held.up.temp),
+            detail: "the server read the checks during the transfer".into(),
+        });
+    }
+    Ok(checked)
+}
+
+/// The replies to [`checks`]: Err(breaking) when the connection failed.
+async fn read_check_replies(
+    stream: &mut Stream,
+    up: &Upload,
+    timeout: Duration,
+) -> Result<Checked, FtpError> {
     let mut size_ok = Ok(());
     if let Some(expected) = up.expect_size {
         match reply(stream, "SIZE", &[Status::File], timeout).await {
@@ -165,14 +408,25 @@ async fn read_checks(
 }
 
 /// A reply saying the command was not understood (500-503).
-fn garbled(reply: &Result<(), FtpError>) -> bool {
+fn unknown_command(e: &FtpError) -> bool {
     matches!(
-        reply,
-        Err(FtpError::Reply {
+        e,
+        FtpError::Reply {
             code: 500..=503,
             ..
-        })
+        }
     )
+}
+
+/// Whether the held upload is renamed into place: only when its size is right and the local
+/// file did not change. Ok holds what its time command did.
+fn verdict(held: &Sent, checked: Checked) -> Result<Option<Result<(), FtpError>>, UploadError> {
+    let (size_ok, time_set) = checked;
+    size_ok?;
+    if !still_same(&held.up) {
+        return Err(UploadError::Changed);
+    }
+    Ok(time_set)
 }
 
 /// Whether the local file is still the version whose upload began.
@@ -185,272 +439,9 @@ pub(crate) fn version_of(local: &std::path::Path) -> std::io::Result<Version> {
     std::fs::metadata(local).map(|m| (m.len(), m.modified().ok()))
 }
 
-/// Finishes `prev` (checks, time, rename) and starts `next` (PASV, transfer command, bytes, 226),
-/// with their commands sharing writes (see the module header). `early`: send the next upload's
-/// checks right after its data connection closes, before the 226.
-pub(crate) async fn step(
-    stream: &mut Stream,
-    prev: Option<Sent>,
-    next: Option<Upload>,
-    early: Early,
-    timeout: Duration,
-) -> Step {
-    let mut out = Step::default();
-    let broken = |out: &mut Step, prev: bool, next: bool, e: FtpError| {
-        if prev {
-            out.prev = Some(Err(e.clone().into()));
-        }
-        if next {
-            out.next = Some(Err(e.into()));
-        }
-    };
-    let (has_prev, has_next) = (prev.is_some(), next.is_some());
-    out.next_untried = has_next;
-    let peer = match peer_of(stream).await {
-        Ok(peer) => peer,
-        Err(e) => {
-            broken(&mut out, has_prev, has_next, e);
-            return out;
-        }
-    };
-
-    // 1. The previous upload's checks and the next PASV (both already sent when early).
-    let pasv_pending = prev.as_ref().is_some_and(|p| p.checks_sent);
-    let mut batch = match &prev {
-        Some(p) if !p.checks_sent => checks(&p.up),
-        _ => String::new(),
-    };
-    if has_next && !pasv_pending {
-        batch.push_str("PASV\r\n");
-    }
-    if !batch.is_empty() {
-        if let Err(e) = send(stream, &batch, timeout).await {
-            broken(&mut out, has_prev, has_next, e);
-            return out;
-        }
-    }
-    let mut verdict = None;
-    if let Some(p) = &prev {
-        match read_checks(stream, p, timeout).await {
-            Ok((size_ok, time_set))
-                if p.checks_sent
-                    && (garbled(&size_ok) || time_set.as_ref().is_some_and(garbled)) =>
-            {
-                // Checks sent before the 226 that came back as unknown commands: the server
-                // read part of them during the transfer. What else it did with them is unknown.
-                out.early_refused = true;
-                out.out_of_step = true;
-                let e = FtpError::Connection {
-                    operation: format!("SIZE {}", p.up.temp),
-                    detail: "the server read the checks during the transfer".into(),
-                };
-                broken(&mut out, has_prev, has_next, e);
-                return out;
-            }
-            Ok(v) => verdict = Some(v),
-            Err(e) => {
-                // A server that swallows commands sent during a transfer never answers them.
-                out.early_refused = p.checks_sent && matches!(e, FtpError::Timeout { .. });
-                broken(&mut out, has_prev, has_next, e);
-                return out;
-            }
-        }
-    }
-    let mut data_addr = None;
-    if has_next || pasv_pending {
-        match read_pasv(stream, peer, timeout).await {
-            Ok(addr) => data_addr = Some(addr),
-            Err(e) if e.breaks_connection() => {
-                broken(&mut out, has_prev, has_next, e);
-                return out;
-            }
-            Err(e) => {
-                if has_next {
-                    out.next = Some(Err(e.into()));
-                }
-            }
-        }
-    }
-
-    // 2. The previous upload's rename (if everything checks) and the next transfer command.
-    let mut prev_outcome = None;
-    let mut batch = String::new();
-    if let (Some(p), Some((size_ok, time_set))) = (&prev, verdict) {
-        match size_ok {
-            Err(e) => prev_outcome = Some(Err(e.into())),
-            Ok(()) if !still_same(&p.up) => prev_outcome = Some(Err(UploadError::Changed)),
-            Ok(()) => {
-                batch.push_str(&format!("RNFR {}\r\nRNTO {}\r\n", p.up.temp, p.up.target));
-                prev_outcome = Some(Ok(time_set));
-            }
-        }
-    }
-    let renaming = matches!(prev_outcome, Some(Ok(_)));
-    let tail = match early {
-        Early::Off => Tail::Nothing,
-        Early::Probe => Tail::Noop,
-        Early::On => Tail::Checks,
-    };
-    let transfer = match (&next, data_addr) {
-        (Some(up), Some(addr)) if out.next.is_none() => {
-            let verb = if up.offset > 0 { "APPE" } else { "STOR" };
-            let command = format!("{verb} {}", up.temp);
-            batch.push_str(&command);
-            batch.push_str("\r\n");
-            batch.push_str(&tail.commands(up));
-            Some((command, addr))
-        }
-        _ => None,
-    };
-    if !batch.is_empty() {
-        if let Err(e) = send(stream, &batch, timeout).await {
-            broken(&mut out, has_prev, has_next, e);
-            return out;
-        }
-    }
-    out.next_untried = transfer.is_none();
-    // The bytes go out as soon as the data connection is open, while the replies are read;
-    // if the server refuses the transfer command instead of opening the transfer, the sending
-    // stops.
-    let refused = CancellationToken::new();
-    let sending = async {
-        let (Some(up), Some((command, addr))) = (&next, &transfer) else {
-            return None;
-        };
-        tokio::select! {
-            sent = send_file(&up.local, up.offset, up.version.0, command, *addr, timeout) => Some(sent),
-            _ = refused.cancelled() => None,
-        }
-    };
-    let reading = async {
-        let renamed = read_renames(stream, renaming, timeout).await;
-        if renamed.as_ref().is_err_and(FtpError::breaks_connection) {
-            refused.cancel();
-            return (renamed, None);
-        }
-        let Some((command, _)) = &transfer else {
-            return (renamed, None);
-        };
-        let mut opened = reply(stream, command, &PRELIMINARY, timeout).await;
-        // A server that runs commands side by side may answer the probe before the transfer
-        // even began; its 150 is next.
-        let noop_first = tail == Tail::Noop
-            && opened
-                .as_ref()
-                .is_err_and(|e| matches!(e.code(), Some(200 | 500..=503)));
-        if noop_first {
-            opened = reply(stream, command, &PRELIMINARY, timeout).await;
-        }
-        if opened.is_err() {
-            refused.cancel();
-        }
-        (renamed, Some((opened, noop_first)))
-    };
-    let (sent, (renamed, opened)) = tokio::join!(sending, reading);
-    if let (Some(p), Some(outcome)) = (&prev, prev_outcome) {
-        out.prev = Some(match outcome {
-            Ok(time_set) => renamed
-                .clone()
-                .map(|()| Stored {
-                    sent: p.sent,
-                    time_set,
-                })
-                .map_err(Into::into),
-            Err(e) => Err(e),
-        });
-    }
-    if let Err(e) = &renamed {
-        if e.breaks_connection() {
-            if has_next && out.next.is_none() {
-                out.next = Some(Err(e.clone().into()));
-            }
-            return out;
-        }
-    }
-
-    // 3. The next upload's 226, and what came with it.
-    let (Some(up), Some((command, _)), Some(opened)) = (next, transfer, opened) else {
-        return out;
-    };
-    let (opened, noop_first) = opened;
-    let tail = if noop_first {
-        out.early_refused = true;
-        Tail::Nothing
-    } else {
-        tail
-    };
-    let result = match (opened, sent) {
-        (Err(e), _) if e.breaks_connection() => Err(Refusal::OutOfStep(e.into())),
-        // Anything but a refusal in place of the 150: the checks were answered early.
-        (Err(e), _) if tail == Tail::Checks && e.code().is_some_and(|c| c < 400) => {
-            Err(Refusal::EarlyChecks(answered_early(&command, &e)))
-        }
-        // A refusal, or an early check answered first: which one cannot be told, so the
-        // connection goes and the upload is tried again without its checks behind it.
-        (Err(e), _) if tail == Tail::Checks => {
-            out.next_untried = true;
-            Err(Refusal::OutOfStep(e.into()))
-        }
-        // Refused: the commands behind it are answered all the same.
-        (Err(e), _) => match drain(stream, tail.replies(&up), timeout).await {
-            Ok(()) => Err(Refusal::Other(e.into())),
-            Err(broken) => Err(Refusal::OutOfStep(broken.into())),
-        },
-        (Ok(_), Some(Ok(n))) => end_transfer(stream, &up, &command, tail, timeout)
-            .await
-            .map(|probe| {
-                out.early_refused = probe == Some(false);
-                out.probe_passed = probe == Some(true);
-                n
-            }),
-        // A server that stopped reading: nothing more is waited for.
-        (Ok(_), Some(Err(e @ UploadError::Remote(FtpError::Timeout { .. })))) => {
-            Err(Refusal::OutOfStep(e))
-        }
-        (Ok(_), Some(Err(e))) => {
-            // The data connection broke (a full server closes it: its reply says so) or the
-            // local file could not be read: the server ends the transfer its own way.
-            match reply(stream, &command, &TRANSFER_DONE, timeout).await {
-                Err(r) if r.breaks_connection() => Err(Refusal::OutOfStep(r.into())),
-                ended => match drain(stream, tail.replies(&up), timeout).await {
-                    Err(broken) => Err(Refusal::OutOfStep(broken.into())),
-                    Ok(()) => match (ended, e) {
-                        (Err(why), UploadError::Remote(_)) => Err(Refusal::Other(why.into())),
-                        (_, e) => Err(Refusal::Other(e)),
-                    },
-                },
-            }
-        }
-        (Ok(_), None) => unreachable!("the sending stops only when the command was refused"),
-    };
-    match result {
-        Ok(sent) => {
-            out.next = Some(Ok(Sent {
-                up,
-                sent,
-                checks_sent: tail == Tail::Checks,
-            }))
-        }
-        Err(Refusal::EarlyChecks(e)) => {
-            out.early_refused = true;
-            out.out_of_step = true;
-            out.next = Some(Err(e.into()));
-        }
-        Err(Refusal::OutOfStep(e)) => {
-            out.out_of_step = true;
-            out.next = Some(Err(e));
-        }
-        Err(Refusal::Other(e)) => out.next = Some(Err(e)),
-    }
-    out
-}
-
-enum Refusal {
-    /// The server answered the early checks during the transfer.
-    EarlyChecks(FtpError),
-    /// The control connection's replies are out of step.
-    OutOfStep(UploadError),
-    Other(UploadError),
+/// The commands that put `up` in place.
+fn renames(up: &Upload) -> String {
+    format!("RNFR {}\r\nRNTO {}\r\n", up.temp, up.target)
 }
 
 /// The replies to RNFR and RNTO, when they were sent.
@@ -471,25 +462,18 @@ async fn read_renames(
     from.and(to).map(|_| ())
 }
 
-/// The error for checks a server answered during the transfer they were sent behind.
-fn answered_early(command: &str, e: &FtpError) -> FtpError {
-    FtpError::Connection {
-        operation: command.to_string(),
-        detail: format!(
-            "the server answered commands sent during the transfer ({e}); its replies are out of step"
-        ),
-    }
-}
-
-/// Reads and drops `count` replies, whatever their codes.
-async fn drain(stream: &mut Stream, count: usize, timeout: Duration) -> Result<(), FtpError> {
-    for _ in 0..count {
-        match reply(stream, "command", &[], timeout).await {
-            Err(e) if e.breaks_connection() => return Err(e),
-            _ => {}
-        }
-    }
-    Ok(())
+/// The held upload's end, from its verdict and the replies to its renames.
+fn stored(
+    held: &Sent,
+    verdict: Result<Option<Result<(), FtpError>>, UploadError>,
+    renamed: Result<(), FtpError>,
+) -> Result<Stored, UploadError> {
+    let time_set = verdict?;
+    renamed?;
+    Ok(Stored {
+        sent: held.sent,
+        time_set,
+    })
 }
 
 /// How an upload's checks travel (see the module header).
@@ -503,79 +487,6 @@ pub(crate) enum Early {
     Probe,
     /// Right behind the transfer command, with the next PASV.
     On,
-}
-
-/// What is written right behind a transfer command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Tail {
-    Nothing,
-    Noop,
-    Checks,
-}
-
-impl Tail {
-    fn commands(self, up: &Upload) -> String {
-        match self {
-            Tail::Nothing => String::new(),
-            Tail::Noop => "NOOP\r\n".into(),
-            Tail::Checks => checks(up) + "PASV\r\n",
-        }
-    }
-
-    /// How many replies the commands get.
-    fn replies(self, up: &Upload) -> usize {
-        self.commands(up).matches("\r\n").count()
-    }
-}
-
-/// The 226 that ends a transfer, and the replies `tail` makes due. With checks behind the
-/// transfer command, a reply of 500-503 in place of the 226 means the server read them during
-/// the transfer (Refusal::EarlyChecks). With a probe, returns whether the server kept the NOOP
-/// for after the 226.
-async fn end_transfer(
-    stream: &mut Stream,
-    up: &Upload,
-    command: &str,
-    tail: Tail,
-    timeout: Duration,
-) -> Result<Option<bool>, Refusal> {
-    let done = reply(stream, command, &TRANSFER_DONE, timeout).await;
-    let unknown_command = |e: &FtpError| {
-        matches!(
-            e,
-            FtpError::Reply {
-                code: 500..=503,
-                ..
-            }
-        )
-    };
-    match (tail, done) {
-        (Tail::Nothing, done) => done.map(|_| None).map_err(|e| Refusal::Other(e.into())),
-        (_, Err(e)) if e.breaks_connection() => Err(Refusal::OutOfStep(e.into())),
-        (Tail::Noop, Ok(_)) => match reply(stream, "NOOP", &[Status::CommandOk], timeout).await {
-            Ok(_) => Ok(Some(true)),
-            Err(e) if e.breaks_connection() => Err(Refusal::OutOfStep(e.into())),
-            Err(_) => Ok(Some(false)),
-        },
-        // The NOOP was answered during the transfer (500 from pure-ftpd, 200 from a server that
-        // runs commands side by side): the 226 is next.
-        (Tail::Noop, Err(e)) if unknown_command(&e) || e.code() == Some(200) => {
-            match reply(stream, command, &TRANSFER_DONE, timeout).await {
-                Ok(_) => Ok(Some(false)),
-                Err(e) if e.breaks_connection() => Err(Refusal::OutOfStep(e.into())),
-                Err(e) => Err(Refusal::Other(e.into())),
-            }
-        }
-        (Tail::Checks, Ok(_)) => Ok(None),
-        (Tail::Checks, Err(e)) if unknown_command(&e) || e.code().is_some_and(|c| c < 400) => {
-            Err(Refusal::EarlyChecks(answered_early(command, &e)))
-        }
-        // The transfer failed; the replies to the commands behind it follow.
-        (_, Err(e)) => match drain(stream, tail.replies(up), timeout).await {
-            Ok(()) => Err(Refusal::Other(e.into())),
-            Err(broken) => Err(Refusal::OutOfStep(broken.into())),
-        },
-    }
 }
 
 #[cfg(test)]

@@ -379,21 +379,43 @@ impl Connection {
         result
     }
 
-    /// One step of a chain of uploads (see [`crate::ftp::chain::step`]).
-    pub(crate) async fn chain_step(
+    /// Begins a chain's first upload (see [`chain::start`]).
+    pub(crate) async fn chain_start(
         &mut self,
-        prev: Option<chain::Sent>,
-        next: Option<chain::Upload>,
+        up: chain::Upload,
         early: chain::Early,
-    ) -> chain::Step {
-        let step = chain::step(&mut self.stream, prev, next, early, self.timeout).await;
-        if let Some(Err(UploadError::Remote(e))) = &step.prev {
+    ) -> chain::Started {
+        let started = chain::start(&mut self.stream, up, early, self.timeout).await;
+        self.notice_failure(&started.sent);
+        started
+    }
+
+    /// Ends a chain's held upload with no next one (see [`chain::finish`]).
+    pub(crate) async fn chain_finish(&mut self, held: chain::Sent) -> chain::Finished {
+        let finished = chain::finish(&mut self.stream, held, self.timeout).await;
+        self.notice_failure(&finished.stored);
+        finished
+    }
+
+    /// Ends a chain's held upload while the next one starts (see [`chain::finish_and_start`]).
+    pub(crate) async fn chain_finish_and_start(
+        &mut self,
+        held: chain::Sent,
+        next: chain::Upload,
+        early: chain::Early,
+    ) -> chain::Handover {
+        let handover =
+            chain::finish_and_start(&mut self.stream, held, next, early, self.timeout).await;
+        self.notice_failure(&handover.stored);
+        self.notice_failure(&handover.started.sent);
+        handover
+    }
+
+    /// A chained upload's failure: garbled replies end pipelining on this connection.
+    fn notice_failure<T>(&mut self, result: &Result<T, UploadError>) {
+        if let Err(UploadError::Remote(e)) = result {
             self.notice_garbled(e);
         }
-        if let Some(Err(UploadError::Remote(e))) = &step.next {
-            self.notice_garbled(e);
-        }
-        step
     }
 
     /// Replies that make no sense where they came: no more pipelining on this connection.

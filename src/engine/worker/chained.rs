@@ -2,11 +2,13 @@
 //! the one upload held between two jobs (its bytes on the server, its check and rename to travel
 //! with the next upload's first commands), and what each link's outcome means for its job.
 
-use super::{drop_if_broken, Event, Worker};
+use super::{drop_if_broken, Event, Flow, Worker};
 use crate::engine::job::{Job, JobError, Task};
 use crate::engine::plan::Op;
 use crate::engine::quirks::TimeSetting;
-use crate::engine::upload::{finish_stored, local_version, settle, FileUpload, Tried, Version};
+use crate::engine::upload::{
+    job_result, local_version, stored_outcome, FileUpload, Tried, Version,
+};
 use crate::ftp::chain;
 use crate::ftp::{FtpError, UploadError};
 use crate::temp_name::temp_path;
@@ -64,67 +66,72 @@ impl Worker {
         Some((file, up))
     }
 
-    /// Starts `up` while finishing the held upload, then holds `up`.
-    pub(super) async fn chain(&mut self, task: Task, file: FileUpload, up: chain::Upload) -> bool {
+    /// Starts `up` (while finishing the held upload, if any), then holds `up`.
+    pub(super) async fn chain(&mut self, task: Task, file: FileUpload, up: chain::Upload) -> Flow {
         let link = Link {
             task,
             file,
             version: up.version,
         };
-        let (prev_sent, prev) = match self.held.take() {
-            Some(held) => (Some(held.sent), Some(held.link)),
-            None => (None, None),
-        };
         let conn = self.conn.as_mut().expect("chainable needs a connection");
         let early = self.ctx.quirks.early();
-        let step = conn.chain_step(prev_sent, Some(up), early).await;
-        self.ctx.quirks.learn_early_checks(&step);
+        let (previous, started) = match self.held.take() {
+            None => (None, conn.chain_start(up, early).await),
+            Some(held) => {
+                let handover = conn.chain_finish_and_start(held.sent, up, early).await;
+                (Some((held.link, handover.stored)), handover.started)
+            }
+        };
+        let signs = started.signs;
+        self.ctx.quirks.learn_early_checks(&signs);
         let next_breaks = matches!(
-            &step.next,
-            Some(Err(UploadError::Remote(e))) if e.breaks_connection()
+            &started.sent,
+            Err(UploadError::Remote(e)) if e.breaks_connection()
         );
-        if step.out_of_step || next_breaks {
+        if signs.out_of_step || next_breaks {
             self.conn = None;
         }
-        let ours = step.early_refused || step.next_untried;
-        // A failed upload's conclusion may send commands (a retry, delete-then-rename): replies
+        let not_a_try = signs.early_refused || started.untried;
+        // A failed upload's report may send commands (a retry, delete-then-rename): replies
         // still due to the next upload must not be in the way, so that one is finished first.
-        let prev_failed = matches!(step.prev, Some(Err(_)));
-        let next = match step.next.expect("a step with a next upload reports it") {
-            Ok(sent) if prev_failed => Err(self.finish_alone(sent, &link.file).await),
-            Ok(sent) => Ok(sent),
-            Err(e) => Err(Err(e)),
+        let previous_failed = matches!(previous, Some((_, Err(_))));
+        let next = match started.sent {
+            Ok(sent) if previous_failed => NextLink::Ended(self.finish(sent, &link.file).await),
+            Ok(sent) => NextLink::Hold(sent),
+            Err(e) => NextLink::Ended(Err(e)),
         };
-        if let (Some(prev), Some(result)) = (prev, step.prev) {
-            if !self.conclude(prev, result, step.early_refused).await {
+        if let Some((previous, stored)) = previous {
+            let not_a_try = signs.early_refused;
+            if self.report_or_retry(previous, stored, not_a_try).await == Flow::Stop {
                 self.hand_back([link.task]);
-                return false;
+                return Flow::Stop;
             }
         }
         match next {
-            Ok(sent) if self.conn.is_some() => {
+            NextLink::Hold(sent) if self.conn.is_some() => {
                 self.held = Some(Held { link, sent });
-                true
+                Flow::Continue
             }
-            // The connection went while the previous upload was concluded: start over.
-            Ok(_) => self.execute_task(link.task, 1).await,
-            Err(result) => self.conclude(link, result, ours).await,
+            // The connection went while the previous upload was reported: start over.
+            NextLink::Hold(_) => self.execute_task(link.task, 1).await,
+            NextLink::Ended(stored) => self.report_or_retry(link, stored, not_a_try).await,
         }
     }
 
-    /// Finishes an upload whose bytes are on the server on its own: checks, time, rename.
-    async fn finish_alone(
+    /// Finishes an upload whose bytes are on the server, with no next one: checks, time,
+    /// rename.
+    async fn finish(
         &mut self,
         sent: chain::Sent,
         file: &FileUpload,
     ) -> Result<chain::Stored, UploadError> {
         match self.conn.as_mut() {
             Some(conn) => {
-                let step = conn.chain_step(Some(sent), None, chain::Early::Off).await;
-                if step.out_of_step {
+                let finished = conn.chain_finish(sent).await;
+                if finished.signs.out_of_step {
                     self.conn = None;
                 }
-                step.prev.expect("a step with a previous upload reports it")
+                finished.stored
             }
             None => Err(UploadError::Remote(FtpError::Connection {
                 operation: format!("STOR {}", file.remote),
@@ -134,22 +141,23 @@ impl Worker {
     }
 
     /// Finishes the held upload on its own (no next upload to share its round trips with).
-    pub(super) async fn finish_held(&mut self) -> bool {
+    pub(super) async fn finish_held(&mut self) -> Flow {
         let Some(held) = self.held.take() else {
-            return true;
+            return Flow::Continue;
         };
-        let result = self.finish_alone(held.sent, &held.link.file).await;
-        self.conclude(held.link, result, false).await
+        let stored = self.finish(held.sent, &held.link.file).await;
+        self.report_or_retry(held.link, stored, false).await
     }
 
-    /// Reports a chained upload's first try, or hands it to the retry loop. `ours`: the failure
-    /// is not a try of this upload (never sent, or early checks the server mishandled).
-    async fn conclude(
+    /// Reports a chained upload's first try, or hands it to the retry loop. `not_a_try`: the
+    /// failure does not count as a try of this upload (never sent, or early checks the server
+    /// mishandled).
+    async fn report_or_retry(
         &mut self,
         link: Link,
-        result: Result<chain::Stored, UploadError>,
-        ours: bool,
-    ) -> bool {
+        stored: Result<chain::Stored, UploadError>,
+        not_a_try: bool,
+    ) -> Flow {
         let Link {
             task,
             file,
@@ -157,13 +165,13 @@ impl Worker {
         } = link;
         let temp = temp_path(&file.remote, &self.ctx.run_token);
         let conn = self.conn.as_mut();
-        let outcome = finish_stored(&self.ctx, conn, &file, &temp, version, result).await;
+        let outcome = stored_outcome(&self.ctx, conn, &file, &temp, version, stored).await;
         let mut attempt = 1;
         let tried = Tried {
             pipelined: true,
             attempt: &mut attempt,
         };
-        let settled = settle(
+        let judged = job_result(
             &self.ctx,
             self.conn.as_mut(),
             &file,
@@ -173,13 +181,13 @@ impl Worker {
             tried,
         )
         .await;
-        let result = match settled {
+        let result = match judged {
             Ok(Some(outcome)) => Ok(outcome),
             // Changed while it was sent: the retry loop sends it again.
             Ok(None) => return self.execute_task(task, 1).await,
-            // A failure that is not a try of this upload (see `chain::Step::next_untried`) is
+            // A failure that is not a try of this upload (see `chain::Started::untried`) is
             // tried again from the start, unless the server is full.
-            Err(JobError::Remote(e)) if ours && !e.is_storage_full() => {
+            Err(JobError::Remote(e)) if not_a_try && !e.is_storage_full() => {
                 tracing::debug!(error = %e, "upload not tried; trying again");
                 drop_if_broken(&mut self.conn, &e);
                 return self.execute_task(task, 1).await;
@@ -200,6 +208,14 @@ impl Worker {
             id: task.id,
             result,
         });
-        true
+        Flow::Continue
     }
+}
+
+/// The next upload after a chain call.
+enum NextLink {
+    /// Its bytes on the server under the temporary name, 226 read: held for the next job.
+    Hold(chain::Sent),
+    /// Its end: it failed to start, or was finished on its own.
+    Ended(Result<chain::Stored, UploadError>),
 }
