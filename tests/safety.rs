@@ -259,25 +259,26 @@ fn a_local_file_in_place_of_a_remote_folder_replaces_it_with_delete() {
     assert_mirror(tree.path(), &server.remote_dir(""));
 }
 
-#[test]
-fn a_folder_ftpsync_uploaded_can_become_a_file_without_delete_where_the_server_keeps_times() {
-    // The in-process server cannot set times: what ftpsync put there cannot be told from a
-    // same-size rewrite by someone else, so there it takes --delete.
-    let server = FtpServer::start();
-    let mut ups = vec![(
-        "libunftp",
-        server.url("typechange"),
-        server.remote_dir("typechange"),
-    )];
+/// The in-process server and every real one, each with a fresh folder `name`.
+fn all_servers(server: &FtpServer, name: &str) -> Vec<(&'static str, String, std::path::PathBuf)> {
+    let mut ups = vec![("libunftp", server.url(name), server.remote_dir(name))];
     for real in support::real_servers() {
-        let (url, dir) = real.scratch("typechange");
+        let (url, dir) = real.scratch(name);
         ups.push((real.name, url, dir));
     }
-    for (name, url, dir) in ups {
+    ups
+}
+
+#[test]
+fn a_folder_ftpsync_uploaded_becomes_a_file_only_where_the_listing_proves_it_is_ours() {
+    // A folder is replaced without --delete only when the listing shows, to the second, the
+    // times ftpsync set; the in-process server cannot set times, and minute-precise listings
+    // (LIST, STAT) cannot prove it: there it is a conflict, and --delete replaces it.
+    let server = FtpServer::start();
+    for (name, url, dir) in all_servers(&server, "typechange") {
         let tree = Tree::new();
         tree.write("x/a.txt", "a");
         tree.write("x/sub/b.txt", "b");
-        // Times from the past: a server that stamps its own time shows another one.
         tree.set_mtime("x/a.txt", 1_600_000_000);
         tree.set_mtime("x/sub/b.txt", 1_600_000_000);
         let run = sync(tree.path(), &url, &[]);
@@ -285,15 +286,41 @@ fn a_folder_ftpsync_uploaded_can_become_a_file_without_delete_where_the_server_k
         tree.remove("x");
         tree.write("x", "now a file");
         let run = sync(tree.path(), &url, &[]);
-        if name == "libunftp" {
+        if run.code != 0 {
             assert_eq!(run.code, 1, "{name}: {run}");
+            assert!(
+                run.stderr.contains("use --delete to replace it"),
+                "{name}: {run}"
+            );
             assert!(dir.join("x/a.txt").exists(), "{name}");
             let run = sync(tree.path(), &url, &["--delete"]);
             assert_eq!(run.code, 0, "{name}: {run}");
-        } else {
-            assert_eq!(run.code, 0, "{name}: {run}");
         }
         assert_mirror(tree.path(), &dir);
+    }
+}
+
+// Regression: a file rewritten on the server with the same size, within the minute a LIST or
+// STAT listing shows, was taken for ftpsync's own and deleted with its folder.
+#[test]
+fn a_same_size_rewrite_on_the_server_keeps_its_folder_from_being_replaced() {
+    let server = FtpServer::start();
+    for (name, url, dir) in all_servers(&server, "rewritten-in-folder") {
+        let tree = Tree::new();
+        tree.write("d/x.txt", "one");
+        tree.set_mtime("d/x.txt", 1_600_000_000);
+        let run = sync(tree.path(), &url, &[]);
+        assert_eq!(run.code, 0, "{name}: {run}");
+        std::fs::write(dir.join("d/x.txt"), "TWO").unwrap();
+        tree.remove("d");
+        tree.write("d", "now a file");
+        let run = sync(tree.path(), &url, &[]);
+        assert_eq!(run.code, 1, "{name}: {run}");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("d/x.txt")).unwrap(),
+            "TWO",
+            "{name}: {run}"
+        );
     }
 }
 

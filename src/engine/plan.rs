@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use crate::ftp::listing::{EntryKind, RemoteEntry, RemoteTime};
+use crate::ftp::listing::{EntryKind, RemoteEntry, RemoteTime, TimePrecision};
 use crate::local::filter::Filter;
 use crate::local::{is_below, LocalEntry, LocalKind, LocalTree};
 use crate::report::{escape_controls, human_bytes};
@@ -296,7 +296,7 @@ impl Planner<'_> {
     }
 
     /// Whether the remote file `rel` is as ftpsync uploaded it: recorded, same size, and the
-    /// listed time is the one ftpsync set (the local time, within the listing's precision).
+    /// listed time is the one ftpsync set, to the second.
     /// On a server that cannot set times nothing is known this way: someone else's same-size
     /// rewrite would look the same.
     fn is_ours(&self, rel: &str) -> bool {
@@ -304,10 +304,12 @@ impl Planner<'_> {
             return false;
         };
         let seen_secs = seen.mtime_ns.div_euclid(1_000_000_000);
+        // To the second: a minute-precise listing (LIST, STAT) cannot tell ftpsync's upload from
+        // a same-size rewrite within that minute.
         remote.size == seen.size
             && remote
                 .mtime
-                .is_some_and(|t| (t.unix..t.unix + t.precision.seconds()).contains(&seen_secs))
+                .is_some_and(|t| t.precision == TimePrecision::Second && t.unix == seen_secs)
     }
 
     /// The remote entries below the folder `rel`, in path order.

@@ -69,12 +69,7 @@ impl Run<'_> {
             let Some(dir) = pending.remove(&id) else {
                 continue;
             };
-            let listing::Parsed {
-                entries,
-                errors,
-                charge,
-                ..
-            } = match result {
+            let parsed = match result {
                 Ok(Outcome::Listed(parsed)) => parsed,
                 Ok(Outcome::Done { .. }) => continue,
                 Err(JobError::Remote(e)) if dir.is_empty() && e.is_permanent() => {
@@ -98,7 +93,22 @@ impl Run<'_> {
                     continue;
                 }
             };
+            let complete = parsed.is_complete();
+            let listing::Parsed {
+                entries,
+                errors,
+                charge,
+                ..
+            } = parsed;
             charges.push(charge);
+            if !complete {
+                // An entry misread or cut short is an entry unknown: nothing there goes.
+                self.reporter.notice(&format!(
+                    "remote folder {:?} listed with lines that could not be read; nothing in it is deleted",
+                    if dir.is_empty() { "." } else { dir.as_str() }
+                ));
+                protected.insert(dir.clone());
+            }
             for err in errors {
                 tracing::warn!(folder = %dir, "{err}; line skipped");
             }

@@ -173,7 +173,9 @@ pub(crate) async fn read_listing<R: AsyncRead + Unpin>(
         reader.consume(len);
     }
     parser.push(&partial).map_err(too_large)?;
-    Ok(parser.finish())
+    let mut parsed = parser.finish();
+    parsed.unterminated = !partial.trim_ascii().is_empty();
+    Ok(parsed)
 }
 
 impl Connection {
@@ -443,6 +445,19 @@ mod tests {
         writer.await.unwrap().unwrap();
         let names: Vec<_> = parsed.entries.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(names, ["a", "b", "c"]);
+        // Read, but not trusted as whole: the last line may have been cut.
+        assert!(parsed.unterminated && !parsed.is_complete());
+        let whole = read(&b"type=file;size=1; a\r\n"[..], caps(10))
+            .await
+            .unwrap();
+        assert!(whole.is_complete());
+        let garbled = read(&b"type=file;size=-5; a\r\n"[..], caps(10))
+            .await
+            .unwrap();
+        assert!(
+            !garbled.is_complete(),
+            "an unreadable line leaves the folder unknown"
+        );
     }
 
     #[tokio::test]

@@ -212,6 +212,16 @@ pub(crate) struct Parsed {
     pub(crate) more_errors: usize,
     /// The entries' share of [`MAX_HELD_TOTAL`]: keep it as long as they are kept.
     pub(crate) charge: Charge,
+    /// The last line came without its line end: the listing may have been cut mid-line.
+    pub(crate) unterminated: bool,
+}
+
+impl Parsed {
+    /// Whether every line of the listing was understood: otherwise some entry may be missing
+    /// or misread, and the folder does not count as fully listed.
+    pub(crate) fn is_complete(&self) -> bool {
+        self.errors.is_empty() && self.more_errors == 0 && !self.unterminated
+    }
 }
 
 /// What one entry costs in memory: the entry, its name, and the allocator's share, and once
