@@ -125,6 +125,16 @@ fn open_lock_file(path: &Path) -> Result<File, LockError> {
 #[derive(Debug)]
 pub(crate) struct CycleMark {
     _file: File,
+    path: PathBuf,
+}
+
+impl CycleMark {
+    /// Ends the mark of a cycle that left no temporary file (every upload renamed into
+    /// place): nothing is left for a later run to clean up, so the mark goes too. A cycle
+    /// that failed or was stopped keeps its mark, so that the next run removes its leftovers.
+    pub(crate) fn end_clean(self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 /// Marks the cycle `token` as running on this machine, in `state_dir`. Marks of cycles that
@@ -133,8 +143,9 @@ pub(crate) struct CycleMark {
 pub(crate) fn mark_cycle(state_dir: &Path, token: &RunToken) -> Result<CycleMark, LockError> {
     let runs = state_dir.join(RUNS_DIR);
     prune_marks(&runs);
-    let file = acquire(&runs.join(token.as_str()), token.as_str())?;
-    Ok(CycleMark { _file: file })
+    let path = runs.join(token.as_str());
+    let file = acquire(&path, token.as_str())?;
+    Ok(CycleMark { _file: file, path })
 }
 
 /// Whether `token` is a cycle of this machine that is over: its mark exists and nobody holds
@@ -199,6 +210,10 @@ mod tests {
             !cycle_is_over(dir.path(), &RunToken::new()),
             "never ran here"
         );
+        // A clean cycle leaves no mark behind: the runs folder does not grow with every run.
+        let clean = RunToken::new();
+        mark_cycle(dir.path(), &clean).unwrap().end_clean();
+        assert!(!dir.path().join(RUNS_DIR).join(clean.as_str()).exists());
     }
 
     #[test]

@@ -120,7 +120,7 @@ pub(crate) async fn run(
     let connected = pool.first_ready().await.map_err(SyncError::Connect);
     // Nothing is listed, let alone changed, before the lock on the remote folder is ours.
     let locked = connected.and_then(|()| lock_folder(config, &ctx));
-    let (mut local, _running) = match local.and_then(|l| locked.map(|c| (l, c))) {
+    let (mut local, running) = match local.and_then(|l| locked.map(|c| (l, c))) {
         Ok(ready) => ready,
         Err(e) => {
             stop.cancel();
@@ -223,6 +223,9 @@ pub(crate) async fn run(
     summary.bytes_per_sec = summary.bytes_uploaded as f64 / summary.elapsed_secs.max(1e-3);
     summary.exit_code = summary.outcome().code();
     summary.warning = config.plaintext_password_warning();
+    if let Some(mark) = running.filter(|_| summary.failed == 0 && !summary.interrupted) {
+        mark.end_clean();
+    }
     Ok(summary)
 }
 
