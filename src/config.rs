@@ -133,7 +133,8 @@ impl Config {
         )?;
         let mut patterns = cli.excludes;
         for file in &cli.exclude_from {
-            patterns.extend(Filter::read_pattern_file(file)?);
+            let more = Filter::read_pattern_file(file, patterns.len())?;
+            patterns.extend(more);
         }
         let config = Config {
             local_dir: cli.local_dir,

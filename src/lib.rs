@@ -95,7 +95,7 @@ fn init_log(quiet: bool, verbose: u8) {
 async fn run_async(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     let config = Config::from_cli(cli, &Environment::from_process())?;
     let stop = CancellationToken::new();
-    shutdown::listen(stop.clone());
+    shutdown::listen(stop.clone(), config.output);
     if let Some(periodic) = config.periodic {
         // A mistyped folder is a usage error, not something the next cycle can fix.
         local::check_root(&config.local_dir)?;

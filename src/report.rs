@@ -106,8 +106,7 @@ impl Reporter {
     pub(crate) fn fatal(&self, message: &str, code: ExitCode) {
         print_error_line(message);
         if self.mode.json {
-            let json = serde_json::json!({ "error": message, "exit_code": code.code() });
-            let _ = writeln!(std::io::stdout().lock(), "{json}");
+            print_json_line(&serde_json::json!({ "error": message, "exit_code": code.code() }));
         }
     }
 
@@ -115,8 +114,7 @@ impl Reporter {
     /// `--json` the object `{"cycle": N, "error": ...}` on stdout in place of its summary.
     pub(crate) fn cycle_failed(&self, cycle: u64, message: &str) {
         if self.mode.json {
-            let json = serde_json::json!({ "cycle": cycle, "error": message });
-            let _ = writeln!(std::io::stdout().lock(), "{json}");
+            print_json_line(&serde_json::json!({ "cycle": cycle, "error": message }));
         }
         self.notice(&format!(
             "cycle {cycle} failed: {message}; trying again next cycle"
@@ -126,12 +124,37 @@ impl Reporter {
     /// The end-of-run summary.
     pub(crate) fn summary(&self, s: &Summary) {
         if self.mode.json {
-            let json = serde_json::to_string(s).expect("summary serializes");
-            let _ = writeln!(std::io::stdout().lock(), "{json}");
+            print_json_line(s);
         } else if !self.mode.quiet {
             let _ = writeln!(std::io::stdout().lock(), "{}", summary_line(s));
         }
     }
+}
+
+/// Writes `value` to stdout as one JSON line: every JSON object ftpsync prints goes out here.
+fn print_json_line(value: &impl Serialize) {
+    let _ = writeln!(std::io::stdout().lock(), "{}", json_line(value));
+}
+
+/// `value` as compact JSON with the characters a terminal or a reader could act on escaped as
+/// `\uXXXX`: serde_json escapes only C0, so DEL, C1 (the 8-bit CSI 0x9b) and the bidi
+/// controls from server text would otherwise reach whoever `cat`s the output raw. Those
+/// characters can only occur inside JSON strings, where `\uXXXX` decodes to the same text.
+fn json_line(value: &impl Serialize) -> String {
+    let json = serde_json::to_string(value).expect("plain data serializes");
+    if !json.chars().any(needs_escape) {
+        return json;
+    }
+    let mut escaped = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if needs_escape(c) {
+            // Outside the BMP nothing needs escaping, so one \uXXXX is always enough.
+            let _ = write!(escaped, "\\u{:04x}", c as u32);
+        } else {
+            escaped.push(c);
+        }
+    }
+    escaped
 }
 
 /// Prints `ftpsync: MESSAGE` on stderr as one line, control characters escaped; a closed stderr
@@ -449,6 +472,24 @@ mod tests {
         let error = anyhow::anyhow!("{long} does not exist");
         let line = error_line(&error, &["ftpsync".into(), long.clone().into()]);
         assert_eq!(line, format!("{} does not exist", shorten(&long)));
+    }
+
+    #[test]
+    fn json_lines_escape_del_c1_and_bidi_controls_and_decode_to_the_same_text() {
+        let text = "\u{9b}[2J\u{7f}\u{202e}";
+        let line = json_line(&serde_json::json!({ "error": text }));
+        assert_eq!(line, r#"{"error":"\u009b[2J\u007f\u202e"}"#);
+        assert!(
+            line.chars().all(|c| c.is_ascii() && !c.is_ascii_control()),
+            "{line}"
+        );
+        let back: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(back["error"], text);
+        let plain = Summary {
+            target: "café ✓".into(),
+            ..Summary::default()
+        };
+        assert_eq!(json_line(&plain), serde_json::to_string(&plain).unwrap());
     }
 
     #[test]

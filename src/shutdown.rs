@@ -1,13 +1,15 @@
 //! Stopping: the first Ctrl-C or SIGTERM asks the run to stop taking work and let transfers in
-//! flight finish; a second one aborts at once with exit code 130.
+//! flight finish; a second one aborts at once with exit code 130 (with `--json`, after the
+//! error object on stdout that every `--json` run ends with).
 
 use tokio_util::sync::CancellationToken;
 
 use crate::exit_codes::ExitCode;
-use crate::report::print_error_line;
+use crate::report::{print_error_line, OutputMode, Reporter};
 
-/// Listens for Ctrl-C and SIGTERM for the rest of the process; cancels `stop` on the first.
-pub(crate) fn listen(stop: CancellationToken) {
+/// Listens for Ctrl-C and SIGTERM for the rest of the process; cancels `stop` on the first and
+/// exits on the second, reporting the abort as `mode` asks.
+pub(crate) fn listen(stop: CancellationToken, mode: OutputMode) {
     tokio::spawn(async move {
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -25,7 +27,8 @@ pub(crate) fn listen(stop: CancellationToken) {
                 );
                 stop.cancel();
             } else {
-                print_error_line("aborted");
+                // `fatal` ignores closed pipes too; with --json it prints the error object.
+                Reporter::new(mode).fatal("aborted", ExitCode::Interrupted);
                 std::process::exit(i32::from(ExitCode::Interrupted.code()));
             }
         }

@@ -472,6 +472,64 @@ fn sigterm_still_stops_a_run_whose_stderr_is_closed() {
     assert_eq!(code, Some(130));
 }
 
+#[test]
+fn a_second_signal_with_json_still_prints_one_json_object() {
+    use std::io::{BufRead, Read};
+    use support::faults::{Fault, FaultProxy};
+    let server = FtpServer::start();
+    let stall = Fault::StallOn {
+        command: "STOR".into(),
+        path: "".into(),
+        times: usize::MAX,
+    };
+    let proxy = FaultProxy::start(&server.addr(), vec![stall]);
+    let tree = Tree::new();
+    tree.write("a.txt", "a");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ftpsync"));
+    support::isolate_env(&mut cmd);
+    let mut child = cmd
+        .args(["--json", "-j", "1", "--timeout", "60"])
+        .arg(tree.path())
+        .arg(proxy.url(&server.url("")))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) until the upload is stuck: the first signal then lets it go on.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while proxy.fired(0) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never reached its upload"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let pid = child.id().to_string();
+    let signal = |name: &str| {
+        let sent = std::process::Command::new("kill")
+            .args([name, &pid])
+            .status();
+        assert!(sent.unwrap().success());
+    };
+    signal("-INT");
+    // The second signal only once the first one has been handled.
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("stopping after the transfers in progress") {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "ended early");
+    }
+    signal("-TERM");
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{rest}");
+    let error = json_error(&out.stdout);
+    assert_eq!(error["exit_code"], 130, "{error}");
+    assert_eq!(error["error"], "aborted", "{error}");
+}
+
 /// stdout of a `--json` run that failed: exactly one JSON object.
 fn json_error(stdout: &[u8]) -> serde_json::Value {
     let stdout = String::from_utf8_lossy(stdout);
@@ -727,6 +785,47 @@ fn an_exclude_file_that_never_ends_is_refused_at_once() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         one_line_error(&stderr).contains("larger than 4 MiB"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_exclude_file_with_too_many_patterns_is_refused_with_the_count() {
+    let tree = Tree::new();
+    let excludes = tree.path().join("excludes");
+    let lines: String = (0..20_000).map(|i| format!("*.e{i}\n")).collect();
+    std::fs::write(&excludes, lines).unwrap();
+    let out = ftpsync()
+        .arg("--exclude-from")
+        .arg(&excludes)
+        .args([".", "ftp://h/"])
+        .timeout(std::time::Duration::from_secs(30))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        one_line_error(&stderr),
+        format!(
+            "ftpsync: --exclude-from {} has 20000 patterns; at most 1000 are supported",
+            excludes.display()
+        )
+    );
+    // The cap counts the command line and the files together.
+    let lines: String = (0..1000).map(|i| format!("*.e{i}\n")).collect();
+    std::fs::write(&excludes, lines).unwrap();
+    let out = ftpsync()
+        .args(["--exclude", "*.tmp", "--exclude-from"])
+        .arg(&excludes)
+        .args([".", "ftp://h/"])
+        .timeout(std::time::Duration::from_secs(30))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        one_line_error(&stderr)
+            .ends_with("has 1000 patterns, with 1 before it; at most 1000 are supported"),
         "{stderr}"
     );
 }
