@@ -57,8 +57,9 @@ pub(crate) struct Config {
 pub(crate) struct Periodic {
     /// Period of full syncs, on a steady clock.
     pub(crate) every: Duration,
-    /// With `--watch`: the quiet time that closes a batch of changes.
-    pub(crate) watch: Option<Duration>,
+    /// `--watch`: also sync on file-system events, once they have been quiet this long
+    /// (`--debounce`); None for `--every` alone.
+    pub(crate) watch_debounce: Option<Duration>,
 }
 
 /// Full rescan period of `--watch` without `--every`: catches what events missed.
@@ -159,9 +160,12 @@ impl Config {
             periodic: match (cli.every, cli.watch) {
                 (every, true) => Some(Periodic {
                     every: every.unwrap_or(DEFAULT_WATCH_RESCAN),
-                    watch: Some(cli.debounce),
+                    watch_debounce: Some(cli.debounce),
                 }),
-                (Some(every), false) => Some(Periodic { every, watch: None }),
+                (Some(every), false) => Some(Periodic {
+                    every,
+                    watch_debounce: None,
+                }),
                 (None, false) => None,
             },
         };

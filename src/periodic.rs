@@ -22,7 +22,7 @@ use crate::report::Reporter;
 pub(crate) async fn run(config: &Config, periodic: Periodic, stop: CancellationToken) -> ExitCode {
     let reporter = Reporter::new(config.output);
     stop_on_enter(stop.clone());
-    let mut watcher = match periodic.watch {
+    let mut watcher = match periodic.watch_debounce {
         Some(_) => match ChangeWatcher::start(&config.local_dir) {
             Ok(w) => Some(w),
             Err(e) => {
@@ -96,7 +96,7 @@ pub(crate) async fn run(config: &Config, periodic: Periodic, stop: CancellationT
             _ = stop.cancelled() => return ExitCode::Success,
             _ = tokio::time::sleep_until(next_full) => Scope::Everything,
             _ = tokio::time::sleep_until(retry_at), if retry && watcher.is_some() => Scope::Everything,
-            batch = next_change(&mut watcher, periodic.watch) => batch,
+            batch = next_change(&mut watcher, periodic.watch_debounce) => batch,
         };
     }
 }
