@@ -20,7 +20,7 @@ login and every data connection encrypted); ftps://host/path is implicit TLS fro
 (port 990). ftp:// is plain FTP unless --tls says otherwise. The server's certificate is checked
 against the system's trust store; --ca-file adds a CA (or a self-signed certificate) to it.
 
-Password, first found: the URL, $FTPSYNC_PASSWORD, --password-file, ~/.netrc (or $NETRC).
+Password, first found: the URL, --password-file, $FTPSYNC_PASSWORD, ~/.netrc (or $NETRC).
 Passwords are never printed. As with ftp(1), a netrc file that other users can read is refused
 when it holds the password: chmod 600 ~/.netrc.
 

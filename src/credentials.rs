@@ -1,5 +1,6 @@
-//! Finding the login for a target: the URL, then `FTPSYNC_PASSWORD`, then `--password-file`,
-//! then the netrc file, then anonymous.
+//! Finding the login for a target: the URL, then `--password-file`, then `FTPSYNC_PASSWORD`,
+//! then the netrc file, then anonymous: what the command line names comes before what the
+//! environment happens to hold.
 //!
 //! The netrc file is read the way ftp(1) and curl read it, because users share one file between
 //! all three; like them, it is forgiving (unknown words are skipped, a missing or unreadable file
@@ -51,9 +52,9 @@ const MAX_NETRC_BYTES: u64 = 1 << 20;
 /// would supply the password, as ftp(1) does.
 const NETRC_PRIVATE_MASK: u32 = 0o077;
 
-/// Sources in order: the URL's user/password; then the password from `env_password`
-/// (FTPSYNC_PASSWORD, passed in by the caller; empty counts as unset); then the first line of
-/// `password_file`; then the netrc file at `netrc_path` (None skips it), matched by
+/// Sources in order: the URL's user/password; then the first line of `password_file`; then the
+/// password from `env_password` (FTPSYNC_PASSWORD, passed in by the caller; empty counts as
+/// unset); then the netrc file at `netrc_path` (None skips it), matched by
 /// machine = target host (and login = URL user if the URL has a user), falling back to `default`.
 /// The user defaults to the netrc login, else "anonymous" with password "anonymous@" if nothing
 /// else gives one. A named user without any password gets "" (sent only if the server asks).
@@ -66,14 +67,14 @@ pub(crate) fn resolve_login(
 ) -> Result<Login, CredentialError> {
     // Each value travels with where it came from, so that an error can say which to fix.
     let origin = |name: &str| name.to_owned();
-    let mut password = match (&target.password, env_password.filter(|p| !p.is_empty())) {
-        (Some(url), _) => Some((url.clone(), origin("the URL"))),
-        (None, Some(env)) => Some((env.to_owned(), origin("FTPSYNC_PASSWORD"))),
-        (None, None) => None,
-    };
+    // What the command line names beats what the environment happens to hold.
+    let mut password = target.password.clone().map(|url| (url, origin("the URL")));
     if let (None, Some(path)) = (&password, password_file) {
         let from_file = read_password_file(path)?;
         password = Some((from_file, format!("password file \"{}\"", path.display())));
+    }
+    if let (None, Some(env)) = (&password, env_password.filter(|p| !p.is_empty())) {
+        password = Some((env.to_owned(), origin("FTPSYNC_PASSWORD")));
     }
     let mut user = target.user.clone().map(|url| (url, origin("the URL")));
     if user.is_none() || password.is_none() {
@@ -369,11 +370,17 @@ mod tests {
     }
 
     #[test]
-    fn sources_take_precedence_in_order_url_env_file_netrc() {
+    fn sources_take_precedence_in_order_url_file_env_netrc() {
         let all = |url| login(url, Some("env_pw"), Some("file_pw\n"), Some(NETRC));
         assert_eq!(all("ftp://bob:url_pw@h"), up("bob", "url_pw"));
-        assert_eq!(all("ftp://bob@h"), up("bob", "env_pw"));
-        assert_eq!(all("ftp://h"), up("netrc_user", "env_pw"));
+        assert_eq!(
+            all("ftp://bob@h"),
+            up("bob", "file_pw"),
+            "the flag beats the environment"
+        );
+        assert_eq!(all("ftp://h"), up("netrc_user", "file_pw"));
+        let env = |url| login(url, Some("env_pw"), None, Some(NETRC));
+        assert_eq!(env("ftp://h"), up("netrc_user", "env_pw"));
         let file = |text| login("ftp://h", Some(""), Some(text), Some(NETRC));
         assert_eq!(
             file("file_pw\r\n"),
@@ -428,12 +435,15 @@ mod tests {
             message.starts_with(&start) && message.ends_with(end),
             "{message}"
         );
-        let env_first = resolve_login(&target, Some("env_pw"), Some(&missing), None);
+        let in_url = Target::parse("ftp://bob:url_pw@h").unwrap();
+        let url_first = resolve_login(&in_url, Some("env_pw"), Some(&missing), None);
         assert_eq!(
-            env_first.unwrap().password,
-            "env_pw",
+            url_first.unwrap().password,
+            "url_pw",
             "later sources are read only if needed"
         );
+        // A flag that names a file is never silently outranked by the environment.
+        assert!(resolve_login(&target, Some("env_pw"), Some(&missing), None).is_err());
     }
 
     #[test]

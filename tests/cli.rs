@@ -895,3 +895,28 @@ fn a_password_file_other_users_can_read_gets_a_warning_only() {
     let quiet = run(0o600);
     assert!(!quiet.contains("other users"), "{quiet}");
 }
+
+// Regression: $FTPSYNC_PASSWORD (left in the environment) beat an explicit --password-file.
+#[test]
+fn a_password_file_given_on_the_command_line_beats_the_environment() {
+    let server = FtpServer::start_with_auth("carol", "from-the-file");
+    let tree = Tree::new();
+    tree.write("f", "x");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pw");
+    std::fs::write(&file, "from-the-file\n").unwrap();
+    let out = ftpsync()
+        .env("FTPSYNC_PASSWORD", "stale-from-the-environment")
+        .arg("--password-file")
+        .arg(&file)
+        .arg(tree.path())
+        .arg(server.url_with("carol", None, ""))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
