@@ -315,15 +315,25 @@ pub(crate) fn failure_line(failure: &Failure) -> String {
 }
 
 /// The one-line summary, escaped for the terminal.
+/// "1 file", "2 files".
+fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 pub(crate) fn summary_line(s: &Summary) -> String {
     let elapsed = human_duration(Duration::from_secs_f64(s.elapsed_secs));
     let (created, uploaded, deleted) = (s.folders_created, s.files_uploaded, s.deleted);
     let bytes = human_bytes(s.bytes_uploaded);
     let (unchanged, failed) = (s.unchanged, s.failed);
+    let (folders, files) = (count(created, "folder"), count(uploaded, "file"));
     let mut line = if s.dry_run {
-        format!("dry run: would create {created} folders, upload {uploaded} files ({bytes}), delete {deleted}; {unchanged} unchanged, {failed} failed in {elapsed}")
+        format!("dry run: would create {folders}, upload {files} ({bytes}), delete {deleted}; {unchanged} unchanged, {failed} failed in {elapsed}")
     } else {
-        format!("{created} folders created, {uploaded} files uploaded ({bytes}), {deleted} deleted, {unchanged} unchanged, {failed} failed in {elapsed}")
+        format!("{folders} created, {files} uploaded ({bytes}), {deleted} deleted, {unchanged} unchanged, {failed} failed in {elapsed}")
     };
     if !s.dry_run && s.bytes_uploaded > 0 {
         line.push_str(&format!(" ({}/s)", human_bytes(s.bytes_per_sec as u64)));
@@ -407,6 +417,25 @@ mod tests {
             summary_line(&s),
             "2 folders created, 3 files uploaded (2.0 KiB), 1 deleted, 7 unchanged, 0 failed in 1.50 s (1.3 KiB/s)"
         );
+    }
+
+    #[test]
+    fn one_of_a_kind_is_singular() {
+        let s = Summary {
+            folders_created: 1,
+            files_uploaded: 1,
+            bytes_uploaded: 5,
+            elapsed_secs: 1.0,
+            bytes_per_sec: 5.0,
+            ..Summary::default()
+        };
+        assert!(
+            summary_line(&s).starts_with("1 folder created, 1 file uploaded (5 B),"),
+            "{}",
+            summary_line(&s)
+        );
+        let dry = Summary { dry_run: true, ..s };
+        assert!(summary_line(&dry).starts_with("dry run: would create 1 folder, upload 1 file ("));
     }
 
     #[test]

@@ -30,7 +30,7 @@ fn success_exits_0() {
     assert_eq!(out.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("> f (1 B)"), "{stdout}");
-    assert!(stdout.contains("1 files uploaded"), "{stdout}");
+    assert!(stdout.contains("1 file uploaded"), "{stdout}");
 }
 
 #[test]
