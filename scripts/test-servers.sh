@@ -169,8 +169,9 @@ install_vsftpd() {
 }
 
 # True when one of the binaries links a shared library that is not installed (and names it).
-# ldd's output is captured first: under pipefail, `ldd | grep -q` is false when grep stops
-# reading at the first match and ldd dies of SIGPIPE, so missing libraries went unseen.
+# ldd's output is captured first, then tested: piped straight into a quiet grep under
+# pipefail, the pipeline fails when grep stops reading at the first match and ldd dies of
+# SIGPIPE, so missing libraries went unseen.
 missing_libs() {
     local out
     out=$(ldd "$@" 2>&1) || true

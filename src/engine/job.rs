@@ -63,8 +63,9 @@ pub(crate) struct WorkerContext {
     pub(crate) atomic: bool,
     /// This cycle's token, in its temporary names.
     pub(crate) run_token: RunToken,
-    /// The server's address and login folder, as the first connection found them.
-    pub(crate) whereabouts: std::sync::OnceLock<(Option<std::net::SocketAddr>, Option<String>)>,
+    /// The server's address and login folder, as one connection found them (the others wait
+    /// for it: one PWD per run).
+    pub(crate) whereabouts: tokio::sync::OnceCell<(Option<std::net::SocketAddr>, Option<String>)>,
     pub(crate) stop: CancellationToken,
     /// What the workers learnt about the server so far.
     pub(crate) quirks: ServerQuirks,

@@ -1,6 +1,7 @@
 //! Listing the remote tree for one run, in parallel over the workers' connections: each folder
 //! as soon as its parent's listing names it, only where the run needs to know (its scope, its
-//! depth, what may have to be removed), and within bounds on depth and entries.
+//! depth, what may have to be removed), within a bound on depth (memory is bounded by the
+//! listings' shared budget, [`listing::MAX_HELD_TOTAL`]).
 
 use std::collections::HashMap;
 
@@ -32,10 +33,6 @@ pub(super) struct Listed {
 /// deeper than most local file systems allow a path to be long.
 const MAX_REMOTE_DEPTH: usize = 100;
 
-/// Most remote entries one run holds. Their memory is bounded by [`listing::MAX_HELD_TOTAL`]
-/// too, which usually ends a huge listing first (at about a million entries).
-const MAX_REMOTE_ENTRIES: usize = 2_000_000;
-
 impl Run<'_> {
     /// Lists the remote tree over all connections: each folder as soon as its parent's listing
     /// names it. Returns the tree and whether the root exists.
@@ -50,7 +47,6 @@ impl Run<'_> {
         let mut protected = Protected::default();
         let mut charges = Vec::new();
         let mut root_exists = true;
-        let mut capped = false;
         let mut pending: HashMap<usize, String> = HashMap::new();
         pending.insert(pool.send_high(Job::List(String::new())), String::new());
         while !pending.is_empty() {
@@ -105,7 +101,7 @@ impl Run<'_> {
                 // An entry misread or cut short is an entry unknown: nothing there goes.
                 self.reporter.notice(&format!(
                     "remote folder {:?} listed with lines that could not be read; nothing in it is deleted",
-                    if dir.is_empty() { "." } else { dir.as_str() }
+                    shown(&dir)
                 ));
                 protected.insert(dir.clone());
             }
@@ -117,22 +113,22 @@ impl Run<'_> {
                 root_exists = false;
             }
             for entry in entries {
-                if !listing::is_safe_name(&entry.name) || entry.name.contains('\u{FFFD}') {
-                    self.summary.skipped_remote += 1;
-                    self.reporter.notice(&format!(
-                        "ignoring remote entry {:?} in {:?}: unsafe or unreadable name (never followed or deleted)",
-                        entry.name,
-                        if dir.is_empty() { "." } else { dir.as_str() }
-                    ));
-                    // An entry we cannot name cannot be deleted: neither can its folder.
-                    protected.insert(format!("{dir}/{}", entry.name).trim_start_matches('/'));
-                    continue;
-                }
                 let rel = if dir.is_empty() {
                     entry.name.clone()
                 } else {
                     format!("{dir}/{}", entry.name)
                 };
+                if !listing::is_safe_name(&entry.name) || entry.name.contains('\u{FFFD}') {
+                    self.summary.skipped_remote += 1;
+                    self.reporter.notice(&format!(
+                        "ignoring remote entry {:?} in {:?}: unsafe or unreadable name (never followed or deleted)",
+                        entry.name,
+                        shown(&dir)
+                    ));
+                    // An entry we cannot name cannot be deleted: neither can its folder.
+                    protected.insert(rel);
+                    continue;
+                }
                 let is_dir = entry.kind == EntryKind::Dir;
                 if self.config.filter.is_excluded(&rel, is_dir) {
                     // Not ours to judge: nothing there is deleted, nor the folder holding it.
@@ -144,17 +140,6 @@ impl Run<'_> {
                 {
                     leftovers.push((rel, leftover));
                     continue;
-                }
-                if remote.len() >= MAX_REMOTE_ENTRIES {
-                    if !capped {
-                        capped = true;
-                        self.fail(
-                            &dir,
-                            &format!("the server listed more than {MAX_REMOTE_ENTRIES} entries; stopped listing here, and nothing is deleted"),
-                        );
-                    }
-                    protected.insert("");
-                    break;
                 }
                 if is_dir {
                     match self.should_descend(&rel, local, scope) {
@@ -250,6 +235,15 @@ enum Descend {
     NotNeeded,
     /// Beyond [`MAX_REMOTE_DEPTH`].
     TooDeep,
+}
+
+/// A folder as messages name it ("." for the root).
+fn shown(dir: &str) -> &str {
+    if dir.is_empty() {
+        "."
+    } else {
+        dir
+    }
 }
 
 /// Whether `rel` is a local folder (the root always is).

@@ -137,11 +137,9 @@ pub(crate) async fn run(
         }
     };
     let mut conn = conn;
-    // The first connection in says where it leads, for the lock on the remote folder.
-    if ctx.whereabouts.get().is_none() {
-        let found = conn.whereabouts().await;
-        let _ = ctx.whereabouts.set(found);
-    }
+    // One connection says where they all lead, for the lock on the remote folder; the others
+    // wait for its answer rather than ask again.
+    ctx.whereabouts.get_or_init(|| conn.whereabouts()).await;
     tracing::debug!("connected");
     let _ = events.send(Event::Ready);
     let mut worker = Worker {

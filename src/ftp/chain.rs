@@ -181,13 +181,7 @@ pub(crate) async fn finish(stream: &mut Stream, held: Sent, timeout: Duration) -
         Ok(peer) => peer,
         Err(e) => return broken(e, signs),
     };
-    let batch = held.pending_checks();
-    if !batch.is_empty() {
-        if let Err(e) = send(stream, &batch, timeout).await {
-            return broken(e, signs);
-        }
-    }
-    let checked = match read_checks(stream, &held, &mut signs, timeout).await {
+    let checked = match send_and_read_checks(stream, &held, "", &mut signs, timeout).await {
         Ok(checked) => checked,
         Err(e) => return broken(e, signs),
     };
@@ -236,16 +230,8 @@ pub(crate) async fn finish_and_start(
     };
 
     // 1. The held upload's checks and the next PASV (both already sent when early).
-    let mut batch = held.pending_checks();
-    if !held.checks_sent {
-        batch.push_str("PASV\r\n");
-    }
-    if !batch.is_empty() {
-        if let Err(e) = send(stream, &batch, timeout).await {
-            return broken(e, signs);
-        }
-    }
-    let checked = match read_checks(stream, &held, &mut signs, timeout).await {
+    let pasv = if held.checks_sent { "" } else { "PASV\r\n" };
+    let checked = match send_and_read_checks(stream, &held, pasv, &mut signs, timeout).await {
         Ok(checked) => checked,
         Err(e) => return broken(e, signs),
     };
@@ -334,6 +320,23 @@ type Checked = (Result<(), FtpError>, Option<Result<(), FtpError>>);
 
 /// The replies to [`checks`]; Err when the connection failed or, for checks sent early, the
 /// server mishandled them (said in `signs`).
+/// Sends `held`'s checks (unless they went early) with `more` behind them in the same write,
+/// and reads the checks' replies.
+async fn send_and_read_checks(
+    stream: &mut Stream,
+    held: &Sent,
+    more: &str,
+    signs: &mut Signs,
+    timeout: Duration,
+) -> Result<Checked, FtpError> {
+    let mut batch = held.pending_checks();
+    batch.push_str(more);
+    if !batch.is_empty() {
+        send(stream, &batch, timeout).await?;
+    }
+    read_checks(stream, held, signs, timeout).await
+}
+
 async fn read_checks(
     stream: &mut Stream,
     held: &Sent,
