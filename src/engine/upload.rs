@@ -1,6 +1,6 @@
 //! One upload on one connection: the temporary name it is stored under, the transfer
-//! (pipelined on plain FTP, one command at a time otherwise), the size check, the rename over
-//! the target, the modification time, and what its outcome means for the job (a file that
+//! (pipelined where the connection allows, one command at a time otherwise), the size check,
+//! the rename over the target, the modification time, and what its outcome means for the job (a file that
 //! changed meanwhile is sent again; a server that mishandles pipelining gets none; a full
 //! server stops all uploads).
 

@@ -1,4 +1,4 @@
-//! Uploads on one plain FTP connection, chained: commands sent without waiting where the
+//! Uploads on one connection (plain or TLS), chained: commands sent without waiting where the
 //! protocol allows it (see [`crate::ftp::pipeline`]), and a transfer's bytes sent as soon as its data
 //! connection is open. This is what decides the speed of many small files over a real link.
 //!
@@ -28,7 +28,7 @@ use std::time::{Duration, SystemTime};
 use suppaftp::Status;
 
 use super::error::{FtpError, UploadError};
-use super::pipeline::{first_word, peer_of, read_pasv, reply, send, Stream};
+use super::pipeline::{first_word, peer_of, read_pasv, reply, send, Control};
 use transfer::{confirm, exchange, Exchanged, Tail, Transfer};
 
 mod transfer;
@@ -112,7 +112,7 @@ pub(crate) struct Handover {
 
 /// One atomic upload on its own: its start, then its end (five round trips).
 pub(crate) async fn store(
-    stream: &mut Stream,
+    stream: &mut Control,
     up: Upload,
     timeout: Duration,
 ) -> Result<Stored, UploadError> {
@@ -123,7 +123,7 @@ pub(crate) async fn store(
 /// Begins `up` with no upload held: PASV, then the transfer command (and what `early` puts
 /// behind it) with the bytes, then the 226.
 pub(crate) async fn start(
-    stream: &mut Stream,
+    stream: &mut Control,
     up: Upload,
     early: Early,
     timeout: Duration,
@@ -171,7 +171,7 @@ pub(crate) async fn start(
 }
 
 /// Ends `held` with no next upload: its checks (unless they went early), then its rename.
-pub(crate) async fn finish(stream: &mut Stream, held: Sent, timeout: Duration) -> Finished {
+pub(crate) async fn finish(stream: &mut Control, held: Sent, timeout: Duration) -> Finished {
     let mut signs = Signs::default();
     let broken = |e: FtpError, signs| Finished {
         stored: Err(e.into()),
@@ -209,7 +209,7 @@ pub(crate) async fn finish(stream: &mut Stream, held: Sent, timeout: Duration) -
 /// Ends `held` while `next` starts, their commands sharing writes (see the module header).
 /// `early`: how `next`'s checks travel.
 pub(crate) async fn finish_and_start(
-    stream: &mut Stream,
+    stream: &mut Control,
     held: Sent,
     next: Upload,
     early: Early,
@@ -323,7 +323,7 @@ type Checked = (Result<(), FtpError>, Option<Result<(), FtpError>>);
 /// Sends `held`'s checks (unless they went early) with `more` behind them in the same write,
 /// and reads the checks' replies.
 async fn send_and_read_checks(
-    stream: &mut Stream,
+    stream: &mut Control,
     held: &Sent,
     more: &str,
     signs: &mut Signs,
@@ -338,7 +338,7 @@ async fn send_and_read_checks(
 }
 
 async fn read_checks(
-    stream: &mut Stream,
+    stream: &mut Control,
     held: &Sent,
     signs: &mut Signs,
     timeout: Duration,
@@ -368,7 +368,7 @@ async fn read_checks(
 
 /// The replies to [`checks`]: Err(breaking) when the connection failed.
 async fn read_check_replies(
-    stream: &mut Stream,
+    stream: &mut Control,
     up: &Upload,
     timeout: Duration,
 ) -> Result<Checked, FtpError> {
@@ -449,7 +449,7 @@ fn renames(up: &Upload) -> String {
 
 /// The replies to RNFR and RNTO, when they were sent.
 async fn read_renames(
-    stream: &mut Stream,
+    stream: &mut Control,
     renaming: bool,
     timeout: Duration,
 ) -> Result<(), FtpError> {

@@ -6,32 +6,52 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use suppaftp::tokio_rustls::client::TlsStream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::either::Either;
+
+use super::channel::{open_data, DataTls};
 use super::error::{within, FtpError, UploadError};
-use super::pipeline::connect;
+
+/// Where a transfer's bytes go: the passive address, how the data connection is secured, and
+/// the transfer command (for messages).
+#[derive(Clone, Copy)]
+pub(crate) struct Destination<'a> {
+    pub(crate) addr: SocketAddr,
+    pub(crate) tls: Option<&'a DataTls>,
+    pub(crate) command: &'a str,
+}
 
 /// Opens the data connection and sends the bytes of `local` from `offset` as soon as it is open
 /// (the transfer command is on its way), then closes it; `size` is the file's size when its
 /// upload began. Returns the bytes sent.
 ///
-/// The copy runs on a blocking thread with sendfile(2) on Linux (see [`copy_to_socket`]): the
-/// bytes never pass through this process.
+/// On plain FTP the copy runs with sendfile(2) on Linux (see [`copy_to_socket`]): the bytes
+/// never pass through this process; large files are copied on a blocking thread. Over TLS the
+/// bytes go through the TLS stream from one buffer (see [`send_secure`]).
 /// Each write waits at most `timeout` (the socket's send timeout); if this future is dropped
 /// (the server refused the transfer), the data connection is shut down, which ends the copy.
 pub(crate) async fn send_file(
     local: &Path,
     offset: u64,
     size: u64,
-    command: &str,
-    addr: SocketAddr,
+    to: Destination<'_>,
     timeout: Duration,
 ) -> Result<u64, UploadError> {
+    let command = to.command;
     let lost = |e: std::io::Error| {
         UploadError::Remote(FtpError::Connection {
             operation: command.to_string(),
             detail: e.to_string(),
         })
     };
-    let data = connect(addr, command, timeout).await?;
+    let data = match open_data(to.addr, command, to.tls, timeout).await? {
+        Either::Left(plain) => plain,
+        Either::Right(secured) => {
+            return send_secure(local, offset, size, command, secured, timeout).await
+        }
+    };
     #[cfg(target_os = "linux")]
     if size.saturating_sub(offset) <= INLINE_MAX {
         return send_inline(local, offset, command, data, timeout).await;
@@ -55,10 +75,94 @@ pub(crate) async fn send_file(
     }
 }
 
+/// Over TLS: a small file read whole and written through the TLS stream (which cuts it into
+/// records), a large one through one reused buffer; then the TLS close and the connection's.
+/// A file that cannot be read closes the connection at once: the server ends the transfer.
+async fn send_secure(
+    local: &Path,
+    offset: u64,
+    size: u64,
+    command: &str,
+    mut data: TlsStream<TcpStream>,
+    timeout: Duration,
+) -> Result<u64, UploadError> {
+    use tokio::io::AsyncSeekExt;
+    let sent = if size.saturating_sub(offset) <= INLINE_MAX {
+        match read_at(local, offset) {
+            Ok(bytes) => {
+                let write = async { data.write_all(&bytes).await.map_err(io_lost) };
+                within(timeout, command, write)
+                    .await
+                    .map(|()| bytes.len() as u64)
+                    .map_err(UploadError::from)
+            }
+            Err(e) => Err(UploadError::Local(e)),
+        }
+    } else {
+        let open = async {
+            let mut file = tokio::fs::File::open(local).await?;
+            file.seek(std::io::SeekFrom::Start(offset)).await?;
+            Ok(file)
+        };
+        match open.await {
+            Ok(mut file) => send_bytes(&mut file, &mut data, timeout, command).await,
+            Err(e) => Err(UploadError::Local(e)),
+        }
+    };
+    let close = async {
+        data.shutdown().await.map_err(io_lost)?;
+        // Read until the server closes: what it sent (TLS 1.3 tickets, for the next data
+        // connections) is taken in, and no unread byte makes the close a reset (a 426).
+        let mut scrap = [0u8; 1024];
+        while data.read(&mut scrap).await.map_err(io_lost)? > 0 {}
+        Ok::<(), suppaftp::FtpError>(())
+    };
+    match (sent, within(timeout, command, close).await) {
+        (Ok(sent), Ok(())) => Ok(sent),
+        (Ok(_), Err(e)) => Err(e.into()),
+        (Err(e), _) => Err(e),
+    }
+}
+
+/// The local file's bytes from `offset` on.
+fn read_at(local: &Path, offset: u64) -> std::io::Result<Vec<u8>> {
+    let mut file = open_at(local, offset)?;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut file, &mut bytes)?;
+    Ok(bytes)
+}
+
+/// Size of the buffer used to stream a file to the data connection.
+const UPLOAD_CHUNK: usize = 256 * 1024;
+
+pub(crate) fn io_lost(e: std::io::Error) -> suppaftp::FtpError {
+    suppaftp::FtpError::ConnectionError(e)
+}
+
+/// Copies `file` to the data connection `data`; every write is bounded by `timeout` (a stalled
+/// server must not hang the upload). Returns the bytes sent.
+pub(crate) async fn send_bytes<W: tokio::io::AsyncWrite + Unpin>(
+    file: &mut tokio::fs::File,
+    data: &mut W,
+    timeout: Duration,
+    operation: &str,
+) -> Result<u64, UploadError> {
+    let mut buf = vec![0u8; UPLOAD_CHUNK];
+    let mut sent = 0u64;
+    loop {
+        let n = file.read(&mut buf).await.map_err(UploadError::Local)?;
+        if n == 0 {
+            return Ok(sent);
+        }
+        let write = async { data.write_all(&buf[..n]).await.map_err(io_lost) };
+        within(timeout, operation, write).await?;
+        sent += n as u64;
+    }
+}
+
 /// Files up to this size are sent from the worker's own task: opening a local file and handing
 /// its pages to the socket takes microseconds, less than a trip to a blocking thread, and the
 /// socket takes them in a few writes.
-#[cfg(target_os = "linux")]
 const INLINE_MAX: u64 = 1 << 20;
 
 /// A small file, with sendfile(2) on the non-blocking socket, waiting for it to take more.
@@ -67,10 +171,9 @@ async fn send_inline(
     local: &Path,
     offset: u64,
     command: &str,
-    mut data: tokio::net::TcpStream,
+    mut data: TcpStream,
     timeout: Duration,
 ) -> Result<u64, UploadError> {
-    use tokio::io::AsyncWriteExt;
     let lost = |e: std::io::Error| -> UploadError {
         FtpError::Connection {
             operation: command.to_string(),

@@ -249,6 +249,7 @@ impl Connection {
     ) -> Result<Option<Parsed>, FtpError> {
         let exchange = self
             .stream
+            .ftp
             .custom_command(format!("STAT {argument}"), &STAT_LISTING);
         let reply = within(self.timeout, op("STAT", argument), exchange).await;
         self.stat_listing_in(path, reply)
@@ -256,7 +257,7 @@ impl Connection {
 
     /// The reply to a `STAT -a path` sent earlier, as [`Connection::list_by_stat`] returns it.
     async fn read_stat_reply(&mut self, path: &str) -> Result<Option<Parsed>, FtpError> {
-        let read = self.stream.read_response_in(&STAT_LISTING);
+        let read = self.stream.ftp.read_response_in(&STAT_LISTING);
         let reply = within(self.timeout, op("STAT", &with_a(path)), read).await;
         self.stat_listing_in(path, reply)
     }
@@ -395,7 +396,7 @@ impl Connection {
                 return parsed;
             }
             let opening = [Status::AboutToSend, Status::AlreadyOpen];
-            let open = stream.custom_data_command(&command, &opening);
+            let open = stream.ftp.custom_data_command(&command, &opening);
             let (_, mut data) = within(timeout, command.as_str(), open).await?;
             let read = read_listing(&mut data, folder, format, limits.caps, timeout, &command);
             let parsed = read.await;

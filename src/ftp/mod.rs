@@ -12,19 +12,20 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use suppaftp::tokio::AsyncRustlsFtpStream;
 use suppaftp::types::FileType;
 use suppaftp::{Mode, Status};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::AsyncSeekExt;
+
+use channel::{Control, Stream};
+use data::send_bytes;
 
 pub(crate) use error::{secure_detail, within};
 pub(crate) use error::{FtpError, UploadError};
 use target::{Scheme, Target};
 use tls::{Connector, Tickets, TlsConfig, TlsOptions};
 
-type Stream = AsyncRustlsFtpStream;
-
 pub(crate) mod chain;
+mod channel;
 pub(crate) mod data;
 pub(crate) mod error;
 mod list;
@@ -34,9 +35,6 @@ pub(crate) mod target;
 pub(crate) mod tls;
 
 pub(crate) use list::{ListingLimits, StatForMlsd};
-
-/// Size of the buffer used to stream a file to the data connection.
-const UPLOAD_CHUNK: usize = 256 * 1024;
 
 /// What the FTP session logs in with (found by `crate::credentials`). No password ever reaches
 /// a message or a `Debug` output.
@@ -98,7 +96,7 @@ impl TimeSetter {
 
 /// One logged-in control connection, in binary mode.
 pub(crate) struct Connection {
-    stream: Stream,
+    stream: Control,
     timeout: Duration,
     /// What FEAT advertised.
     pub(crate) features: Features,
@@ -185,8 +183,9 @@ impl Connection {
             // NAT advertising private addresses, and to PASV replies pointing elsewhere.
             stream.set_passive_nat_workaround(true);
         }
+        let tls_data = connector.clone().map(|c| (c, target.host.clone()));
         let mut conn = Connection {
-            stream,
+            stream: Control::new(stream, tls_data),
             timeout,
             features: Features::default(),
             list_without_a: false,
@@ -201,7 +200,7 @@ impl Connection {
         };
         // Commands are small writes answered by small replies: Nagle's algorithm would only
         // add delay.
-        let _ = conn.stream.get_ref().await.set_nodelay(true);
+        let _ = conn.stream.ftp.get_ref().await.set_nodelay(true);
         conn.log_in(login).await?;
         Ok(conn)
     }
@@ -223,7 +222,7 @@ impl Connection {
         tracing::debug!("TLS session tickets used up; logging in again");
         // Log out first, so as not to count twice against the server's connection limit. Should
         // logging in again fail, the error says the connection is lost.
-        let _ = tokio::time::timeout(self.timeout, self.stream.quit()).await;
+        let _ = tokio::time::timeout(self.timeout, self.stream.ftp.quit()).await;
         let (list_without_a, limits) = (self.list_without_a, self.listing_limits);
         *self = Connection::open(&self.target, &self.login, self.timeout).await?;
         self.list_without_a = list_without_a;
@@ -235,7 +234,7 @@ impl Connection {
         // With TLS, the stream is encrypted by now (see `secure`): the password never travels
         // in clear text.
         let (user, password) = (login.user.as_str(), login.password.as_str());
-        match within(self.timeout, "login", self.stream.login(user, password)).await {
+        match within(self.timeout, "login", self.stream.ftp.login(user, password)).await {
             Ok(()) => {}
             Err(e) if e.is_connection_limit() => return Err(e),
             Err(FtpError::Reply { code, text, .. }) if code == 530 || code == 430 => {
@@ -246,10 +245,10 @@ impl Connection {
             }
             Err(e) => return Err(e),
         }
-        let binary = self.stream.transfer_type(FileType::Binary);
+        let binary = self.stream.ftp.transfer_type(FileType::Binary);
         within(self.timeout, "TYPE I", binary).await?;
         // FEAT is optional in RFC 959 servers: no answer simply means no extensions.
-        if let Ok(feat) = within(self.timeout, "FEAT", self.stream.feat()).await {
+        if let Ok(feat) = within(self.timeout, "FEAT", self.stream.ftp.feat()).await {
             let has = |k: &str| feat.keys().any(|f| f.eq_ignore_ascii_case(k));
             self.features = Features {
                 mlsd: has("MLST"),
@@ -259,7 +258,7 @@ impl Connection {
             };
         }
         if self.features.utf8 {
-            let opts = self.stream.opts("UTF8", Some("ON"));
+            let opts = self.stream.ftp.opts("UTF8", Some("ON"));
             let _ = within(self.timeout, "OPTS UTF8 ON", opts).await;
         }
         Ok(())
@@ -267,7 +266,7 @@ impl Connection {
 
     /// Creates the folder `path`.
     pub(crate) async fn mkdir(&mut self, path: &str) -> Result<(), FtpError> {
-        within(self.timeout, op("MKD", path), self.stream.mkdir(path)).await
+        within(self.timeout, op("MKD", path), self.stream.ftp.mkdir(path)).await
     }
 
     /// Creates `path` and its missing parents. A refusal (550) is taken to mean "exists": a
@@ -288,12 +287,12 @@ impl Connection {
 
     /// Deletes the file `path`.
     pub(crate) async fn delete(&mut self, path: &str) -> Result<(), FtpError> {
-        within(self.timeout, op("DELE", path), self.stream.rm(path)).await
+        within(self.timeout, op("DELE", path), self.stream.ftp.rm(path)).await
     }
 
     /// Removes the empty folder `path`.
     pub(crate) async fn rmdir(&mut self, path: &str) -> Result<(), FtpError> {
-        within(self.timeout, op("RMD", path), self.stream.rmdir(path)).await
+        within(self.timeout, op("RMD", path), self.stream.ftp.rmdir(path)).await
     }
 
     /// Stores the local file `local` at `path`, from byte `offset` on (appended with APPE when
@@ -314,10 +313,10 @@ impl Connection {
             file.seek(std::io::SeekFrom::Start(offset))
                 .await
                 .map_err(UploadError::Local)?;
-            let open = self.stream.append_with_stream(path);
+            let open = self.stream.ftp.append_with_stream(path);
             within(self.timeout, operation.clone(), open).await?
         } else {
-            let open = self.stream.put_with_stream(path);
+            let open = self.stream.ftp.put_with_stream(path);
             within(self.timeout, operation.clone(), open).await?
         };
         // On a local read error the stream is dropped unfinished; suppaftp reads the
@@ -332,13 +331,18 @@ impl Connection {
         if !self.features.size {
             return Ok(None);
         }
-        let size = within(self.timeout, op("SIZE", path), self.stream.size(path)).await?;
+        let size = within(self.timeout, op("SIZE", path), self.stream.ftp.size(path)).await?;
         Ok(Some(size as u64))
     }
 
     /// Renames `from` to `to` (RNFR/RNTO).
     pub(crate) async fn rename(&mut self, from: &str, to: &str) -> Result<(), FtpError> {
-        within(self.timeout, op("RNFR", from), self.stream.rename(from, to)).await
+        within(
+            self.timeout,
+            op("RNFR", from),
+            self.stream.ftp.rename(from, to),
+        )
+        .await
     }
 
     /// Sets the modification time of `path` to `unix` seconds (UTC) with `how`.
@@ -356,14 +360,15 @@ impl Connection {
             Status::CommandOk,
             Status::RequestedFileActionOk,
         ];
-        let send = self.stream.custom_command(command, &accepted);
+        let send = self.stream.ftp.custom_command(command, &accepted);
         within(self.timeout, operation, send).await.map(|_| ())
     }
 
-    /// Whether commands may be pipelined on this connection: plain FTP only (over TLS the
-    /// control socket cannot be written to directly), and not after pipelining misbehaved.
+    /// Whether commands may be pipelined on this connection: not after pipelining misbehaved,
+    /// and over TLS 1.3 only while a ticket is left for the next data connection (without one,
+    /// the one-at-a-time path logs in again first).
     pub(crate) fn can_pipeline(&self) -> bool {
-        self.tickets.is_none() && self.pipelining
+        self.pipelining && !self.tickets.as_ref().is_some_and(Tickets::used_up)
     }
 
     /// An atomic upload with its commands pipelined (see [`crate::ftp::pipeline`]). A server that
@@ -428,19 +433,21 @@ impl Connection {
     /// Where this connection leads: the server's address as connected, and the login folder
     /// (PWD; None when the server will not say). What a folder *is*, whatever the URL's text.
     pub(crate) async fn whereabouts(&mut self) -> (Option<std::net::SocketAddr>, Option<String>) {
-        let addr = self.stream.get_ref().await.peer_addr().ok();
-        let pwd = within(self.timeout, "PWD", self.stream.pwd()).await.ok();
+        let addr = self.stream.ftp.get_ref().await.peer_addr().ok();
+        let pwd = within(self.timeout, "PWD", self.stream.ftp.pwd())
+            .await
+            .ok();
         (addr, pwd)
     }
 
     /// Says goodbye; errors are irrelevant at this point. On plain FTP without waiting for the
     /// answer: the server closes the connection either way.
     pub(crate) async fn quit(mut self) {
-        if self.can_pipeline() {
+        if self.can_pipeline() && !self.stream.is_tls() {
             let _ = pipeline::send(&self.stream, "QUIT\r\n", self.timeout).await;
             return;
         }
-        let _ = tokio::time::timeout(self.timeout, self.stream.quit()).await;
+        let _ = tokio::time::timeout(self.timeout, self.stream.ftp.quit()).await;
     }
 }
 
@@ -531,31 +538,6 @@ async fn secure(
         }
     }
     Ok(stream)
-}
-
-fn io_lost(e: std::io::Error) -> suppaftp::FtpError {
-    suppaftp::FtpError::ConnectionError(e)
-}
-
-/// Copies `file` to the data connection `data`; every write is bounded by `timeout` (a stalled
-/// server must not hang the upload). Returns the bytes sent.
-pub(crate) async fn send_bytes<W: tokio::io::AsyncWrite + Unpin>(
-    file: &mut tokio::fs::File,
-    data: &mut W,
-    timeout: Duration,
-    operation: &str,
-) -> Result<u64, UploadError> {
-    let mut buf = vec![0u8; UPLOAD_CHUNK];
-    let mut sent = 0u64;
-    loop {
-        let n = file.read(&mut buf).await.map_err(UploadError::Local)?;
-        if n == 0 {
-            return Ok(sent);
-        }
-        let write = async { data.write_all(&buf[..n]).await.map_err(io_lost) };
-        within(timeout, operation, write).await?;
-        sent += n as u64;
-    }
 }
 
 fn op(command: &str, path: &str) -> String {

@@ -1,44 +1,35 @@
-//! Pipelined commands on a plain (unencrypted) control connection: several commands sent in one
-//! write and their replies read afterwards in order, the passive address read from a PASV
-//! reply, and listings with the command sent while the data connection opens (three round
-//! trips instead of four). The upload chain built on these is in [`crate::ftp::chain`].
+//! Pipelined commands, over plain FTP and TLS alike (see [`crate::ftp::channel`]): several
+//! commands sent in one write and their replies read afterwards in order, the passive address
+//! read from a PASV reply, and listings with the command sent while the data connection opens
+//! (three round trips instead of four). The upload chain built on these is in [`crate::ftp::chain`].
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use suppaftp::tokio::AsyncRustlsFtpStream;
 use suppaftp::Status;
 use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
 
+pub(crate) use super::channel::Control;
+use super::channel::{open_data, Data};
 use super::error::{within, FtpError};
 
-pub(crate) type Stream = AsyncRustlsFtpStream;
-
-/// Writes `commands` to the control connection in one go (each ends with CRLF).
+/// Writes `commands` (each ends with CRLF) without waiting for their replies (see
+/// [`Control::send`]).
 pub(crate) async fn send(
-    stream: &Stream,
+    control: &Control,
     commands: &str,
     timeout: Duration,
 ) -> Result<(), FtpError> {
-    write_all(&*stream.get_ref().await, commands, timeout).await
+    control.send(commands, timeout).await
 }
 
-/// Writes `commands` to the control socket `socket`, refusing line breaks inside a command.
+/// Writes `commands` to the plain control socket `socket`, each write bounded by `timeout`.
 pub(crate) async fn write_all(
     socket: &TcpStream,
     commands: &str,
     timeout: Duration,
 ) -> Result<(), FtpError> {
-    // One command per CRLF: a line break inside a path would smuggle in another command.
-    if commands
-        .split_terminator("\r\n")
-        .any(|c| c.contains(['\r', '\n']))
-    {
-        return Err(FtpError::Connection {
-            operation: first_word(commands).into(),
-            detail: "a path contains a line break".into(),
-        });
-    }
     let bytes = commands.as_bytes();
     let mut written = 0;
     while written < bytes.len() {
@@ -69,7 +60,7 @@ pub(crate) fn first_word(commands: &str) -> &str {
 
 /// Reads one reply; Err when its code is not one of `expected` (the reply is consumed either way).
 pub(crate) async fn reply(
-    stream: &mut Stream,
+    stream: &mut Control,
     operation: &str,
     expected: &[Status],
     timeout: Duration,
@@ -77,7 +68,7 @@ pub(crate) async fn reply(
     let response = within(
         timeout,
         operation.to_string(),
-        stream.read_response_in(expected),
+        stream.ftp.read_response_in(expected),
     )
     .await?;
     Ok(crate::ftp::error::one_line(&String::from_utf8_lossy(
@@ -102,8 +93,9 @@ fn passive_address(text: &str, peer: SocketAddr) -> Option<SocketAddr> {
     Some(SocketAddr::new(peer.ip(), hi * 256 + lo))
 }
 
-pub(crate) async fn peer_of(stream: &Stream) -> Result<SocketAddr, FtpError> {
+pub(crate) async fn peer_of(stream: &Control) -> Result<SocketAddr, FtpError> {
     stream
+        .ftp
         .get_ref()
         .await
         .peer_addr()
@@ -115,7 +107,7 @@ pub(crate) async fn peer_of(stream: &Stream) -> Result<SocketAddr, FtpError> {
 
 /// Reads a PASV reply and turns it into the data address.
 pub(crate) async fn read_pasv(
-    stream: &mut Stream,
+    stream: &mut Control,
     peer: SocketAddr,
     timeout: Duration,
 ) -> Result<SocketAddr, FtpError> {
@@ -126,21 +118,6 @@ pub(crate) async fn read_pasv(
     })
 }
 
-pub(crate) async fn connect(
-    addr: SocketAddr,
-    operation: &str,
-    timeout: Duration,
-) -> Result<TcpStream, FtpError> {
-    let connect = async {
-        TcpStream::connect(addr)
-            .await
-            .map_err(suppaftp::FtpError::ConnectionError)
-    };
-    let data = within(timeout, operation.to_string(), connect).await?;
-    data.set_nodelay(true).ok();
-    Ok(data)
-}
-
 pub(crate) const PRELIMINARY: [Status; 2] = [Status::AboutToSend, Status::AlreadyOpen];
 pub(crate) const TRANSFER_DONE: [Status; 2] =
     [Status::ClosingDataConnection, Status::RequestedFileActionOk];
@@ -149,20 +126,34 @@ pub(crate) const TRANSFER_DONE: [Status; 2] =
 /// then the command sent while the data connection opens. Returns it once the server's 150
 /// came; the caller reads the listing, then the final reply.
 pub(crate) async fn open_listing(
-    stream: &mut Stream,
+    stream: &mut Control,
     command: &str,
     timeout: Duration,
-) -> Result<TcpStream, FtpError> {
+) -> Result<Data, FtpError> {
     let peer = peer_of(stream).await?;
     send(stream, "PASV\r\n", timeout).await?;
     let addr = read_pasv(stream, peer, timeout).await?;
     send(stream, &format!("{command}\r\n"), timeout).await?;
-    let (data, opened) = tokio::join!(
-        connect(addr, command, timeout),
-        reply(stream, command, &PRELIMINARY, timeout)
-    );
+    let tls = stream.data_tls();
+    // A refusal (550: no such folder) means no data connection: over TLS the handshake would
+    // wait for a server that never takes it, so it is given up.
+    let refused = CancellationToken::new();
+    let opening = async {
+        tokio::select! {
+            data = open_data(addr, command, tls.as_ref(), timeout) => Some(data),
+            _ = refused.cancelled() => None,
+        }
+    };
+    let reading = async {
+        let opened = reply(stream, command, &PRELIMINARY, timeout).await;
+        if opened.is_err() {
+            refused.cancel();
+        }
+        opened
+    };
+    let (data, opened) = tokio::join!(opening, reading);
     opened?;
-    data
+    data.unwrap_or_else(|| unreachable!("given up only when refused"))
 }
 
 #[cfg(test)]

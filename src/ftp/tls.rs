@@ -34,9 +34,12 @@ use rustls::{
     AlertDescription, CertificateError, ClientConfig, DigitallySignedStruct, NamedGroup,
     RootCertStore, SignatureScheme, SupportedProtocolVersion,
 };
-use suppaftp::tokio::{AsyncRustlsStream, AsyncTlsConnector};
+use suppaftp::tokio::AsyncTlsConnector;
+use suppaftp::tokio_rustls::client::TlsStream;
 use suppaftp::tokio_rustls::TlsConnector;
 use tokio::net::TcpStream;
+
+use super::channel::{ControlTls, FirstOutbox, Outbox};
 
 /// TLS 1.3 tickets one connection keeps (servers send one or two at a time).
 const TICKETS_PER_CONNECTION: usize = 8;
@@ -144,6 +147,7 @@ impl TlsConfig {
         Connector {
             inner: TlsConnector::from(Arc::new(config)),
             sessions,
+            first: FirstOutbox::default(),
         }
     }
 
@@ -226,12 +230,31 @@ fn pem_error(e: rustls::pki_types::pem::Error) -> String {
 pub(crate) struct Connector {
     inner: TlsConnector,
     sessions: Arc<Sessions>,
+    /// The control connection's outbox (see [`crate::ftp::channel`]).
+    first: FirstOutbox,
 }
 
 impl Connector {
     /// A view of this connector's TLS 1.3 tickets, kept after the connector is handed over.
     pub(crate) fn tickets(&self) -> Tickets {
         Tickets(Arc::clone(&self.sessions))
+    }
+
+    /// The outbox of the first stream this connector secured: the control connection's.
+    pub(crate) fn control_outbox(&self) -> Option<Outbox> {
+        self.first.get()
+    }
+
+    /// Secures a data connection, resuming the control connection's session.
+    pub(crate) async fn handshake(
+        &self,
+        name: ServerName<'static>,
+        stream: TcpStream,
+    ) -> suppaftp::FtpResult<TlsStream<TcpStream>> {
+        self.inner
+            .connect(name, stream)
+            .await
+            .map_err(|e| suppaftp::FtpError::SecureError(describe(&e)))
     }
 }
 
@@ -312,12 +335,11 @@ impl fmt::Debug for Connector {
     }
 }
 
-type ConnectFuture<'a> =
-    Pin<Box<dyn Future<Output = suppaftp::FtpResult<AsyncRustlsStream>> + Send + 'a>>;
+type ConnectFuture<'a> = Pin<Box<dyn Future<Output = suppaftp::FtpResult<ControlTls>> + Send + 'a>>;
 
 // The trait is declared with #[async_trait]; this is the signature it expands to.
 impl AsyncTlsConnector for Connector {
-    type Stream = AsyncRustlsStream;
+    type Stream = ControlTls;
 
     fn connect<'s, 'd, 'f>(&'s self, domain: &'d str, stream: TcpStream) -> ConnectFuture<'f>
     where
@@ -328,11 +350,8 @@ impl AsyncTlsConnector for Connector {
         Box::pin(async move {
             let name = ServerName::try_from(domain.to_owned())
                 .map_err(|e| suppaftp::FtpError::SecureError(format!("{domain}: {e}")))?;
-            self.inner
-                .connect(name, stream)
-                .await
-                .map(AsyncRustlsStream::from)
-                .map_err(|e| suppaftp::FtpError::SecureError(describe(&e)))
+            let tls = self.handshake(name, stream).await?;
+            Ok(ControlTls::new(tls, self.first.register()))
         })
     }
 }

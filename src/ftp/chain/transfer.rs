@@ -9,9 +9,9 @@ use suppaftp::Status;
 use tokio_util::sync::CancellationToken;
 
 use super::{checks, read_renames, unknown_command, Early, Sent, Signs, Started, Upload};
-use crate::ftp::data::send_file;
+use crate::ftp::data::{send_file, Destination};
 use crate::ftp::error::{FtpError, UploadError};
-use crate::ftp::pipeline::{reply, Stream, PRELIMINARY, TRANSFER_DONE};
+use crate::ftp::pipeline::{reply, Control, PRELIMINARY, TRANSFER_DONE};
 
 /// An upload's transfer command and the data address it goes to.
 pub(super) struct Transfer {
@@ -88,7 +88,7 @@ pub(super) struct Opening {
 /// held upload's RNFR and RNTO when `renaming`, then the transfer command's. If the server
 /// refuses the transfer command instead of opening the transfer, the sending stops.
 pub(super) async fn exchange(
-    stream: &mut Stream,
+    stream: &mut Control,
     renaming: bool,
     up: &Upload,
     transfer: &Transfer,
@@ -97,9 +97,15 @@ pub(super) async fn exchange(
 ) -> Exchanged {
     let command = &transfer.command;
     let refused = CancellationToken::new();
+    let tls = stream.data_tls();
     let sending = async {
+        let to = Destination {
+            addr: transfer.addr,
+            tls: tls.as_ref(),
+            command,
+        };
         tokio::select! {
-            sent = send_file(&up.local, up.offset, up.version.0, command, transfer.addr, timeout) => Some(sent),
+            sent = send_file(&up.local, up.offset, up.version.0, to, timeout) => Some(sent),
             _ = refused.cancelled() => None,
         }
     };
@@ -142,7 +148,7 @@ pub(super) async fn exchange(
 
 /// The end of `up`'s transfer: its 226, and what came with it. `signs` so far in the call.
 pub(super) async fn confirm(
-    stream: &mut Stream,
+    stream: &mut Control,
     up: Upload,
     transfer: &Transfer,
     tail: Tail,
@@ -252,7 +258,7 @@ fn answered_early(command: &str, e: &FtpError) -> FtpError {
 }
 
 /// Reads and drops `count` replies, whatever their codes.
-async fn drain(stream: &mut Stream, count: usize, timeout: Duration) -> Result<(), FtpError> {
+async fn drain(stream: &mut Control, count: usize, timeout: Duration) -> Result<(), FtpError> {
     for _ in 0..count {
         match reply(stream, "command", &[], timeout).await {
             Err(e) if e.breaks_connection() => return Err(e),
@@ -267,7 +273,7 @@ async fn drain(stream: &mut Stream, count: usize, timeout: Duration) -> Result<(
 /// the transfer (Refusal::EarlyChecks). With a probe, returns whether the server kept the NOOP
 /// for after the 226.
 async fn end_transfer(
-    stream: &mut Stream,
+    stream: &mut Control,
     up: &Upload,
     command: &str,
     tail: Tail,
