@@ -236,3 +236,6 @@ impl TokioTlsStream for ControlTls {
         &mut self.tls
     }
 }
+
+#[cfg(test)]
+mod tests;
