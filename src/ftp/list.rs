@@ -178,6 +178,17 @@ pub(crate) async fn read_listing<R: AsyncRead + Unpin>(
     Ok(parsed)
 }
 
+/// What `STAT -a path` may do for one listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StatUse {
+    /// Nothing: list over a data connection.
+    No,
+    /// Stand in for the data connection's listing.
+    Instead,
+    /// On an MLSD server not judged yet: list both ways, to compare.
+    Compare,
+}
+
 impl Connection {
     /// Lists the folder `path` ("" for the login folder): MLSD where advertised, else `LIST -a`.
     ///
@@ -194,23 +205,20 @@ impl Connection {
     ) -> Result<Listing, FtpError> {
         self.keep_session_resumable().await?;
         let with_a = with_a(path);
-        let stat_usable = allow_stat
-            && self.stat_listing != Some(false)
-            && !self.list_without_a
-            && !path.contains(' ');
+        let stat = self.stat_use(path, allow_stat, mlsd_stat);
         let listing = |parsed| Listing {
             parsed,
             stat_verdict: None,
         };
-        if self.features.mlsd {
-            if stat_usable && mlsd_stat == StatForMlsd::Trusted {
-                if let Some(parsed) = self.list_by_stat(path, &with_a).await? {
-                    return Ok(listing(parsed));
-                }
+        if stat == StatUse::Instead {
+            if let Some(parsed) = self.list_by_stat(path, &with_a).await? {
+                return Ok(listing(parsed));
             }
+        }
+        if self.features.mlsd {
             let parsed = self.list_with("MLSD", path, path, ListFormat::Mlsd).await?;
             let mut listed = listing(parsed);
-            if stat_usable && mlsd_stat == StatForMlsd::Unknown {
+            if stat == StatUse::Compare {
                 listed.stat_verdict = match self.list_by_stat(path, &with_a).await? {
                     Some(stat) => compare_with_mlsd(&stat, &listed.parsed),
                     None => (self.stat_listing == Some(false)).then_some(false),
@@ -219,11 +227,6 @@ impl Connection {
             return Ok(listed);
         }
         if !self.list_without_a {
-            if stat_usable {
-                if let Some(parsed) = self.list_by_stat(path, &with_a).await? {
-                    return Ok(listing(parsed));
-                }
-            }
             match self
                 .list_with("LIST", &with_a, path, ListFormat::List)
                 .await
@@ -237,6 +240,21 @@ impl Connection {
         }
         let parsed = self.list_with("LIST", path, path, ListFormat::List).await?;
         Ok(listing(parsed))
+    }
+
+    /// What `STAT -a path` may do for the listing of `path` (see [`Connection::list`]): the
+    /// one place that decides it.
+    fn stat_use(&self, path: &str, allow_stat: bool, mlsd_stat: StatForMlsd) -> StatUse {
+        let usable = allow_stat
+            && self.stat_listing != Some(false)
+            && !self.list_without_a
+            && !path.contains(' ');
+        match (usable, self.features.mlsd, mlsd_stat) {
+            (false, _, _) => StatUse::No,
+            (true, false, _) | (true, true, StatForMlsd::Trusted) => StatUse::Instead,
+            (true, true, StatForMlsd::Unknown) => StatUse::Compare,
+            (true, true, StatForMlsd::Refused) => StatUse::No,
+        }
     }
 
     /// `STAT -a path`: a listing in the reply itself. None when the reply holds no listing
@@ -313,19 +331,15 @@ impl Connection {
         allow_stat: bool,
         mlsd_stat: StatForMlsd,
     ) -> Vec<Result<Listing, FtpError>> {
-        let batch = paths.len() > 1
-            && allow_stat
-            && self.can_pipeline()
-            && self.stat_listing == Some(true)
-            && !self.list_without_a
-            && (!self.features.mlsd || mlsd_stat == StatForMlsd::Trusted);
+        // In one write only where STAT listings are known to work here.
+        let batch = paths.len() > 1 && self.can_pipeline() && self.stat_listing == Some(true);
         let mut results: Vec<Option<Result<Listing, FtpError>>> =
             paths.iter().map(|_| None).collect();
         if batch {
             let by_stat: Vec<(usize, &String)> = paths
                 .iter()
                 .enumerate()
-                .filter(|(_, path)| !path.contains(' '))
+                .filter(|(_, path)| self.stat_use(path, allow_stat, mlsd_stat) == StatUse::Instead)
                 .collect();
             let commands: String = by_stat
                 .iter()

@@ -190,7 +190,8 @@ pub(super) async fn confirm(
             end_transfer(stream, &up, command, tail, timeout)
                 .await
                 .map(|probe| {
-                    signs.early_refused = probe == Some(false);
+                    // Kept when the probe was answered before the 150 (`noop_first`).
+                    signs.early_refused |= probe == Some(false);
                     signs.probe_passed = probe == Some(true);
                     n
                 })
