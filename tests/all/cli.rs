@@ -1,8 +1,6 @@
 //! The binary as scripts see it: exit codes, one-line errors, and passwords never shown.
 
-mod support;
-
-use support::{ftpsync, sync, FtpServer, Tree};
+use crate::support::{self, ftpsync, sync, FtpServer, Tree};
 
 /// A loopback port with nothing listening on it.
 fn closed_port() -> u16 {
@@ -474,8 +472,8 @@ fn sigterm_still_stops_a_run_whose_stderr_is_closed() {
 
 #[test]
 fn a_second_signal_with_json_still_prints_one_json_object() {
+    use crate::support::faults::{Fault, FaultProxy};
     use std::io::{BufRead, Read};
-    use support::faults::{Fault, FaultProxy};
     let server = FtpServer::start();
     let stall = Fault::StallOn {
         command: "STOR".into(),

@@ -5,8 +5,6 @@
 //! proftpd, both refusing data connections that do not resume the control connection's TLS
 //! session), in both modes and both TLS versions.
 
-mod support;
-
 use std::future::Future;
 use std::io;
 use std::path::PathBuf;
@@ -25,7 +23,7 @@ use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use support::{assert_mirror, changed_files, snapshot, sync, FtpServer, RealServer, Tree};
+use crate::support::{assert_mirror, changed_files, snapshot, sync, FtpServer, RealServer, Tree};
 
 /// The warning `--insecure` prints on every run.
 const INSECURE_WARNING: &str =

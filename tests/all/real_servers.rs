@@ -2,9 +2,7 @@
 //! pure-ftpd (MLSD, MFMT), started by `scripts/test-servers.sh`. Each test works in its own
 //! folder on each server.
 
-mod support;
-
-use support::{assert_mirror, changed_files, real_servers, snapshot, sync, Tree};
+use crate::support::{self, assert_mirror, changed_files, real_servers, snapshot, sync, Tree};
 
 fn site_tree() -> Tree {
     let tree = Tree::new();
@@ -166,7 +164,7 @@ fn real_servers_list_folders_over_the_control_connection() {
     // One round trip per folder instead of a data connection: STAT listings from the start on
     // vsftpd (LIST only), and on pure-ftpd (MLSD) once the first folder listed both ways showed
     // that its STAT listings tell the same as MLSD.
-    use support::faults::FaultProxy;
+    use crate::support::faults::FaultProxy;
     for server in real_servers() {
         let (url, dir) = server.scratch("stat_listing");
         let tree = site_tree();

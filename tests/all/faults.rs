@@ -3,13 +3,11 @@
 //! no final name holds a partial file, the local tree is untouched, and a second run without the
 //! fault converges to an exact mirror.
 
-mod support;
-
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use support::faults::{Fault, FaultProxy, Listing};
-use support::{assert_mirror, run, tree_digest, FtpServer, Run, Tree};
+use crate::support::faults::{Fault, FaultProxy, Listing};
+use crate::support::{self, assert_mirror, run, tree_digest, FtpServer, Run, Tree};
 
 const BIG: usize = 10 * 1024 * 1024;
 

@@ -1,9 +1,7 @@
 //! End-to-end syncs against an in-process FTP server (libunftp, no MFMT: the upload record is
 //! what keeps reruns from uploading again).
 
-mod support;
-
-use support::{assert_mirror, changed_files, snapshot, sync, FtpServer, Tree};
+use crate::support::{self, assert_mirror, changed_files, snapshot, sync, FtpServer, Tree};
 
 const T0: u64 = 1_600_000_000;
 

@@ -22,7 +22,6 @@
 //! Limits: active mode (PORT/EPRT) data connections go straight between client and server,
 //! unseen; after a successful `AUTH TLS` the session is relayed blindly (encrypted), so later
 //! commands are neither recorded nor faulted and data connections bypass the proxy.
-#![allow(dead_code)]
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,4 +1,4 @@
-//! Shared helpers for ftpsync's integration tests (`mod support;` in each test file).
+//! Shared helpers for ftpsync's integration tests (`crate::support` in each test module).
 //!
 //! * [`FtpServer`]: an in-process FTP server (libunftp + filesystem back end) serving a fresh
 //!   temporary folder on `127.0.0.1` with an ephemeral port. It runs on its own thread with its
@@ -10,9 +10,6 @@
 //! * [`assert_mirror`], [`snapshot`] / [`changed_files`], [`tree_digest`]: checks on the result.
 //! * [`ftpsync`]: the binary under test, with an environment isolated from the machine's;
 //!   [`sync`] runs it with `--json` and returns a [`Run`] (exit code, output, parsed summary).
-//!
-//! Each test file uses a subset of these, so unused items are allowed here.
-#![allow(dead_code)]
 
 pub mod faults;
 

@@ -1,13 +1,11 @@
 //! Safety rules that hold without any fault injected: atomic uploads and their leftovers,
 //! delete limits, unsafe remote names, local problems, one run per target.
 
-mod support;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::faults::{Fault, FaultProxy};
-use support::{assert_mirror, isolate_env, sync, FtpServer, Tree};
+use crate::support::faults::{Fault, FaultProxy};
+use crate::support::{self, assert_mirror, isolate_env, sync, FtpServer, Tree};
 
 fn temp_files(dir: &std::path::Path) -> Vec<String> {
     walkdir::WalkDir::new(dir)
