@@ -1,4 +1,4 @@
-//! Tests of the fault-injecting FTP proxy (`tests/all/support/faults.rs`) itself, with suppaftp
+//! Tests of the fault-injecting FTP proxy (`tests/all/support/faults/`) itself, with suppaftp
 //! as the client and the in-process FTP server behind the proxy.
 
 use std::time::{Duration, Instant};

@@ -151,7 +151,7 @@ fn real_servers_type_changes() {
         tree.remove("b");
         tree.write("b", "file now");
         // Minute-precise listings cannot prove b's content is ftpsync's: replacing the folder
-        // takes --delete (tests/safety.rs has the cases without it).
+        // takes --delete (safety/type_changes.rs has the cases without it).
         let run = sync(tree.path(), &url, &["--delete"]);
         assert_eq!(run.code, 0, "{}: {run}", server.name);
         assert_mirror(tree.path(), &dir);
