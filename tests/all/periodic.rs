@@ -1,15 +1,13 @@
 //! Keeping a folder mirrored: `--every` cycles on a steady clock, `--watch` cycles on changes,
 //! zero CPU between cycles, clean stops, and a server that goes away between cycles.
 
-mod support;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use support::faults::{Fault, FaultProxy};
-use support::{assert_mirror, isolate_env, FtpServer, Tree};
+use crate::support::faults::{Fault, FaultProxy};
+use crate::support::{assert_mirror, isolate_env, FtpServer, Tree};
 
 /// A running `ftpsync --json` in periodic mode, with its cycle summaries as they come.
 struct Mirror {

@@ -1,7 +1,5 @@
-//! Tests of the fault-injecting FTP proxy (`tests/support/faults.rs`) itself, with suppaftp
+//! Tests of the fault-injecting FTP proxy (`tests/all/support/faults/`) itself, with suppaftp
 //! as the client and the in-process FTP server behind the proxy.
-
-mod support;
 
 use std::time::{Duration, Instant};
 
@@ -9,9 +7,10 @@ use ftpsync::listing::{parse_list_line, parse_mlsd_line, EntryKind};
 use suppaftp::tokio::AsyncFtpStream;
 use suppaftp::types::FileType;
 use suppaftp::{FtpError, Mode, Status};
-use support::faults::{Fault, FaultProxy, Listing};
-use support::FtpServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::support::faults::{Fault, FaultProxy, Listing};
+use crate::support::{self, FtpServer};
 
 /// A client logged in through `proxy`, in binary mode.
 async fn client(proxy: &FaultProxy) -> AsyncFtpStream {

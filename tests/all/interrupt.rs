@@ -1,12 +1,10 @@
 //! Stopping: SIGTERM lets the transfers in flight finish, logs out, exits 130; a rerun completes
 //! the mirror.
 
-mod support;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{assert_mirror, sync, FtpServer, Tree};
+use crate::support::{self, assert_mirror, sync, FtpServer, Tree};
 
 #[test]
 fn sigterm_finishes_in_flight_transfers_then_exits_130() {

@@ -1,9 +1,7 @@
 //! End-to-end syncs against an in-process FTP server (libunftp, no MFMT: the upload record is
 //! what keeps reruns from uploading again).
 
-mod support;
-
-use support::{assert_mirror, changed_files, snapshot, sync, FtpServer, Tree};
+use crate::support::{self, assert_mirror, changed_files, snapshot, sync, FtpServer, Tree};
 
 const T0: u64 = 1_600_000_000;
 
@@ -152,7 +150,7 @@ fn type_changes_replace_files_with_folders_and_back() {
     tree.remove("was-dir");
     tree.write("was-dir", "now a file");
     // This server cannot set times, so what ftpsync put in was-dir cannot be told from
-    // someone else's files: replacing the folder takes --delete (see tests/safety.rs).
+    // someone else's files: replacing the folder takes --delete (see safety/type_changes.rs).
     let run = sync(tree.path(), &server.url(""), &["--delete"]);
     assert_eq!(run.code, 0, "{run}");
     assert_mirror(tree.path(), &server.remote_dir(""));

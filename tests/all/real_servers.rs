@@ -2,9 +2,7 @@
 //! pure-ftpd (MLSD, MFMT), started by `scripts/test-servers.sh`. Each test works in its own
 //! folder on each server.
 
-mod support;
-
-use support::{assert_mirror, changed_files, real_servers, snapshot, sync, Tree};
+use crate::support::{self, assert_mirror, changed_files, real_servers, snapshot, sync, Tree};
 
 fn site_tree() -> Tree {
     let tree = Tree::new();
@@ -153,7 +151,7 @@ fn real_servers_type_changes() {
         tree.remove("b");
         tree.write("b", "file now");
         // Minute-precise listings cannot prove b's content is ftpsync's: replacing the folder
-        // takes --delete (tests/safety.rs has the cases without it).
+        // takes --delete (safety/type_changes.rs has the cases without it).
         let run = sync(tree.path(), &url, &["--delete"]);
         assert_eq!(run.code, 0, "{}: {run}", server.name);
         assert_mirror(tree.path(), &dir);
@@ -166,7 +164,7 @@ fn real_servers_list_folders_over_the_control_connection() {
     // One round trip per folder instead of a data connection: STAT listings from the start on
     // vsftpd (LIST only), and on pure-ftpd (MLSD) once the first folder listed both ways showed
     // that its STAT listings tell the same as MLSD.
-    use support::faults::FaultProxy;
+    use crate::support::faults::FaultProxy;
     for server in real_servers() {
         let (url, dir) = server.scratch("stat_listing");
         let tree = site_tree();

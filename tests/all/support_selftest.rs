@@ -1,7 +1,5 @@
-//! Tests of the shared test support (`tests/support`) itself, without ftpsync: the in-process
+//! Tests of the shared test support (`tests/all/support`) itself, without ftpsync: the in-process
 //! FTP server, its login check, and the tree comparisons.
-
-mod support;
 
 use std::io::{BufRead, BufReader};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -9,11 +7,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use suppaftp::tokio::AsyncFtpStream;
 use suppaftp::types::FileType;
 use suppaftp::{FtpError, Status};
-use support::{
-    assert_mirror, assert_mirror_except, changed_files, snapshot, tree_digest, FtpServer, Node,
-    Tree,
-};
 use tokio::io::AsyncWriteExt;
+
+use crate::support::{
+    self, assert_mirror, assert_mirror_except, changed_files, snapshot, tree_digest, FtpServer,
+    Node, Tree,
+};
 
 /// Uploads `bytes` to `path` over a new logged-in connection.
 async fn upload(

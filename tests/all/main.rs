@@ -1,0 +1,14 @@
+//! ftpsync's integration tests, as one test binary (one compile and link instead of one per
+//! file). Each module is one subject; `support` holds the helpers they share.
+
+mod cli;
+mod faults;
+mod faults_selftest;
+mod ftps;
+mod interrupt;
+mod periodic;
+mod real_servers;
+mod safety;
+mod support;
+mod support_selftest;
+mod sync_inprocess;
