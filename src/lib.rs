@@ -30,7 +30,7 @@ mod shutdown;
 mod state;
 mod temp_name;
 
-/// Not part of the interface: the fault proxy's self-test (tests/faults_selftest.rs) checks
+/// Not part of the interface: the fault proxy's self-test (tests/all/faults_selftest.rs) checks
 /// that the listings it invents parse with ftpsync's own parsers.
 #[doc(hidden)]
 pub mod listing {
