@@ -233,6 +233,33 @@ fn a_server_answering_commands_during_transfers_gets_none_behind_its_transfers()
 }
 
 #[test]
+fn a_server_answering_the_probe_before_the_transfer_opens_gets_one_probe() {
+    // A server that runs commands side by side answers the NOOP behind a STOR before the 150.
+    // That one answer tells: no more probes, and no checks behind later transfers.
+    let faults = vec![Fault::AnswerProbeFirst];
+    cell(
+        "fault_answer_probe_first",
+        faults,
+        &["-j", "1", "-vv"],
+        |up, proxy, run| {
+            assert_eq!(run.code, 0, "{}: {run}", up.name);
+            assert_eq!(
+                proxy.fired(0),
+                1,
+                "{}: probes answered before the transfer opened: {:?}",
+                up.name,
+                proxy.commands()
+            );
+            assert!(
+                run.stderr.contains("reads commands during transfers"),
+                "{}: {run}",
+                up.name
+            );
+        },
+    );
+}
+
+#[test]
 fn a_file_that_changes_during_its_upload_is_sent_again() {
     // The upload of a.txt is over on the server, but its 226 is held back while the local file
     // changes: the old version must not be renamed into place; the new one is sent.

@@ -94,6 +94,10 @@ pub enum Fault {
     /// after the previous one's final reply, as most servers read them. Fires once per command
     /// answered this way.
     AnswerDuringTransfer,
+    /// Answers a `NOOP` the client wrote right behind a transfer command (in the same write)
+    /// with `200` before the transfer's `150`, without forwarding it, as a server that runs
+    /// commands side by side would. Fires once per NOOP answered this way.
+    AnswerProbeFirst,
     /// Holds back the final reply (226) of a transfer command whose path contains `path` until
     /// [`FaultProxy::release`] is called: the transfer is over on the server, the client does
     /// not know yet. [`FaultProxy::wait_held`] returns once a reply is held. Fires `times`.

@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
@@ -234,6 +234,9 @@ impl Session {
                         let _ = pending.send(plan);
                     }
                     self.transfer_command = Some(text.to_string());
+                    if let Flow::End = self.answer_probe_first().await {
+                        return Flow::End;
+                    }
                 }
                 self.auth_sent |= matches(text, "AUTH ", "");
                 self.awaiting = true;
@@ -247,6 +250,22 @@ impl Session {
                 written.map_or(Flow::End, |()| Flow::Continue)
             }
         }
+    }
+
+    /// [`Fault::AnswerProbeFirst`]: a NOOP right behind the transfer command is answered now.
+    async fn answer_probe_first(&mut self) -> Flow {
+        const NOOP: &[u8] = b"NOOP\r\n";
+        let Some(index) = self.shared.answers_probe_first() else {
+            return Flow::Continue;
+        };
+        if !self.client.buffer().starts_with(NOOP) {
+            return Flow::Continue;
+        }
+        std::pin::Pin::new(&mut self.client).consume(NOOP.len());
+        self.shared.commands.lock().unwrap().push("NOOP".into());
+        self.shared.claim(index);
+        let written = self.client.get_mut().write_all(b"200 NOOP ok\r\n").await;
+        written.map_or(Flow::End, |()| Flow::Continue)
     }
 
     async fn on_reply(&mut self, mut line: Vec<u8>) -> Flow {

@@ -110,6 +110,13 @@ impl Shared {
             .position(|fault| matches!(fault, Fault::AnswerDuringTransfer))
     }
 
+    /// The index of [`Fault::AnswerProbeFirst`], if set.
+    pub(super) fn answers_probe_first(&self) -> Option<usize> {
+        self.faults
+            .iter()
+            .position(|fault| matches!(fault, Fault::AnswerProbeFirst))
+    }
+
     /// The [`Fault::MaxConnections`] that refuses a new connection while `open` are open.
     pub(super) fn refusal(&self, open: usize) -> Option<usize> {
         self.faults
@@ -125,7 +132,9 @@ impl Fault {
             | Fault::ResetOn { times, .. }
             | Fault::StallOn { times, .. }
             | Fault::Reply { times, .. } => *times,
-            Fault::MaxConnections { .. } | Fault::AnswerDuringTransfer => usize::MAX,
+            Fault::MaxConnections { .. }
+            | Fault::AnswerDuringTransfer
+            | Fault::AnswerProbeFirst => usize::MAX,
             Fault::HoldTransferEnd { times, .. }
             | Fault::ServeListing { times, .. }
             | Fault::CutListing { times, .. } => *times,
