@@ -116,3 +116,38 @@ fn real_vsftpd_with_required_session_reuse_in_every_mode_and_tls_version() {
 fn real_proftpd_with_required_session_reuse_in_every_mode_and_tls_version() {
     every_mode_and_version("PROFTPD");
 }
+
+/// Over TLS as over plain FTP, uploads on a connection are chained, their checks travelling
+/// behind the transfer once the server is found to leave them for after it (the run says so with
+/// `-vv`), and every file arrives whole.
+fn uploads_are_chained_over_tls(name: &'static str) {
+    let Some((servers, ca)) = real_tls_server(name) else {
+        return;
+    };
+    let (_, server) = &servers[0];
+    let (url, dir) = server.scratch(&format!("ftps_chained_{name}"));
+    let tree = crate::support::Tree::new();
+    for i in 0..40 {
+        tree.write(&format!("f{i:02}.txt"), format!("file {i}\n").repeat(i + 1));
+    }
+    let run = sync(tree.path(), &url, &["-j", "1", "-vv", "--ca-file", &ca]);
+    assert_eq!(run.code, 0, "{name}: {run}");
+    assert_eq!(run.summary["files_uploaded"], 40, "{name}: {run}");
+    assert!(
+        run.stderr.contains("checks travel before the 226"),
+        "{name}: uploads were not chained over TLS: {run}"
+    );
+    assert_mirror(tree.path(), &dir);
+}
+
+#[test]
+#[ignore = "needs the real FTP servers: bash scripts/test-servers.sh start, then --include-ignored"]
+fn real_vsftpd_chains_uploads_over_tls() {
+    uploads_are_chained_over_tls("VSFTPD");
+}
+
+#[test]
+#[ignore = "needs the real FTP servers: bash scripts/test-servers.sh start, then --include-ignored"]
+fn real_proftpd_chains_uploads_over_tls() {
+    uploads_are_chained_over_tls("PROFTPD");
+}
