@@ -509,7 +509,7 @@ mod tests {
         let netrc = dir.path().join("netrc");
         fs::write(
             &netrc,
-            "machine h login bob password pw\ndefault login anonymous password me@\n",
+            "machine h login bob password hunter2sekrit\ndefault login anonymous password me@\n",
         )
         .unwrap();
         fs::set_permissions(&netrc, fs::Permissions::from_mode(0o644)).unwrap();
@@ -521,7 +521,8 @@ mod tests {
             message.contains("(mode 644)") && message.ends_with(&fix),
             "{message}"
         );
-        assert!(!message.contains("pw"), "{message}");
+        // (A distinctive password: a random temporary folder's name may hold any short one.)
+        assert!(!message.contains("hunter2sekrit"), "{message}");
         assert_eq!(of("ftp://h", Some("env_pw")).unwrap().password, "env_pw");
         assert_eq!(
             of("ftp://other", None).unwrap().password,
@@ -529,7 +530,7 @@ mod tests {
             "anonymous, as ftp(1)"
         );
         fs::set_permissions(&netrc, fs::Permissions::from_mode(0o600)).unwrap();
-        assert_eq!(of("ftp://h", None).unwrap().password, "pw");
+        assert_eq!(of("ftp://h", None).unwrap().password, "hunter2sekrit");
     }
 
     #[test]

@@ -112,9 +112,10 @@ async fn send_secure(
     let close = async {
         data.shutdown().await.map_err(io_lost)?;
         // Read until the server closes: what it sent (TLS 1.3 tickets, for the next data
-        // connections) is taken in, and no unread byte makes the close a reset (a 426).
+        // connections) is taken in, and no unread byte makes the close a reset (a 426). How it
+        // closes (some servers send no close_notify) is for its 226 to judge.
         let mut scrap = [0u8; 1024];
-        while data.read(&mut scrap).await.map_err(io_lost)? > 0 {}
+        while matches!(data.read(&mut scrap).await, Ok(n) if n > 0) {}
         Ok::<(), suppaftp::FtpError>(())
     };
     match (sent, within(timeout, command, close).await) {

@@ -12,7 +12,6 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use suppaftp::types::FileType;
 use suppaftp::{Mode, Status};
 use tokio::io::AsyncSeekExt;
 
@@ -30,6 +29,7 @@ pub(crate) mod data;
 pub(crate) mod error;
 mod list;
 pub(crate) mod listing;
+mod login;
 pub(crate) mod pipeline;
 pub(crate) mod target;
 pub(crate) mod tls;
@@ -58,7 +58,6 @@ impl std::fmt::Debug for Login {
 pub(crate) struct Features {
     pub(crate) mlsd: bool,
     pub(crate) mfmt: bool,
-    pub(crate) utf8: bool,
     pub(crate) size: bool,
 }
 
@@ -115,6 +114,8 @@ pub(crate) struct Connection {
     stat_misses: u32,
     /// The bounds on a listing over a data connection.
     listing_limits: ListingLimits,
+    /// The folder the server put the session in (PWD at login; None if it would not say).
+    login_folder: Option<String>,
 }
 
 impl Connection {
@@ -197,6 +198,7 @@ impl Connection {
             stat_listing: None,
             stat_misses: 0,
             listing_limits: ListingLimits::for_timeout(timeout),
+            login_folder: None,
         };
         // Commands are small writes answered by small replies: Nagle's algorithm would only
         // add delay.
@@ -227,40 +229,6 @@ impl Connection {
         *self = Connection::open(&self.target, &self.login, self.timeout).await?;
         self.list_without_a = list_without_a;
         self.listing_limits = limits;
-        Ok(())
-    }
-
-    async fn log_in(&mut self, login: &Login) -> Result<(), FtpError> {
-        // With TLS, the stream is encrypted by now (see `secure`): the password never travels
-        // in clear text.
-        let (user, password) = (login.user.as_str(), login.password.as_str());
-        match within(self.timeout, "login", self.stream.ftp.login(user, password)).await {
-            Ok(()) => {}
-            Err(e) if e.is_connection_limit() => return Err(e),
-            Err(FtpError::Reply { code, text, .. }) if code == 530 || code == 430 => {
-                return Err(FtpError::LoginRefused {
-                    user: user.to_string(),
-                    reply: text,
-                });
-            }
-            Err(e) => return Err(e),
-        }
-        let binary = self.stream.ftp.transfer_type(FileType::Binary);
-        within(self.timeout, "TYPE I", binary).await?;
-        // FEAT is optional in RFC 959 servers: no answer simply means no extensions.
-        if let Ok(feat) = within(self.timeout, "FEAT", self.stream.ftp.feat()).await {
-            let has = |k: &str| feat.keys().any(|f| f.eq_ignore_ascii_case(k));
-            self.features = Features {
-                mlsd: has("MLST"),
-                mfmt: has("MFMT"),
-                utf8: has("UTF8"),
-                size: has("SIZE"),
-            };
-        }
-        if self.features.utf8 {
-            let opts = self.stream.ftp.opts("UTF8", Some("ON"));
-            let _ = within(self.timeout, "OPTS UTF8 ON", opts).await;
-        }
         Ok(())
     }
 
@@ -431,13 +399,11 @@ impl Connection {
     }
 
     /// Where this connection leads: the server's address as connected, and the login folder
-    /// (PWD; None when the server will not say). What a folder *is*, whatever the URL's text.
+    /// (PWD, asked at login; None when the server would not say). What a folder *is*, whatever
+    /// the URL's text.
     pub(crate) async fn whereabouts(&mut self) -> (Option<std::net::SocketAddr>, Option<String>) {
         let addr = self.stream.ftp.get_ref().await.peer_addr().ok();
-        let pwd = within(self.timeout, "PWD", self.stream.ftp.pwd())
-            .await
-            .ok();
-        (addr, pwd)
+        (addr, self.login_folder.clone())
     }
 
     /// Says goodbye; errors are irrelevant at this point. On plain FTP without waiting for the
