@@ -56,12 +56,19 @@ impl Control {
     /// plain FTP; over TLS into the outbox, which the next read or write empties.
     pub(crate) async fn send(&self, commands: &str, timeout: Duration) -> Result<(), FtpError> {
         refuse_line_breaks(commands)?;
-        match &self.outbox {
-            Some(outbox) => {
+        match (&self.outbox, &self.data_tls) {
+            (Some(outbox), _) => {
                 outbox.push(commands.as_bytes());
                 Ok(())
             }
-            None => super::pipeline::write_all(&*self.ftp.get_ref().await, commands, timeout).await,
+            (None, None) => {
+                super::pipeline::write_all(&*self.ftp.get_ref().await, commands, timeout).await
+            }
+            // Never written in clear text to a TLS connection's socket.
+            (None, Some(_)) => Err(FtpError::Connection {
+                operation: super::pipeline::first_word(commands).into(),
+                detail: "the TLS control stream has no outbox".into(),
+            }),
         }
     }
 
