@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::job::{Job, JobError, Outcome, Task, WorkerContext};
 use crate::engine::plan::Op;
 use crate::engine::upload;
-use crate::ftp::{Connection, FtpError};
+use crate::ftp::{Connection, FtpError, PathCommand};
 
 mod chained;
 
@@ -212,6 +212,27 @@ impl Worker {
                     self.hand_back(listings);
                     Flow::Stop
                 }
+            } else if let Some(first) = path_command(&task.job) {
+                // So do folders to create and files or folders to delete (see run_many).
+                let mut batch = vec![(task, first)];
+                while batch.len() < LIST_BATCH {
+                    match queues.try_next(&self.ctx.stop) {
+                        Some(task) => match path_command(&task.job) {
+                            Some(command) => batch.push((task, command)),
+                            None => {
+                                next = Some(task);
+                                break;
+                            }
+                        },
+                        None => break,
+                    }
+                }
+                if self.finish_held().await == Flow::Continue {
+                    self.run_batch(batch).await
+                } else {
+                    self.hand_back(batch.into_iter().map(|(task, _)| task));
+                    Flow::Stop
+                }
             } else {
                 match self.chainable(&task) {
                     Some((file, up)) => self.chain(task, file, up).await,
@@ -283,6 +304,60 @@ impl Worker {
             }
         }
         self.execute_each(retry).await
+    }
+
+    /// Runs the simple commands of `batch` together (see [`Connection::run_many`]) and reports
+    /// each; one that failed goes through the retry loop on its own, the batch counting as its
+    /// first try.
+    async fn run_batch(&mut self, batch: Vec<(Task, (PathCommand, String))>) -> Flow {
+        let conn = match self.conn.as_mut() {
+            Some(conn) if batch.len() > 1 => conn,
+            _ => {
+                return self
+                    .execute_each(batch.into_iter().map(|(task, _)| task).collect())
+                    .await
+            }
+        };
+        let target = &self.ctx.target;
+        let commands: Vec<(PathCommand, String)> = batch
+            .iter()
+            .map(|(_, (command, rel))| (*command, target.remote_path(rel)))
+            .collect();
+        let results = conn.run_many(&commands).await;
+        let mut retry = Vec::new();
+        for ((task, _), result) in batch.into_iter().zip(results) {
+            match result {
+                Ok(()) => {
+                    let _ = self.events.send(Event::Finished {
+                        id: task.id,
+                        result: Ok(Outcome::Done {
+                            bytes: 0,
+                            time_set: false,
+                        }),
+                    });
+                }
+                // As in `execute`: a refusal is final; a broken connection or a passing
+                // trouble earns the next try.
+                Err(e) if e.is_permanent() && !e.breaks_connection() => {
+                    let _ = self.events.send(Event::Finished {
+                        id: task.id,
+                        result: Err(JobError::Remote(e)),
+                    });
+                }
+                Err(e) => {
+                    tracing::debug!(attempt = 1, error = %e, "job failed");
+                    drop_if_broken(&mut self.conn, &e);
+                    retry.push(task);
+                }
+            }
+        }
+        for (i, task) in retry.iter().enumerate() {
+            if self.execute_task(task.clone(), 2).await == Flow::Stop {
+                self.hand_back(retry.into_iter().skip(i + 1));
+                return Flow::Stop;
+            }
+        }
+        Flow::Continue
     }
 
     /// Runs `tasks` one after the other; if this worker loses the server, the ones not started
@@ -403,6 +478,17 @@ async fn execute(
         _ if cannot_connect => None,
         Some(e) => Some(Err(JobError::Remote(e))),
         None => Some(Err(JobError::Interrupted)),
+    }
+}
+
+/// The simple command that carries out `job` and its path (relative to the root), if it is one
+/// that can go in a batch.
+fn path_command(job: &Job) -> Option<(PathCommand, String)> {
+    match job {
+        Job::Run(Op::Mkdir(rel)) => Some((PathCommand::Mkd, rel.clone())),
+        Job::Run(Op::DeleteFile(rel)) => Some((PathCommand::Dele, rel.clone())),
+        Job::Run(Op::RemoveDir(rel)) => Some((PathCommand::Rmd, rel.clone())),
+        Job::List(_) | Job::Run(Op::MakeRoot | Op::Cleanup(_) | Op::Upload { .. }) => None,
     }
 }
 

@@ -23,6 +23,7 @@ pub(crate) use error::{FtpError, UploadError};
 use target::{Scheme, Target};
 use tls::{Connector, Tickets, TlsConfig, TlsOptions};
 
+mod batch;
 pub(crate) mod chain;
 mod channel;
 pub(crate) mod data;
@@ -34,6 +35,7 @@ pub(crate) mod pipeline;
 pub(crate) mod target;
 pub(crate) mod tls;
 
+pub(crate) use batch::PathCommand;
 pub(crate) use list::{ListingLimits, StatForMlsd};
 
 /// What the FTP session logs in with (found by `crate::credentials`). No password ever reaches

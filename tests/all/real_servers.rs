@@ -257,3 +257,60 @@ fn real_servers_get_a_file_rewritten_on_the_server_sent_again() {
         assert_mirror(local.path(), &dir);
     }
 }
+
+#[test]
+#[ignore = "needs the real FTP servers: bash scripts/test-servers.sh start, then --include-ignored"]
+fn real_servers_create_and_delete_folders_and_files_in_batches() {
+    // Folders to create, files and folders to delete that wait together go in one write: one
+    // round trip for the batch instead of one per path. (Folders are removed as their content
+    // goes, a few at a time: which of them wait together is up to timing, so only the folders
+    // created and the files deleted, all released at once, are counted.)
+    use crate::support::faults::FaultProxy;
+    for server in real_servers() {
+        let (url, dir) = server.scratch("batches");
+        let tree = Tree::new();
+        for i in 0..12 {
+            tree.write(&format!("d{i:02}/f.txt"), format!("file {i}"));
+        }
+        tree.write("keep.txt", "kept");
+        let proxy = FaultProxy::start(&support::host_port(&url), vec![]);
+        let run = sync(tree.path(), &proxy.url(&url), &["-j", "1"]);
+        assert_eq!(run.code, 0, "{}: {run}", server.name);
+        assert_mirror(tree.path(), &dir);
+        let batched = |verb: &str| {
+            proxy
+                .followed_commands()
+                .iter()
+                .filter(|c| c.starts_with(verb))
+                .count()
+        };
+        assert!(
+            batched("MKD ") >= 2,
+            "{}: {:?}",
+            server.name,
+            proxy.commands()
+        );
+
+        for i in 0..12 {
+            tree.remove(&format!("d{i:02}"));
+        }
+        let proxy = FaultProxy::start(&support::host_port(&url), vec![]);
+        let run = sync(tree.path(), &proxy.url(&url), &["-j", "1", "--delete"]);
+        assert_eq!(run.code, 0, "{}: {run}", server.name);
+        assert_eq!(run.summary["deleted"], 24, "{}: {run}", server.name);
+        assert_mirror(tree.path(), &dir);
+        let batched = |verb: &str| {
+            proxy
+                .followed_commands()
+                .iter()
+                .filter(|c| c.starts_with(verb))
+                .count()
+        };
+        assert!(
+            batched("DELE ") >= 2,
+            "{}: {:?}",
+            server.name,
+            proxy.commands()
+        );
+    }
+}
