@@ -205,58 +205,38 @@ fn deletions_wait_until_every_upload_succeeded() {
     }
 }
 
+/// A server that answers commands sent during a transfer, found out by one probe: the fault
+/// fires once, and the run says that checks no longer travel behind transfers.
+fn one_probe_tells(test: &str, fault: Fault) {
+    cell(test, vec![fault], &["-j", "1", "-vv"], |up, proxy, run| {
+        assert_eq!(run.code, 0, "{}: {run}", up.name);
+        assert_eq!(
+            proxy.fired(0),
+            1,
+            "{}: commands answered during transfers: {:?}",
+            up.name,
+            proxy.commands()
+        );
+        assert!(
+            run.stderr.contains("reads commands during transfers"),
+            "{}: {run}",
+            up.name
+        );
+    });
+}
+
 #[test]
 fn a_server_answering_commands_during_transfers_gets_none_behind_its_transfers() {
     // pure-ftpd reads the control connection while a transfer runs and answers what it finds
     // there with 500. The one NOOP that finds this out is the only command it ever sees there.
-    let faults = vec![Fault::AnswerDuringTransfer];
-    cell(
-        "fault_answer_during_transfer",
-        faults,
-        &["-j", "1", "-vv"],
-        |up, proxy, run| {
-            assert_eq!(run.code, 0, "{}: {run}", up.name);
-            assert_eq!(
-                proxy.fired(0),
-                1,
-                "{}: commands answered during transfers: {:?}",
-                up.name,
-                proxy.commands()
-            );
-            assert!(
-                run.stderr.contains("reads commands during transfers"),
-                "{}: {run}",
-                up.name
-            );
-        },
-    );
+    one_probe_tells("fault_answer_during_transfer", Fault::AnswerDuringTransfer);
 }
 
 #[test]
 fn a_server_answering_the_probe_before_the_transfer_opens_gets_one_probe() {
     // A server that runs commands side by side answers the NOOP behind a STOR before the 150.
     // That one answer tells: no more probes, and no checks behind later transfers.
-    let faults = vec![Fault::AnswerProbeFirst];
-    cell(
-        "fault_answer_probe_first",
-        faults,
-        &["-j", "1", "-vv"],
-        |up, proxy, run| {
-            assert_eq!(run.code, 0, "{}: {run}", up.name);
-            assert_eq!(
-                proxy.fired(0),
-                1,
-                "{}: probes answered before the transfer opened: {:?}",
-                up.name,
-                proxy.commands()
-            );
-            assert!(
-                run.stderr.contains("reads commands during transfers"),
-                "{}: {run}",
-                up.name
-            );
-        },
-    );
+    one_probe_tells("fault_answer_probe_first", Fault::AnswerProbeFirst);
 }
 
 #[test]
