@@ -39,6 +39,8 @@ pub(crate) enum CredentialError {
     ControlCharacter { what: &'static str, origin: String },
     #[error("netrc file \"{path}\" can be read or changed by other users (mode {mode:03o}), so its password is not used (as ftp(1) refuses it); run: chmod 600 {path}", path = path.display())]
     NetrcMode { path: PathBuf, mode: u32 },
+    #[error("no password for {user}@{host}: give it in the URL, --password-file, FTPSYNC_PASSWORD or ~/.netrc (an empty one: ftp://{user}:@{host}/...)")]
+    NoPassword { user: String, host: String },
 }
 
 /// Most of a `--password-file` read: its first line is the password, and this is far beyond any
@@ -57,7 +59,8 @@ const NETRC_PRIVATE_MASK: u32 = 0o077;
 /// unset); then the netrc file at `netrc_path` (None skips it), matched by
 /// machine = target host (and login = URL user if the URL has a user), falling back to `default`.
 /// The user defaults to the netrc login, else "anonymous" with password "anonymous@" if nothing
-/// else gives one. A named user without any password gets "" (sent only if the server asks).
+/// else gives one. A named user without any password is an error (an empty password is given
+/// as `user:@host` in the URL), rather than an empty PASS the server would refuse.
 /// Later sources are only read when the earlier ones leave a gap.
 pub(crate) fn resolve_login(
     target: &Target,
@@ -100,9 +103,16 @@ pub(crate) fn resolve_login(
     }
     let (user, user_origin) = user.unwrap_or(("anonymous".into(), origin("the default")));
     let anonymous = user.eq_ignore_ascii_case("anonymous");
-    let default_password = if anonymous { "anonymous@" } else { "" };
-    let (password, password_origin) =
-        password.unwrap_or((default_password.into(), origin("the default")));
+    let (password, password_origin) = match password {
+        Some(found) => found,
+        None if anonymous => ("anonymous@".into(), origin("the default")),
+        None => {
+            return Err(CredentialError::NoPassword {
+                user,
+                host: target.host.clone(),
+            })
+        }
+    };
     // The URL was checked when parsed; the other sources can still hold such characters.
     for (what, value, origin) in [
         ("user name", &user, user_origin),
@@ -401,10 +411,17 @@ mod tests {
         assert_eq!(of("ftp://anonymous@h", None), up("anonymous", "anonymous@"));
         let other_host = Some("machine x login a password b\n");
         assert_eq!(of("ftp://h", other_host), up("anonymous", "anonymous@"));
+        let named = try_login("ftp://bob@h", None, None, None).unwrap_err();
         assert_eq!(
-            of("ftp://bob@h", None),
-            up("bob", ""),
+            named.to_string(),
+            "no password for bob@h: give it in the URL, --password-file, FTPSYNC_PASSWORD or \
+             ~/.netrc (an empty one: ftp://bob:@h/...)",
             "a named user gets no default"
+        );
+        assert_eq!(
+            of("ftp://bob:@h", None),
+            up("bob", ""),
+            "unless given empty"
         );
     }
 
@@ -416,7 +433,7 @@ mod tests {
         assert_eq!(of("ftp://h"), up("alice", "a"), "machine names ignore case");
         assert_eq!(of("ftp://bob@h"), up("bob", "b"));
         assert_eq!(of("ftp://carol@h"), up("carol", "c"));
-        assert_eq!(of("ftp://dave@h"), up("dave", ""));
+        assert!(try_login("ftp://dave@h", None, None, Some(netrc)).is_err());
         assert_eq!(of("ftp://other"), up("carol", "c"));
     }
 

@@ -1,6 +1,7 @@
 //! Passwords: never shown, even with `-vv`; read from `$FTPSYNC_PASSWORD`, `--password-file`
 //! (which wins over the environment) or `~/.netrc`; a password file that never ends refused at
-//! once; a `.netrc` others can read refused, a password file others can read warned about.
+//! once; a `.netrc` others can read refused, a password file others can read warned about; a
+//! named user without any password refused before connecting.
 
 use crate::support::{ftpsync, FtpServer, Tree};
 
@@ -27,6 +28,24 @@ fn wrong_password_exits_2_without_showing_it() {
             .is_none(),
         "nothing uploaded"
     );
+}
+
+#[test]
+fn a_named_user_without_any_password_exits_2_before_connecting() {
+    let server = FtpServer::start_with_auth("alice", "right-password");
+    let tree = Tree::new();
+    tree.write("f", "x");
+    let url = server.url_with("alice", None, "");
+    let out = ftpsync().arg(tree.path()).arg(&url).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = one_line_error(&stderr);
+    assert!(line.contains("no password for alice@"), "{line}");
+    assert!(
+        line.contains("--password-file, FTPSYNC_PASSWORD or ~/.netrc"),
+        "{line}"
+    );
+    assert_eq!(server.connections(), 0, "an empty PASS was sent");
 }
 
 #[test]
