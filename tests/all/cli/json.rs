@@ -70,7 +70,7 @@ fn a_second_signal_with_json_still_prints_one_json_object() {
     // The second signal only once the first one has been handled.
     let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
-    while !line.contains("stopping after the transfers in progress") {
+    while !line.contains("stopping: transfers in progress get") {
         line.clear();
         assert!(stderr.read_line(&mut line).unwrap() > 0, "ended early");
     }
