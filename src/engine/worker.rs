@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::job::{Job, JobError, Outcome, Task, WorkerContext};
 use crate::engine::plan::Op;
-use crate::engine::upload;
+use crate::engine::{checksum, upload};
 use crate::ftp::{Connection, FtpError};
 
 mod chained;
@@ -487,5 +487,15 @@ async fn attempt_job(
             };
             done_remotely.map(|_| done).map_err(Into::into)
         }
+        Job::Fetch(path) => {
+            let bytes = checksum::io::fetch(ctx, conn, path).await?;
+            let server_hash = conn.features.hash;
+            Ok(Outcome::Fetched { bytes, server_hash })
+        }
+        Job::Put { path, bytes } => {
+            checksum::io::put(ctx, conn, path, bytes).await?;
+            Ok(done)
+        }
+        Job::Hash(rel) => Ok(Outcome::Hashed(checksum::io::hash(conn, &path(rel)).await?)),
     }
 }

@@ -5,8 +5,9 @@
 //!
 //! This folder is the protocol layer and knows nothing of plans, jobs or workers: [`target`]
 //! (the URL), [`tls`], [`error`], [`list`] with [`listing`] (reading and parsing folder
-//! listings), and for uploads [`pipeline`] (commands without waiting), [`chain`] (uploads
-//! chained on one connection) and [`data`] (a file's bytes on the data connection).
+//! listings), for uploads [`pipeline`] (commands without waiting), [`chain`] (uploads chained
+//! on one connection) and [`data`] (a file's bytes on the data connection), and for ftpsync's
+//! own small files [`remote_file`] (in memory, capped) and [`digest`] (hashes by the server).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -27,10 +28,12 @@ use tls::{Connector, Tickets, TlsConfig, TlsOptions};
 pub(crate) mod chain;
 mod channel;
 pub(crate) mod data;
+pub(crate) mod digest;
 pub(crate) mod error;
 mod list;
 pub(crate) mod listing;
 pub(crate) mod pipeline;
+pub(crate) mod remote_file;
 pub(crate) mod target;
 pub(crate) mod tls;
 
@@ -60,6 +63,8 @@ pub(crate) struct Features {
     pub(crate) mfmt: bool,
     pub(crate) utf8: bool,
     pub(crate) size: bool,
+    /// How the server computes a file's hash (`HASH`, `XSHA256`...), if it can.
+    pub(crate) hash: Option<digest::HashCommand>,
 }
 
 /// How this server lets a client set a file's modification time.
@@ -255,6 +260,7 @@ impl Connection {
                 mfmt: has("MFMT"),
                 utf8: has("UTF8"),
                 size: has("SIZE"),
+                hash: digest::HashCommand::from_feat(&feat),
             };
         }
         if self.features.utf8 {
