@@ -1,0 +1,222 @@
+//! `--checksum` against the in-process server (which has no hash command and cannot set
+//! times): the CI loop, a manifest that cannot be used, `--manifest` outside the folder, a
+//! first deploy with and without `--adopt`, a deploy killed half way, `--dry-run`.
+
+use std::io::{BufRead, BufReader};
+use std::time::{Duration, Instant};
+
+use super::{
+    ci_deploy, ci_deploy_with, ci_loop, corrupt_manifest_stops_the_deploy, site, uploaded, Server,
+    MANIFEST, SITE_FILES,
+};
+use crate::support::faults::{Fault, FaultProxy};
+use crate::support::{assert_mirror, assert_mirror_except, isolate_env, sync, FtpServer, Tree};
+
+#[test]
+fn ci_loop_on_the_in_process_server() {
+    ci_loop(&Server::in_process("ci"));
+}
+
+#[test]
+fn a_corrupt_manifest_exits_2_without_uploading() {
+    corrupt_manifest_stops_the_deploy(&Server::in_process("corrupt"));
+}
+
+// A hostile server must not make ftpsync hold an endless "manifest" in memory.
+#[test]
+fn a_manifest_over_64_mib_is_refused_not_read_whole() {
+    let server = Server::in_process("huge");
+    let source = site();
+    assert_eq!(ci_deploy(&source, &server, &[]).code, 0);
+    let manifest = std::fs::File::create(server.dir.join(MANIFEST)).unwrap();
+    manifest.set_len(64 * 1024 * 1024 + 1).unwrap();
+    let run = ci_deploy(&source, &server, &[]);
+    assert_eq!(run.code, 2, "{run}");
+    let error = run.summary["error"].as_str().unwrap();
+    assert!(error.contains("larger than 67108864 bytes"), "{run}");
+}
+
+#[test]
+fn the_manifest_can_live_outside_the_remote_folder() {
+    let server = FtpServer::start();
+    let s = Server {
+        name: "libunftp",
+        url: server.url("site/www"),
+        dir: server.remote_dir("site/www"),
+        extra: vec!["--manifest".into(), "site/private/deploy.json".into()],
+        _server: None,
+    };
+    let source = site();
+    let first = ci_deploy(&source, &s, &["--delete"]);
+    assert_eq!(first.code, 0, "{first}");
+    assert_eq!(first.summary["files_uploaded"], SITE_FILES, "{first}");
+    let outside = server.remote_dir("site/private/deploy.json");
+    assert!(outside.is_file(), "{first}");
+    // Nothing of ftpsync's in the web root.
+    assert_mirror(source.path(), &s.dir);
+    let second = ci_deploy(&source, &s, &["--delete"]);
+    assert_eq!(second.code, 0, "{second}");
+    assert_eq!(second.summary["files_uploaded"], 0, "{second}");
+    assert_eq!(second.summary["deleted"], 0, "{second}");
+    assert!(outside.is_file());
+}
+
+#[test]
+fn a_server_that_holds_the_site_without_a_manifest_gets_same_size_files_again_unless_adopted() {
+    let server = Server::in_process("adopt");
+    let source = site();
+    // Put there by something else: no manifest.
+    let plain = sync(source.path(), &server.url, &[]);
+    assert_eq!(plain.code, 0, "{plain}");
+    assert!(!server.dir.join(MANIFEST).exists());
+    source.write("page0.html", "<h1>page 00 but longer</h1>\n");
+
+    // No hash command here: same-size files cannot be compared, so they go again.
+    let run = ci_deploy(&source, &server, &["--dry-run"]);
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(run.summary["files_uploaded"], SITE_FILES, "{run}");
+    assert!(
+        !server.dir.join(MANIFEST).exists(),
+        "a dry run writes nothing"
+    );
+
+    let adopted = ci_deploy(&source, &server, &["--adopt"]);
+    assert_eq!(adopted.code, 0, "{adopted}");
+    assert_eq!(uploaded(&adopted), ["page0.html"], "{adopted}");
+    let files = server.manifest()["files"].clone();
+    assert_eq!(files["page1.html"]["adopted"], true, "{files}");
+    assert!(files["page0.html"].get("adopted").is_none(), "{files}");
+
+    let next = ci_deploy(&source, &server, &[]);
+    assert_eq!(next.summary["files_uploaded"], 0, "{next}");
+}
+
+#[test]
+fn a_dry_run_reads_the_manifest_and_writes_nothing() {
+    let server = Server::in_process("dry");
+    let source = site();
+    assert_eq!(ci_deploy(&source, &server, &[]).code, 0);
+    let before = std::fs::read(server.dir.join(MANIFEST)).unwrap();
+    source.write("page5.html", "<h1>PAGE 05</h1>\n");
+    let run = ci_deploy(&source, &server, &["--dry-run", "--delete"]);
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(uploaded(&run), ["page5.html"], "{run}");
+    assert_eq!(run.summary["manifest_written"], false, "{run}");
+    assert_eq!(std::fs::read(server.dir.join(MANIFEST)).unwrap(), before);
+    assert_eq!(
+        std::fs::read_to_string(server.dir.join("page5.html")).unwrap(),
+        "<h1>page 05</h1>\n"
+    );
+}
+
+#[test]
+fn a_local_file_in_the_manifest_s_place_is_never_uploaded() {
+    let server = Server::in_process("local_copy");
+    let source = site();
+    source.write(MANIFEST, "{\"not\": \"the server's\"}");
+    let run = ci_deploy(&source, &server, &["--delete"]);
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(run.summary["files_uploaded"], SITE_FILES, "{run}");
+    assert!(
+        run.stderr
+            .contains("the server's copy is the --checksum manifest"),
+        "{run}"
+    );
+    assert_eq!(server.manifest()["version"], 1);
+}
+
+#[test]
+fn without_checksum_the_comparison_is_by_time_and_no_manifest_is_kept() {
+    let server = Server::in_process("by_time");
+    let source = site();
+    let run = sync(source.path(), &server.url, &[]);
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(run.summary["compare"], "time", "{run}");
+    assert_eq!(run.summary["compared_by_hash"], 0, "{run}");
+    assert!(!server.dir.join(MANIFEST).exists());
+}
+
+/// A deploy that is SIGKILLed after the manifest's first checkpoint, while one upload's end is
+/// held back by the proxy: the manifest never claims that file, and the rerun uploads only what
+/// the checkpoint lacks.
+#[test]
+fn a_deploy_killed_half_way_is_resumed_from_its_last_checkpoint() {
+    let server = FtpServer::start();
+    let source = Tree::new();
+    // Largest first: the held file is the first upload, the others go on another worker.
+    source.write("held.bin", vec![1u8; 100_000]);
+    for i in 0..40 {
+        source.write(&format!("f{i:02}.txt"), format!("file {i}\n"));
+    }
+    let proxy = FaultProxy::start(
+        &server.addr(),
+        vec![Fault::HoldTransferEnd {
+            path: "held.bin".into(),
+            times: 1,
+        }],
+    );
+    let url = proxy.url(&server.url("site"));
+    let dir = server.remote_dir("site");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ftpsync"));
+    isolate_env(&mut cmd);
+    let work = super::checkout(&source);
+    let mut child = cmd
+        .args(["--checksum", "-j", "2", "-v"])
+        .arg(work.path())
+        .arg(&url)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        proxy.wait_held(Duration::from_secs(60)),
+        "held.bin never ended"
+    );
+    // Wait for a checkpoint that has the 40 small files.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let claimed = loop {
+        let files = std::fs::read(dir.join(MANIFEST))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .map(|m| m["files"].as_object().unwrap().clone());
+        if let Some(files) = files.filter(|f| f.len() == 40) {
+            break files;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no checkpoint with the 40 small files"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = BufReader::new(child.stdout.take().unwrap());
+    let printed: Vec<String> = out.lines().map_while(Result::ok).collect();
+    assert!(!claimed.contains_key("held.bin"), "{claimed:?}");
+    // Every claim is true: the server holds that content under that name.
+    for (rel, entry) in &claimed {
+        let bytes = std::fs::read(dir.join(rel)).unwrap();
+        assert_eq!(
+            entry["blake3"],
+            blake3::hash(&bytes).to_hex().as_str(),
+            "{rel}"
+        );
+    }
+    proxy.release();
+
+    let rerun = ci_deploy_with(
+        &source,
+        &Server {
+            name: "libunftp",
+            url: server.url("site"),
+            dir: dir.clone(),
+            extra: Vec::new(),
+            _server: None,
+        },
+        &[],
+        |_| {},
+    );
+    assert_eq!(rerun.code, 0, "{rerun}\nfirst run's output: {printed:?}");
+    assert_eq!(uploaded(&rerun), ["held.bin"], "{rerun}");
+    assert_mirror_except(source.path(), &dir, &[MANIFEST, ".held.bin."]);
+}
