@@ -109,6 +109,7 @@ impl Run<'_> {
             .iter()
             .filter(|(rel, e)| {
                 e.kind == LocalKind::File
+                    && e.size > 0
                     && !manifest.files.contains_key(*rel)
                     && remote.get(*rel).is_some_and(|r| {
                         r.kind == crate::ftp::listing::EntryKind::File && r.size == e.size
@@ -270,7 +271,7 @@ impl Checkpoints {
                             remote_size: listed.size,
                             remote_mtime: listed_time.map(|t| t.0),
                             remote_precision: listed_time.map_or(1, |t| t.1),
-                            adopted: server_same.get(rel) != Some(&true),
+                            adopted: local.size > 0 && server_same.get(rel) != Some(&true),
                         },
                     );
                 }

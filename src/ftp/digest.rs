@@ -143,10 +143,11 @@ impl Connection {
     }
 }
 
-/// The digest in a hash command's reply: the first word of the right length that is all hex
-/// (`213 SHA-256 0-49 169c...dd path`, `250 169c...dd`).
+/// The digest in a hash command's reply: the first word of the right length that is all hex,
+/// on the reply's last line (`213 SHA-256 0-49 169c...dd path`, `250 169c...dd`; proftpd says
+/// `250-Computing SHA256 digest` first).
 fn parse_reply(text: &str, algorithm: Algorithm) -> Option<Vec<u8>> {
-    let line = text.lines().next()?;
+    let line = text.lines().rev().find(|l| !l.trim().is_empty())?;
     let rest = line.get(4..).unwrap_or("");
     rest.split_whitespace()
         .find(|w| w.len() == algorithm.digest_len() * 2 && w.bytes().all(|b| b.is_ascii_hexdigit()))
@@ -220,5 +221,10 @@ mod tests {
             Some(vec![0x1f, 0x2e, 0x3d, 0x4c])
         );
         assert_eq!(parse_reply("213 nothing here", Algorithm::Md5), None);
+        let proftpd = format!("250-Computing SHA256 digest\r\n250 {hex}\r\n");
+        assert_eq!(
+            parse_reply(&proftpd, Algorithm::Sha256).map(|d| d.len()),
+            Some(32)
+        );
     }
 }

@@ -54,6 +54,10 @@ impl ContentCheck<'_> {
         if remote.size != local.size {
             return Verdict::Changed { by_hash: false };
         }
+        if local.size == 0 {
+            // Two empty files hold the same: nothing to ask the server.
+            return Verdict::Unchanged { by_hash: false };
+        }
         match self.server_same.get(rel) {
             Some(true) => Verdict::Unchanged { by_hash: true },
             Some(false) => Verdict::Changed { by_hash: true },
