@@ -423,3 +423,6 @@ pub(crate) async fn write_final(
     }
     Err(last.expect("at least one try"))
 }
+
+#[cfg(test)]
+mod tests;

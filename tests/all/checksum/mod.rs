@@ -124,6 +124,8 @@ fn set_mtime(path: &Path, when: SystemTime) {
 fn ci_loop(server: &Server) {
     let name = server.name;
     let source = site();
+    // Excluded: never uploaded.
+    source.write("debug.log", "local only\n");
     let args = ["-j", "8", "--delete", "-x", "*.log"];
 
     let first = ci_deploy(&source, server, &args);
@@ -134,7 +136,10 @@ fn ci_loop(server: &Server) {
     );
     assert_eq!(first.summary["compare"], "checksum", "{name}");
     assert_eq!(first.summary["manifest_written"], true, "{name}: {first}");
-    assert_mirror_except(source.path(), &server.dir, &[MANIFEST]);
+    let ignore = [MANIFEST, "debug.log", "server.log"];
+    assert_mirror_except(source.path(), &server.dir, &ignore);
+    // Excluded on the server too: --delete leaves it.
+    std::fs::write(server.dir.join("server.log"), "server only\n").unwrap();
     let manifest = server.manifest();
     assert_eq!(manifest["version"], 1, "{name}");
     assert_eq!(manifest["excludes"], serde_json::json!(["*.log"]), "{name}");
@@ -162,7 +167,7 @@ fn ci_loop(server: &Server) {
     });
     assert_eq!(third.code, 0, "{name}: {third}");
     assert_eq!(uploaded(&third), ["js/app.js"], "{name}: {third}");
-    assert_mirror_except(source.path(), &server.dir, &[MANIFEST]);
+    assert_mirror_except(source.path(), &server.dir, &ignore);
 
     // Edited by hand on the server: same size, another time.
     let on_server = server.dir.join("css/site.css");
@@ -178,7 +183,7 @@ fn ci_loop(server: &Server) {
             .contains("css/site.css: changed on the server"),
         "{name}: {fourth}"
     );
-    assert_mirror_except(source.path(), &server.dir, &[MANIFEST]);
+    assert_mirror_except(source.path(), &server.dir, &ignore);
 
     // Removed locally: deleted with --delete; the manifest stays, without it.
     source.remove("page3.html");
@@ -186,7 +191,11 @@ fn ci_loop(server: &Server) {
     assert_eq!(fifth.code, 0, "{name}: {fifth}");
     assert_eq!(fifth.summary["deleted"], 1, "{name}: {fifth}");
     assert_eq!(fifth.summary["files_uploaded"], 0, "{name}: {fifth}");
-    assert_mirror_except(source.path(), &server.dir, &[MANIFEST]);
+    assert_mirror_except(source.path(), &server.dir, &ignore);
+    assert!(
+        server.dir.join("server.log").is_file(),
+        "{name}: excluded, never deleted"
+    );
     assert!(
         server.manifest()["files"].get("page3.html").is_none(),
         "{name}"
