@@ -29,6 +29,7 @@ Examples:
   FTPSYNC_PASSWORD=... ftpsync -j 8 --exclude '*.log' ./exports ftp://backup@nas/exports
   ftpsync --dry-run --delete ./site ftp://deploy@example.com/www
   ftpsync --ca-file ./nas-ca.pem ./photos ftpes://me@nas.local/photos
+  ftpsync --checksum --delete --json ./public ftpes://ci@example.com/www   # a deploy from CI
 
 ";
 
