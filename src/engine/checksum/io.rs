@@ -9,9 +9,9 @@ use crate::ftp::{Connection, FtpError};
 use crate::manifest;
 use crate::temp_name::temp_path;
 
-/// The manifest at `path`: None when there is no such file. A refused RETR counts as "no such
-/// file" only when the folder's listing agrees: a manifest that exists but cannot be read is an
-/// error, never a first deploy.
+/// The manifest at `path`: None when there is no such file. A refused RETR (whatever the code:
+/// servers differ) counts as "no such file" only when the folder's listing agrees: a manifest
+/// that exists but cannot be read is an error, never a first deploy.
 pub(crate) async fn fetch(
     ctx: &WorkerContext,
     conn: &mut Connection,
@@ -19,7 +19,7 @@ pub(crate) async fn fetch(
 ) -> Result<Option<Vec<u8>>, FtpError> {
     match conn.download_capped(path, manifest::MAX_BYTES).await {
         Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.code() == Some(550) => {
+        Err(e) if e.code().is_some() && !e.breaks_connection() => {
             if is_listed(ctx, conn, path).await? {
                 Err(e)
             } else {
