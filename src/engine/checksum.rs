@@ -66,7 +66,10 @@ impl Run<'_> {
                     return Err(SyncError::Interrupted)
                 }
                 Report::NoWorkers => {
-                    break Err(JobError::Local("every connection was lost".into()))
+                    return Err(SyncError::Connect(FtpError::Connection {
+                        operation: format!("RETR {}", cfg.manifest),
+                        detail: "every connection to the server was lost".into(),
+                    }))
                 }
             }
         };
@@ -89,6 +92,11 @@ impl Run<'_> {
             }
             Ok(_) => unreachable!("a fetch gives Fetched"),
             Err(JobError::Interrupted) => Err(SyncError::Interrupted),
+            // The server went away (after the retries): nothing is known of the manifest, and
+            // a later --every cycle may do better. Still exit 2 for a single run.
+            Err(JobError::Remote(e @ (FtpError::Timeout { .. } | FtpError::Connection { .. }))) => {
+                Err(SyncError::Connect(e))
+            }
             Err(e) => Err(unreadable(e.to_string())),
         }
     }
