@@ -2,15 +2,11 @@
 //! times): the CI loop, a manifest that cannot be used, `--manifest` outside the folder, a
 //! first deploy with and without `--adopt`, a deploy killed half way, `--dry-run`.
 
-use std::io::{BufRead, BufReader};
-use std::time::{Duration, Instant};
-
 use super::{
-    ci_deploy, ci_deploy_with, ci_loop, corrupt_manifest_stops_the_deploy, site, uploaded, Server,
-    MANIFEST, SITE_FILES,
+    ci_deploy, ci_loop, corrupt_manifest_stops_the_deploy, killed_half_way,
+    manifest_outside_the_folder, site, uploaded, Server, MANIFEST, SITE_FILES,
 };
-use crate::support::faults::{Fault, FaultProxy};
-use crate::support::{assert_mirror, assert_mirror_except, isolate_env, sync, FtpServer, Tree};
+use crate::support::sync;
 
 #[test]
 fn ci_loop_on_the_in_process_server() {
@@ -38,27 +34,8 @@ fn a_manifest_over_64_mib_is_refused_not_read_whole() {
 
 #[test]
 fn the_manifest_can_live_outside_the_remote_folder() {
-    let server = FtpServer::start();
-    let s = Server {
-        name: "libunftp",
-        url: server.url("site/www"),
-        dir: server.remote_dir("site/www"),
-        extra: vec!["--manifest".into(), "site/private/deploy.json".into()],
-        _server: None,
-    };
-    let source = site();
-    let first = ci_deploy(&source, &s, &["--delete"]);
-    assert_eq!(first.code, 0, "{first}");
-    assert_eq!(first.summary["files_uploaded"], SITE_FILES, "{first}");
-    let outside = server.remote_dir("site/private/deploy.json");
-    assert!(outside.is_file(), "{first}");
-    // Nothing of ftpsync's in the web root.
-    assert_mirror(source.path(), &s.dir);
-    let second = ci_deploy(&source, &s, &["--delete"]);
-    assert_eq!(second.code, 0, "{second}");
-    assert_eq!(second.summary["files_uploaded"], 0, "{second}");
-    assert_eq!(second.summary["deleted"], 0, "{second}");
-    assert!(outside.is_file());
+    let server = Server::in_process("outside");
+    manifest_outside_the_folder(&server, "outside");
 }
 
 #[test]
@@ -138,87 +115,7 @@ fn without_checksum_the_comparison_is_by_time_and_no_manifest_is_kept() {
     assert!(!server.dir.join(MANIFEST).exists());
 }
 
-/// A deploy that is SIGKILLed after the manifest's first checkpoint, while one upload's end is
-/// held back by the proxy: the manifest never claims that file, and the rerun uploads only what
-/// the checkpoint lacks.
 #[test]
 fn a_deploy_killed_half_way_is_resumed_from_its_last_checkpoint() {
-    let server = FtpServer::start();
-    let source = Tree::new();
-    // Largest first: the held file is the first upload, the others go on another worker.
-    source.write("held.bin", vec![1u8; 100_000]);
-    for i in 0..40 {
-        source.write(&format!("f{i:02}.txt"), format!("file {i}\n"));
-    }
-    let proxy = FaultProxy::start(
-        &server.addr(),
-        vec![Fault::HoldTransferEnd {
-            path: "held.bin".into(),
-            times: 1,
-        }],
-    );
-    let url = proxy.url(&server.url("site"));
-    let dir = server.remote_dir("site");
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ftpsync"));
-    isolate_env(&mut cmd);
-    let work = super::checkout(&source);
-    let mut child = cmd
-        .args(["--checksum", "-j", "2", "-v"])
-        .arg(work.path())
-        .arg(&url)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    assert!(
-        proxy.wait_held(Duration::from_secs(60)),
-        "held.bin never ended"
-    );
-    // Wait for a checkpoint that has the 40 small files.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let claimed = loop {
-        let files = std::fs::read(dir.join(MANIFEST))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .map(|m| m["files"].as_object().unwrap().clone());
-        if let Some(files) = files.filter(|f| f.len() == 40) {
-            break files;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no checkpoint with the 40 small files"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let out = BufReader::new(child.stdout.take().unwrap());
-    let printed: Vec<String> = out.lines().map_while(Result::ok).collect();
-    assert!(!claimed.contains_key("held.bin"), "{claimed:?}");
-    // Every claim is true: the server holds that content under that name.
-    for (rel, entry) in &claimed {
-        let bytes = std::fs::read(dir.join(rel)).unwrap();
-        assert_eq!(
-            entry["blake3"],
-            blake3::hash(&bytes).to_hex().as_str(),
-            "{rel}"
-        );
-    }
-    proxy.release();
-
-    let rerun = ci_deploy_with(
-        &source,
-        &Server {
-            name: "libunftp",
-            url: server.url("site"),
-            dir: dir.clone(),
-            extra: Vec::new(),
-            _server: None,
-        },
-        &[],
-        |_| {},
-    );
-    assert_eq!(rerun.code, 0, "{rerun}\nfirst run's output: {printed:?}");
-    assert_eq!(uploaded(&rerun), ["held.bin"], "{rerun}");
-    assert_mirror_except(source.path(), &dir, &[MANIFEST, ".held.bin."]);
+    killed_half_way(&Server::in_process("killed"));
 }

@@ -9,9 +9,12 @@ mod in_process;
 mod real;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
-use crate::support::{assert_mirror_except, ftpsync, run, FtpServer, Run, Tree};
+use crate::support::faults::{Fault, FaultProxy};
+use crate::support::{
+    assert_mirror, assert_mirror_except, ftpsync, host_port, isolate_env, run, FtpServer, Run, Tree,
+};
 
 /// The manifest's default name.
 const MANIFEST: &str = ".ftpsync-manifest.json";
@@ -238,4 +241,95 @@ fn corrupt_manifest_stops_the_deploy(server: &Server) {
         "<h1>page 01</h1>\n",
         "{name}: nothing was uploaded"
     );
+}
+
+/// `--manifest` beside the web root (`NAME/private/deploy.json` next to `NAME/www`, relative to
+/// the login folder), `base` being the folder `NAME`: nothing of ftpsync's in the web root, and
+/// the manifest works as in it.
+fn manifest_outside_the_folder(base: &Server, name: &str) {
+    let mut extra = base.extra.clone();
+    extra.extend(["--manifest".into(), format!("{name}/private/deploy.json")]);
+    let web = Server {
+        name: base.name,
+        url: format!("{}/www", base.url.trim_end_matches('/')),
+        dir: base.dir.join("www"),
+        extra,
+        _server: None,
+    };
+    let source = site();
+    let first = ci_deploy(&source, &web, &["--delete"]);
+    assert_eq!(first.code, 0, "{}: {first}", base.name);
+    assert_eq!(first.summary["files_uploaded"], SITE_FILES, "{first}");
+    let outside = base.dir.join("private/deploy.json");
+    assert!(outside.is_file(), "{}: {first}", base.name);
+    assert_mirror(source.path(), &web.dir);
+    let second = ci_deploy(&source, &web, &["--delete"]);
+    assert_eq!(second.code, 0, "{}: {second}", base.name);
+    assert_eq!(second.summary["files_uploaded"], 0, "{second}");
+    assert_eq!(second.summary["deleted"], 0, "{second}");
+    assert!(outside.is_file());
+}
+
+/// A deploy that is SIGKILLed after the manifest's first checkpoint, while one upload's end is
+/// held back by a proxy: the manifest never claims that file, every claim is true, and the
+/// rerun uploads only what the checkpoint lacks. Plain FTP only (the proxy).
+fn killed_half_way(server: &Server) {
+    let name = server.name;
+    let source = Tree::new();
+    // Largest first: the held file is the first upload, the others go on another worker.
+    source.write("held.bin", vec![1u8; 100_000]);
+    for i in 0..40 {
+        source.write(&format!("f{i:02}.txt"), format!("file {i}\n"));
+    }
+    let hold = Fault::HoldTransferEnd {
+        path: "held.bin".into(),
+        times: 1,
+    };
+    let proxy = FaultProxy::start(&host_port(&server.url), vec![hold]);
+    let work = checkout(&source);
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ftpsync"));
+    isolate_env(&mut cmd);
+    let mut child = cmd
+        .args(["--checksum", "-j", "2"])
+        .arg(work.path())
+        .arg(proxy.url(&server.url))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        proxy.wait_held(Duration::from_secs(60)),
+        "{name}: held.bin never ended"
+    );
+    // Wait for a checkpoint that has the 40 small files, then kill.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let claimed = loop {
+        let files = std::fs::read(server.dir.join(MANIFEST))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .map(|m| m["files"].as_object().unwrap().clone());
+        if let Some(files) = files.filter(|f| f.len() == 40) {
+            break files;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}: no checkpoint with the 40 small files"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!claimed.contains_key("held.bin"), "{name}: {claimed:?}");
+    for (rel, entry) in &claimed {
+        let bytes = std::fs::read(server.dir.join(rel)).unwrap();
+        let hash = blake3::hash(&bytes);
+        assert_eq!(entry["blake3"], hash.to_hex().as_str(), "{name}: {rel}");
+    }
+    proxy.release();
+    drop(proxy);
+
+    let rerun = ci_deploy(&source, server, &[]);
+    assert_eq!(rerun.code, 0, "{name}: {rerun}");
+    assert_eq!(uploaded(&rerun), ["held.bin"], "{name}: {rerun}");
+    assert_mirror_except(source.path(), &server.dir, &[MANIFEST, ".held.bin."]);
 }

@@ -6,8 +6,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use super::{
-    ci_deploy, ci_loop, corrupt_manifest_stops_the_deploy, site, uploaded, Server, MANIFEST,
-    SITE_FILES,
+    ci_deploy, ci_loop, corrupt_manifest_stops_the_deploy, killed_half_way,
+    manifest_outside_the_folder, site, uploaded, Server, MANIFEST, SITE_FILES,
 };
 use crate::support::{ftpsync, real_servers, run};
 
@@ -61,6 +61,26 @@ fn proftpd(test: &str) -> Option<Server> {
 fn ci_loop_on_the_real_servers() {
     for server in servers("checksum_ci") {
         ci_loop(&server);
+    }
+}
+
+#[test]
+#[ignore = "needs the real FTP servers: scripts/test-servers.sh start"]
+fn the_manifest_outside_the_web_root_on_the_real_servers() {
+    for server in servers("checksum_outside") {
+        manifest_outside_the_folder(&server, "checksum_outside");
+    }
+}
+
+#[test]
+#[ignore = "needs the real FTP servers: scripts/test-servers.sh start"]
+fn a_deploy_killed_half_way_on_the_real_servers_resumes_from_its_last_checkpoint() {
+    // Plain FTP only: the proxy that holds an upload's end cannot read TLS.
+    for server in servers("checksum_killed")
+        .into_iter()
+        .filter(|s| s.extra.is_empty())
+    {
+        killed_half_way(&server);
     }
 }
 
