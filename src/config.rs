@@ -109,6 +109,9 @@ impl Checksum {
         } else {
             rest.to_string()
         };
+        if manifest == target.path.trim_end_matches('/') {
+            return Err(bad("that is the remote folder itself; give a file path"));
+        }
         // Inside the remote folder when the folder's path is a prefix (both spelt the way
         // the URL's path is: relative to the login folder, or absolute).
         let prefix = match target.path.trim_end_matches('/') {
@@ -427,11 +430,15 @@ mod tests {
             ("/m.json".into(), some("m.json"))
         );
         assert_eq!(at("ftp://h//srv/www", Some("srv/www/m.json")).1, None);
-        for bad in ["", "/", "a/../m.json", "dir/", "./m"] {
+        for bad in ["", "/", "a/../m.json", "dir/", "./m", "www"] {
             let err = config(&["-c", "--manifest", bad, ".", "ftp://h/www"]).expect_err(bad);
             assert!(err.to_string().contains("--manifest"), "{err}");
         }
         assert!(config(&[".", "ftp://h/www"]).unwrap().checksum.is_none());
+        for without_checksum in [&["--manifest", "m.json"][..], &["--adopt"]] {
+            let args = [&["ftpsync"][..], without_checksum, &[".", "ftp://h/"]].concat();
+            assert!(Cli::try_parse_from(args).is_err(), "{without_checksum:?}");
+        }
     }
 
     #[test]
