@@ -3,7 +3,8 @@
 //! entry, same-size files are compared with the server's own hashes where it has a hash
 //! command; the planner then compares by content ([`super::plan::ContentCheck`]). While the
 //! uploads run, the manifest is rewritten every few seconds ([`Checkpoints`]), each time with
-//! only the uploads that completed, and once more at the end over a connection of its own.
+//! only the uploads that completed, and once more at the end over a connection of its own
+//! (which first lists the times the server gave the uploads whose time ftpsync could not set).
 //!
 //! What the manifest claims is always true of the server: an entry is added only once its
 //! upload was renamed into place, and is dropped, not kept, for a file whose content ftpsync
@@ -170,13 +171,17 @@ impl Run<'_> {
 impl Run<'_> {
     /// Writes the run's final manifest (if it differs from the server's), after the workers
     /// are gone; a failure is the run's failure (the next run re-uploads what it would miss).
-    pub(crate) async fn write_manifest(&mut self, ctx: &WorkerContext, checkpoints: Checkpoints) {
+    pub(crate) async fn write_manifest(
+        &mut self,
+        ctx: &WorkerContext,
+        mut checkpoints: Checkpoints,
+    ) {
         self.summary.manifest_written = checkpoints.wrote;
-        let Some(bytes) = checkpoints.final_bytes() else {
+        if checkpoints.final_bytes().is_none() && checkpoints.untimed.is_empty() {
             return;
-        };
-        match write_final(ctx, checkpoints.path(), &bytes).await {
-            Ok(()) => self.summary.manifest_written = true,
+        }
+        match write_final(ctx, &mut checkpoints).await {
+            Ok(written) => self.summary.manifest_written |= written,
             Err(e) => self.fail(
                 checkpoints.path(),
                 &format!("could not write the --checksum manifest: {e}"),
@@ -210,6 +215,9 @@ pub(crate) struct Checkpoints {
     next: Instant,
     /// Whether a write succeeded.
     pub(crate) wrote: bool,
+    /// Uploads recorded without a time (ftpsync could not set it): the final write lists their
+    /// folders and records the time the server shows.
+    untimed: Vec<String>,
 }
 
 /// What the run's manifest is built from.
@@ -317,6 +325,7 @@ impl Checkpoints {
             in_flight: None,
             next: Instant::now() + CHECKPOINT_EVERY,
             wrote: false,
+            untimed: Vec::new(),
         }
     }
 
@@ -347,6 +356,9 @@ impl Checkpoints {
                     adopted: false,
                 };
                 self.manifest.files.insert(rel.to_string(), entry);
+                if !time_set {
+                    self.untimed.push(rel.to_string());
+                }
             }
             None => {
                 self.manifest.files.remove(rel);
@@ -401,13 +413,56 @@ impl Checkpoints {
     }
 }
 
+impl Checkpoints {
+    /// Records the size and time the server lists for the uploads whose time ftpsync could not
+    /// set, listing each of their folders once over `conn`. A file listed with another size
+    /// than uploaded loses its entry (the server does not hold what was uploaded); a listing
+    /// that fails leaves the entries without a time (only their size is compared).
+    async fn time_untimed(&mut self, ctx: &WorkerContext, conn: &mut Connection) {
+        let untimed: std::collections::HashSet<String> = self.untimed.drain(..).collect();
+        let folders: std::collections::BTreeSet<&str> = untimed
+            .iter()
+            .map(|rel| rel.rsplit_once('/').map_or("", |(parent, _)| parent))
+            .collect();
+        for folder in folders {
+            let path = ctx.target.remote_path(folder);
+            let listing = match conn.list(&path, false, ctx.quirks.stat_for_mlsd()).await {
+                Ok(listing) => listing,
+                Err(e) => {
+                    tracing::info!(folder, error = %e, "cannot list the times of the uploads");
+                    continue;
+                }
+            };
+            for listed in &listing.parsed.entries {
+                let rel = match folder {
+                    "" => listed.name.clone(),
+                    _ => format!("{folder}/{}", listed.name),
+                };
+                if !untimed.contains(&rel) {
+                    continue;
+                }
+                let Some(entry) = self.manifest.files.get_mut(&rel) else {
+                    continue;
+                };
+                if listed.size != entry.remote_size {
+                    self.manifest.files.remove(&rel);
+                } else if let Some(t) = listed.mtime {
+                    entry.remote_mtime = Some(t.unix);
+                    entry.remote_precision = t.precision.seconds();
+                }
+            }
+        }
+    }
+}
+
 /// Writes the final manifest over a fresh connection (the workers have logged out by now;
-/// after a stop too, so that what completed is recorded), with the run's retries.
+/// after a stop too, so that what completed is recorded), with the run's retries, after
+/// recording the times the server lists for uploads whose time it could not set. Ok(false)
+/// when there was nothing to write after all.
 pub(crate) async fn write_final(
     ctx: &WorkerContext,
-    path: &str,
-    bytes: &[u8],
-) -> Result<(), FtpError> {
+    checkpoints: &mut Checkpoints,
+) -> Result<bool, FtpError> {
     let mut last = None;
     for attempt in 0..ctx.retries.max(1) {
         if attempt > 0 {
@@ -421,10 +476,15 @@ pub(crate) async fn write_final(
                 continue;
             }
         };
-        let result = io::put(ctx, &mut conn, path, bytes).await;
+        checkpoints.time_untimed(ctx, &mut conn).await;
+        let Some(bytes) = checkpoints.final_bytes() else {
+            conn.quit().await;
+            return Ok(false);
+        };
+        let result = io::put(ctx, &mut conn, &checkpoints.path, &bytes).await;
         conn.quit().await;
         match result {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(true),
             Err(e) if e.is_permanent() => return Err(e),
             Err(e) => last = Some(e),
         }

@@ -259,6 +259,7 @@ fn a_manifest_that_would_not_change_is_not_written() {
         in_flight: None,
         next: Instant::now(),
         wrote: false,
+        untimed: Vec::new(),
     };
     assert_eq!(cp.final_bytes(), None);
 }

@@ -146,11 +146,12 @@ fn ci_loop(server: &Server) {
     let manifest = server.manifest();
     assert_eq!(manifest["version"], 1, "{name}");
     assert_eq!(manifest["excludes"], serde_json::json!(["*.log"]), "{name}");
-    assert_eq!(
-        manifest["files"].as_object().unwrap().len() as u64,
-        SITE_FILES,
-        "{name}"
-    );
+    let files = manifest["files"].as_object().unwrap();
+    assert_eq!(files.len() as u64, SITE_FILES, "{name}");
+    // The time each file has on the server: set by ftpsync, or (libunftp) as listed after.
+    for (rel, entry) in files {
+        assert!(entry["remote_mtime"].is_i64(), "{name}: {rel}: {entry}");
+    }
 
     let second = ci_deploy(&source, server, &args);
     assert_eq!(second.code, 0, "{name}: {second}");
