@@ -416,6 +416,8 @@ SystemLog $BASE/$name.log
 TransferLog $BASE/$name-xfer.log
 ModulePath $PRO_DIR/usr/lib/proftpd
 LoadModule mod_tls.c
+# HASH, XSHA256, XMD5...: what ftpsync --checksum asks for when the server has no manifest.
+LoadModule mod_digest.c
 TLSEngine on
 TLSLog $BASE/$name-tls.log
 TLSProtocol TLSv1.2 TLSv1.3

@@ -29,6 +29,7 @@ Examples:
   FTPSYNC_PASSWORD=... ftpsync -j 8 --exclude '*.log' ./exports ftp://backup@nas/exports
   ftpsync --dry-run --delete ./site ftp://deploy@example.com/www
   ftpsync --ca-file ./nas-ca.pem ./photos ftpes://me@nas.local/photos
+  ftpsync --checksum --delete --json ./public ftpes://ci@example.com/www   # a deploy from CI
 
 ";
 
@@ -77,6 +78,21 @@ pub struct Cli {
     /// Tries for each failed operation (reconnecting when the connection broke)
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub retries: u32,
+
+    /// Decide what to upload by content (BLAKE3) against a manifest kept on the server, not by
+    /// modification time: for deploys from fresh checkouts (CI)
+    #[arg(short = 'c', long)]
+    pub checksum: bool,
+
+    /// With --checksum: where the manifest lives on the server, relative to the login folder like
+    /// the URL's path (default: .ftpsync-manifest.json in the remote folder)
+    #[arg(long, value_name = "REMOTE_PATH", requires = "checksum")]
+    pub manifest: Option<String>,
+
+    /// With --checksum, when the server has no manifest and cannot hash files: take remote files
+    /// of the local size as unchanged, once (recorded as adopted in the manifest)
+    #[arg(long, requires = "checksum")]
+    pub adopt: bool,
 
     /// Upload straight to the final name instead of a temporary name renamed into place
     #[arg(long)]

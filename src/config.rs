@@ -50,6 +50,87 @@ pub(crate) struct Config {
     pub(crate) state_dir: Option<PathBuf>,
     /// Keep mirroring (`--every`, `--watch`); None for one sync.
     pub(crate) periodic: Option<Periodic>,
+    /// `--checksum`: compare by content against the manifest on the server; None compares by
+    /// time.
+    pub(crate) checksum: Option<Checksum>,
+}
+
+/// How `--checksum` runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Checksum {
+    /// The manifest's path as FTP commands name it (like [`Target::remote_path`]).
+    pub(crate) manifest: String,
+    /// Its path relative to the sync root when it lies inside the remote folder: never
+    /// uploaded from the local tree, never shown as a change, never deleted.
+    pub(crate) manifest_rel: Option<String>,
+    /// `--adopt`: without a manifest or server hashes, remote files of the local size count as
+    /// unchanged, once.
+    pub(crate) adopt: bool,
+    /// The `--exclude` patterns, as the manifest records them.
+    pub(crate) excludes: Vec<String>,
+}
+
+impl Checksum {
+    /// Settles `--manifest` (None: the default name in the remote folder) against `target`.
+    fn new(
+        target: &Target,
+        manifest: Option<&str>,
+        adopt: bool,
+        excludes: Vec<String>,
+    ) -> Result<Checksum, ConfigError> {
+        let Some(given) = manifest else {
+            return Ok(Checksum {
+                manifest: target.remote_path(crate::manifest::DEFAULT_NAME),
+                manifest_rel: Some(crate::manifest::DEFAULT_NAME.into()),
+                adopt,
+                excludes,
+            });
+        };
+        let bad = |why: &'static str| ConfigError::ManifestPath {
+            path: given.to_string(),
+            why,
+        };
+        let (absolute, rest) = match given.strip_prefix('/') {
+            Some(rest) => (true, rest),
+            None => (false, given),
+        };
+        if rest.is_empty()
+            || rest
+                .split('/')
+                .any(|s| s.is_empty() || s == "." || s == "..")
+        {
+            return Err(bad("give a file path without empty, . or .. parts"));
+        }
+        if given.chars().any(char::is_control) {
+            return Err(bad("control characters are not allowed"));
+        }
+        let manifest = if absolute {
+            format!("/{rest}")
+        } else {
+            rest.to_string()
+        };
+        if manifest == target.path.trim_end_matches('/') {
+            return Err(bad("that is the remote folder itself; give a file path"));
+        }
+        // Inside the remote folder when the folder's path is a prefix (both spelt the way
+        // the URL's path is: relative to the login folder, or absolute).
+        let prefix = match target.path.trim_end_matches('/') {
+            "" if target.path.starts_with('/') => "/".to_string(),
+            "" => String::new(),
+            root => format!("{root}/"),
+        };
+        let manifest_rel = if prefix.is_empty() {
+            (!absolute).then(|| rest.to_string())
+        } else {
+            manifest.strip_prefix(&prefix).map(str::to_string)
+        };
+        Ok(Checksum {
+            manifest,
+            manifest_rel,
+            adopt,
+            excludes,
+        })
+    }
 }
 
 /// How a mirror that keeps running is driven.
@@ -102,6 +183,8 @@ pub(crate) enum ConfigError {
     Tls(#[from] TlsSetupError),
     #[error("{option} applies only to TLS connections; use ftpes:// or ftps://, or add --tls explicit or --tls implicit")]
     TlsOptionWithoutTls { option: &'static str },
+    #[error("--manifest {path:?}: {why}")]
+    ManifestPath { path: String, why: &'static str },
 }
 
 impl Config {
@@ -137,7 +220,17 @@ impl Config {
             let more = Filter::read_pattern_file(file, patterns.len())?;
             patterns.extend(more);
         }
+        let checksum = match cli.checksum {
+            true => Some(Checksum::new(
+                &target,
+                cli.manifest.as_deref(),
+                cli.adopt,
+                patterns.clone(),
+            )?),
+            false => None,
+        };
         let config = Config {
+            checksum,
             local_dir: cli.local_dir,
             target,
             login,
@@ -279,6 +372,72 @@ mod tests {
             let args = [option, &[".", "ftp://h/"]].concat();
             let err = config(&args).expect_err("refused").to_string();
             assert!(err.contains("applies only to TLS connections"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_manifest_path_is_found_inside_or_outside_the_remote_folder() {
+        let at = |url: &str, manifest: Option<&str>| {
+            let mut args = vec!["-c"];
+            if let Some(m) = manifest {
+                args.extend(["--manifest", m]);
+            }
+            args.extend([".", url]);
+            let c = config(&args).unwrap().checksum.unwrap();
+            (c.manifest, c.manifest_rel)
+        };
+        let some = |s: &str| Some(s.to_string());
+        assert_eq!(
+            at("ftp://h/www", None),
+            (
+                "www/.ftpsync-manifest.json".into(),
+                some(".ftpsync-manifest.json")
+            )
+        );
+        assert_eq!(
+            at("ftp://h/", None),
+            (
+                ".ftpsync-manifest.json".into(),
+                some(".ftpsync-manifest.json")
+            )
+        );
+        assert_eq!(
+            at("ftp://h/www", Some("private/m.json")),
+            ("private/m.json".into(), None)
+        );
+        assert_eq!(
+            at("ftp://h/www", Some("www/m.json")),
+            ("www/m.json".into(), some("m.json"))
+        );
+        assert_eq!(
+            at("ftp://h/www", Some("wwwx/m.json")),
+            ("wwwx/m.json".into(), None)
+        );
+        assert_eq!(
+            at("ftp://h//srv/www", Some("/srv/m.json")),
+            ("/srv/m.json".into(), None)
+        );
+        assert_eq!(
+            at("ftp://h//srv/www", Some("/srv/www/a/m.json")),
+            ("/srv/www/a/m.json".into(), some("a/m.json"))
+        );
+        assert_eq!(
+            at("ftp://h/", Some("m.json")),
+            ("m.json".into(), some("m.json"))
+        );
+        assert_eq!(
+            at("ftp://h//", Some("/m.json")),
+            ("/m.json".into(), some("m.json"))
+        );
+        assert_eq!(at("ftp://h//srv/www", Some("srv/www/m.json")).1, None);
+        for bad in ["", "/", "a/../m.json", "dir/", "./m", "www"] {
+            let err = config(&["-c", "--manifest", bad, ".", "ftp://h/www"]).expect_err(bad);
+            assert!(err.to_string().contains("--manifest"), "{err}");
+        }
+        assert!(config(&[".", "ftp://h/www"]).unwrap().checksum.is_none());
+        for without_checksum in [&["--manifest", "m.json"][..], &["--adopt"]] {
+            let args = [&["ftpsync"][..], without_checksum, &[".", "ftp://h/"]].concat();
+            assert!(Cli::try_parse_from(args).is_err(), "{without_checksum:?}");
         }
     }
 

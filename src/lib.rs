@@ -8,7 +8,8 @@
 //! - [`engine`]: one sync run: plan, schedule, a pool of workers, each driving one connection;
 //! - [`cli`], [`config`] and [`credentials`]: the command line, settled into a
 //!   [`config::Config`], and the login;
-//! - [`state`], [`lock`] and [`temp_name`]: what persists between runs and on the server;
+//! - [`state`], [`lock`], [`temp_name`] and [`manifest`]: what persists between runs and on
+//!   the server;
 //! - [`report`] and [`exit_codes`]: what the user and scripts see;
 //! - [`periodic`]: keeping a folder mirrored, on a clock or on changes;
 //! - [`shutdown`]: Ctrl-C and SIGTERM.
@@ -24,6 +25,7 @@ pub mod exit_codes;
 mod ftp;
 mod local;
 mod lock;
+mod manifest;
 mod periodic;
 mod report;
 mod shutdown;

@@ -63,8 +63,9 @@ pub(crate) async fn run(config: &Config, periodic: Periodic, stop: CancellationT
                 reporter.fatal(&format!("cannot sync to {url}: {e}"), ExitCode::Fatal);
                 return ExitCode::Fatal;
             }
-            // Another run on the same folder is no passing trouble either.
-            Err(e @ SyncError::Lock(_)) => {
+            // Another run on the same folder is no passing trouble either, nor a manifest
+            // that cannot be read (never taken for a first deploy).
+            Err(e @ (SyncError::Lock(_) | SyncError::Manifest { .. })) => {
                 let url = config.target.display_url();
                 reporter.fatal(&format!("cannot sync to {url}: {e}"), ExitCode::Fatal);
                 return ExitCode::Fatal;

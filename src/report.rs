@@ -45,6 +45,15 @@ pub(crate) struct Summary {
     pub(crate) failures: Vec<Failure>,
     /// Remote entries ignored because their names are unsafe or unreadable.
     pub(crate) skipped_remote: u64,
+    /// How files on both sides were compared: `"time"`, or `"checksum"` (`--checksum`).
+    pub(crate) compare: &'static str,
+    /// `--checksum`: files compared by hash (with the manifest's, or the server's).
+    pub(crate) compared_by_hash: u64,
+    /// `--checksum`: files changed or removed on the server since ftpsync uploaded them, and
+    /// uploaded again.
+    pub(crate) drift_repaired: u64,
+    /// `--checksum`: the manifest on the server was written.
+    pub(crate) manifest_written: bool,
     /// Set when a password went over an unencrypted connection to a host that is not local.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) warning: Option<String>,
@@ -337,6 +346,10 @@ pub(crate) fn summary_line(s: &Summary) -> String {
     };
     if !s.dry_run && s.bytes_uploaded > 0 {
         line.push_str(&format!(" ({}/s)", human_bytes(s.bytes_per_sec as u64)));
+    }
+    if s.drift_repaired > 0 {
+        let files = count(s.drift_repaired, "file");
+        line.push_str(&format!("; {files} changed on the server put back"));
     }
     if s.interrupted {
         line.push_str("; interrupted");

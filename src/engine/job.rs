@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::plan::Op;
 use crate::engine::quirks::ServerQuirks;
+use crate::ftp::digest::{Algorithm, HashCommand};
 use crate::ftp::listing::Parsed;
 use crate::ftp::target::Target;
 use crate::ftp::{FtpError, Login};
@@ -21,6 +22,16 @@ pub(crate) enum Job {
     List(String),
     /// Carry out one planned operation.
     Run(Op),
+    /// `--checksum`: read the manifest at this path (as FTP commands name it).
+    Fetch(String),
+    /// `--checksum`: write the manifest: under a temporary name, renamed into place once its
+    /// size is checked.
+    Put {
+        path: String,
+        bytes: std::sync::Arc<Vec<u8>>,
+    },
+    /// `--checksum`: the server's hash of a file (relative to the root).
+    Hash(String),
 }
 
 /// A job with the coordinator's handle on it.
@@ -39,6 +50,13 @@ pub(crate) enum Outcome {
         bytes: u64,
         time_set: bool,
     },
+    /// The manifest (None: there is none), and how the server hashes files, if it can.
+    Fetched {
+        bytes: Option<Vec<u8>>,
+        server_hash: Option<HashCommand>,
+    },
+    /// The server's hash of a file (None: it computes none).
+    Hashed(Option<(Algorithm, Vec<u8>)>),
 }
 
 /// Why a job failed for good.

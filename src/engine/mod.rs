@@ -7,6 +7,7 @@
 //! [`schedule`] orders, [`pool`] hands the [`job`]s to the [`worker`]s, each of which owns one
 //! connection and runs [`upload`]s on it; what they learn about the server is in [`quirks`].
 
+pub(crate) mod checksum;
 pub(crate) mod job;
 pub(crate) mod plan;
 pub(crate) mod pool;
@@ -31,7 +32,7 @@ use crate::report::{Failure, Reporter, Summary};
 use crate::state::{self, Record, Seen};
 use crate::temp_name::RunToken;
 use job::{Job, JobError, Outcome, WorkerContext};
-use plan::{Op, Phase, Plan, PlanOptions, Protected, RemoteTree};
+use plan::{ContentCheck, Op, Phase, Plan, PlanOptions, Protected, RemoteTree};
 use pool::{Dispatcher, Report};
 use schedule::Schedule;
 
@@ -50,6 +51,9 @@ pub(crate) enum SyncError {
     Lock(#[from] LockError),
     #[error("local folder {} is empty: --delete would empty the remote folder; add --force if that is what you want", .0.display())]
     EmptyLocal(std::path::PathBuf),
+    /// Never taken for a first deploy: that would upload everything, or trust what it should not.
+    #[error("cannot read the --checksum manifest {path:?}: {reason}; nothing was changed (repair or remove it; without it ftpsync compares sizes and server hashes)")]
+    Manifest { path: String, reason: String },
 }
 
 /// Takes the lock on the remote folder the workers reached, for the rest of the process (see
@@ -135,11 +139,17 @@ pub(crate) async fn run(
         summary: Summary {
             target: config.target.display_url(),
             dry_run: config.dry_run,
+            compare: if config.checksum.is_some() {
+                "checksum"
+            } else {
+                "time"
+            },
             ..Summary::default()
         },
         stop,
         root_missing: false,
         storage_full: None,
+        checkpoints: None,
     };
     for problem in &local.problems {
         if problem.is_failure {
@@ -150,7 +160,21 @@ pub(crate) async fn run(
         }
     }
 
-    let listed = match run.list_remote(&mut pool, &local, scope).await {
+    // --checksum: the local files are hashed while the manifest is read and the tree listed.
+    let mut hashing = None;
+    let mut fetched = None;
+    if let Some(cfg) = &config.checksum {
+        checksum::keep_local_copy_out(&run, cfg, &mut local);
+        hashing = Some(checksum::spawn_hashing(&config.local_dir, &local));
+        match run.fetch_manifest(&mut pool, cfg).await {
+            Ok(f) => fetched = Some(f),
+            Err(e) => {
+                pool.finish().await;
+                return Err(e);
+            }
+        }
+    }
+    let mut listed = match run.list_remote(&mut pool, &local, scope).await {
         Ok(listed) => listed,
         Err(e) => {
             pool.finish().await;
@@ -158,6 +182,35 @@ pub(crate) async fn run(
         }
     };
     run.report_connect_errors(&mut pool);
+    if let Some(rel) = config
+        .checksum
+        .as_ref()
+        .and_then(|c| c.manifest_rel.as_ref())
+    {
+        // ftpsync's own: never a change, never deleted.
+        listed.tree.remove(rel);
+        listed.protected.insert(rel.clone());
+    }
+    let hashes = match hashing {
+        Some(h) => h.await.expect("local hashing task panicked"),
+        None => Default::default(),
+    };
+    let no_manifest = crate::manifest::Manifest::default();
+    let read_manifest = fetched.as_ref().and_then(|f| f.manifest.as_ref());
+    let server_same = match fetched.as_ref().and_then(|f| f.server_hash) {
+        Some(how) if !run.stop.is_cancelled() => {
+            let manifest = read_manifest.unwrap_or(&no_manifest);
+            run.server_verdicts(&mut pool, how, &local, &listed.tree, manifest)
+                .await
+        }
+        _ => HashMap::new(),
+    };
+    let content = config.checksum.as_ref().map(|c| ContentCheck {
+        manifest: read_manifest.unwrap_or(&no_manifest),
+        hashes: &hashes,
+        server_same: &server_same,
+        adopt: c.adopt,
+    });
 
     let record = record_path
         .as_ref()
@@ -182,6 +235,7 @@ pub(crate) async fn run(
                 leftovers: &leftovers,
                 protected: &protected,
                 allow_deletions,
+                content,
             },
         )
     };
@@ -198,6 +252,27 @@ pub(crate) async fn run(
     for (rel, why) in &plan.blocked {
         run.fail(rel, why);
     }
+    if let Some(cfg) = &config.checksum {
+        run.summary.compared_by_hash = plan.compared_by_hash;
+        for rel in &plan.drift {
+            run.reporter.notice(&format!(
+                "{rel}: changed on the server since ftpsync uploaded it; uploading it again"
+            ));
+        }
+        if !config.dry_run {
+            let inputs = checksum::Inputs {
+                cfg,
+                read: read_manifest.cloned(),
+                scope,
+                local: &local,
+                remote: &listed.tree,
+                plan: &plan,
+                hashes: &hashes,
+                server_same: &server_same,
+            };
+            run.checkpoints = Some(checksum::Checkpoints::new(inputs, config.local_dir.clone()));
+        }
+    }
 
     let uploaded = if config.dry_run {
         run.dry_run(&plan);
@@ -206,6 +281,13 @@ pub(crate) async fn run(
         run.execute(&mut pool, &plan).await
     };
     pool.finish().await;
+    run.summary.drift_repaired = uploaded
+        .iter()
+        .filter(|(rel, _)| plan.drift.contains(rel))
+        .count() as u64;
+    if let Some(checkpoints) = run.checkpoints.take() {
+        run.write_manifest(&ctx, checkpoints).await;
+    }
 
     if let (Some(path), false) = (record_path, config.dry_run) {
         let next = next_record(&record, scope, &plan, uploaded, &local);
@@ -285,6 +367,8 @@ struct Run<'a> {
     root_missing: bool,
     /// The server said it is out of space: no further uploads are started.
     storage_full: Option<String>,
+    /// `--checksum` (not in a dry run): the manifest as uploads complete.
+    checkpoints: Option<checksum::Checkpoints>,
 }
 
 impl Run<'_> {
@@ -410,6 +494,8 @@ impl Run<'_> {
                 .low
                 .clone()
                 .filter(|_| !s.low.is_empty() && !self.stop.is_cancelled());
+            let checkpoint = self.checkpoints.as_ref().and_then(|c| c.due());
+            let checkpoint = checkpoint.filter(|_| !self.stop.is_cancelled());
             let report = tokio::select! {
                 biased;
                 report = pool.next() => report,
@@ -421,9 +507,20 @@ impl Run<'_> {
                     continue;
                 }
                 _ = self.stop.cancelled(), if !self.stop.is_cancelled() => continue,
+                _ = tokio::time::sleep_until(checkpoint.unwrap_or_else(Instant::now).into()), if checkpoint.is_some() => {
+                    if let Some(c) = self.checkpoints.as_mut() {
+                        c.send(pool);
+                    }
+                    continue;
+                }
             };
             match report {
                 Report::Done { id, result, .. } => {
+                    if let Some(c) = self.checkpoints.as_mut() {
+                        if c.take_report(id, &result) {
+                            continue;
+                        }
+                    }
                     let Some(i) = running.remove(&id) else {
                         continue;
                     };
@@ -432,11 +529,14 @@ impl Run<'_> {
                         Ok(Outcome::Done { bytes, time_set }) => {
                             self.count(op, Some(bytes));
                             if let Op::Upload { rel, .. } = op {
+                                if let Some(c) = self.checkpoints.as_mut() {
+                                    c.uploaded(rel, time_set);
+                                }
                                 uploaded.push((rel.clone(), time_set));
                             }
                             s.succeeded(i);
                         }
-                        Ok(Outcome::Listed(..)) => s.succeeded(i),
+                        Ok(_) => s.succeeded(i),
                         Err(JobError::Interrupted) => s.abandon(i),
                         Err(e) => {
                             if let JobError::Remote(e) = &e {

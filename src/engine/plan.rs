@@ -10,6 +10,9 @@ use crate::local::{is_below, LocalEntry, LocalKind, LocalTree};
 use crate::report::{escape_controls, human_bytes};
 use crate::state::Record;
 
+mod content;
+pub(crate) use content::{ContentCheck, Verdict};
+
 /// One change to make on the server. Paths are '/'-separated and relative to the sync root.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Op {
@@ -80,6 +83,8 @@ pub(crate) struct PlanOptions<'a> {
     /// False when the deletions would exceed `--max-delete`: the plan then deletes nothing,
     /// and what cannot be mirrored without a deletion (a type change) is blocked.
     pub(crate) allow_deletions: bool,
+    /// `--checksum`: files on both sides are compared by content (None: by time).
+    pub(crate) content: Option<ContentCheck<'a>>,
 }
 
 /// Paths (relative to the root) that nothing may be deleted at or below, because the run does
@@ -124,6 +129,11 @@ pub(crate) struct Plan {
     pub(crate) unchanged: Vec<String>,
     /// Paths that cannot be mirrored as asked, with the reason (counted as failures).
     pub(crate) blocked: Vec<(String, String)>,
+    /// `--checksum`: files uploaded again because the server no longer holds what ftpsync put
+    /// there (changed or removed on the server).
+    pub(crate) drift: Vec<String>,
+    /// `--checksum`: files whose comparison was made by hash.
+    pub(crate) compared_by_hash: u64,
 }
 
 impl Plan {
@@ -219,10 +229,27 @@ impl Planner<'_> {
             }
             (LocalKind::File, Some(EntryKind::File)) => {
                 let remote = remote.expect("matched Some");
-                if needs_upload(rel, local, remote, self.opts.record) {
-                    self.upload(rel, local, after);
-                } else {
-                    self.plan.unchanged.push(rel.into());
+                let verdict = match self.opts.content {
+                    Some(content) => content.judge(rel, local, remote),
+                    None if needs_upload(rel, local, remote, self.opts.record) => {
+                        Verdict::Changed { by_hash: false }
+                    }
+                    None => Verdict::Unchanged { by_hash: false },
+                };
+                match verdict {
+                    Verdict::Unchanged { by_hash } => {
+                        self.plan.compared_by_hash += u64::from(by_hash);
+                        self.plan.unchanged.push(rel.into());
+                    }
+                    Verdict::Changed { by_hash } => {
+                        self.plan.compared_by_hash += u64::from(by_hash);
+                        self.upload(rel, local, after);
+                    }
+                    Verdict::Drift => {
+                        self.plan.compared_by_hash += 1;
+                        self.plan.drift.push(rel.into());
+                        self.upload(rel, local, after);
+                    }
                 }
             }
             (LocalKind::File, Some(EntryKind::Dir)) => self.replace_dir(rel, local, after),
@@ -236,7 +263,12 @@ impl Planner<'_> {
                 after.push(self.push(Op::DeleteFile(rel.into()), vec![], Phase::Transfer));
                 self.upload(rel, local, after);
             }
-            (LocalKind::File, None) => self.upload(rel, local, after),
+            (LocalKind::File, None) => {
+                if self.opts.content.is_some_and(|c| c.recorded(rel)) {
+                    self.plan.drift.push(rel.into());
+                }
+                self.upload(rel, local, after)
+            }
         }
     }
 

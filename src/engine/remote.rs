@@ -67,7 +67,7 @@ impl Run<'_> {
             };
             let parsed = match result {
                 Ok(Outcome::Listed(parsed)) => parsed,
-                Ok(Outcome::Done { .. }) => continue,
+                Ok(_) => continue,
                 Err(JobError::Remote(e)) if dir.is_empty() && e.is_permanent() => {
                     root_exists = false;
                     self.root_missing = true;

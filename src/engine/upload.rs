@@ -265,7 +265,7 @@ fn is_refused_rename(e: &FtpError) -> bool {
 
 /// Checks the stored size where the server tells it, then renames the temporary file over the
 /// target (deleting the target first on servers that refuse to rename onto a file).
-async fn commit_upload(
+pub(crate) async fn commit_upload(
     conn: &mut Connection,
     temp: &str,
     remote: &str,

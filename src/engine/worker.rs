@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::job::{Job, JobError, Outcome, Task, WorkerContext};
 use crate::engine::plan::Op;
-use crate::engine::upload;
+use crate::engine::{checksum, upload};
 use crate::ftp::{Connection, FtpError, PathCommand};
 
 mod chained;
@@ -488,7 +488,11 @@ fn path_command(job: &Job) -> Option<(PathCommand, String)> {
         Job::Run(Op::Mkdir(rel)) => Some((PathCommand::Mkd, rel.clone())),
         Job::Run(Op::DeleteFile(rel)) => Some((PathCommand::Dele, rel.clone())),
         Job::Run(Op::RemoveDir(rel)) => Some((PathCommand::Rmd, rel.clone())),
-        Job::List(_) | Job::Run(Op::MakeRoot | Op::Cleanup(_) | Op::Upload { .. }) => None,
+        Job::List(_)
+        | Job::Fetch(_)
+        | Job::Put { .. }
+        | Job::Hash(_)
+        | Job::Run(Op::MakeRoot | Op::Cleanup(_) | Op::Upload { .. }) => None,
     }
 }
 
@@ -573,5 +577,15 @@ async fn attempt_job(
             };
             done_remotely.map(|_| done).map_err(Into::into)
         }
+        Job::Fetch(path) => {
+            let bytes = checksum::io::fetch(ctx, conn, path).await?;
+            let server_hash = conn.features.hash;
+            Ok(Outcome::Fetched { bytes, server_hash })
+        }
+        Job::Put { path, bytes } => {
+            checksum::io::put(ctx, conn, path, bytes).await?;
+            Ok(done)
+        }
+        Job::Hash(rel) => Ok(Outcome::Hashed(checksum::io::hash(conn, &path(rel)).await?)),
     }
 }

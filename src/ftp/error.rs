@@ -52,6 +52,10 @@ pub(crate) enum FtpError {
     /// `vsf_sysutil_bind`) and closed the connection. A fresh connection usually works.
     #[error("{operation}: the server failed ({text}); trying again on a new connection")]
     ServerFault { operation: String, text: String },
+    /// A download went past its cap (see [`crate::ftp::remote_file`]): abandoned half-read, so
+    /// that a hostile or broken server cannot exhaust memory.
+    #[error("{operation}: the file is larger than {cap} bytes, more than ftpsync reads")]
+    TooLarge { operation: String, cap: u64 },
 }
 
 impl FtpError {
@@ -60,6 +64,7 @@ impl FtpError {
         match self {
             FtpError::Reply { code, .. } => (500..600).contains(code) || *code == 452,
             FtpError::LoginRefused { .. } | FtpError::Tls { .. } => true,
+            FtpError::TooLarge { .. } => true,
             _ => false,
         }
     }
@@ -80,7 +85,8 @@ impl FtpError {
             FtpError::ListingTooLarge { .. }
             | FtpError::ReplyTooLarge { .. }
             | FtpError::Garbled { .. }
-            | FtpError::ServerFault { .. } => true,
+            | FtpError::ServerFault { .. }
+            | FtpError::TooLarge { .. } => true,
             FtpError::SizeMismatch { .. } => false,
         }
     }

@@ -2,8 +2,11 @@
 //! server's features (FEAT), UTF-8 names and the login folder (PWD). Those four go in one write,
 //! their replies read in order: one round trip instead of four on every connection.
 
+use std::collections::HashMap;
+
 use suppaftp::Status;
 
+use super::digest::HashCommand;
 use super::error::{within, FtpError};
 use super::pipeline::{reply, send};
 use super::{Connection, Features, Login};
@@ -68,19 +71,28 @@ impl Connection {
     }
 }
 
-/// The features a FEAT reply lists (one per line, each line starting with a space).
+/// The features a FEAT reply lists (one per line, each line starting with a space: the name,
+/// then what it takes, e.g. ` HASH SHA-1*;SHA-256`).
 fn features(reply: &str) -> Features {
-    let listed: Vec<String> = reply
+    let listed: HashMap<String, Option<String>> = reply
         .lines()
         .filter(|line| line.starts_with(' '))
-        .filter_map(|line| line.split_whitespace().next())
-        .map(str::to_ascii_uppercase)
+        .filter_map(|line| {
+            let line = line.trim();
+            let (name, rest) = line.split_once(' ').unwrap_or((line, ""));
+            let rest = rest.trim();
+            (!name.is_empty()).then(|| {
+                let value = (!rest.is_empty()).then(|| rest.to_string());
+                (name.to_ascii_uppercase(), value)
+            })
+        })
         .collect();
-    let has = |name: &str| listed.iter().any(|f| f == name);
+    let has = |name: &str| listed.contains_key(name);
     Features {
         mlsd: has("MLST"),
         mfmt: has("MFMT"),
         size: has("SIZE"),
+        hash: HashCommand::from_feat(&listed),
     }
 }
 
@@ -111,8 +123,11 @@ mod tests {
         let reply = "211-Features:\n MLST type*;size*;modify*;\n mfmt\n SIZE\n UTF8\n211 End\n";
         let found = features(reply);
         assert!(found.mlsd && found.mfmt && found.size);
+        assert_eq!(found.hash, None);
         let none = features("211-Features:\n EPSV\n211 End\n");
         assert!(!none.mlsd && !none.mfmt && !none.size);
+        let hashed = features("211-Features:\n HASH SHA-1*;SHA-256;MD5\n XSHA256\n211 End\n");
+        assert!(hashed.hash.is_some(), "{hashed:?}");
     }
 
     #[test]

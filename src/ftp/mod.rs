@@ -5,8 +5,9 @@
 //!
 //! This folder is the protocol layer and knows nothing of plans, jobs or workers: [`target`]
 //! (the URL), [`tls`], [`error`], [`list`] with [`listing`] (reading and parsing folder
-//! listings), and for uploads [`pipeline`] (commands without waiting), [`chain`] (uploads
-//! chained on one connection) and [`data`] (a file's bytes on the data connection).
+//! listings), for uploads [`pipeline`] (commands without waiting), [`chain`] (uploads chained
+//! on one connection) and [`data`] (a file's bytes on the data connection), and for ftpsync's
+//! own small files [`remote_file`] (in memory, capped) and [`digest`] (hashes by the server).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -27,11 +28,13 @@ mod batch;
 pub(crate) mod chain;
 mod channel;
 pub(crate) mod data;
+pub(crate) mod digest;
 pub(crate) mod error;
 mod list;
 pub(crate) mod listing;
 mod login;
 pub(crate) mod pipeline;
+pub(crate) mod remote_file;
 pub(crate) mod target;
 pub(crate) mod tls;
 
@@ -61,6 +64,8 @@ pub(crate) struct Features {
     pub(crate) mlsd: bool,
     pub(crate) mfmt: bool,
     pub(crate) size: bool,
+    /// How the server computes a file's hash (`HASH`, `XSHA256`...), if it can.
+    pub(crate) hash: Option<digest::HashCommand>,
 }
 
 /// How this server lets a client set a file's modification time.

@@ -173,6 +173,69 @@ fn every_period_changes_reach_the_server_within_one_period() {
 }
 
 #[test]
+fn with_checksum_each_cycle_updates_the_manifest() {
+    let server = FtpServer::start();
+    let local = Tree::new();
+    local.write("a.txt", "one");
+    let mirror = Mirror::start(&local, &server.url("site"), &["-c", "--every", "1s"]);
+    let first = mirror.next_cycle(Duration::from_secs(30));
+    assert_eq!(first["files_uploaded"], 1, "{first}");
+    assert_eq!(first["manifest_written"], true, "{first}");
+    let manifest = server.remote_dir("site/.ftpsync-manifest.json");
+    let files = || {
+        let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&manifest).unwrap())
+            .expect("the manifest is JSON");
+        m["files"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(files(), ["a.txt"]);
+
+    // Same size: the content tells.
+    local.write("a.txt", "two");
+    local.write("b.txt", "new");
+    let cycle = mirror.cycle_with_changes(Duration::from_secs(5));
+    assert_eq!(cycle["files_uploaded"], 2, "{cycle}");
+    assert_eq!(cycle["compare"], "checksum", "{cycle}");
+    assert_eq!(files(), ["a.txt", "b.txt"]);
+    assert_eq!(mirror.terminate(), Some(0), "a clean stop exits 0");
+}
+
+// A cycle on the changed paths only must keep what the manifest says of the others.
+#[test]
+fn with_checksum_watch_cycles_keep_the_manifest_entries_they_did_not_look_at() {
+    let server = FtpServer::start();
+    let local = Tree::new();
+    local.write("a/one.txt", "one");
+    local.write("b/two.txt", "two");
+    let args = ["-c", "--watch", "--debounce", "200ms", "--delete"];
+    let mirror = Mirror::start(&local, &server.url("site"), &args);
+    let first = mirror.next_cycle(Duration::from_secs(30));
+    assert_eq!(first["files_uploaded"], 2, "{first}");
+    local.write("b/two.txt", "TWO");
+    local.write("b/three.txt", "three");
+    // However the events fall into cycles, each looks at b/ only, and a/ must stay recorded.
+    let manifest = server.remote_dir("site/.ftpsync-manifest.json");
+    let two = blake3::hash(b"TWO").to_hex().to_string();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let m = loop {
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+        if m["files"]["b/three.txt"].is_object() && m["files"]["b/two.txt"]["blake3"] == two {
+            break m;
+        }
+        assert!(Instant::now() < deadline, "{m}\n{}", mirror.stderr_so_far());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let files: Vec<_> = m["files"].as_object().unwrap().keys().cloned().collect();
+    assert_eq!(files, ["a/one.txt", "b/three.txt", "b/two.txt"], "{m}");
+    assert_eq!(mirror.terminate(), Some(0));
+}
+
+#[test]
 fn a_cycle_slower_than_the_period_is_followed_at_once_without_overlap() {
     let server = FtpServer::start();
     let local = Tree::new();

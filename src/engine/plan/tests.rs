@@ -81,6 +81,7 @@ impl Case {
                 leftovers: &self.leftovers,
                 protected: &self.protected,
                 allow_deletions: self.allow_deletions,
+                content: None,
             },
         )
     }

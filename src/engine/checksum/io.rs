@@ -1,0 +1,101 @@
+//! The `--checksum` jobs on one worker's connection: reading the manifest (and telling "no
+//! such file" from "cannot read it"), writing it (temporary name, size check, rename), and
+//! asking the server for a file's hash.
+
+use crate::engine::job::WorkerContext;
+use crate::engine::upload::commit_upload;
+use crate::ftp::digest::{Algorithm, HashCommand};
+use crate::ftp::{Connection, FtpError};
+use crate::manifest;
+use crate::temp_name::temp_path;
+
+/// The manifest at `path`: None when there is no such file. A refused RETR (whatever the code:
+/// servers differ) counts as "no such file" only when the folder's listing agrees: a manifest
+/// that exists but cannot be read is an error, never a first deploy.
+pub(crate) async fn fetch(
+    ctx: &WorkerContext,
+    conn: &mut Connection,
+    path: &str,
+) -> Result<Option<Vec<u8>>, FtpError> {
+    match conn.download_capped(path, manifest::MAX_BYTES).await {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.code().is_some() && !e.breaks_connection() => {
+            if is_listed(ctx, conn, path).await? {
+                Err(e)
+            } else {
+                Ok(None)
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether the parent folder's listing names `path`. A folder that cannot be listed for good
+/// (550: it does not exist) holds nothing.
+async fn is_listed(
+    ctx: &WorkerContext,
+    conn: &mut Connection,
+    path: &str,
+) -> Result<bool, FtpError> {
+    let (parent, name) = match path.rsplit_once('/') {
+        Some(("", name)) => ("/", name),
+        Some((parent, name)) => (parent, name),
+        None => ("", path),
+    };
+    // Data-connection listings (no STAT): this is rare, and must not disturb the quirks.
+    let listed = conn.list(parent, false, ctx.quirks.stat_for_mlsd()).await;
+    match listed {
+        Ok(listing) => Ok(listing.parsed.entries.iter().any(|e| e.name == name)),
+        Err(e) if e.is_permanent() => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Stores `bytes` at `path`: under a temporary name, renamed into place only once the server
+/// confirmed the transfer and reports the right size. A missing parent folder is created (a
+/// `--manifest` outside the remote folder, on the first deploy).
+pub(crate) async fn put(
+    ctx: &WorkerContext,
+    conn: &mut Connection,
+    path: &str,
+    bytes: &[u8],
+) -> Result<(), FtpError> {
+    let temp = temp_path(path, &ctx.run_token);
+    let stored = match conn.upload_bytes(&temp, bytes).await {
+        Err(e) if e.code() == Some(550) || e.code() == Some(553) => match path.rsplit_once('/') {
+            Some((parent, _)) if !parent.is_empty() => {
+                conn.mkdir_all(parent).await?;
+                conn.upload_bytes(&temp, bytes).await
+            }
+            _ => Err(e),
+        },
+        other => other,
+    };
+    if let Err(e) = stored {
+        if !e.breaks_connection() {
+            // Nothing was renamed: what the transfer left is only a temporary file.
+            let _ = conn.delete(&temp).await;
+        }
+        return Err(e);
+    }
+    let committed = commit_upload(conn, &temp, path, bytes.len() as u64).await;
+    if let Err(e) = &committed {
+        if !e.breaks_connection() {
+            let _ = conn.delete(&temp).await;
+        }
+    }
+    committed
+}
+
+/// The server's hash of the remote file `path`, with the algorithm; None when the server
+/// computes none (no `HASH` or `X...` command in FEAT).
+pub(crate) async fn hash(
+    conn: &mut Connection,
+    path: &str,
+) -> Result<Option<(Algorithm, Vec<u8>)>, FtpError> {
+    let Some(how): Option<HashCommand> = conn.features.hash else {
+        return Ok(None);
+    };
+    let digest = conn.remote_hash(path, how).await?;
+    Ok(Some((how.algorithm(), digest)))
+}
