@@ -445,15 +445,25 @@ impl Run<'_> {
         if (*op == Op::MakeRoot && !self.root_missing) || matches!(op, Op::Cleanup(_)) {
             return;
         }
+        if *op == Op::MakeRoot {
+            // The target itself: said once, not a change of the mirror nor a folder counted.
+            let folder = &self.config.target.path;
+            self.reporter.notice(&if self.config.dry_run {
+                format!("remote folder {folder} does not exist yet; a real run creates it")
+            } else {
+                format!("created remote folder {folder}")
+            });
+            return;
+        }
         self.reporter.change(&plan::change_line(op));
         match op {
-            Op::MakeRoot | Op::Mkdir(_) => self.summary.folders_created += 1,
+            Op::Mkdir(_) => self.summary.folders_created += 1,
             Op::Upload { size, .. } => {
                 self.summary.files_uploaded += 1;
                 self.summary.bytes_uploaded += bytes.unwrap_or(*size);
             }
             Op::DeleteFile(_) | Op::RemoveDir(_) => self.summary.deleted += 1,
-            Op::Cleanup(_) => {}
+            Op::MakeRoot | Op::Cleanup(_) => {}
         }
     }
 

@@ -219,3 +219,23 @@ fn local_tree_is_never_modified() {
     assert_eq!(sync(tree.path(), &server.url(""), &["--delete"]).code, 0);
     assert_eq!(support::tree_digest(tree.path()), before);
 }
+
+#[test]
+fn a_missing_remote_folder_is_created_and_said_once_not_counted_as_a_change() {
+    let server = FtpServer::start();
+    let tree = Tree::new();
+    tree.write("sub/a.txt", "a");
+    let dry = sync(tree.path(), &server.url("www"), &["--dry-run"]);
+    assert_eq!(dry.code, 0, "{dry}");
+    assert!(
+        dry.stderr
+            .contains("remote folder www does not exist yet; a real run creates it"),
+        "{dry}"
+    );
+    let run = sync(tree.path(), &server.url("www"), &[]);
+    assert_eq!(run.code, 0, "{run}");
+    assert!(run.stderr.contains("created remote folder www"), "{run}");
+    assert!(!run.stderr.contains("+ ./"), "{run}");
+    assert_eq!(run.summary["folders_created"], 1, "only sub/: {run}");
+    assert_mirror(tree.path(), &server.remote_dir("www"));
+}
