@@ -2,15 +2,17 @@
 """ftpsync benchmark driver (stdlib only). Run it through bench/run.sh, which installs and builds
 what it needs first; see BENCHMARKS.md for the method.
 
-Matrix: server (vsftpd, pure-ftpd) x round trip (0 ms direct, N ms through
-examples/latency_proxy.rs) x tree (site, deep, large, seed; bench/gen_tree.py) x tool (ftpsync,
-lftp, rclone, all at 8 connections) x operation (first sync to an empty folder, rerun with
-nothing changed, rerun after `gen_tree.py mutate` with delete).
+Matrix: server (vsftpd, pure-ftpd; FTPS: vsftpd-tls, proftpd-tls) x round trip (0 ms direct,
+N ms through examples/latency_proxy.rs) x tree (site, deep, large, seed; bench/gen_tree.py) x
+tool (ftpsync, lftp, rclone, all at 8 connections) x operation (first sync to an empty folder,
+rerun with nothing changed, rerun after `gen_tree.py mutate` with delete). The servers are
+started and stopped by `scripts/test-servers.sh --profile bench` (bench/servers.py).
 
 Each operation is measured (wall time; user+sys CPU of the tool and its children, from the
-rusage of the GNU time process that runs it; peak RSS from GNU time's %M), then checked: `diff -r` of the local tree against the server-side folder, and the
-uploads the server logged while it ran. Results go to bench/results/latest.{json,md}; a full
-(unreduced) run also rewrites the tables in BENCHMARKS.md and saves bench/results/full.{json,md}.
+rusage of the GNU time process that runs it; peak RSS from GNU time's %M), then checked: `diff
+-r` of the local tree against the server-side folder, and the uploads the server logged while it
+ran. Results go to bench/results/latest.{json,md} (bench/report.py); a full (unreduced) run also
+rewrites the tables in BENCHMARKS.md and saves bench/results/full.{json,md}.
 
 --scale: ftpsync only, 100,000 files in 10,000 folders, to pure-ftpd at 0 ms: first sync, then a
 rerun with nothing changed (wall time, peak memory; target < 150 MB). Results go to
@@ -19,337 +21,41 @@ bench/results/scale.{json,md} and the scale section of BENCHMARKS.md.
 
 import argparse
 import datetime
-import ftplib
 import hashlib
 import json
 import os
-import platform
 import pwd
 import re
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from report import (
+    OP_LABEL,
+    TOOLS,
+    aggregate,
+    machine_info,
+    markdown,
+    num,
+    scale_markdown,
+    update_doc,
+    write_json,
+)
+from servers import ALIASES, GROUPS, SERVERS, Proxy, Servers, die, log, noop_rtt
+
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
 RESULTS = BENCH / "results"
-DOC = REPO / "BENCHMARKS.md"
 FTPSYNC = REPO / "target" / "release" / "ftpsync"
 PROXY = REPO / "target" / "release" / "examples" / "latency_proxy"
 GEN = BENCH / "gen_tree.py"
-
-CONF_DIR = Path("/opt/ftpsync-bench")  # server configs, pid files, transfer logs
-SRV_DIR = Path("/srv/ftpsync-bench")  # server roots (one per server kind)
-VS_BIN = "/usr/sbin/vsftpd"
-PURE_BIN = "/opt/ftpsync-test/pure-ftpd/usr/sbin/pure-ftpd"  # unpacked by scripts/test-servers.sh
-PASSWORD = "ftpsync-test-pw"
-PROXY_ADDR = "127.0.0.2"
 JOBS = 8
-
-# kind -> user, root, (control port, passive lo, passive hi) for the direct and proxied instance.
-# The proxied instance advertises PROXY_ADDR in its PASV replies; the proxy listens there on the
-# same ports and forwards to 127.0.0.1.
-SERVERS = {
-    "vsftpd": {
-        "user": "ftpsync-bench-vs",
-        "root": SRV_DIR / "vsftpd",
-        "direct": (2221, 31000, 31099),
-        "proxied": (2231, 31100, 31199),
-    },
-    "pure-ftpd": {
-        "user": "ftpsync-bench-pure",
-        "root": SRV_DIR / "pureftpd",
-        "direct": (2222, 31200, 31599),
-        "proxied": (2232, 31600, 31999),
-    },
-}
 TREES = ["site", "deep", "large", "seed"]
-TOOLS = ["ftpsync", "lftp", "rclone"]
 OPS = ["first", "rerun", "mutate"]
-OP_LABEL = {"first": "first sync", "rerun": "no change", "mutate": "after changes"}
-
-
-def log(msg):
-    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def die(msg):
-    log(f"ERROR: {msg}")
-    sys.exit(1)
-
-
-# --- servers ---------------------------------------------------------------------------------
-
-
-def ensure_user(name, home):
-    home.mkdir(parents=True, exist_ok=True)
-    try:
-        pw = pwd.getpwnam(name)
-        if pw.pw_dir != str(home) or pw.pw_shell != "/bin/bash":
-            subprocess.run(["usermod", "--home", str(home), "--shell", "/bin/bash", name], check=True)
-    except KeyError:
-        # /bin/bash: vsftpd's PAM stack (pam_shells) and pure-ftpd's unix auth refuse nologin.
-        subprocess.run(["useradd", "--no-create-home", "--home-dir", str(home), "--shell", "/bin/bash",
-                        "--user-group", name], check=True)
-    subprocess.run(["chpasswd"], input=f"{name}:{PASSWORD}\n", text=True, check=True)
-    pw = pwd.getpwnam(name)
-    os.chown(home, pw.pw_uid, pw.pw_gid)
-    os.chmod(home, 0o755)
-
-
-def port_open(host, port):
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def banner_ok(host, port):
-    try:
-        with socket.create_connection((host, port), timeout=2) as s:
-            s.settimeout(2)
-            return s.recv(4).startswith(b"220")
-    except OSError:
-        return False
-
-
-def kill_stale(pidfile, needle):
-    """Stop a process a previous bench run started (and left behind), by its recorded pid."""
-    try:
-        pid = int(pidfile.read_text().strip())
-    except (OSError, ValueError):
-        return
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        pidfile.unlink(missing_ok=True)
-        return
-    if needle in cmdline:
-        log(f"stopping a leftover process of an earlier run (pid {pid}: {cmdline.strip()[:80]})")
-        try:
-            os.killpg(pid, signal.SIGTERM)
-        except OSError:
-            pass
-        for _ in range(50):
-            if not Path(f"/proc/{pid}").exists():
-                break
-            time.sleep(0.1)
-    pidfile.unlink(missing_ok=True)
-
-
-def descendants(root):
-    """Pids of all processes below `root` (from /proc)."""
-    children = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(entry))
-    out, todo = [], [root]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            out.append(c)
-            todo.append(c)
-    return out
-
-
-class Daemon:
-    """A process we start in its own process group and stop by that group's id."""
-
-    def __init__(self, name, argv, env=None):
-        self.name, self.argv, self.env = name, argv, env
-        self.pidfile = CONF_DIR / f"{name}.pid"
-        self.out = CONF_DIR / f"{name}.out"
-        self.proc = None
-
-    def start(self):
-        kill_stale(self.pidfile, Path(self.argv[0]).name)
-        with open(self.out, "wb") as out:
-            self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                         start_new_session=True, env=self.env)
-        self.pidfile.write_text(f"{self.proc.pid}\n")
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self):
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            # vsftpd's sessions leave the process group: stop the whole tree of processes.
-            for pid in descendants(self.proc.pid):
-                try:
-                    os.kill(pid, signal.SIGTERM)
-                except OSError:
-                    pass
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            except OSError:
-                pass
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except OSError:
-                    pass
-                self.proc.wait(5)
-        self.pidfile.unlink(missing_ok=True)
-        self.proc = None
-
-
-class Instance:
-    """One benchmark FTP server instance (kind x direct/proxied)."""
-
-    def __init__(self, kind, mode):
-        d = SERVERS[kind]
-        self.kind, self.mode = kind, mode
-        self.user, self.root = d["user"], d["root"]
-        self.port, self.lo, self.hi = d[mode]
-        self.host = "127.0.0.1" if mode == "direct" else PROXY_ADDR
-        self.name = f"{kind}-{mode}"
-        self.xferlog = CONF_DIR / f"{self.name}-xfer.log"
-        self.daemon = None
-
-    def start(self):
-        CONF_DIR.mkdir(parents=True, exist_ok=True)
-        if self.kind == "vsftpd":
-            empty = CONF_DIR / "vsftpd-empty"
-            empty.mkdir(exist_ok=True)
-            os.chmod(empty, 0o755)
-            conf = CONF_DIR / f"{self.name}.conf"
-            lines = [
-                "# Written by bench/bench.py: ftpsync benchmark server (loopback only).",
-                "listen=YES", "listen_ipv6=NO", "listen_address=127.0.0.1", f"listen_port={self.port}",
-                "background=NO", "seccomp_sandbox=NO", "anonymous_enable=NO", "local_enable=YES",
-                "write_enable=YES", "local_umask=022", "chroot_local_user=YES",
-                "allow_writeable_chroot=YES", "pasv_enable=YES", f"pasv_min_port={self.lo}",
-                f"pasv_max_port={self.hi}", f"secure_chroot_dir={empty}", "pam_service_name=vsftpd",
-                "userlist_enable=NO", "xferlog_enable=YES", "dual_log_enable=YES",
-                "xferlog_std_format=YES", f"xferlog_file={self.xferlog}",
-                f"vsftpd_log_file={CONF_DIR / (self.name + '.log')}", "max_clients=0", "max_per_ip=0",
-                "mdtm_write=YES", "use_localtime=NO",
-            ]
-            if self.mode == "proxied":
-                lines.append(f"pasv_address={PROXY_ADDR}")
-            conf.write_text("\n".join(lines) + "\n")
-            argv = [VS_BIN, str(conf)]
-            env = None
-        else:
-            # As scripts/test-servers.sh, with -c/-C at half the passive range (pure-ftpd's cap).
-            half = (self.hi - self.lo + 1) // 2
-            argv = [PURE_BIN, "-S", f"127.0.0.1,{self.port}", "-l", "unix", "-E", "-H", "-A",
-                    "-c", str(half), "-C", str(half), "-p", f"{self.lo}:{self.hi}", "-u", "1",
-                    "-O", f"clf:{self.xferlog}"]
-            if self.mode == "proxied":
-                argv += ["-P", PROXY_ADDR]
-            env = dict(os.environ, TZ="UTC")
-        self.daemon = Daemon(self.name, argv, env)
-        if port_open("127.0.0.1", self.port):
-            kill_stale(self.daemon.pidfile, Path(argv[0]).name)
-            if port_open("127.0.0.1", self.port):
-                die(f"port {self.port} is taken by another program; cannot start {self.name}")
-        self.daemon.start()
-        for _ in range(50):
-            if banner_ok("127.0.0.1", self.port):
-                return
-            if not self.daemon.alive():
-                break
-            time.sleep(0.2)
-        die(f"{self.name} did not start; see {self.daemon.out}")
-
-    def stop(self):
-        if self.daemon:
-            self.daemon.stop()
-
-    def log_size(self):
-        try:
-            return self.xferlog.stat().st_size
-        except OSError:
-            return 0
-
-    def uploads_since(self, offset):
-        """Uploads the server logged from byte `offset` of its transfer log on."""
-        try:
-            with open(self.xferlog, "rb") as f:
-                f.seek(offset)
-                text = f.read().decode("utf-8", "replace")
-        except OSError:
-            text = ""
-        n = ok = nbytes = 0
-        paths = set()
-        for line in text.splitlines():
-            if self.kind == "vsftpd":
-                # xferlog: 5 date fields, secs, host, bytes, name..., type, flag, DIRECTION, mode,
-                # user, service, auth, auth-user, STATUS (name may contain spaces: count from the end)
-                tok = line.split()
-                if len(tok) < 18 or tok[-7] != "i":
-                    continue
-                n += 1
-                ok += tok[-1] == "c"
-                nbytes += int(tok[7]) if tok[7].isdigit() else 0
-                paths.add(" ".join(tok[8:-9]))
-            else:
-                m = re.search(r'"PUT (.*)" (\d+) (\d+)\s*$', line)
-                if not m:
-                    continue
-                n += 1
-                ok += m.group(2) == "200"
-                nbytes += int(m.group(3))
-                paths.add(m.group(1))
-        return {"uploads": n, "complete": ok, "bytes": nbytes, "distinct_paths": len(paths)}
-
-
-class Proxy:
-    def __init__(self, delay_ms):
-        ports = []
-        for d in SERVERS.values():
-            port, lo, hi = d["proxied"]
-            ports.append(f"{port},{lo}-{hi}")
-        self.delay_ms = delay_ms
-        self.daemon = Daemon("latency_proxy", [str(PROXY), "--listen", PROXY_ADDR, "--target", "127.0.0.1",
-                                               "--ports", ",".join(ports), "--delay-ms", str(delay_ms)])
-
-    def start(self):
-        if port_open(PROXY_ADDR, SERVERS["vsftpd"]["proxied"][0]):
-            kill_stale(self.daemon.pidfile, "latency_proxy")
-        self.daemon.start()
-        port = SERVERS["vsftpd"]["proxied"][0]
-        for _ in range(50):
-            if port_open(PROXY_ADDR, port):
-                return
-            if not self.daemon.alive():
-                break
-            time.sleep(0.1)
-        die(f"latency_proxy did not start; see {self.daemon.out}")
-
-    def stop(self):
-        self.daemon.stop()
-
-
-def noop_rtt(inst, n=20):
-    f = ftplib.FTP()
-    f.connect(inst.host, inst.port, timeout=15)
-    f.login(inst.user, PASSWORD)
-    f.voidcmd("NOOP")
-    ts = []
-    for _ in range(n):
-        t = time.perf_counter()
-        f.voidcmd("NOOP")
-        ts.append((time.perf_counter() - t) * 1000)
-    f.quit()
-    return {"avg_ms": round(sum(ts) / len(ts), 2), "min_ms": round(min(ts), 2), "max_ms": round(max(ts), 2),
-            "samples": n}
 
 
 # --- trees -----------------------------------------------------------------------------------
@@ -461,10 +167,6 @@ def run_measured(argv, out_path, err_path, timeout, env=None):
     }
 
 
-def num(v, fmt):
-    return "?" if v is None else format(v, fmt)
-
-
 def tail(path, n=12, width=300):
     try:
         lines = Path(path).read_text("utf-8", "replace").splitlines()
@@ -483,14 +185,21 @@ def count_matching(path, pattern):
 
 
 def tool_argv(tool, inst, local, remote_rel, ctx):
-    user, host, port = inst.user, inst.host, inst.port
+    user, pw, host, port = inst.user, inst.password, inst.host, inst.port
     if tool == "ftpsync":
-        url = f"ftp://{user}:{PASSWORD}@{host}:{port}/{remote_rel}"
-        return [str(FTPSYNC), "-j", str(JOBS), "--delete", "--json", str(local), url]
+        # ftpes:// for the TLS servers; their certificate is signed by the script's test CA.
+        tls = ["--ca-file", inst.ca] if inst.tls else []
+        return [str(FTPSYNC), "-j", str(JOBS), "--delete", "--json", *tls, str(local), inst.url(remote_rel)]
     if tool == "lftp":
+        if inst.tls:
+            tls = ["set ftp:ssl-force yes",  # AUTH TLS before the login, or fail
+                   "set ftp:ssl-protect-data yes",  # PROT P: TLS on the data connections too
+                   f"set ssl:ca-file {inst.ca}"]
+        else:
+            tls = ["set ftp:ssl-allow no"]  # plain FTP like the others (pure-ftpd offers AUTH TLS)
         settings = [
             "set cmd:fail-exit yes",  # a failed mirror exits non-zero
-            "set ftp:ssl-allow no",  # plain FTP like the others (pure-ftpd offers AUTH TLS, no cert)
+            *tls,
             "set ftp:passive-mode on",
             "set ftp:list-options -a",  # LIST hides dotfiles otherwise (vsftpd; pure-ftpd's LIST)
             "set net:max-retries 3",  # default 1000
@@ -501,21 +210,38 @@ def tool_argv(tool, inst, local, remote_rel, ctx):
         if inst.kind == "vsftpd":
             settings.append("set ftp:use-mdtm-overloaded yes")  # vsftpd sets times with MDTM t path
         script = "; ".join(settings + [
-            f"open -u {user},{PASSWORD} -p {port} ftp://{host}",
+            f"open -u {user},{pw} -p {port} ftp://{host}",
             # --no-perms: ftpsync does not chmod; lftp would send SITE CHMOD after every upload.
             f"mirror -R --delete --no-perms --parallel={JOBS} {local} /{remote_rel}",
             "quit",
         ])
         return ["lftp", "-e", script]
     if tool == "rclone":
-        opts = [f"host={host}", f"port={port}", f"user={user}", f"pass={ctx['rclone_pass']}"]
+        if pw not in ctx["rclone_pass"]:
+            ctx["rclone_pass"][pw] = subprocess.run(["rclone", "obscure", pw], capture_output=True, text=True,
+                                                    check=True).stdout.strip()
+        opts = [f"host={host}", f"port={port}", f"user={user}", f"pass={ctx['rclone_pass'][pw]}"]
         if inst.kind == "vsftpd":
             # LIST -a for dotfiles (no MLSD there anyway); MDTM to set times (vsftpd's quirk).
             opts += ["force_list_hidden=true", "writing_mdtm=true"]
+        if inst.tls:
+            # The certificate is checked against SSL_CERT_FILE (the test CA, see tool_env). On
+            # proftpd this fails: rclone's connections share one TLS session cache, so a data
+            # connection resumes another control connection's session, which proftpd refuses.
+            opts.append("explicit_tls=true")
+            if inst.kind == "vsftpd":
+                opts.append("disable_tls13=true")  # else "tls: illegal parameter" at connect
         remote = ":ftp," + ",".join(opts) + ":" + remote_rel
         return ["rclone", "--config", str(ctx["rclone_conf"]), "sync", "--transfers", str(JOBS),
                 "--checkers", str(JOBS), "--create-empty-src-dirs", str(local), remote]
     raise ValueError(tool)
+
+
+def tool_env(tool, inst, ctx):
+    env = dict(os.environ, XDG_STATE_HOME=str(ctx["statedir"]), HOME=str(ctx["homedir"]))
+    if tool == "rclone" and inst.tls:
+        env["SSL_CERT_FILE"] = inst.ca  # Go's root CAs on Linux: rclone's ftp has no CA option
+    return env
 
 
 def prepare_remote(inst, remote_rel):
@@ -547,17 +273,18 @@ def mirror_check(local, server_dir):
 
 def run_op(ctx, inst, rtt, tree, tool, op, local, remote_rel, server_dir, expected):
     ctx["seq"] = ctx.get("seq", 0) + 1
-    tag = f"{ctx['seq']:04d}-{inst.kind}-r{rtt}-{tree}-{tool}-{op}"
+    tag = f"{ctx['seq']:04d}-{inst.server}-r{rtt}-{tree}-{tool}-{op}"
     logs = ctx["logdir"]
     out, err = logs / f"{tag}.out", logs / f"{tag}.err"
-    env = dict(os.environ, XDG_STATE_HOME=str(ctx["statedir"]), HOME=str(ctx["homedir"]))
+    env = tool_env(tool, inst, ctx)
     argv = tool_argv(tool, inst, local, remote_rel, ctx)
     os.sync()  # the previous cell's writes are not flushed during this one
-    offset = inst.log_size()
+    offsets = inst.log_sizes()
     m = run_measured(argv, out, err, ctx["timeout"], env)
     time.sleep(0.2)  # let the server finish its log line for the last transfer
-    cell = {"server": inst.kind, "rtt_ms": rtt, "tree": tree, "tool": tool, "op": op, **m}
-    cell["server_log"] = inst.uploads_since(offset)
+    cell = {"server": inst.server, "rtt_ms": rtt, "tree": tree, "tool": tool, "op": op, **m}
+    cell["server_log"] = inst.uploads_since(offsets[0])
+    cell["tls"] = inst.tls_since(offsets[1])
     cell["expected_uploads"] = expected
     cell.update(mirror_check(local, server_dir))
     if tool == "ftpsync":
@@ -588,254 +315,14 @@ def run_op(ctx, inst, rtt, tree, tool, op, local, remote_rel, server_dir, expect
     return cell
 
 
-# --- reports ---------------------------------------------------------------------------------
-
-
-def median(values):
-    v = sorted(x for x in values if x is not None)
-    if not v:
-        return None
-    n = len(v)
-    return v[n // 2] if n % 2 else round((v[n // 2 - 1] + v[n // 2]) / 2, 4)
-
-
-def aggregate(runs):
-    """One cell from repeated runs: the median of each measure; any failed run is flagged."""
-    if len(runs) == 1:
-        return dict(runs[0], repeats=1)
-    by_wall = sorted(runs, key=lambda c: c["wall_s"])
-    cell = dict(by_wall[len(by_wall) // 2])
-    for k in ("wall_s", "cpu_s", "user_s", "sys_s", "max_rss_mb"):
-        cell[k] = median(c[k] for c in runs)
-        cell[k + "_runs"] = [c[k] for c in runs]
-    cell["repeats"] = len(runs)
-    bad = [c for c in runs if c["status"] != "ok"]
-    if bad:
-        kinds = sorted({c["status"] for c in bad})
-        cell["status"] = f"{'/'.join(kinds)} in {len(bad)} of {len(runs)} runs"
-        cell["timed_out"] = any(c["timed_out"] for c in runs)
-        worst = bad[0]
-        for k in ("stderr_tail", "diff_head", "log", "exit_code"):
-            if k in worst:
-                cell[k] = worst[k]
-    return cell
-
-
-def machine_info():
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = "?"
-    try:
-        kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
-        mem = f"{kb / 1024 / 1024:.1f} GiB"
-    except (OSError, AttributeError):
-        pass
-
-    def first_line(argv):
-        try:
-            p = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
-            out = (p.stdout or p.stderr).strip().splitlines()
-            return out[0].strip() if out else "?"
-        except (OSError, subprocess.TimeoutExpired):
-            return "?"
-
-    rev = first_line(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
-    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "src", "Cargo.toml",
-                            "Cargo.lock"], capture_output=True, text=True, check=False).stdout.strip()
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "memory": mem,
-        "kernel": platform.release(),
-        "os": first_line(["sh", "-c", ". /etc/os-release && echo $PRETTY_NAME"]),
-        "ftpsync": f"{rev}{' + uncommitted changes in src/' if dirty else ''}",
-        "lftp": "lftp " + first_line(["lftp", "--version"]).replace("LFTP | ", "").split("|")[0]
-        .replace("Version", "").strip(),
-        "rclone": first_line(["rclone", "version"]),
-        "vsftpd": "vsftpd " + first_line(["sh", "-c", "dpkg-query -W -f '${Version}' vsftpd"]),
-        "pure-ftpd": first_line([PURE_BIN, "--help"]).split("[")[0].strip(),
-        "python": platform.python_version(),
-    }
-
-
-def fmt_ratio(a, b):
-    if a is None or b is None or b == 0:
-        return "-"
-    return f"{a / b:.2f}"
-
-
-def cell_note(c):
-    notes = [] if c["status"] == "ok" else [c["status"]]
-    up = c["server_log"]["uploads"]
-    if up != c["expected_uploads"]:  # not a failure, but worth seeing (re-uploads, partial runs)
-        notes.append(f"{up} uploads, expected {c['expected_uploads']}")
-    return f"{c['tool']}: {', '.join(notes)}" if notes else ""
-
-
-def ratio_rows(cells):
-    by = {(c["server"], c["rtt_ms"], c["tree"], c["op"], c["tool"]): c for c in cells}
-    keys = []
-    for c in cells:
-        k = (c["server"], c["rtt_ms"], c["tree"], c["op"])
-        if k not in keys:
-            keys.append(k)
-    rows = []
-    for k in keys:
-        f = by.get(k + ("ftpsync",))
-        if not f:
-            continue
-        row = {"key": k, "ftpsync": f, "vs": {}}
-        for other in ("lftp", "rclone"):
-            o = by.get(k + (other,))
-            if not o:
-                continue
-            timeouts = [c["tool"] for c in (f, o) if c["timed_out"]]
-            row["vs"][other] = {
-                "time": None if timeouts else fmt_ratio(f["wall_s"], o["wall_s"]),
-                "cpu": None if timeouts else fmt_ratio(f["cpu_s"], o["cpu_s"]),
-                "mem": fmt_ratio(f["max_rss_mb"], o["max_rss_mb"]),
-                "notes": [n for n in (cell_note(f), cell_note(o)) if n],
-            }
-        rows.append(row)
-    return rows
-
-
-def markdown(results):
-    cells = results["cells"]
-    out = []
-    tools = [t for t in TOOLS if any(c["tool"] == t for c in cells)]
-    reps = results["matrix"].get("repeat_0ms", 1)
-    out.append("Ratios are ftpsync / other tool: below 1 means ftpsync used less (time, CPU, memory). "
-               + (f"Cells at 0 ms are the median of {reps} runs (tools interleaved), cells through the "
-                  "proxy a single run. " if reps > 1 else "")
-               + "A cell whose run failed (exit code, timeout) or whose result was not an exact mirror "
-               "is flagged; a timeout has no time ratio.\n")
-    hdr = "| server | RTT | tree | operation | ftpsync wall |"
-    sep = "|---|---|---|---|---:|"
-    for o in ("lftp", "rclone"):
-        if o in tools:
-            hdr += f" time /{o} | CPU /{o} | mem /{o} |"
-            sep += "---:|---:|---:|"
-    out += [hdr + " notes |", sep + "---|"]
-    for row in ratio_rows(cells):
-        server, rtt, tree, op = row["key"]
-        f = row["ftpsync"]
-        line = f"| {server} | {rtt} ms | {tree} | {OP_LABEL[op]} | {f['wall_s']:.2f} s |"
-        notes = []
-        for o in ("lftp", "rclone"):
-            if o not in tools:
-                continue
-            v = row["vs"].get(o)
-            if not v:
-                line += " - | - | - |"
-                continue
-            line += f" {v['time'] or 'n/a'} | {v['cpu'] or 'n/a'} | {v['mem']} |"
-            notes += [n for n in v["notes"] if n not in notes]
-        out.append(line + f" {'; '.join(f'**{n}**' for n in notes)} |")
-    out.append("")
-    out.append("<details><summary>All measurements</summary>\n")
-    out.append("| server | RTT | tree | operation | tool | wall s | CPU s | max RSS MB | uploads logged "
-               "(expected) | status |")
-    out.append("|---|---|---|---|---|---:|---:|---:|---:|---|")
-    for c in cells:
-        up = c["server_log"]["uploads"]
-        out.append(f"| {c['server']} | {c['rtt_ms']} ms | {c['tree']} | {OP_LABEL[c['op']]} | {c['tool']} | "
-                   f"{c['wall_s']:.2f} | {num(c['cpu_s'], '.3f')} | {num(c['max_rss_mb'], '.1f')} | {up} ({c['expected_uploads']}) | "
-                   f"{c['status']} |")
-    out.append("\n</details>\n")
-    fails = [c for c in cells if c["status"] != "ok"]
-    if fails:
-        out.append("Failures:\n")
-        for c in fails:
-            out.append(f"- {c['server']} {c['rtt_ms']} ms {c['tree']} {OP_LABEL[c['op']]} {c['tool']}: "
-                       f"{c['status']}")
-            for l in (c.get("stderr_tail") or [])[-3:]:
-                out.append(f"  - stderr: `{l.strip()[:160]}`")
-            for l in c["diff_head"][:2]:
-                out.append(f"  - diff: `{l}`")
-        out.append("")
-    odd = [c for c in cells if c["tool"] == "ftpsync" and c.get("ftpsync_json")
-           and c["ftpsync_json"].get("files_uploaded") != c["server_log"]["uploads"]]
-    if odd:
-        out.append("ftpsync's own count of uploads differs from the server's log:\n")
-        for c in odd:
-            out.append(f"- {c['server']} {c['rtt_ms']} ms {c['tree']} {OP_LABEL[c['op']]}: ftpsync says "
-                       f"{c['ftpsync_json'].get('files_uploaded')}, the server logged {c['server_log']['uploads']}")
-        out.append("")
-    if results.get("noop"):
-        out.append("NOOP round trip (python ftplib, average of 20): " + ", ".join(
-            f"{n['server']} at {n['rtt_ms']} ms: {n['avg_ms']:.2f} ms" for n in results["noop"]) + ".\n")
-    trees = results.get("trees", {})
-    if trees:
-        out.append("Trees: " + "; ".join(
-            f"{k}: {v['stats']['files']} files, {v['stats']['folders']} folders, "
-            f"{v['stats']['bytes'] / 1e6:.1f} MB" + (
-                f" (after changes: {v['mutation']['changed']} changed, {v['mutation']['added']} added, "
-                f"{v['mutation']['deleted']} deleted)" if v.get("mutation") else "")
-            for k, v in trees.items()) + ".\n")
-    out.append(machine_md(results))
-    return "\n".join(out)
-
-
-def machine_md(results):
-    m = results["machine"]
-    b = results.get("ftpsync_binary")
-    binary = f" (binary sha256 {b['sha256']}..., built {b['built']})" if b else ""
-    return (f"Run {results['started']} - {results['finished']} (UTC), command `{results['command']}`, "
-            f"on {m['nproc']} CPUs ({m['cpu']}), {m['memory']} RAM, kernel {m['kernel']}, {m['os']}. "
-            f"ftpsync {m['ftpsync']}{binary}; {m['lftp']}; {m['rclone']}; {m['vsftpd']}; {m['pure-ftpd']}.\n")
-
-
-def scale_markdown(results):
-    out = ["| operation | wall s | CPU s | max RSS MB | uploads logged (expected) | status |",
-           "|---|---:|---:|---:|---:|---|"]
-    for c in results["cells"]:
-        out.append(f"| {OP_LABEL[c['op']]} | {c['wall_s']:.2f} | {num(c['cpu_s'], '.3f')} | {num(c['max_rss_mb'], '.1f')} | "
-                   f"{c['server_log']['uploads']} ({c['expected_uploads']}) | {c['status']} |")
-    peak = max((c["max_rss_mb"] or 0 for c in results["cells"]), default=0)
-    out.append("")
-    out.append(f"Peak memory {peak:.1f} MB: {'within' if peak < 150 else '**over**'} the 150 MB target.\n")
-    for c in results["cells"]:
-        if c["status"] != "ok":
-            out.append(f"- {OP_LABEL[c['op']]}: {c['status']}")
-            for l in (c.get("stderr_tail") or [])[-3:]:
-                out.append(f"  - stderr: `{l.strip()[:160]}`")
-            for l in c["diff_head"][:2]:
-                out.append(f"  - diff: `{l}`")
-    out.append(machine_md(results))
-    return "\n".join(out)
-
-
-def update_doc(section, text):
-    begin, end = f"<!-- {section}:begin -->", f"<!-- {section}:end -->"
-    doc = DOC.read_text() if DOC.exists() else ""
-    if begin in doc and end in doc:
-        pre, rest = doc.split(begin, 1)
-        _, post = rest.split(end, 1)
-        DOC.write_text(f"{pre}{begin}\n{text}\n{end}{post}")
-        log(f"updated the {section} section of {DOC}")
-    else:
-        log(f"{DOC} has no {begin} ... {end} markers; not updated")
-
-
-def write_json(path, data):
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    tmp.replace(path)
-
-
 # --- main ------------------------------------------------------------------------------------
 
 
-def parse_list(value, allowed, what):
-    items = [v.strip() for v in value.split(",") if v.strip()]
-    items = ["pure-ftpd" if v in ("pureftpd", "pure") else v for v in items]
+def parse_list(value, allowed, what, aliases=None, groups=None):
+    items = []
+    for v in (v.strip() for v in value.split(",")):
+        v = (aliases or {}).get(v, v)
+        items += [x for x in (groups or {}).get(v, [v] if v else []) if x not in items]
     bad = [v for v in items if v not in allowed]
     if bad:
         die(f"unknown {what}: {', '.join(bad)} (choose from {', '.join(allowed)})")
@@ -848,7 +335,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="reduced matrix: site tree, vsftpd, RTT 0,20")
     ap.add_argument("--trees", help=f"comma list of {','.join(TREES)} (default: all)")
     ap.add_argument("--skip-large", action="store_true", help="leave out the large tree (4 x 128 MiB)")
-    ap.add_argument("--servers", help="comma list of vsftpd,pure-ftpd (default: both)")
+    ap.add_argument("--servers", help=f"comma list of {','.join(SERVERS)} (default: all), or "
+                                      "plain (the first two) or tls (the FTPS ones)")
     ap.add_argument("--rtt", help="comma list of round trips in ms, even numbers (default: 0,20)")
     ap.add_argument("--tools", help=f"comma list of {','.join(TOOLS)} (default: all)")
     ap.add_argument("--scale", action="store_true", help="only the scale run (ftpsync, 100,000 files)")
@@ -887,7 +375,7 @@ def main():
 
     if os.geteuid() != 0:
         die("must run as root (starts FTP servers, creates users)")
-    for path in (FTPSYNC, PROXY, Path(PURE_BIN), Path(VS_BIN)):
+    for path in (FTPSYNC, PROXY):
         if not path.exists():
             die(f"{path} is missing: run bench/run.sh (it builds and installs what is needed)")
 
@@ -895,7 +383,7 @@ def main():
     trees = parse_list(a.trees, TREES, "tree") if a.trees else (["site"] if a.quick else list(TREES))
     if a.skip_large:
         trees = [t for t in trees if t != "large"]
-    servers = parse_list(a.servers, list(SERVERS), "server") if a.servers else (
+    servers = parse_list(a.servers, list(SERVERS), "server", ALIASES, GROUPS) if a.servers else (
         ["vsftpd"] if a.quick else list(SERVERS))
     tools = parse_list(a.tools, TOOLS, "tool") if a.tools else list(TOOLS)
     try:
@@ -923,14 +411,12 @@ def main():
         "statedir": workdir / "state" / run_id,  # ftpsync's XDG_STATE_HOME: a fresh record per run
         "homedir": workdir / "home",  # HOME for lftp/rclone (no user config leaks in)
         "rclone_conf": workdir / "rclone.conf",
+        "rclone_pass": {},  # password -> rclone obscure'd
     }
     for d in (ctx["logdir"], ctx["statedir"], ctx["homedir"]):
         d.mkdir(parents=True, exist_ok=True)
     ctx["rclone_conf"].write_text("")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    if "rclone" in tools:
-        ctx["rclone_pass"] = subprocess.run(["rclone", "obscure", PASSWORD], capture_output=True, text=True,
-                                            check=True).stdout.strip()
 
     started = datetime.datetime.now(datetime.UTC)
     results = {
@@ -940,7 +426,7 @@ def main():
         "mode": "scale" if a.scale else ("reduced" if reduced else "full"),
         "matrix": {"servers": servers, "rtt_ms": rtts, "trees": ["scale"] if a.scale else trees,
                    "tools": tools, "jobs": JOBS, "repeat_0ms": 1 if a.scale else a.repeat},
-        "machine": machine_info(),
+        "machine": None,  # once the servers are installed
         "ftpsync_binary": {"sha256": ftpsync_sha, "built": ftpsync_built.strftime("%Y-%m-%d %H:%M:%S UTC")},
         "noop": [],
         "trees": {},
@@ -957,26 +443,19 @@ def main():
         tree_paths[t] = (base, mutated, info)
         results["trees"][t] = info
 
-    for kind in servers:
-        ensure_user(SERVERS[kind]["user"], SERVERS[kind]["root"])
-    instances = {}
+    srv = Servers(servers, rtts)
     proxy = None
     try:
-        for kind in servers:
-            if any(r == 0 for r in rtts):
-                instances[(kind, "direct")] = Instance(kind, "direct")
-                instances[(kind, "direct")].start()
-            if any(r > 0 for r in rtts):
-                instances[(kind, "proxied")] = Instance(kind, "proxied")
-                instances[(kind, "proxied")].start()
-        log(f"servers up: {', '.join(f'{i.name} 127.0.0.1:{i.port}' for i in instances.values())}")
+        srv.start()  # scripts/test-servers.sh --profile bench: installs what is missing, starts
+        results["machine"] = machine_info()
+        log(f"servers up: {', '.join(f'{i.name} {i.host}:{i.port}' for i in srv.instances.values())}")
         if a.serve:
             if any(r > 0 for r in rtts):
-                proxy = Proxy(next(r for r in rtts if r > 0) // 2)
+                proxy = Proxy(PROXY, next(r for r in rtts if r > 0), srv.proxy_ports())
                 proxy.start()
-            for (kind, _mode), inst in instances.items():
-                user = SERVERS[kind]["user"]
-                log(f"{kind}: ftp://{user}:{PASSWORD}@{inst.host}:{inst.port}/ (files in {SERVERS[kind]['root']})")
+            for inst in srv.instances.values():
+                ca = f", CA {inst.ca}" if inst.tls else ""
+                log(f"{inst.server}: {inst.url('')} (files in {inst.root}{ca})")
             log("serving until interrupted (Ctrl-C)")
             while True:
                 signal.pause()
@@ -986,14 +465,14 @@ def main():
                 proxy.stop()
                 proxy = None
             if rtt > 0:
-                proxy = Proxy(rtt // 2)
+                proxy = Proxy(PROXY, rtt, srv.proxy_ports())
                 proxy.start()
-            for kind in servers:
-                inst = instances[(kind, "direct" if rtt == 0 else "proxied")]
+            for server in servers:
+                inst = srv.get(server, rtt)
                 n = noop_rtt(inst)
-                n.update(server=kind, rtt_ms=rtt)
+                n.update(server=server, rtt_ms=rtt)
                 results["noop"].append(n)
-                log(f"NOOP round trip {kind} at {rtt} ms ({inst.host}:{inst.port}): avg {n['avg_ms']:.2f} ms "
+                log(f"NOOP round trip {server} at {rtt} ms ({inst.host}:{inst.port}): avg {n['avg_ms']:.2f} ms "
                     f"(min {n['min_ms']:.2f}, max {n['max_ms']:.2f}, {n['samples']} samples)")
                 for tree, (base, mutated, info) in tree_paths.items():
                     nfiles = info["stats"]["files"]
@@ -1002,8 +481,9 @@ def main():
                     runs = {}
                     for rep in range(reps):
                         for tool in tools:
-                            log(f"{kind}, {rtt} ms, {tree}, {tool}" + (f" (run {rep + 1}/{reps})" if reps > 1 else ""))
-                            remote_rel = f"bench/r{rtt}/{tree}/{tool}"
+                            log(f"{server}, {rtt} ms, {tree}, {tool}"
+                                + (f" (run {rep + 1}/{reps})" if reps > 1 else ""))
+                            remote_rel = f"bench/{server}/r{rtt}/{tree}/{tool}"
                             server_dir = prepare_remote(inst, remote_rel)
                             for op in ops:
                                 local = mutated if op == "mutate" else base
@@ -1022,8 +502,7 @@ def main():
     finally:
         if proxy:
             proxy.stop()
-        for inst in instances.values():
-            inst.stop()
+        srv.stop()
         shutil.rmtree(bindir, ignore_errors=True)
 
     results["finished"] = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M")

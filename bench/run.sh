@@ -4,6 +4,7 @@
 #
 #   bash bench/run.sh                      full matrix (rewrites the tables in BENCHMARKS.md)
 #   bash bench/run.sh --quick              site tree, vsftpd, RTT 0 and 20 ms
+#   bash bench/run.sh --trees site --servers vsftpd-tls,proftpd-tls --rtt 20 --no-doc   (FTPS)
 #   bash bench/run.sh --trees site,deep --servers vsftpd --rtt 0,20 --tools ftpsync,lftp
 #   bash bench/run.sh --skip-large         everything but the 512 MiB tree
 #   bash bench/run.sh --scale              ftpsync alone, 100,000 files, pure-ftpd, 0 ms
@@ -12,8 +13,12 @@
 # --timeout-min M (per tool run, default 15),
 # --workdir DIR (default /var/tmp/ftpsync-bench), --keep-remote, --update-doc, --no-doc.
 #
-# Installs what is missing (lftp, rclone, the FTP server binaries via scripts/test-servers.sh),
-# builds ftpsync and the latency proxy in release mode, then runs bench/bench.py.
+# Servers: vsftpd, pure-ftpd, and over FTPS vsftpd-tls, proftpd-tls (--servers plain|tls picks a
+# group). bench/bench.py starts and stops them with `scripts/test-servers.sh --profile bench`,
+# which also installs the server binaries when missing.
+#
+# Installs what is missing (lftp, rclone), builds ftpsync and the latency proxy in release mode,
+# then runs bench/bench.py.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -45,11 +50,6 @@ if ((${#missing[@]})); then
         apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null
     fi
 fi
-
-# vsftpd and pure-ftpd binaries, PAM setup: the test script installs them (and starts the test
-# instances, which the benchmark does not use; it runs its own on other ports).
-say "making sure the FTP servers are installed (scripts/test-servers.sh start)"
-bash scripts/test-servers.sh start
 
 say "building ftpsync and the latency proxy (release)"
 cargo build --release --bin ftpsync --example latency_proxy

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Real FTP servers for ftpsync's integration tests and benchmark (run as root, Debian 12).
 #
-#   scripts/test-servers.sh [start]   install what is missing, (re)start every server, verify them
-#   scripts/test-servers.sh stop      stop every server (idempotent)
-#   scripts/test-servers.sh env       print the env file (source it to point the tests at the servers)
+#   scripts/test-servers.sh [start] [--profile P] [NAME...]  install what is missing, (re)start
+#                                      the profile's servers (or only NAME...), verify them
+#   scripts/test-servers.sh stop [--profile P] [NAME...]     stop them (idempotent)
+#   scripts/test-servers.sh env [--profile P]                print the env file (source it)
 #
+# Profile `test` (the default), for the integration tests:
 # vsftpd    127.0.0.1:2121, passive 30000-30099, user ftpsync-vs,   root /srv/ftpsync-test/vsftpd
 # pure-ftpd 127.0.0.1:2122, passive 30100-30899, user ftpsync-pure, root /srv/ftpsync-test/pureftpd
 # FTPS (TLS required for login and data, data connections must resume the control session):
@@ -16,53 +18,89 @@
 # /opt/ftpsync-test/tls/ca.pem. Password of every user: ftpsync-test-pw. Logs and configs live
 # in /opt/ftpsync-test/.
 #
+# Profile `bench`, for bench/bench.py: the same settings, in /opt/ftpsync-bench/ (configs, logs,
+# CA), with users ftpsync-bench-{vs,pure,pro} and roots /srv/ftpsync-bench/{vsftpd,pureftpd,
+# proftpd}. Each server has a direct instance and a `-proxied` one, which advertises 127.0.0.2
+# (where bench/bench.py runs the latency proxy) as its passive address; the certificate is also
+# valid for 127.0.0.2. Passive ranges stay below 30000 (clear of the test profile) and below the
+# kernel's ephemeral ports (32768+):
+#   vsftpd       :2221 21000-21099   vsftpd-proxied       :2231 21100-21199
+#   pureftpd     :2222 21200-21599   pureftpd-proxied     :2232 21600-21999
+#   vsftpd-tls   :2223 22000-22099   vsftpd-tls-proxied   :2233 22100-22199  (explicit TLS)
+#   proftpd-tls  :2225 22200-22299   proftpd-tls-proxied  :2235 22300-22399  (explicit TLS)
+# The env file (/opt/ftpsync-bench/servers.env) names, for each instance NAME (upper case, `_`
+# for `-`): FTPSYNC_BENCH_NAME_URL (with the proxy's address for -proxied), _ROOT, _XFERLOG,
+# _PASSIVE (LO-HI) and, for TLS, _TLSLOG (a log naming each connection's TLS version); and
+# FTPSYNC_BENCH_TLS_CA.
+#
 # vsftpd comes from apt; pure-ftpd and proftpd are unpacked with `dpkg -x` beside it, because
 # Debian's FTP server packages conflict with one another. A server already running with the same
 # configuration is left alone, so `start` is idempotent; a changed configuration restarts it.
 set -euo pipefail
 
-BASE=/opt/ftpsync-test
-SRV=/srv/ftpsync-test
-ENV_FILE=$BASE/servers.env
 PASSWORD=ftpsync-test-pw
-
-VS_USER=ftpsync-vs
-VS_ROOT=$SRV/vsftpd
-VS_PORT=2121
 VS_BIN=/usr/sbin/vsftpd
-# vsftpd instances, one process each: NAME PORT PASSIVE_MIN PASSIVE_MAX TLS (none|explicit|implicit).
-# Files: $BASE/NAME.conf, NAME.pid, NAME.log, NAME-xfer.log.
-VS_INSTANCES=(
-    "vsftpd $VS_PORT 30000 30099 none"
-    "vsftpd-tls 2123 30900 30999 explicit"
-    "vsftpd-tls-implicit 2124 31000 31099 implicit"
-)
-
-PRO_USER=ftpsync-pro
-PRO_ROOT=$SRV/proftpd
-PRO_DIR=$BASE/proftpd
+# The server binaries are unpacked once, into the test profile's folder, for both profiles.
+PRO_DIR=/opt/ftpsync-test/proftpd
 PRO_BIN=$PRO_DIR/usr/sbin/proftpd
-# proftpd instances, as for vsftpd. Files: $BASE/NAME.conf, .pid, .scoreboard, .log, -tls.log.
-PRO_INSTANCES=(
-    "proftpd-tls 2125 31100 31199 explicit"
-    "proftpd-tls-implicit 2126 31200 31299 implicit"
-)
-
-TLS_DIR=$BASE/tls
-
-PURE_USER=ftpsync-pure
-PURE_ROOT=$SRV/pureftpd
-PURE_PORT=2122
-PURE_DIR=$BASE/pure-ftpd
+PURE_DIR=/opt/ftpsync-test/pure-ftpd
 PURE_BIN=$PURE_DIR/usr/sbin/pure-ftpd
-PURE_PIDFILE=$BASE/pureftpd.pid
-PURE_ARGSFILE=$BASE/pureftpd.args
-# pure-ftpd caps -c at half the passive range and sizes its listen backlog as 3 + c/8. With a
-# backlog of 11 (-c 64), 32+ simultaneous connects overflow the accept queue and, with SYN
-# cookies, some clients end up "connected" but never get a banner. -c 400 gives a backlog of 53,
-# which needs 800 passive ports.
-PURE_ARGS=(-S "127.0.0.1,$PURE_PORT" -l unix -E -H -A -B -c 400 -C 400 -p 30100:30899 -u 1
-    -g "$PURE_PIDFILE" -O "clf:$BASE/pureftpd-xfer.log")
+
+# Instances, one server process each: NAME PORT PASSIVE_MIN PASSIVE_MAX TLS [PASV_ADDRESS]
+# (TLS: none|explicit|implicit; PASV_ADDRESS: the address to advertise in PASV replies, when not
+# the server's own). Files: $BASE/NAME.conf (pure-ftpd: NAME.args), NAME.pid, NAME.log,
+# NAME-xfer.log (proftpd also NAME.scoreboard, NAME-tls.log).
+profile_test() {
+    BASE=/opt/ftpsync-test
+    SRV=/srv/ftpsync-test
+    TLS_IPS=(127.0.0.1)
+    VS_USER=ftpsync-vs
+    VS_ROOT=$SRV/vsftpd
+    VS_INSTANCES=(
+        "vsftpd 2121 30000 30099 none"
+        "vsftpd-tls 2123 30900 30999 explicit"
+        "vsftpd-tls-implicit 2124 31000 31099 implicit"
+    )
+    PURE_USER=ftpsync-pure
+    PURE_ROOT=$SRV/pureftpd
+    # pure-ftpd caps -c at half the passive range and sizes its listen backlog as 3 + c/8. With
+    # a backlog of 11 (-c 64), 32+ simultaneous connects overflow the accept queue and, with SYN
+    # cookies, some clients end up "connected" but never get a banner. -c 400 (half of 800
+    # passive ports, see pure_args) gives a backlog of 53.
+    PURE_INSTANCES=("pureftpd 2122 30100 30899 none")
+    PRO_USER=ftpsync-pro
+    PRO_ROOT=$SRV/proftpd
+    PRO_INSTANCES=(
+        "proftpd-tls 2125 31100 31199 explicit"
+        "proftpd-tls-implicit 2126 31200 31299 implicit"
+    )
+}
+
+profile_bench() {
+    BASE=/opt/ftpsync-bench
+    SRV=/srv/ftpsync-bench
+    TLS_IPS=(127.0.0.1 127.0.0.2)
+    VS_USER=ftpsync-bench-vs
+    VS_ROOT=$SRV/vsftpd
+    VS_INSTANCES=(
+        "vsftpd 2221 21000 21099 none"
+        "vsftpd-proxied 2231 21100 21199 none 127.0.0.2"
+        "vsftpd-tls 2223 22000 22099 explicit"
+        "vsftpd-tls-proxied 2233 22100 22199 explicit 127.0.0.2"
+    )
+    PURE_USER=ftpsync-bench-pure
+    PURE_ROOT=$SRV/pureftpd
+    PURE_INSTANCES=(
+        "pureftpd 2222 21200 21599 none"
+        "pureftpd-proxied 2232 21600 21999 none 127.0.0.2"
+    )
+    PRO_USER=ftpsync-bench-pro
+    PRO_ROOT=$SRV/proftpd
+    PRO_INSTANCES=(
+        "proftpd-tls 2225 22200 22299 explicit"
+        "proftpd-tls-proxied 2235 22300 22399 explicit 127.0.0.2"
+    )
+}
 
 log() { printf '[test-servers] %s\n' "$*" >&2; }
 die() {
@@ -116,6 +154,14 @@ greeting_ok() { # greeting_ok PORT TLS
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Does the server running there still greet? Three tries: a busy server (tests running against
+# it, a loaded machine) can take over 2 s to answer, and a restart would cut their connections.
+still_serving() { # still_serving PORT TLS
+    local i
+    for i in 1 2 3; do greeting_ok "$1" "$2" && return 0; done
+    return 1
+}
 
 wait_banner() { # wait_banner NAME PORT TLS LOG...
     local name=$1 port=$2 tls=$3 i
@@ -249,14 +295,26 @@ install_proftpd() {
     fi
 }
 
-# A throw-away CA, and a certificate for 127.0.0.1 and localhost signed by it; made again when
-# missing, not matching, or expiring within 30 days.
+# Is the server certificate valid for every address in TLS_IPS?
+cert_ips_ok() {
+    local ip out
+    for ip in "${TLS_IPS[@]}"; do
+        out=$(openssl x509 -noout -checkip "$ip" -in "$TLS_DIR/server.pem" 2>/dev/null) || return 1
+        [[ $out == *" does match"* ]] || return 1
+    done
+}
+
+# A throw-away CA, and a certificate for TLS_IPS and localhost signed by it; made again when
+# missing, not matching, not valid for one of TLS_IPS, or expiring within 30 days.
 make_tls_certs() {
     if [[ -s $TLS_DIR/server.key ]] &&
         openssl verify -CAfile "$TLS_DIR/ca.pem" "$TLS_DIR/server.pem" >/dev/null 2>&1 &&
-        openssl x509 -checkend 2592000 -noout -in "$TLS_DIR/server.pem" >/dev/null 2>&1; then
+        openssl x509 -checkend 2592000 -noout -in "$TLS_DIR/server.pem" >/dev/null 2>&1 &&
+        cert_ips_ok; then
         return
     fi
+    local san ip
+    san=$(for ip in "${TLS_IPS[@]}"; do printf 'IP:%s,' "$ip"; done)DNS:localhost
     log "making a test CA and server certificate in $TLS_DIR"
     rm -rf "$TLS_DIR"
     mkdir -p "$TLS_DIR"
@@ -271,7 +329,7 @@ make_tls_certs() {
             -subj "/CN=localhost" 2>/dev/null
         printf '%s\n' "basicConstraints=critical,CA:FALSE" \
             "keyUsage=critical,digitalSignature,keyEncipherment" \
-            "extendedKeyUsage=serverAuth" "subjectAltName=IP:127.0.0.1,DNS:localhost" >server.ext
+            "extendedKeyUsage=serverAuth" "subjectAltName=$san" >server.ext
         openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
             -extfile server.ext -out server.pem 2>/dev/null
         rm -f server.csr server.ext ca.srl
@@ -300,8 +358,8 @@ setup_user() { # setup_user NAME HOME
 
 # --- vsftpd ----------------------------------------------------------------------------------
 
-write_vsftpd_conf() { # write_vsftpd_conf NAME PORT PASSIVE_MIN PASSIVE_MAX TLS
-    local name=$1 port=$2 pmin=$3 pmax=$4 tls=$5
+write_vsftpd_conf() { # write_vsftpd_conf NAME PORT PASSIVE_MIN PASSIVE_MAX TLS [PASV_ADDRESS]
+    local name=$1 port=$2 pmin=$3 pmax=$4 tls=$5 pasv=${6:-}
     mkdir -p "$BASE/vsftpd-empty"
     chmod 755 "$BASE/vsftpd-empty"
     cat <<CONF
@@ -334,6 +392,7 @@ max_per_ip=0
 mdtm_write=YES
 use_localtime=NO
 CONF
+    if [[ -n $pasv ]]; then echo "pasv_address=$pasv"; fi
     [[ $tls == none ]] && return
     cat <<CONF
 # TLS for the login and every data connection, and data connections must resume the control
@@ -361,11 +420,11 @@ stop_vsftpd() { # stop_vsftpd NAME PORT
     rm -f "$BASE/$name.pid"
 }
 
-start_vsftpd() { # start_vsftpd NAME PORT PASSIVE_MIN PASSIVE_MAX TLS
+start_vsftpd() { # start_vsftpd NAME PORT PASSIVE_MIN PASSIVE_MAX TLS [PASV_ADDRESS]
     local name=$1 port=$2 tls=$5 conf=$BASE/$1.conf new pid
     new=$(write_vsftpd_conf "$@")
     pid=$(pidfile_pid "$BASE/$name.pid")
-    if alive "$pid" && greeting_ok "$port" "$tls" && [[ -f $conf && $(cat "$conf") == "$new" ]]; then
+    if alive "$pid" && [[ -f $conf && $(cat "$conf") == "$new" ]] && still_serving "$port" "$tls"; then
         log "$name already running on 127.0.0.1:$port"
         return
     fi
@@ -385,8 +444,8 @@ start_vsftpd() { # start_vsftpd NAME PORT PASSIVE_MIN PASSIVE_MAX TLS
 
 # --- proftpd ---------------------------------------------------------------------------------
 
-write_proftpd_conf() { # write_proftpd_conf NAME PORT PASSIVE_MIN PASSIVE_MAX TLS
-    local name=$1 port=$2 pmin=$3 pmax=$4 tls=$5
+write_proftpd_conf() { # write_proftpd_conf NAME PORT PASSIVE_MIN PASSIVE_MAX TLS [PASV_ADDRESS]
+    local name=$1 port=$2 pmin=$3 pmax=$4 tls=$5 pasv=${6:-}
     cat <<CONF
 # Written by scripts/test-servers.sh: ftpsync test server (loopback only).
 # certificate: $(cert_stamp)
@@ -430,6 +489,7 @@ TLSRenegotiate none
 TLSRequired on
 CONF
     if [[ $tls == implicit ]]; then echo "TLSOptions UseImplicitSSL"; fi
+    if [[ -n $pasv ]]; then echo "MasqueradeAddress $pasv"; fi
 }
 
 proftpd_pids() {
@@ -448,11 +508,11 @@ stop_proftpd() { # stop_proftpd NAME PORT
     rm -f "$BASE/$name.pid"
 }
 
-start_proftpd() { # start_proftpd NAME PORT PASSIVE_MIN PASSIVE_MAX TLS
+start_proftpd() { # start_proftpd NAME PORT PASSIVE_MIN PASSIVE_MAX TLS [PASV_ADDRESS]
     local name=$1 port=$2 tls=$5 conf=$BASE/$1.conf new pid
     new=$(write_proftpd_conf "$@")
     pid=$(pidfile_pid "$BASE/$name.pid")
-    if alive "$pid" && greeting_ok "$port" "$tls" && [[ -f $conf && $(cat "$conf") == "$new" ]]; then
+    if alive "$pid" && [[ -f $conf && $(cat "$conf") == "$new" ]] && still_serving "$port" "$tls"; then
         log "$name already running on 127.0.0.1:$port"
         return
     fi
@@ -470,48 +530,54 @@ start_proftpd() { # start_proftpd NAME PORT PASSIVE_MIN PASSIVE_MAX TLS
 
 # --- pure-ftpd -------------------------------------------------------------------------------
 
+# pure-ftpd runs from flags alone: -c/-C (connections, per IP) at half the passive range, its cap.
+pure_args() { # pure_args NAME PORT PASSIVE_MIN PASSIVE_MAX TLS [PASV_ADDRESS]
+    local name=$1 port=$2 pmin=$3 pmax=$4 pasv=${6:-} half
+    half=$(((pmax - pmin + 1) / 2))
+    printf '%s\n' -S "127.0.0.1,$port" -l unix -E -H -A -B -c "$half" -C "$half" -p "$pmin:$pmax" \
+        -u 1 -g "$BASE/$name.pid" -O "clf:$BASE/$name-xfer.log"
+    if [[ -n $pasv ]]; then printf '%s\n' -P "$pasv"; fi
+}
+
 pure_pids() {
     local pid
-    pid=$(pidfile_pid "$PURE_PIDFILE")
+    pid=$(pidfile_pid "$BASE/$1.pid")
     alive "$pid" || return 0
     echo "$pid"
     pgrep -P "$pid" 2>/dev/null || true
 }
 
-pure_running() {
-    local pid
-    pid=$(pidfile_pid "$PURE_PIDFILE")
-    alive "$pid" && banner_ok "$PURE_PORT"
-}
-
-stop_pureftpd() {
-    local pid
-    pid=$(pidfile_pid "$PURE_PIDFILE")
+stop_pureftpd() { # stop_pureftpd NAME PORT
+    local name=$1 pid
+    pid=$(pidfile_pid "$BASE/$name.pid")
     if alive "$pid"; then
         # The daemon is a session leader; its sessions share its process group.
         kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true
         pkill -P "$pid" 2>/dev/null || true
     fi
-    wait_gone "pure-ftpd" "$PURE_PORT" pure_pids
-    rm -f "$PURE_PIDFILE"
+    wait_gone "$name" "$2" pure_pids "$name"
+    rm -f "$BASE/$name.pid"
 }
 
-start_pureftpd() {
-    local want="${PURE_ARGS[*]}"
-    if pure_running && [[ -f $PURE_ARGSFILE && $(cat "$PURE_ARGSFILE") == "$want" ]]; then
-        log "pure-ftpd already running on 127.0.0.1:$PURE_PORT"
+start_pureftpd() { # start_pureftpd NAME PORT PASSIVE_MIN PASSIVE_MAX TLS [PASV_ADDRESS]
+    local name=$1 port=$2 argsfile=$BASE/$1.args args want pid
+    mapfile -t args < <(pure_args "$@")
+    want="${args[*]}"
+    pid=$(pidfile_pid "$BASE/$name.pid")
+    if alive "$pid" && [[ -f $argsfile && $(cat "$argsfile") == "$want" ]] && still_serving "$port" none; then
+        log "$name already running on 127.0.0.1:$port"
         return
     fi
-    stop_pureftpd
-    port_open "$PURE_PORT" && die "port $PURE_PORT is already taken by another program"
-    log "starting pure-ftpd on 127.0.0.1:$PURE_PORT"
+    stop_pureftpd "$name" "$port"
+    port_open "$port" && die "port $port is already taken by another program"
+    log "starting $name on 127.0.0.1:$port"
     # -B daemonizes; TZ=UTC so its LIST times are GMT like vsftpd's.
-    if ! TZ=UTC "$PURE_BIN" "${PURE_ARGS[@]}" >"$BASE/pureftpd.out" 2>&1; then
-        cat "$BASE/pureftpd.out" >&2
-        die "pure-ftpd exited with an error"
+    if ! TZ=UTC "$PURE_BIN" "${args[@]}" >"$BASE/$name.out" 2>&1; then
+        cat "$BASE/$name.out" >&2
+        die "$name exited with an error"
     fi
-    wait_banner pure-ftpd "$PURE_PORT" none "$BASE/pureftpd.out" "$BASE/pureftpd-xfer.log"
-    printf '%s\n' "$want" >"$PURE_ARGSFILE"
+    wait_banner "$name" "$port" none "$BASE/$name.out" "$BASE/$name-xfer.log"
+    printf '%s\n' "$want" >"$argsfile"
 }
 
 wait_gone() { # wait_gone NAME PORT PIDS_FN [ARG]: up to 5 s, then SIGKILL
@@ -554,21 +620,70 @@ verify() { # verify NAME URL ROOT SETTIME_CMD [CURL_OPTION...]
     log "$name verified: login, STOR, LIST, bytes on disk, $settime, DELE"
 }
 
-write_env() {
+# The instances of the profile, one a line: KIND NAME PORT PASSIVE_MIN PASSIVE_MAX TLS [PASV].
+all_instances() {
+    local i
+    for i in "${VS_INSTANCES[@]}"; do echo "vsftpd $i"; done
+    for i in "${PURE_INSTANCES[@]}"; do echo "pureftpd $i"; done
+    for i in "${PRO_INSTANCES[@]}"; do echo "proftpd $i"; done
+}
+
+kind_user() {
+    case $1 in vsftpd) echo "$VS_USER" ;; pureftpd) echo "$PURE_USER" ;; proftpd) echo "$PRO_USER" ;; esac
+}
+
+kind_root() {
+    case $1 in vsftpd) echo "$VS_ROOT" ;; pureftpd) echo "$PURE_ROOT" ;; proftpd) echo "$PRO_ROOT" ;; esac
+}
+
+port_of() { # port_of NAME
+    local kind name port rest
+    while read -r kind name port rest; do
+        if [[ $name == "$1" ]]; then echo "$port"; fi
+    done < <(all_instances)
+}
+
+# The URL a client uses: through PASV_ADDRESS (where the latency proxy listens) when it is set.
+instance_url() { # instance_url KIND NAME PORT PASSIVE_MIN PASSIVE_MAX TLS [PASV]
+    local scheme=ftp
+    case $6 in explicit) scheme=ftpes ;; implicit) scheme=ftps ;; esac
+    echo "$scheme://$(kind_user "$1"):$PASSWORD@${7:-127.0.0.1}:$3/"
+}
+
+env_test() {
     local vs=$VS_USER:$PASSWORD@127.0.0.1 pro=$PRO_USER:$PASSWORD@127.0.0.1
-    cat >"$ENV_FILE" <<ENV
-export FTPSYNC_TEST_VSFTPD_URL=ftp://$vs:$VS_PORT/
+    cat <<ENV
+export FTPSYNC_TEST_VSFTPD_URL=ftp://$vs:$(port_of vsftpd)/
 export FTPSYNC_TEST_VSFTPD_ROOT=$VS_ROOT
-export FTPSYNC_TEST_PUREFTPD_URL=ftp://$PURE_USER:$PASSWORD@127.0.0.1:$PURE_PORT/
+export FTPSYNC_TEST_PUREFTPD_URL=ftp://$PURE_USER:$PASSWORD@127.0.0.1:$(port_of pureftpd)/
 export FTPSYNC_TEST_PUREFTPD_ROOT=$PURE_ROOT
 export FTPSYNC_TEST_TLS_CA=$TLS_DIR/ca.pem
-export FTPSYNC_TEST_VSFTPD_TLS_URL=ftpes://$vs:2123/
-export FTPSYNC_TEST_VSFTPD_TLS_IMPLICIT_URL=ftps://$vs:2124/
+export FTPSYNC_TEST_VSFTPD_TLS_URL=ftpes://$vs:$(port_of vsftpd-tls)/
+export FTPSYNC_TEST_VSFTPD_TLS_IMPLICIT_URL=ftps://$vs:$(port_of vsftpd-tls-implicit)/
 export FTPSYNC_TEST_VSFTPD_TLS_ROOT=$VS_ROOT
-export FTPSYNC_TEST_PROFTPD_TLS_URL=ftpes://$pro:2125/
-export FTPSYNC_TEST_PROFTPD_TLS_IMPLICIT_URL=ftps://$pro:2126/
+export FTPSYNC_TEST_PROFTPD_TLS_URL=ftpes://$pro:$(port_of proftpd-tls)/
+export FTPSYNC_TEST_PROFTPD_TLS_IMPLICIT_URL=ftps://$pro:$(port_of proftpd-tls-implicit)/
 export FTPSYNC_TEST_PROFTPD_TLS_ROOT=$PRO_ROOT
 ENV
+}
+
+env_bench() {
+    local kind name port pmin pmax tls pasv var var2
+    echo "export FTPSYNC_BENCH_TLS_CA=$TLS_DIR/ca.pem"
+    while read -r kind name port pmin pmax tls pasv; do
+        var=FTPSYNC_BENCH_${name//-/_}
+        var=${var^^}
+        # shellcheck disable=SC2086 # pasv: empty or one word
+        echo "export ${var}_URL=$(instance_url "$kind" "$name" "$port" "$pmin" "$pmax" "$tls" $pasv)"
+        echo "export ${var}_ROOT=$(kind_root "$kind")"
+        echo "export ${var}_XFERLOG=$BASE/$name-xfer.log"
+        echo "export ${var}_PASSIVE=$pmin-$pmax"
+        # Where the server logs each TLS connection's protocol version (vsftpd: debug_ssl).
+        if [[ $tls != none ]]; then
+            if [[ $kind == vsftpd ]]; then var2=$BASE/$name.log; else var2=$BASE/$name-tls.log; fi
+            echo "export ${var}_TLSLOG=$var2"
+        fi
+    done < <(all_instances)
 }
 
 # curl options for an instance: TLS required and verified against the test CA.
@@ -582,65 +697,89 @@ tls_curl_options() { # tls_curl_options TLS
 
 # --- commands --------------------------------------------------------------------------------
 
+selected_has() { # selected_has KIND
+    local line
+    for line in "${SELECTED[@]}"; do [[ $line == "$1 "* ]] && return 0; done
+    return 1
+}
+
 cmd_start() {
     [[ $(id -u) == 0 ]] || die "must run as root"
     mkdir -p "$BASE" "$SRV"
     install_tools
-    install_vsftpd
-    install_pureftpd
-    install_proftpd
     make_tls_certs
-    setup_user "$VS_USER" "$VS_ROOT"
-    setup_user "$PURE_USER" "$PURE_ROOT"
-    setup_user "$PRO_USER" "$PRO_ROOT"
-    local instance name port pmin pmax tls scheme options
-    for instance in "${VS_INSTANCES[@]}"; do
-        # shellcheck disable=SC2086
-        start_vsftpd $instance
-    done
-    start_pureftpd
-    for instance in "${PRO_INSTANCES[@]}"; do
-        # shellcheck disable=SC2086
-        start_proftpd $instance
-    done
-    for instance in "${VS_INSTANCES[@]/#/vsftpd:}" "${PRO_INSTANCES[@]/#/proftpd:}"; do
-        read -r name port pmin pmax tls <<<"${instance#*:}"
-        scheme=ftp
-        [[ $tls == implicit ]] && scheme=ftps
-        mapfile -t options < <(tls_curl_options "$tls")
-        if [[ $instance == vsftpd:* ]]; then
-            verify "$name" "$scheme://$VS_USER:$PASSWORD@127.0.0.1:$port/" "$VS_ROOT" MDTM "${options[@]}"
-        else
-            verify "$name" "$scheme://$PRO_USER:$PASSWORD@127.0.0.1:$port/" "$PRO_ROOT" MFMT "${options[@]}"
+    local kind name port pmin pmax tls pasv line options scheme
+    for kind in vsftpd pureftpd proftpd; do
+        if selected_has "$kind"; then
+            "install_$kind"
+            setup_user "$(kind_user "$kind")" "$(kind_root "$kind")"
         fi
     done
-    verify pure-ftpd "ftp://$PURE_USER:$PASSWORD@127.0.0.1:$PURE_PORT/" "$PURE_ROOT" MFMT
-    write_env
+    for line in "${SELECTED[@]}"; do
+        read -r kind name port pmin pmax tls pasv <<<"$line"
+        # shellcheck disable=SC2086 # pasv: empty or one word
+        "start_$kind" "$name" "$port" "$pmin" "$pmax" "$tls" $pasv
+    done
+    for line in "${SELECTED[@]}"; do
+        read -r kind name port pmin pmax tls pasv <<<"$line"
+        mapfile -t options < <(tls_curl_options "$tls")
+        # Data connections straight to the server, not to the proxy it advertises.
+        if [[ -n $pasv ]]; then options+=(--ftp-skip-pasv-ip); fi
+        scheme=ftp
+        if [[ $tls == implicit ]]; then scheme=ftps; fi
+        verify "$name" "$scheme://$(kind_user "$kind"):$PASSWORD@127.0.0.1:$port/" "$(kind_root "$kind")" \
+            "$([[ $kind == vsftpd ]] && echo MDTM || echo MFMT)" "${options[@]}"
+    done
+    "env_$PROFILE" >"$ENV_FILE"
     log "servers ready; environment in $ENV_FILE"
 }
 
 cmd_stop() {
-    local instance name port rest
-    for instance in "${VS_INSTANCES[@]}"; do
-        read -r name port rest <<<"$instance"
-        stop_vsftpd "$name" "$port"
+    local kind name port rest line
+    for line in "${SELECTED[@]}"; do
+        read -r kind name port rest <<<"$line"
+        "stop_$kind" "$name" "$port"
     done
-    for instance in "${PRO_INSTANCES[@]}"; do
-        read -r name port rest <<<"$instance"
-        stop_proftpd "$name" "$port"
-    done
-    stop_pureftpd
     log "servers stopped"
 }
 
 cmd_env() {
-    [[ -f $ENV_FILE ]] || die "$ENV_FILE not found: run '$0 start' first"
+    [[ -f $ENV_FILE ]] || die "$ENV_FILE not found: run '$0 start${PROFILE/#bench/ --profile bench}' first"
     cat "$ENV_FILE"
 }
 
-case "${1:-start}" in
+usage() { die "usage: $0 [start|stop|env] [--profile test|bench] [NAME...]"; }
+
+CMD=start
+PROFILE="test"
+NAMES=()
+while (($#)); do
+    case $1 in
+    start | stop | env) CMD=$1 ;;
+    --profile) PROFILE=${2:-} && shift ;;
+    --profile=*) PROFILE=${1#*=} ;;
+    -*) usage ;;
+    *) NAMES+=("$1") ;;
+    esac
+    shift
+done
+case $PROFILE in test | bench) "profile_$PROFILE" ;; *) usage ;; esac
+TLS_DIR=$BASE/tls
+ENV_FILE=$BASE/servers.env
+mapfile -t SELECTED < <(all_instances)
+if ((${#NAMES[@]})); then
+    wanted=()
+    for name in "${NAMES[@]}"; do
+        line=$(all_instances | awk -v n="$name" '$2 == n')
+        [[ -n $line ]] ||
+            die "no instance $name in profile $PROFILE: $(all_instances | cut -d' ' -f2 | xargs)"
+        wanted+=("$line")
+    done
+    SELECTED=("${wanted[@]}")
+fi
+
+case $CMD in
 start) cmd_start ;;
 stop) cmd_stop ;;
 env) cmd_env ;;
-*) die "usage: $0 [start|stop|env]" ;;
 esac
