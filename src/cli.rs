@@ -38,118 +38,159 @@ Examples:
 #[command(name = "ftpsync", version, after_help = format!("{AFTER_HELP}{EXIT_CODES_HELP}"))]
 pub struct Cli {
     /// Local directory to mirror (never modified)
-    pub local_dir: PathBuf,
+    #[arg(required = true)]
+    pub local_dir: Option<PathBuf>,
 
     /// Remote directory, as ftp://[user[:password]@]host[:port]/path (or ftpes://, ftps://)
-    pub remote: String,
+    #[arg(required = true)]
+    pub remote: Option<String>,
 
-    /// Parallel workers, each with its own FTP connection
-    #[arg(short, long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub jobs: u16,
-
-    /// Remove remote files and folders that no longer exist locally
-    #[arg(long)]
-    pub delete: bool,
-
-    /// Print what would be done; change nothing on the server
-    #[arg(short = 'n', long)]
-    pub dry_run: bool,
+    /// Write shell completions or the man page to stdout, and exit
+    #[arg(long, value_enum, value_name = "KIND", exclusive = true)]
+    pub generate: Option<Generate>,
 
     /// Descend at most N levels below LOCAL_DIR (1 = only its direct entries)
-    #[arg(long, value_name = "N", value_parser = parse_depth)]
+    #[arg(help_heading = "Selection", long, value_name = "N", value_parser = parse_depth)]
     pub max_depth: Option<usize>,
 
     /// Skip paths matching GLOB ('*.log', 'cache/', '**/tmp'); excluded remote paths are never deleted
-    #[arg(short = 'x', long = "exclude", value_name = "GLOB")]
+    #[arg(
+        help_heading = "Selection",
+        short = 'x',
+        long = "exclude",
+        value_name = "GLOB"
+    )]
     pub excludes: Vec<String>,
 
     /// Read exclude globs from FILE, one per line ('#' starts a comment; at most 4 MiB)
-    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = "Selection", long, value_name = "FILE")]
     pub exclude_from: Vec<PathBuf>,
-
-    /// Read the password from the first line of FILE (within its first 64 KiB)
-    #[arg(long, value_name = "FILE")]
-    pub password_file: Option<PathBuf>,
-
-    /// Seconds to wait for any network operation before giving up on it
-    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
-    pub timeout: u64,
-
-    /// Tries for each failed operation (reconnecting when the connection broke)
-    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
-    pub retries: u32,
 
     /// Decide what to upload by content (BLAKE3) against a manifest kept on the server, not by
     /// modification time: for deploys from fresh checkouts (CI)
-    #[arg(short = 'c', long)]
+    #[arg(help_heading = "Selection", short = 'c', long)]
     pub checksum: bool,
 
     /// With --checksum: where the manifest lives on the server, relative to the login folder like
     /// the URL's path (default: .ftpsync-manifest.json in the remote folder)
-    #[arg(long, value_name = "REMOTE_PATH", requires = "checksum")]
+    #[arg(
+        help_heading = "Selection",
+        long,
+        value_name = "REMOTE_PATH",
+        requires = "checksum"
+    )]
     pub manifest: Option<String>,
 
     /// With --checksum, when the server has no manifest and cannot hash files: take remote files
     /// of the local size as unchanged, once (recorded as adopted in the manifest)
-    #[arg(long, requires = "checksum")]
+    #[arg(help_heading = "Selection", long, requires = "checksum")]
     pub adopt: bool,
 
+    /// Follow symbolic links and upload what they point at (loops are detected and skipped)
+    #[arg(help_heading = "Selection", short = 'L', long)]
+    pub follow_symlinks: bool,
+
+    /// Parallel workers, each with its own FTP connection
+    #[arg(help_heading = "Transfer", short, long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+
     /// Upload straight to the final name instead of a temporary name renamed into place
-    #[arg(long)]
+    #[arg(help_heading = "Transfer", long)]
     pub inplace: bool,
 
+    /// Remove remote files and folders that no longer exist locally
+    #[arg(help_heading = "Deletion", long)]
+    pub delete: bool,
+
     /// Refuse to delete more than N remote entries (the rest of the sync still runs; exit 1)
-    #[arg(long, value_name = "N")]
+    #[arg(help_heading = "Deletion", long, value_name = "N")]
     pub max_delete: Option<u64>,
 
     /// Allow --delete even when the local folder is empty (which would empty the remote one)
-    #[arg(long)]
+    #[arg(help_heading = "Deletion", long)]
     pub force: bool,
 
-    /// Follow symbolic links and upload what they point at (loops are detected and skipped)
-    #[arg(short = 'L', long)]
-    pub follow_symlinks: bool,
+    /// Read the password from the first line of FILE (within its first 64 KiB)
+    #[arg(help_heading = "Connection and TLS", long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+
+    /// Seconds to wait for any network operation before giving up on it
+    #[arg(help_heading = "Connection and TLS", long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
+
+    /// Tries for each failed operation (reconnecting when the connection broke)
+    #[arg(help_heading = "Connection and TLS", long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub retries: u32,
 
     /// Use TLS with an ftp:// URL: explicit (AUTH TLS, as ftpes://) or implicit (port 990, as ftps://)
-    #[arg(long, value_enum, value_name = "MODE")]
+    #[arg(
+        help_heading = "Connection and TLS",
+        long,
+        value_enum,
+        value_name = "MODE"
+    )]
     pub tls: Option<TlsMode>,
 
     /// Also trust the certificates in this PEM file (a private CA, or a self-signed server certificate)
-    #[arg(long, value_name = "PEM")]
+    #[arg(help_heading = "Connection and TLS", long, value_name = "PEM")]
     pub ca_file: Option<PathBuf>,
 
     /// Do not verify the server's certificate (still encrypted, but open to interception); warns on every run
-    #[arg(long, conflicts_with = "ca_file")]
+    #[arg(help_heading = "Connection and TLS", long, conflicts_with = "ca_file")]
     pub insecure: bool,
 
     /// Use only this TLS version, for servers that fail with the other
-    #[arg(long, value_enum, value_name = "VERSION")]
+    #[arg(
+        help_heading = "Connection and TLS",
+        long,
+        value_enum,
+        value_name = "VERSION"
+    )]
     pub tls_version: Option<TlsVersionArg>,
 
     /// Keep mirroring: a sync every DURATION (30s, 15m, 1h) on a steady clock, until stopped
     /// (Ctrl-C, SIGTERM, or Enter on a terminal); with --watch, the full rescan period (default 10m)
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(help_heading = "Keep mirroring", long, value_name = "DURATION", value_parser = parse_duration)]
     pub every: Option<std::time::Duration>,
 
     /// Keep mirroring: sync again whenever the local folder changes (only what changed is looked at)
-    #[arg(long)]
+    #[arg(help_heading = "Keep mirroring", long)]
     pub watch: bool,
 
     /// With --watch: wait for this much quiet after a change before syncing
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "2s", requires = "watch")]
+    #[arg(help_heading = "Keep mirroring", long, value_name = "DURATION", value_parser = parse_duration, default_value = "2s", requires = "watch")]
     pub debounce: std::time::Duration,
 
+    /// Print what would be done; change nothing on the server
+    #[arg(help_heading = "Output", short = 'n', long)]
+    pub dry_run: bool,
+
     /// Print the final summary as one JSON object on stdout (change lines go to stderr)
-    #[arg(long)]
+    #[arg(help_heading = "Output", long)]
     pub json: bool,
 
     /// More detail (-v: each FTP operation, -vv: protocol debugging)
-    #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet")]
+    #[arg(help_heading = "Output", short, long, action = ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
 
     /// Print only errors and the exit status
-    #[arg(short, long)]
+    #[arg(help_heading = "Output", short, long)]
     pub quiet: bool,
+}
+
+/// What `--generate` writes to stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Generate {
+    /// Bash completions (e.g. into /usr/share/bash-completion/completions/ftpsync)
+    CompleteBash,
+    /// Zsh completions (into a folder of $fpath, as _ftpsync)
+    CompleteZsh,
+    /// Fish completions (into ~/.config/fish/completions/ftpsync.fish)
+    CompleteFish,
+    /// PowerShell completions
+    CompletePowershell,
+    /// The man page, roff (man ./ftpsync.1)
+    Man,
 }
 
 /// `--tls`: how an `ftp://` URL is secured.

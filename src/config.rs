@@ -185,15 +185,21 @@ pub(crate) enum ConfigError {
     TlsOptionWithoutTls { option: &'static str },
     #[error("--manifest {path:?}: {why}")]
     ManifestPath { path: String, why: &'static str },
+    #[error("LOCAL_DIR and REMOTE are both needed; see ftpsync --help")]
+    MissingArguments,
 }
 
 impl Config {
     /// Settles the command line into a configuration.
     pub(crate) fn from_cli(cli: Cli, env: &Environment) -> Result<Config, ConfigError> {
+        // clap asks for both unless --generate, which never comes here.
+        let (Some(local_dir), Some(remote)) = (cli.local_dir.clone(), cli.remote.clone()) else {
+            return Err(ConfigError::MissingArguments);
+        };
         let mut target = match cli.tls {
-            None => Target::parse(&cli.remote)?,
-            Some(TlsMode::Explicit) => Target::parse_with_tls(&cli.remote, Scheme::Ftpes)?,
-            Some(TlsMode::Implicit) => Target::parse_with_tls(&cli.remote, Scheme::Ftps)?,
+            None => Target::parse(&remote)?,
+            Some(TlsMode::Explicit) => Target::parse_with_tls(&remote, Scheme::Ftpes)?,
+            Some(TlsMode::Implicit) => Target::parse_with_tls(&remote, Scheme::Ftps)?,
         };
         let tls_options = TlsOptions {
             ca_file: cli.ca_file,
@@ -231,7 +237,7 @@ impl Config {
         };
         let config = Config {
             checksum,
-            local_dir: cli.local_dir,
+            local_dir,
             target,
             login,
             jobs: usize::from(cli.jobs),

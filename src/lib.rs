@@ -23,6 +23,7 @@ mod credentials;
 mod engine;
 pub mod exit_codes;
 mod ftp;
+mod generate;
 mod local;
 mod lock;
 mod manifest;
@@ -51,6 +52,16 @@ use crate::report::{OutputMode, Reporter};
 /// Runs ftpsync with a parsed command line (`args` as given, to shorten them in messages):
 /// installs the log, runs the sync on a new runtime and reports an error that stopped it.
 pub fn run(cli: cli::Cli, args: &[OsString]) -> ExitCode {
+    if let Some(kind) = cli.generate {
+        return match generate::generate(kind, &mut std::io::stdout().lock()) {
+            Ok(()) => ExitCode::Success,
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::Success,
+            Err(e) => {
+                report::print_error_line(&format!("cannot write to stdout: {e}"));
+                ExitCode::Fatal
+            }
+        };
+    }
     init_log(cli.quiet, cli.verbose);
     let mode = OutputMode {
         quiet: cli.quiet,
