@@ -31,9 +31,26 @@ pub(crate) struct Failure {
     pub(crate) error: String,
 }
 
+/// The version of the `--json` summary's layout: raised when a field changes meaning or goes.
+pub(crate) const JSON_VERSION: u32 = 2;
+
+/// One change the run made (or, dry, would make), as `--json` lists it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Change {
+    /// `"mkdir"`, `"upload"` or `"delete"`.
+    pub(crate) action: &'static str,
+    /// Relative to the remote folder; a folder's ends with `/`.
+    pub(crate) path: String,
+    /// Uploads: the bytes sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) bytes: Option<u64>,
+}
+
 /// What one run did on the server.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub(crate) struct Summary {
+    /// [`JSON_VERSION`].
+    pub(crate) version: u32,
     pub(crate) target: String,
     pub(crate) dry_run: bool,
     pub(crate) folders_created: u64,
@@ -43,6 +60,8 @@ pub(crate) struct Summary {
     pub(crate) unchanged: u64,
     pub(crate) failed: u64,
     pub(crate) failures: Vec<Failure>,
+    /// What was done, sorted by action then path (the same order in a dry run).
+    pub(crate) changes: Vec<Change>,
     /// Remote entries ignored because their names are unsafe or unreadable.
     pub(crate) skipped_remote: u64,
     /// How files on both sides were compared: `"time"`, or `"checksum"` (`--checksum`).

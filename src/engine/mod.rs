@@ -28,7 +28,7 @@ use crate::ftp::listing::EntryKind;
 use crate::ftp::FtpError;
 use crate::local::{self, LocalError, LocalKind, LocalTree, Relation, ScanOptions, Scope};
 use crate::lock::{self, LockError};
-use crate::report::{Failure, Reporter, Summary};
+use crate::report::{self, Change, Failure, Reporter, Summary};
 use crate::state::{self, Record, Seen};
 use crate::temp_name::RunToken;
 use job::{Job, JobError, Outcome, WorkerContext};
@@ -137,6 +137,7 @@ pub(crate) async fn run(
         config,
         reporter: Reporter::new(config.output),
         summary: Summary {
+            version: report::JSON_VERSION,
             target: config.target.display_url(),
             dry_run: config.dry_run,
             compare: if config.checksum.is_some() {
@@ -300,6 +301,7 @@ pub(crate) async fn run(
     }
 
     let mut summary = run.summary;
+    summary.changes.sort();
     summary.interrupted = run.stop.is_cancelled();
     summary.elapsed_secs = started.elapsed().as_secs_f64();
     summary.bytes_per_sec = summary.bytes_uploaded as f64 / summary.elapsed_secs.max(1e-3);
@@ -456,15 +458,33 @@ impl Run<'_> {
             return;
         }
         self.reporter.change(&plan::change_line(op));
-        match op {
-            Op::Mkdir(_) => self.summary.folders_created += 1,
-            Op::Upload { size, .. } => {
-                self.summary.files_uploaded += 1;
-                self.summary.bytes_uploaded += bytes.unwrap_or(*size);
+        let change = |action, path: String, bytes| Change {
+            action,
+            path,
+            bytes,
+        };
+        let change = match op {
+            Op::Mkdir(rel) => {
+                self.summary.folders_created += 1;
+                change("mkdir", format!("{rel}/"), None)
             }
-            Op::DeleteFile(_) | Op::RemoveDir(_) => self.summary.deleted += 1,
-            Op::MakeRoot | Op::Cleanup(_) => {}
-        }
+            Op::Upload { rel, size, .. } => {
+                let sent = bytes.unwrap_or(*size);
+                self.summary.files_uploaded += 1;
+                self.summary.bytes_uploaded += sent;
+                change("upload", rel.clone(), Some(sent))
+            }
+            Op::DeleteFile(rel) => {
+                self.summary.deleted += 1;
+                change("delete", rel.clone(), None)
+            }
+            Op::RemoveDir(rel) => {
+                self.summary.deleted += 1;
+                change("delete", format!("{rel}/"), None)
+            }
+            Op::MakeRoot | Op::Cleanup(_) => return,
+        };
+        self.summary.changes.push(change);
     }
 
     /// Carries out the plan; returns the paths uploaded, and whether their time was set.

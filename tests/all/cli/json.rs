@@ -24,6 +24,30 @@ fn json_summary_is_one_object_on_stdout() {
     assert_eq!(v["bytes_uploaded"], 5);
     assert_eq!(v["folders_created"], 1);
     assert_eq!(v["exit_code"], 0);
+    assert_eq!(v["version"], 2);
+}
+
+#[test]
+fn json_lists_the_changes_in_the_same_order_dry_or_not() {
+    let server = FtpServer::start();
+    let tree = Tree::new();
+    tree.write("a/b.txt", "12345");
+    tree.write("c.txt", "1");
+    let first = support::sync(tree.path(), &server.url("site"), &[]);
+    assert_eq!(first.code, 0, "{first}");
+    tree.remove("a");
+    tree.write("d/e.txt", "xy");
+    let dry = support::sync(tree.path(), &server.url("site"), &["--delete", "--dry-run"]);
+    let real = support::sync(tree.path(), &server.url("site"), &["--delete"]);
+    assert_eq!(real.code, 0, "{real}");
+    let expected = serde_json::json!([
+        {"action": "delete", "path": "a/"},
+        {"action": "delete", "path": "a/b.txt"},
+        {"action": "mkdir", "path": "d/"},
+        {"action": "upload", "path": "d/e.txt", "bytes": 2},
+    ]);
+    assert_eq!(real.summary["changes"], expected, "{real}");
+    assert_eq!(dry.summary["changes"], expected, "{dry}");
 }
 
 #[test]
