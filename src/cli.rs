@@ -173,6 +173,11 @@ pub struct Cli {
     #[arg(help_heading = "Output", short, long, action = ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
 
+    /// Also append the log, with timestamps, at the -v level at least (with each change and
+    /// the summary), to FILE (for cron)
+    #[arg(help_heading = "Output", long, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
+
     /// Print only errors and the exit status
     #[arg(help_heading = "Output", short, long)]
     pub quiet: bool,

@@ -62,18 +62,16 @@ pub fn run(cli: cli::Cli, args: &[OsString]) -> ExitCode {
             }
         };
     }
-    init_log(cli.quiet, cli.verbose);
     let mode = OutputMode {
         quiet: cli.quiet,
         json: cli.json,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build();
-    let result = match runtime {
-        Ok(rt) => rt.block_on(run_async(cli)),
-        Err(e) => Err(e.into()),
-    };
+    let result = init_log(cli.quiet, cli.verbose, cli.log_file.as_deref()).and_then(|()| {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(run_async(cli))
+    });
     match result {
         Ok(code) => code,
         Err(e) => {
@@ -84,23 +82,61 @@ pub fn run(cli: cli::Cli, args: &[OsString]) -> ExitCode {
 }
 
 /// The log goes to stderr through [`report::LogWriter`]; `FTPSYNC_LOG` overrides the level the
-/// flags choose.
-fn init_log(quiet: bool, verbose: u8) {
+/// flags choose. With `--log-file`, the same events at the `-v` level at least (with the change
+/// lines and the summary) are also appended to that file, with timestamps.
+fn init_log(quiet: bool, verbose: u8, log_file: Option<&std::path::Path>) -> anyhow::Result<()> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
     let level = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
         (false, 1) => "ftpsync=debug,warn",
         (false, _) => "debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FTPSYNC_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(report::LogWriter)
+    let filter = EnvFilter::try_from_env("FTPSYNC_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+    // Only what the flags ask for reaches stderr; the change lines and summary, logged at info
+    // for the file, are printed by the reporter.
+    let filter = filter.add_directive("ftpsync::report=warn".parse()?);
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_writer(report::LogWriter::Stderr)
         // Colours are escape sequences too: the writer would escape them.
         .with_ansi(false)
         .with_target(false)
+        .with_filter(filter);
+    let file = match log_file {
+        None => None,
+        Some(path) => {
+            let opened = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path);
+            let file = opened.with_context(|| {
+                format!(
+                    "cannot open --log-file {}; name a file in a folder you can write to",
+                    path.display()
+                )
+            })?;
+            let level = if verbose >= 2 {
+                "debug"
+            } else {
+                "ftpsync=debug,warn"
+            };
+            let writer = report::LogWriter::File(std::sync::Arc::new(std::sync::Mutex::new(file)));
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(writer)
+                    .with_ansi(false)
+                    .with_target(false)
+                    .with_filter(EnvFilter::new(level)),
+            )
+        }
+    };
+    tracing_subscriber::registry()
+        .with(stderr)
+        .with(file)
         .init();
+    Ok(())
 }
 
 /// Runs ftpsync with a parsed command line; returns the exit code. Errors that stop the run

@@ -106,6 +106,7 @@ impl Reporter {
     /// A change made (or, in a dry run, to be made): its line (see
     /// [`crate::engine::plan::change_line`]).
     pub(crate) fn change(&self, line: &str) {
+        tracing::info!("{line}");
         if self.mode.quiet {
             return;
         }
@@ -151,6 +152,7 @@ impl Reporter {
 
     /// The end-of-run summary.
     pub(crate) fn summary(&self, s: &Summary) {
+        tracing::info!("{}", summary_line(s));
         if self.mode.json {
             print_json_line(s);
         } else if !self.mode.quiet {
@@ -277,23 +279,28 @@ pub(crate) fn shorten_arguments(message: &str, args: &[OsString]) -> String {
     message
 }
 
-/// The log's writer (`tracing_subscriber`'s `MakeWriter`): each event is written to stderr as
-/// one line with its control characters escaped, and a failed write (a closed pipe) is dropped
-/// instead of reported, since reporting it would fail the same way.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct LogWriter;
+/// The log's writer (`tracing_subscriber`'s `MakeWriter`): each event is written as one line
+/// with its control characters escaped, to stderr or to the `--log-file`; a failed write (a
+/// closed pipe, a full disk) is dropped instead of reported, since reporting it would fail too.
+#[derive(Debug, Clone, Default)]
+pub(crate) enum LogWriter {
+    #[default]
+    Stderr,
+    /// The `--log-file`, opened for appending.
+    File(std::sync::Arc<std::sync::Mutex<std::fs::File>>),
+}
 
 impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
     type Writer = LogLine;
 
     fn make_writer(&'a self) -> LogLine {
-        LogLine(Vec::new())
+        LogLine(Vec::new(), self.clone())
     }
 }
 
 /// One log event being written; goes out when dropped.
 #[derive(Debug)]
-pub(crate) struct LogLine(Vec<u8>);
+pub(crate) struct LogLine(Vec<u8>, LogWriter);
 
 impl Write for LogLine {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -308,8 +315,17 @@ impl Write for LogLine {
 
 impl Drop for LogLine {
     fn drop(&mut self) {
-        if let Some(line) = log_line(&self.0) {
-            let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        let Some(line) = log_line(&self.0) else {
+            return;
+        };
+        match &self.1 {
+            LogWriter::Stderr => {
+                let _ = std::io::stderr().lock().write_all(line.as_bytes());
+            }
+            LogWriter::File(file) => {
+                let mut file = file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                let _ = file.write_all(line.as_bytes());
+            }
         }
     }
 }

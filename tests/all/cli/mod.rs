@@ -7,6 +7,7 @@ mod args;
 mod closed_output;
 mod exit_codes;
 mod json;
+mod log_file;
 mod passwords;
 mod terminal;
 
