@@ -62,7 +62,12 @@ pub struct Cli {
     )]
     pub excludes: Vec<String>,
 
-    /// Read exclude globs from FILE, one per line ('#' starts a comment; at most 4 MiB)
+    /// Keep paths matching GLOB whatever the excludes say (e.g. --include '*.php' --exclude '*.inc')
+    #[arg(help_heading = "Selection", long = "include", value_name = "GLOB")]
+    pub includes: Vec<String>,
+
+    /// Read exclude globs from FILE, one per line, as .gitignore ('#' comments, '!pattern' keeps
+    /// what an earlier line excluded; at most 4 MiB)
     #[arg(help_heading = "Selection", long, value_name = "FILE")]
     pub exclude_from: Vec<PathBuf>,
 

@@ -244,7 +244,7 @@ impl Config {
             delete: cli.delete,
             dry_run: cli.dry_run,
             max_depth: cli.max_depth,
-            filter: Filter::new(&patterns)?,
+            filter: Filter::new(&patterns, &cli.includes)?,
             atomic: !cli.inplace,
             max_delete: cli.max_delete,
             force: cli.force,

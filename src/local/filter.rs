@@ -1,17 +1,20 @@
-//! Exclude patterns (`--exclude`, `--exclude-from`), with the rules rsync and .gitignore users know:
-//! a pattern without a slash matches a name at any depth (`*.log`), a trailing slash matches
-//! folders only (`cache/`), and a pattern with a slash inside matches the whole relative path
-//! (`**/tmp`, `/build`, `docs/*.pdf`).
+//! Which local paths are left out (`--exclude`, `--exclude-from`, `--include`), with the rules
+//! .gitignore users know, read by the `ignore` crate's gitignore matcher: a pattern without a
+//! slash matches a name at any depth (`*.log`), a trailing slash matches folders only
+//! (`cache/`), a pattern with a slash inside matches the whole relative path (`**/tmp`, `/build`,
+//! `docs/*.pdf`), and among the exclude patterns the last one that matches decides, so that
+//! `!keep.log` after `*.log` keeps that file. An `--include` pattern that matches keeps the path
+//! whatever the excludes say (as rsync does with the includes written first).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
 /// A bad exclude pattern or an unreadable exclude file.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum FilterError {
-    #[error("invalid exclude pattern {pattern:?}: {reason}")]
+    #[error("invalid pattern {pattern:?}: {reason}")]
     Pattern { pattern: String, reason: String },
     // The I/O error is part of the message, not a `source`: a source would be printed again after it.
     #[error("cannot read exclude file {}: {error}; check the --exclude-from path", path.display())]
@@ -47,63 +50,30 @@ pub(crate) const MAX_PATTERN_FILE_BYTES: u64 = 4 << 20;
 /// and keeps a few thousand paths well under a second.
 pub(crate) const MAX_PATTERNS: usize = 1000;
 
-/// Compiled exclude patterns.
+/// Compiled patterns.
 #[derive(Debug, Clone)]
 pub(crate) struct Filter {
-    any_name: GlobSet,
-    any_path: GlobSet,
-    dir_name: GlobSet,
-    dir_path: GlobSet,
+    excludes: Gitignore,
+    includes: Gitignore,
 }
 
 impl Default for Filter {
     fn default() -> Self {
-        Filter::new(&[]).expect("an empty pattern list always compiles")
+        Filter::new(&[], &[]).expect("empty pattern lists always compile")
     }
 }
 
 impl Filter {
-    /// Compiles `patterns`.
-    pub(crate) fn new(patterns: &[String]) -> Result<Filter, FilterError> {
-        if patterns.len() > MAX_PATTERNS {
-            return Err(FilterError::TooMany {
-                count: patterns.len(),
-            });
+    /// Compiles the exclude patterns (in order: the last match decides; `!pattern` keeps) and
+    /// the include patterns (any match keeps).
+    pub(crate) fn new(excludes: &[String], includes: &[String]) -> Result<Filter, FilterError> {
+        let count = excludes.len() + includes.len();
+        if count > MAX_PATTERNS {
+            return Err(FilterError::TooMany { count });
         }
-        let mut sets = [(); 4].map(|_| GlobSetBuilder::new());
-        for raw in patterns {
-            let (pattern, dir_only) = match raw.strip_suffix('/') {
-                Some(p) => (p, true),
-                None => (raw.as_str(), false),
-            };
-            let (pattern, anchored) = match pattern.strip_prefix('/') {
-                Some(p) => (p, true),
-                None => (pattern, pattern.contains('/')),
-            };
-            if pattern.is_empty() {
-                return Err(FilterError::Pattern {
-                    pattern: raw.clone(),
-                    reason: "it matches nothing".into(),
-                });
-            }
-            let glob = GlobBuilder::new(pattern)
-                .literal_separator(true)
-                .build()
-                .map_err(|e| FilterError::Pattern {
-                    pattern: raw.clone(),
-                    reason: e.kind().to_string(),
-                })?;
-            sets[usize::from(dir_only) * 2 + usize::from(anchored)].add(glob);
-        }
-        let [any_name, any_path, dir_name, dir_path] = sets.map(|b| {
-            b.build()
-                .expect("globs that compiled one by one compile together")
-        });
         Ok(Filter {
-            any_name,
-            any_path,
-            dir_name,
-            dir_path,
+            excludes: compile(excludes)?,
+            includes: compile(includes)?,
         })
     }
 
@@ -150,13 +120,40 @@ impl Filter {
         Ok(patterns)
     }
 
-    /// Whether the entry at `rel` ('/'-separated, relative to the sync root) is excluded.
+    /// Whether the entry at `rel` ('/'-separated, relative to the sync root) is left out.
     pub(crate) fn is_excluded(&self, rel: &str, is_dir: bool) -> bool {
-        let name = rel.rsplit('/').next().unwrap_or(rel);
-        self.any_name.is_match(name)
-            || self.any_path.is_match(rel)
-            || (is_dir && (self.dir_name.is_match(name) || self.dir_path.is_match(rel)))
+        !self.includes.matched(rel, is_dir).is_ignore()
+            && self.excludes.matched(rel, is_dir).is_ignore()
     }
+}
+
+/// One gitignore-style matcher for `patterns`, each refused with its reason when it does not
+/// compile or matches nothing.
+fn compile(patterns: &[String]) -> Result<Gitignore, FilterError> {
+    let mut builder = GitignoreBuilder::new("");
+    builder.allow_unclosed_class(false);
+    for raw in patterns {
+        let bare = raw.trim_start_matches('!').trim_matches('/');
+        if bare.is_empty() {
+            return Err(FilterError::Pattern {
+                pattern: raw.clone(),
+                reason: "it matches nothing".into(),
+            });
+        }
+        builder
+            .add_line(None, raw)
+            .map_err(|e| FilterError::Pattern {
+                pattern: raw.clone(),
+                reason: match e {
+                    ignore::Error::Glob { err, .. } => err,
+                    other => other.to_string(),
+                },
+            })?;
+    }
+    builder.build().map_err(|e| FilterError::Pattern {
+        pattern: patterns.join(" "),
+        reason: e.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -164,7 +161,11 @@ mod tests {
     use super::*;
 
     fn filter(patterns: &[&str]) -> Filter {
-        Filter::new(&patterns.iter().map(|p| p.to_string()).collect::<Vec<_>>()).unwrap()
+        Filter::new(
+            &patterns.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+            &[],
+        )
+        .unwrap()
     }
 
     #[test]
@@ -202,9 +203,36 @@ mod tests {
     }
 
     #[test]
+    fn a_negation_keeps_what_an_earlier_pattern_excluded_the_last_match_decides() {
+        let f = filter(&["*.log", "!keep.log"]);
+        assert!(f.is_excluded("a.log", false));
+        assert!(!f.is_excluded("keep.log", false));
+        assert!(!f.is_excluded("deep/keep.log", false));
+        let again = filter(&["*.log", "!keep.log", "deep/*.log"]);
+        assert!(
+            again.is_excluded("deep/keep.log", false),
+            "a later pattern wins"
+        );
+    }
+
+    #[test]
+    fn an_include_keeps_a_path_whatever_the_excludes_say() {
+        let excludes = ["*".to_string()];
+        let includes = ["*/".to_string(), "*.php".to_string()];
+        let f = Filter::new(&excludes, &includes).unwrap();
+        assert!(!f.is_excluded("index.php", false));
+        assert!(
+            !f.is_excluded("app", true),
+            "folders kept to reach the files"
+        );
+        assert!(!f.is_excluded("app/x.php", false));
+        assert!(f.is_excluded("app/x.css", false));
+    }
+
+    #[test]
     fn bad_pattern_is_a_clear_error() {
-        let err = Filter::new(&["a[".to_string()]).unwrap_err();
-        assert!(err.to_string().contains("invalid exclude pattern \"a[\""));
+        let err = Filter::new(&["a[".to_string()], &[]).unwrap_err();
+        assert!(err.to_string().contains("invalid pattern \"a[\""), "{err}");
     }
 
     #[test]
@@ -248,7 +276,7 @@ mod tests {
         assert_eq!(error.to_string(), expected);
         let too_many = vec!["*.x".to_string(); MAX_PATTERNS + 1];
         assert!(matches!(
-            Filter::new(&too_many),
+            Filter::new(&too_many, &[]),
             Err(FilterError::TooMany { count }) if count == MAX_PATTERNS + 1
         ));
     }

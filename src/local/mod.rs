@@ -389,7 +389,7 @@ mod tests {
     #[test]
     fn depth_limit_and_excludes_apply() {
         let dir = tree();
-        let f = Filter::new(&["*.log".to_string()]).unwrap();
+        let f = Filter::new(&["*.log".to_string()], &[]).unwrap();
         let t = scan(dir.path(), opts(Some(2), &f)).unwrap();
         let keys: Vec<_> = t.entries.keys().cloned().collect();
         assert_eq!(keys, ["a", "a/b", "top.txt"]);
@@ -398,7 +398,7 @@ mod tests {
     #[test]
     fn excluded_folder_is_not_descended() {
         let dir = tree();
-        let f = Filter::new(&["a/".to_string()]).unwrap();
+        let f = Filter::new(&["a/".to_string()], &[]).unwrap();
         let t = scan(dir.path(), opts(None, &f)).unwrap();
         assert_eq!(t.entries.keys().collect::<Vec<_>>(), ["top.txt"]);
     }

@@ -239,3 +239,45 @@ fn a_missing_remote_folder_is_created_and_said_once_not_counted_as_a_change() {
     assert_eq!(run.summary["folders_created"], 1, "only sub/: {run}");
     assert_mirror(tree.path(), &server.remote_dir("www"));
 }
+
+#[test]
+fn an_exclude_file_reads_as_gitignore_and_includes_keep_what_they_match() {
+    let server = FtpServer::start();
+    let tree = Tree::new();
+    for name in [
+        "a.log",
+        "keep.log",
+        "sub/b.log",
+        "sub/keep.log",
+        "page.html",
+        "x.tmp",
+    ] {
+        tree.write(name, name);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ignore_file = dir.path().join("ignore");
+    std::fs::write(&ignore_file, "# logs, but one\n*.log\n!keep.log\n").unwrap();
+    let run = sync(
+        tree.path(),
+        &server.url("site"),
+        &[
+            "--exclude-from",
+            ignore_file.to_str().unwrap(),
+            "--exclude",
+            "*.tmp",
+            "--include",
+            "sub/b.log",
+        ],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let remote = server.remote_dir("site");
+    for kept in ["keep.log", "sub/keep.log", "sub/b.log", "page.html"] {
+        assert!(remote.join(kept).exists(), "{kept} left out: {run}");
+    }
+    for left_out in ["a.log", "x.tmp"] {
+        assert!(
+            !remote.join(left_out).exists(),
+            "{left_out} uploaded: {run}"
+        );
+    }
+}

@@ -454,7 +454,7 @@ fn delete_removes_extraneous_files_and_trees_in_the_delete_phase() {
 fn excluded_remote_entries_are_never_deleted() {
     let mut case = Case::new();
     case.delete = true;
-    case.filter = Filter::new(&["*.log".to_string(), "cache/".to_string()]).unwrap();
+    case.filter = Filter::new(&["*.log".to_string(), "cache/".to_string()], &[]).unwrap();
     let l = local(&[]);
     let r = remote(&[
         ("a.log", EntryKind::File, 1, None),
@@ -481,7 +481,7 @@ fn symlink_on_the_server_is_replaced_not_written_through() {
 #[test]
 fn folder_holding_excluded_entries_cannot_become_a_file() {
     let mut case = Case::new();
-    case.filter = Filter::new(&["*.log".to_string()]).unwrap();
+    case.filter = Filter::new(&["*.log".to_string()], &[]).unwrap();
     let l = local(&[("x", Some(4), T)]);
     let r = remote(&[
         ("x", EntryKind::Dir, 0, None),
