@@ -35,15 +35,31 @@ Examples:
 
 /// Mirror a local directory tree to an FTP server, over several connections at once.
 #[derive(Debug, Parser)]
-#[command(name = "ftpsync", version, after_help = format!("{AFTER_HELP}{EXIT_CODES_HELP}"))]
+#[command(name = "ftpsync", version, args_override_self = true, after_help = format!("{AFTER_HELP}{EXIT_CODES_HELP}"))]
 pub struct Cli {
     /// Local directory to mirror (never modified)
-    #[arg(required = true)]
+    #[arg(required_unless_present_any = ["generate", "profile_local"])]
     pub local_dir: Option<PathBuf>,
 
     /// Remote directory, as ftp://[user[:password]@]host[:port]/path (or ftpes://, ftps://)
-    #[arg(required = true)]
+    #[arg(required_unless_present_any = ["generate", "profile_remote"])]
     pub remote: Option<String>,
+
+    /// Run the profile NAME of the configuration file (options on the command line win)
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+
+    /// The configuration file with the profiles (default: ~/.config/ftpsync/config.toml)
+    #[arg(long, value_name = "FILE", requires = "profile")]
+    pub config: Option<PathBuf>,
+
+    /// A profile's `local`, used when no LOCAL_DIR is given.
+    #[arg(long, hide = true)]
+    pub profile_local: Option<PathBuf>,
+
+    /// A profile's `remote`, used when no REMOTE is given.
+    #[arg(long, hide = true)]
+    pub profile_remote: Option<String>,
 
     /// Write shell completions or the man page to stdout, and exit
     #[arg(long, value_enum, value_name = "KIND", exclusive = true)]
@@ -118,6 +134,10 @@ pub struct Cli {
     /// Read the password from the first line of FILE (within its first 64 KiB)
     #[arg(help_heading = "Connection and TLS", long, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
+
+    /// Read the password from the environment variable NAME (instead of FTPSYNC_PASSWORD)
+    #[arg(help_heading = "Connection and TLS", long, value_name = "NAME")]
+    pub password_env: Option<String>,
 
     /// Seconds to wait for any network operation before giving up on it
     #[arg(help_heading = "Connection and TLS", long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
@@ -219,6 +239,17 @@ pub enum TlsVersionArg {
     V1_2,
     #[value(name = "1.3")]
     V1_3,
+}
+
+/// The process's arguments with the options of the profile `--profile` names put first (see
+/// [`crate::profile`]); a profile that cannot be used is reported as a usage error, exit 2.
+pub fn with_profile(args: &[OsString]) -> Result<Vec<OsString>, ExitCode> {
+    crate::profile::expand(args).map_err(|e| {
+        let json = args.iter().skip(1).any(|a| a == "--json");
+        let mode = OutputMode { quiet: false, json };
+        Reporter::new(mode).fatal(&e.to_string(), ExitCode::Fatal);
+        ExitCode::Fatal
+    })
 }
 
 /// Handles a command line clap refused (`args` as given, for `--json` and for shortening):
@@ -344,6 +375,17 @@ mod tests {
             usage_error(&["ftpsync"]),
             "the following required arguments were not provided: <LOCAL_DIR>, <REMOTE>"
         );
+    }
+
+    #[test]
+    fn a_repeated_option_takes_its_last_value_and_counts_and_lists_add_up() {
+        let cli = Cli::try_parse_from([
+            "ftpsync", "-j", "8", "-v", "-x", "a", "-j", "2", "-v", "-x", "b", ".", "ftp://h/",
+        ])
+        .unwrap();
+        assert_eq!(cli.jobs, 2, "the command line after a profile wins");
+        assert_eq!(cli.verbose, 2);
+        assert_eq!(cli.excludes, ["a", "b"]);
     }
 
     #[test]

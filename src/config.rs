@@ -185,15 +185,19 @@ pub(crate) enum ConfigError {
     TlsOptionWithoutTls { option: &'static str },
     #[error("--manifest {path:?}: {why}")]
     ManifestPath { path: String, why: &'static str },
-    #[error("LOCAL_DIR and REMOTE are both needed; see ftpsync --help")]
+    #[error("LOCAL_DIR and REMOTE are both needed (on the command line, or local and remote in the profile); see ftpsync --help")]
     MissingArguments,
+    #[error("the environment variable {name} (named by --password-env) is not set or empty; export it, or give the password another way")]
+    PasswordEnvUnset { name: String },
 }
 
 impl Config {
     /// Settles the command line into a configuration.
     pub(crate) fn from_cli(cli: Cli, env: &Environment) -> Result<Config, ConfigError> {
-        // clap asks for both unless --generate, which never comes here.
-        let (Some(local_dir), Some(remote)) = (cli.local_dir.clone(), cli.remote.clone()) else {
+        // clap asks for both unless --generate (which never comes here) or a profile gives them.
+        let local_dir = cli.local_dir.clone().or(cli.profile_local.clone());
+        let remote = cli.remote.clone().or(cli.profile_remote.clone());
+        let (Some(local_dir), Some(remote)) = (local_dir, remote) else {
             return Err(ConfigError::MissingArguments);
         };
         let mut target = match cli.tls {
@@ -215,9 +219,18 @@ impl Config {
             // Silently ignored, it would let the user believe the connection is secured.
             return Err(ConfigError::TlsOptionWithoutTls { option });
         }
+        let env_password = match &cli.password_env {
+            None => env.password.clone(),
+            Some(name) => Some(
+                std::env::var(name)
+                    .ok()
+                    .filter(|p| !p.is_empty())
+                    .ok_or_else(|| ConfigError::PasswordEnvUnset { name: name.clone() })?,
+            ),
+        };
         let login = credentials::resolve_login(
             &target,
-            env.password.as_deref(),
+            env_password.as_deref(),
             cli.password_file.as_deref(),
             env.netrc.as_deref(),
         )?;

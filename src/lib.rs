@@ -28,6 +28,7 @@ mod local;
 mod lock;
 mod manifest;
 mod periodic;
+mod profile;
 mod report;
 mod shutdown;
 mod state;

@@ -5,6 +5,10 @@ use clap::Parser;
 fn main() -> std::process::ExitCode {
     exit_on_panic();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let args = match ftpsync::cli::with_profile(&args) {
+        Ok(args) => args,
+        Err(code) => return code.into(),
+    };
     let cli = match ftpsync::cli::Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => return ftpsync::cli::usage_error(&e, &args).into(),

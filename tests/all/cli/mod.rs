@@ -9,6 +9,7 @@ mod exit_codes;
 mod json;
 mod log_file;
 mod passwords;
+mod profiles;
 mod terminal;
 
 /// A loopback port with nothing listening on it.
