@@ -123,6 +123,10 @@ pub struct Cli {
     #[arg(help_heading = "Deletion", long)]
     pub delete: bool,
 
+    /// With --delete: also delete remote paths the excludes leave out (they are kept otherwise)
+    #[arg(help_heading = "Deletion", long, requires = "delete")]
+    pub delete_excluded: bool,
+
     /// Refuse to delete more than N remote entries (the rest of the sync still runs; exit 1)
     #[arg(help_heading = "Deletion", long, value_name = "N")]
     pub max_delete: Option<u64>,

@@ -26,6 +26,9 @@ pub(crate) struct Config {
     pub(crate) jobs: usize,
     /// Remove remote entries that do not exist locally.
     pub(crate) delete: bool,
+    /// What keeps remote paths from deletion: the exclude patterns, or nothing with
+    /// `--delete-excluded` (then excluded remote paths go too).
+    pub(crate) remote_filter: Filter,
     /// Plan and print only.
     pub(crate) dry_run: bool,
     /// How deep to descend below the root (None: no limit).
@@ -257,6 +260,10 @@ impl Config {
             delete: cli.delete,
             dry_run: cli.dry_run,
             max_depth: cli.max_depth,
+            remote_filter: match cli.delete_excluded {
+                true => Filter::default(),
+                false => Filter::new(&patterns, &cli.includes)?,
+            },
             filter: Filter::new(&patterns, &cli.includes)?,
             atomic: !cli.inplace,
             max_delete: cli.max_delete,

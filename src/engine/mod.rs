@@ -231,7 +231,7 @@ pub(crate) async fn run(
             PlanOptions {
                 root_exists: listed.root_exists,
                 delete: config.delete,
-                filter: &config.filter,
+                filter: &config.remote_filter,
                 record: &record,
                 leftovers: &leftovers,
                 protected: &protected,

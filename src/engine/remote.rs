@@ -130,7 +130,7 @@ impl Run<'_> {
                     continue;
                 }
                 let is_dir = entry.kind == EntryKind::Dir;
-                if self.config.filter.is_excluded(&rel, is_dir) {
+                if self.config.remote_filter.is_excluded(&rel, is_dir) {
                     // Not ours to judge: nothing there is deleted, nor the folder holding it.
                     protected.insert(rel);
                     continue;

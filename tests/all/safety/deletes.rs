@@ -159,3 +159,36 @@ fn a_remote_folder_whose_listing_breaks_is_not_deleted() {
         );
     }
 }
+
+#[test]
+fn excluded_remote_paths_stay_unless_delete_excluded_asks() {
+    let server = FtpServer::start();
+    let tree = Tree::new();
+    tree.write("page.html", "page");
+    tree.write(".env", "SECRET=1");
+    tree.write("cache/a.bin", "a");
+    let first = sync(tree.path(), &server.url("site"), &[]);
+    assert_eq!(first.code, 0, "{first}");
+    let excludes = ["--exclude", ".env", "--exclude", "cache/", "--delete"];
+    let kept = sync(tree.path(), &server.url("site"), &excludes);
+    assert_eq!(kept.code, 0, "{kept}");
+    assert!(
+        server.remote_dir("site/.env").exists(),
+        "excluded, so kept: {kept}"
+    );
+    assert!(server.remote_dir("site/cache/a.bin").exists(), "{kept}");
+    let gone = sync(
+        tree.path(),
+        &server.url("site"),
+        &[&excludes[..], &["--delete-excluded"]].concat(),
+    );
+    assert_eq!(gone.code, 0, "{gone}");
+    assert!(!server.remote_dir("site/.env").exists(), "{gone}");
+    assert!(!server.remote_dir("site/cache").exists(), "{gone}");
+    assert!(server.remote_dir("site/page.html").exists(), "{gone}");
+    assert_eq!(gone.summary["deleted"], 3, "{gone}");
+    assert!(
+        tree.join(".env").exists(),
+        "the local side is never touched"
+    );
+}
