@@ -468,7 +468,7 @@ fn watch_survives_the_local_folder_being_removed_and_created_again() {
     std::fs::create_dir_all(&staging).unwrap();
     std::fs::write(staging.join("b.txt"), "back").unwrap();
     std::fs::rename(&staging, local.path()).unwrap();
-    converges(&local, &server.remote_dir(""), Duration::from_secs(20));
+    converges(&local, &server.remote_dir(""), Duration::from_secs(60));
     local.write("c.txt", "and watched again");
-    converges(&local, &server.remote_dir(""), Duration::from_secs(20));
+    converges(&local, &server.remote_dir(""), Duration::from_secs(60));
 }
