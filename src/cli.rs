@@ -78,6 +78,10 @@ pub struct Cli {
     )]
     pub excludes: Vec<String>,
 
+    /// Leave out what the .gitignore files inside LOCAL_DIR leave out, as git does (and .git/)
+    #[arg(help_heading = "Selection", long)]
+    pub gitignore: bool,
+
     /// Keep paths matching GLOB whatever the excludes say (e.g. --include '*.php' --exclude '*.inc')
     #[arg(help_heading = "Selection", long = "include", value_name = "GLOB")]
     pub includes: Vec<String>,

@@ -251,6 +251,10 @@ impl Config {
             )?),
             false => None,
         };
+        let mut filter = Filter::new(&patterns, &cli.includes)?;
+        if cli.gitignore {
+            filter = filter.with_gitignore(local_dir.clone());
+        }
         let config = Config {
             checksum,
             local_dir,
@@ -262,9 +266,9 @@ impl Config {
             max_depth: cli.max_depth,
             remote_filter: match cli.delete_excluded {
                 true => Filter::default(),
-                false => Filter::new(&patterns, &cli.includes)?,
+                false => filter.clone(),
             },
-            filter: Filter::new(&patterns, &cli.includes)?,
+            filter,
             atomic: !cli.inplace,
             max_delete: cli.max_delete,
             force: cli.force,

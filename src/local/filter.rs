@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
+use super::gitignore::{NestedGitignore, Verdict};
+
 /// A bad exclude pattern or an unreadable exclude file.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum FilterError {
@@ -55,6 +57,8 @@ pub(crate) const MAX_PATTERNS: usize = 1000;
 pub(crate) struct Filter {
     excludes: Gitignore,
     includes: Gitignore,
+    /// `--gitignore`: the `.gitignore` files of the local tree.
+    nested: Option<NestedGitignore>,
 }
 
 impl Default for Filter {
@@ -74,7 +78,16 @@ impl Filter {
         Ok(Filter {
             excludes: compile(excludes)?,
             includes: compile(includes)?,
+            nested: None,
         })
+    }
+
+    /// The same, also honouring the `.gitignore` files inside the local tree at `root`.
+    pub(crate) fn with_gitignore(self, root: std::path::PathBuf) -> Filter {
+        Filter {
+            nested: Some(NestedGitignore::new(root)),
+            ..self
+        }
     }
 
     /// Patterns from `--exclude-from` files: one per line, blank lines and `#` comments skipped.
@@ -122,8 +135,14 @@ impl Filter {
 
     /// Whether the entry at `rel` ('/'-separated, relative to the sync root) is left out.
     pub(crate) fn is_excluded(&self, rel: &str, is_dir: bool) -> bool {
-        !self.includes.matched(rel, is_dir).is_ignore()
-            && self.excludes.matched(rel, is_dir).is_ignore()
+        if self.includes.matched(rel, is_dir).is_ignore() {
+            return false;
+        }
+        self.excludes.matched(rel, is_dir).is_ignore()
+            || self
+                .nested
+                .as_ref()
+                .is_some_and(|g| g.verdict(rel, is_dir) == Verdict::Ignored)
     }
 }
 

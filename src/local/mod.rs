@@ -2,6 +2,7 @@
 //! records what each entry is. Reads metadata only; never modifies anything.
 
 pub(crate) mod filter;
+mod gitignore;
 pub(crate) mod watch;
 
 use std::collections::BTreeMap;

@@ -281,3 +281,46 @@ fn an_exclude_file_reads_as_gitignore_and_includes_keep_what_they_match() {
         );
     }
 }
+
+#[test]
+fn gitignore_leaves_out_what_git_would_and_keeps_it_on_the_server() {
+    let server = FtpServer::start();
+    let tree = Tree::new();
+    tree.write(".gitignore", "*.log\nnode_modules/\n");
+    tree.write("app/.gitignore", "!keep.log\n");
+    for name in [
+        "index.html",
+        "a.log",
+        "app/keep.log",
+        "app/b.log",
+        "node_modules/x.js",
+    ] {
+        tree.write(name, name);
+    }
+    tree.write(".git/HEAD", "ref: refs/heads/main");
+    // Already on the server, now ignored: kept even with --delete.
+    std::fs::create_dir_all(server.remote_dir("site")).unwrap();
+    std::fs::write(server.remote_dir("site/old.log"), "old").unwrap();
+    let run = sync(
+        tree.path(),
+        &server.url("site"),
+        &["--gitignore", "--delete"],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let remote = server.remote_dir("site");
+    for kept in [
+        "index.html",
+        ".gitignore",
+        "app/.gitignore",
+        "app/keep.log",
+        "old.log",
+    ] {
+        assert!(remote.join(kept).exists(), "{kept} missing: {run}");
+    }
+    for left_out in ["a.log", "app/b.log", "node_modules", ".git"] {
+        assert!(
+            !remote.join(left_out).exists(),
+            "{left_out} uploaded: {run}"
+        );
+    }
+}
