@@ -14,6 +14,7 @@ pub(crate) mod pool;
 pub(crate) mod quirks;
 mod remote;
 pub(crate) mod schedule;
+mod tally;
 pub(crate) mod upload;
 pub(crate) mod worker;
 
@@ -28,7 +29,7 @@ use crate::ftp::listing::EntryKind;
 use crate::ftp::FtpError;
 use crate::local::{self, LocalError, LocalKind, LocalTree, Relation, ScanOptions, Scope};
 use crate::lock::{self, LockError};
-use crate::report::{self, Change, Failure, Reporter, Summary};
+use crate::report::{self, Failure, Reporter, Summary};
 use crate::state::{self, Record, Seen};
 use crate::temp_name::RunToken;
 use job::{Job, JobError, Outcome, WorkerContext};
@@ -430,61 +431,6 @@ impl Run<'_> {
             };
             self.reporter.notice(&message);
         }
-    }
-
-    fn dry_run(&mut self, plan: &Plan) {
-        for phase in [Phase::Transfer, Phase::Delete] {
-            for action in plan.actions.iter().filter(|a| a.phase == phase) {
-                self.count(&action.op, None);
-            }
-        }
-    }
-
-    /// Counts a change and prints its line.
-    fn count(&mut self, op: &Op, bytes: Option<u64>) {
-        // A root that merely listed as empty may have existed all along: not a change to show.
-        // Temporary files are not the user's: their removal is not a change either.
-        if (*op == Op::MakeRoot && !self.root_missing) || matches!(op, Op::Cleanup(_)) {
-            return;
-        }
-        if *op == Op::MakeRoot {
-            // The target itself: said once, not a change of the mirror nor a folder counted.
-            let folder = &self.config.target.path;
-            self.reporter.notice(&if self.config.dry_run {
-                format!("remote folder {folder} does not exist yet; a real run creates it")
-            } else {
-                format!("created remote folder {folder}")
-            });
-            return;
-        }
-        self.reporter.change(&plan::change_line(op));
-        let change = |action, path: String, bytes| Change {
-            action,
-            path,
-            bytes,
-        };
-        let change = match op {
-            Op::Mkdir(rel) => {
-                self.summary.folders_created += 1;
-                change("mkdir", format!("{rel}/"), None)
-            }
-            Op::Upload { rel, size, .. } => {
-                let sent = bytes.unwrap_or(*size);
-                self.summary.files_uploaded += 1;
-                self.summary.bytes_uploaded += sent;
-                change("upload", rel.clone(), Some(sent))
-            }
-            Op::DeleteFile(rel) => {
-                self.summary.deleted += 1;
-                change("delete", rel.clone(), None)
-            }
-            Op::RemoveDir(rel) => {
-                self.summary.deleted += 1;
-                change("delete", format!("{rel}/"), None)
-            }
-            Op::MakeRoot | Op::Cleanup(_) => return,
-        };
-        self.summary.changes.push(change);
     }
 
     /// Carries out the plan; returns the paths uploaded, and whether their time was set.
