@@ -39,11 +39,47 @@ pub(crate) struct Fetched {
     pub(crate) server_hash: Option<HashCommand>,
 }
 
+/// `cfg` with the manifest's place in the remote folder settled against the login folder
+/// (`login`, from PWD): `--manifest /www/m.json` for the folder `www` of a login at `/` is
+/// inside it as much as `--manifest www/m.json` is, and must be as safe from `--delete`.
+pub(super) fn settled(cfg: &config::Checksum, root: &str, login: Option<&str>) -> config::Checksum {
+    let mut cfg = cfg.clone();
+    if cfg.manifest_rel.is_none() {
+        cfg.manifest_rel = inside(&cfg.manifest, root, login);
+    }
+    cfg
+}
+
+/// `path` relative to the folder `root` (both as FTP commands name them: absolute, or relative
+/// to the login folder `login`), if it lies below it. None when that cannot be told.
+fn inside(path: &str, root: &str, login: Option<&str>) -> Option<String> {
+    let absolute = |p: &str| -> Option<Vec<String>> {
+        let full = match p.starts_with('/') {
+            true => p.to_string(),
+            false => format!("{}/{p}", login?),
+        };
+        let parts: Vec<String> = full
+            .split('/')
+            .filter(|s| !s.is_empty() && *s != ".")
+            .map(str::to_string)
+            .collect();
+        (!parts.iter().any(|s| s == "..")).then_some(parts)
+    };
+    let (path, root) = (absolute(path)?, absolute(root)?);
+    (path.len() > root.len() && path.starts_with(&root)).then(|| path[root.len()..].join("/"))
+}
+
 /// The local manifest file, if the local tree has one at the manifest's place: it is never
-/// uploaded (the server's is ftpsync's own). Removed from `local` with a notice.
+/// uploaded (the server's is ftpsync's own). Removed from `local` with a notice, and so is
+/// everything below a local folder of that name (it would take the manifest's place).
 pub(super) fn keep_local_copy_out(run: &Run<'_>, cfg: &config::Checksum, local: &mut LocalTree) {
     if let Some(rel) = &cfg.manifest_rel {
-        if local.entries.remove(rel).is_some() {
+        let below = format!("{rel}/");
+        let before = local.entries.len();
+        local
+            .entries
+            .retain(|path, _| path != rel && !path.starts_with(&below));
+        if local.entries.len() < before {
             run.reporter.notice(&format!(
                 "{rel}: not uploaded: the server's copy is the --checksum manifest"
             ));

@@ -163,7 +163,13 @@ pub(crate) async fn run(
     // --checksum: the local files are hashed while the manifest is read and the tree listed.
     let mut hashing = None;
     let mut fetched = None;
-    if let Some(cfg) = &config.checksum {
+    let login = ctx
+        .whereabouts
+        .get()
+        .and_then(|(_, login)| login.as_deref());
+    let checksum_cfg =
+        (config.checksum.as_ref()).map(|c| checksum::settled(c, &config.target.path, login));
+    if let Some(cfg) = &checksum_cfg {
         checksum::keep_local_copy_out(&run, cfg, &mut local);
         hashing = Some(checksum::spawn_hashing(&config.local_dir, &local));
         match run.fetch_manifest(&mut pool, cfg).await {
@@ -182,11 +188,7 @@ pub(crate) async fn run(
         }
     };
     run.report_connect_errors(&mut pool);
-    if let Some(rel) = config
-        .checksum
-        .as_ref()
-        .and_then(|c| c.manifest_rel.as_ref())
-    {
+    if let Some(rel) = checksum_cfg.as_ref().and_then(|c| c.manifest_rel.as_ref()) {
         // ftpsync's own: never a change, never deleted.
         listed.tree.remove(rel);
         listed.protected.insert(rel.clone());

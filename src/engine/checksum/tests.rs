@@ -263,3 +263,30 @@ fn a_manifest_that_would_not_change_is_not_written() {
     };
     assert_eq!(cp.final_bytes(), None);
 }
+
+#[test]
+fn a_manifest_path_is_placed_in_the_remote_folder_whatever_its_spelling() {
+    let at = |path, root, login| super::inside(path, root, login);
+    assert_eq!(
+        at("/www/m.json", "www", Some("/")).as_deref(),
+        Some("m.json")
+    );
+    assert_eq!(
+        at("/home/u/www/a/m", "www", Some("/home/u/")).as_deref(),
+        Some("a/m")
+    );
+    assert_eq!(
+        at("www/m.json", "/home/u/www", Some("/home/u")).as_deref(),
+        Some("m.json")
+    );
+    assert_eq!(at("/m.json", "", Some("/")).as_deref(), Some("m.json"));
+    assert_eq!(at("/m.json", "/", None).as_deref(), Some("m.json"));
+    assert_eq!(at("/www2/m.json", "www", Some("/")), None);
+    assert_eq!(at("/www", "www", Some("/")), None);
+    assert_eq!(
+        at("/www/m.json", "www", None),
+        None,
+        "no login folder: unknown"
+    );
+    assert_eq!(at("/a/../www/m", "www", Some("/")), None);
+}

@@ -1,0 +1,60 @@
+//! `--checksum` under attack: what sits in the manifest's place (a local folder of its name,
+//! a folder on the server), a manifest named by an absolute path that lies inside the remote
+//! folder after all, and manifests a hostile server could hand over.
+
+use super::{ci_deploy, site, uploaded, Server, MANIFEST, SITE_FILES};
+
+/// `--manifest /abs/...` where the login folder is `/`: the same file as `abs/...` inside the
+/// remote folder `abs`. It is still ftpsync's own: never deleted by `--delete`, never a change.
+#[test]
+fn an_absolute_manifest_path_inside_the_remote_folder_is_never_deleted() {
+    let server = Server::in_process("abs");
+    let source = site();
+    let args = ["--delete", "--manifest", "/abs/deploy.json"];
+    let first = ci_deploy(&source, &server, &args);
+    assert_eq!(first.code, 0, "{first}");
+    assert!(server.dir.join("deploy.json").is_file(), "{first}");
+    let second = ci_deploy(&source, &server, &args);
+    assert_eq!(second.code, 0, "{second}");
+    assert_eq!(second.summary["deleted"], 0, "{second}");
+    assert_eq!(second.summary["files_uploaded"], 0, "{second}");
+    assert!(server.dir.join("deploy.json").is_file(), "{second}");
+    let third = ci_deploy(&source, &server, &args);
+    assert_eq!(third.summary["files_uploaded"], 0, "{third}");
+}
+
+/// A local folder named like the manifest: nothing in it is uploaded (it would take the
+/// manifest's place on the server and break every later deploy).
+#[test]
+fn a_local_folder_in_the_manifest_s_place_is_never_uploaded() {
+    let server = Server::in_process("local_dir");
+    let source = site();
+    source.write(&format!("{MANIFEST}/inner.txt"), "not the manifest\n");
+    for _ in 0..2 {
+        let run = ci_deploy(&source, &server, &["--delete"]);
+        assert_eq!(run.code, 0, "{run}");
+        assert!(server.dir.join(MANIFEST).is_file(), "{run}");
+        assert!(
+            uploaded(&run).iter().all(|p| !p.starts_with(MANIFEST)),
+            "{run}"
+        );
+    }
+}
+
+/// A folder on the server where the manifest should be: exit 2, nothing uploaded or deleted.
+#[test]
+fn a_folder_in_the_manifest_s_place_on_the_server_stops_the_deploy() {
+    let server = Server::in_process("remote_dir");
+    let source = site();
+    std::fs::create_dir_all(server.dir.join(MANIFEST).join("sub")).unwrap();
+    std::fs::write(server.dir.join(MANIFEST).join("sub/keep"), "keep\n").unwrap();
+    let run = ci_deploy(&source, &server, &["--delete"]);
+    assert_eq!(run.code, 2, "{run}");
+    assert!(
+        run.summary["error"].as_str().unwrap().contains("manifest"),
+        "{run}"
+    );
+    assert!(uploaded(&run).is_empty(), "{run}");
+    assert!(server.dir.join(MANIFEST).join("sub/keep").is_file());
+    let _ = SITE_FILES;
+}
