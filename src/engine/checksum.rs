@@ -122,6 +122,12 @@ impl Run<'_> {
                     }
                     None => None,
                 };
+                if cfg.adopt && manifest.is_some() {
+                    self.reporter.notice(&format!(
+                        "--adopt ignored: the server has a manifest ({}); files it does not record are compared, not adopted",
+                        cfg.manifest
+                    ));
+                }
                 Ok(Fetched {
                     manifest,
                     server_hash,

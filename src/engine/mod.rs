@@ -211,7 +211,8 @@ pub(crate) async fn run(
         manifest: read_manifest.unwrap_or(&no_manifest),
         hashes: &hashes,
         server_same: &server_same,
-        adopt: c.adopt,
+        // Once the server has a manifest, a file it does not record is not ftpsync's to adopt.
+        adopt: c.adopt && read_manifest.is_none(),
     });
 
     let record = record_path

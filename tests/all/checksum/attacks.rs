@@ -58,3 +58,27 @@ fn a_folder_in_the_manifest_s_place_on_the_server_stops_the_deploy() {
     assert!(server.dir.join(MANIFEST).join("sub/keep").is_file());
     let _ = SITE_FILES;
 }
+
+/// `--adopt` left in a CI job's options: once the server has a manifest, a file it does not
+/// record (here: excluded for a while) is compared, not adopted: a same-size edit made
+/// meanwhile goes up, and is not recorded as deployed when it was not.
+#[test]
+fn adopt_is_for_a_server_without_a_manifest_only() {
+    let server = Server::in_process("adopt_once");
+    let source = site();
+    source.write("notes.txt", "version 1\n");
+    let first = ci_deploy(&source, &server, &["--adopt"]);
+    assert_eq!(first.code, 0, "{first}");
+    let second = ci_deploy(&source, &server, &["--adopt", "-x", "notes.txt"]);
+    assert_eq!(second.code, 0, "{second}");
+    assert!(server.manifest()["files"].get("notes.txt").is_none());
+    source.write("notes.txt", "version 2\n");
+    let third = ci_deploy(&source, &server, &["--adopt"]);
+    assert_eq!(third.code, 0, "{third}");
+    assert_eq!(uploaded(&third), ["notes.txt"], "{third}");
+    assert!(third.stderr.contains("--adopt"), "{third}");
+    assert_eq!(
+        std::fs::read_to_string(server.dir.join("notes.txt")).unwrap(),
+        "version 2\n"
+    );
+}
