@@ -10,8 +10,9 @@ use crate::manifest;
 use crate::temp_name::temp_path;
 
 /// The manifest at `path`: None when there is no such file. A refused RETR (whatever the code:
-/// servers differ) counts as "no such file" only when the folder's listing agrees: a manifest
-/// that exists but cannot be read is an error, never a first deploy.
+/// servers differ) counts as "no such file" only when the folder's listing agrees and the
+/// server has no size for it (a folder it may not list shows nothing, yet SIZE finds a file in
+/// it): a manifest that exists but cannot be read is an error, never a first deploy.
 pub(crate) async fn fetch(
     ctx: &WorkerContext,
     conn: &mut Connection,
@@ -20,12 +21,22 @@ pub(crate) async fn fetch(
     match conn.download_capped(path, manifest::MAX_BYTES).await {
         Ok(bytes) => Ok(Some(bytes)),
         Err(e) if e.code().is_some() && !e.breaks_connection() => {
-            if is_listed(ctx, conn, path).await? {
+            if is_listed(ctx, conn, path).await? || has_size(conn, path).await? {
                 Err(e)
             } else {
                 Ok(None)
             }
         }
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether the server gives `path` a size (SIZE): then there is a file, listed or not. A
+/// refusal (or no SIZE at all) says nothing more.
+async fn has_size(conn: &mut Connection, path: &str) -> Result<bool, FtpError> {
+    match conn.size(path).await {
+        Ok(size) => Ok(size.is_some()),
+        Err(e) if e.is_permanent() => Ok(false),
         Err(e) => Err(e),
     }
 }
