@@ -82,3 +82,46 @@ fn adopt_is_for_a_server_without_a_manifest_only() {
         "version 2\n"
     );
 }
+
+/// A server that renames over no file: the manifest is deleted before its new copy is renamed
+/// into place. When that rename fails too, the new copy stays, and the next deploy stops
+/// (exit 2, naming it) rather than taking the missing manifest for a first deploy.
+#[test]
+fn a_manifest_lost_between_delete_and_rename_is_not_a_first_deploy() {
+    use crate::support::faults::{Fault, FaultProxy};
+    let server = Server::in_process("lost");
+    let source = site();
+    assert_eq!(ci_deploy(&source, &server, &[]).code, 0);
+    source.write("page2.html", "<h1>page 02, longer</h1>\n");
+    let refuse = Fault::Reply {
+        command: "RNTO".into(),
+        path: MANIFEST.into(),
+        reply: "553 Rename refused".into(),
+        times: 2,
+    };
+    let proxy = FaultProxy::start(&crate::support::host_port(&server.url), vec![refuse]);
+    let through = Server {
+        url: proxy.url(&server.url),
+        dir: server.dir.clone(),
+        extra: Vec::new(),
+        name: "proxy",
+        _server: None,
+    };
+    let refused = ci_deploy(&source, &through, &[]);
+    assert_eq!(refused.code, 1, "{refused}");
+    drop(proxy);
+    let copies: Vec<String> = std::fs::read_dir(&server.dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with(&format!(".{MANIFEST}.")))
+        .collect();
+    if server.dir.join(MANIFEST).exists() {
+        return; // Not deleted after all: nothing lost.
+    }
+    assert_eq!(copies.len(), 1, "the new copy is kept: {copies:?}");
+    let next = ci_deploy(&source, &server, &[]);
+    assert_eq!(next.code, 2, "{next}");
+    assert!(uploaded(&next).is_empty(), "{next}");
+    let error = next.summary["error"].as_str().unwrap();
+    assert!(error.contains(&copies[0]), "{next}");
+}
