@@ -26,7 +26,7 @@ pub(crate) async fn fetch(
             }
             // A write that stopped between deleting the old manifest and renaming the new one
             // into place (servers that rename over no file) leaves the only copy here.
-            match listed.into_iter().find(|n| is_copy_of(n, name_of(path))) {
+            match complete_copy(conn, path, listed).await? {
                 Some(copy) => Err(FtpError::Reply {
                     operation: format!("RETR {path}"),
                     code: 550,
@@ -60,6 +60,29 @@ fn name_of(path: &str) -> &str {
 /// Whether `listed` is a temporary copy of the file `name` (`.NAME.TOKEN.ftpsync-tmp`).
 fn is_copy_of(listed: &str, name: &str) -> bool {
     is_temp_name(listed) && listed.starts_with(&format!(".{name}."))
+}
+
+/// The first of the temporary copies of the manifest `path` among `listed` (its folder's
+/// names) that holds a whole manifest; copies cut short (a run stopped while storing one) are
+/// not the manifest's last word.
+async fn complete_copy(
+    conn: &mut Connection,
+    path: &str,
+    listed: Vec<String>,
+) -> Result<Option<String>, FtpError> {
+    let folder = path.strip_suffix(name_of(path)).unwrap_or("");
+    for copy in listed.into_iter().filter(|n| is_copy_of(n, name_of(path))) {
+        match conn
+            .download_capped(&format!("{folder}{copy}"), manifest::MAX_BYTES)
+            .await
+        {
+            Ok(bytes) if manifest::Manifest::parse(&bytes).is_ok() => return Ok(Some(copy)),
+            Ok(_) => {}
+            Err(e) if e.code().is_some() && !e.breaks_connection() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(None)
 }
 
 /// The names in the parent folder of `path`. A folder that cannot be listed for good (550: it

@@ -56,7 +56,6 @@ fn a_folder_in_the_manifest_s_place_on_the_server_stops_the_deploy() {
     );
     assert!(uploaded(&run).is_empty(), "{run}");
     assert!(server.dir.join(MANIFEST).join("sub/keep").is_file());
-    let _ = SITE_FILES;
 }
 
 /// `--adopt` left in a CI job's options: once the server has a manifest, a file it does not
@@ -124,4 +123,12 @@ fn a_manifest_lost_between_delete_and_rename_is_not_a_first_deploy() {
     assert!(uploaded(&next).is_empty(), "{next}");
     let error = next.summary["error"].as_str().unwrap();
     assert!(error.contains(&copies[0]), "{next}");
+
+    // A copy cut short (a run stopped while storing it) is no manifest: a first deploy.
+    let copy = server.dir.join(&copies[0]);
+    let bytes = std::fs::read(&copy).unwrap();
+    std::fs::write(&copy, &bytes[..bytes.len() / 2]).unwrap();
+    let first = ci_deploy(&source, &server, &[]);
+    assert_eq!(first.code, 0, "{first}");
+    assert_eq!(first.summary["files_uploaded"], SITE_FILES - 1, "{first}");
 }
