@@ -6,6 +6,7 @@
 //! every server goes through), then the cases that need the in-process server.
 
 mod attacks;
+mod hostile;
 mod in_process;
 mod real;
 
