@@ -211,6 +211,43 @@ impl Run<'_> {
 }
 
 impl Run<'_> {
+    /// Before any upload, when the server's manifest has entries of files about to be
+    /// uploaded: writes it without them, and waits for that. Failing that, nothing is uploaded
+    /// (each upload renamed into place would make the server's manifest untrue).
+    pub(crate) async fn prewrite_manifest(
+        &mut self,
+        pool: &mut Dispatcher,
+    ) -> Result<(), SyncError> {
+        let Some(checkpoints) = self.checkpoints.as_mut().filter(|c| c.prewrite) else {
+            return Ok(());
+        };
+        checkpoints.send(pool);
+        let id = checkpoints.in_flight.expect("just sent");
+        let path = checkpoints.path.clone();
+        let result = loop {
+            match pool.next().await {
+                Report::Done { id: done, result } if done == id => break result,
+                Report::Done { .. } => continue,
+                Report::NoWorkers => break Err(JobError::Interrupted),
+            }
+        };
+        if let Some(checkpoints) = self.checkpoints.as_mut() {
+            checkpoints.take_report(id, &result);
+        }
+        match result {
+            Ok(_) => Ok(()),
+            Err(_) if self.stop.is_cancelled() => Err(SyncError::Interrupted),
+            Err(JobError::Interrupted) => Err(SyncError::ManifestWrite {
+                path,
+                reason: "every connection to the server was lost".into(),
+            }),
+            Err(e) => Err(SyncError::ManifestWrite {
+                path,
+                reason: e.to_string(),
+            }),
+        }
+    }
+
     /// Writes the run's final manifest (if it differs from the server's), after the workers
     /// are gone; a failure is the run's failure (the next run re-uploads what it would miss).
     pub(crate) async fn write_manifest(
@@ -260,6 +297,9 @@ pub(crate) struct Checkpoints {
     /// Uploads recorded without a time (ftpsync could not set it): the final write lists their
     /// folders and records the time the server shows.
     untimed: Vec<String>,
+    /// Whether the server's manifest has entries of files about to be uploaded: it is rewritten
+    /// without them before any upload ([`Run::prewrite_manifest`]).
+    prewrite: bool,
 }
 
 /// What the run's manifest is built from.
@@ -277,8 +317,9 @@ pub(crate) struct Inputs<'a> {
 impl Checkpoints {
     /// The manifest before any upload: the entries of the files left as they are (new ones
     /// for files judged unchanged without an entry: by the server's hash, or adopted), none
-    /// for paths in this run's scope that are no longer local files, and the old entries of
-    /// files still to upload (true until their upload replaces the file).
+    /// for paths in this run's scope that are no longer local files, and none for files to
+    /// upload (once an upload is renamed into place, an old entry would claim the old content,
+    /// which a listing of the same size and minute does not contradict).
     pub(crate) fn new(inputs: Inputs<'_>, local_root: std::path::PathBuf) -> Checkpoints {
         let Inputs {
             cfg,
@@ -353,7 +394,11 @@ impl Checkpoints {
                 }
                 _ => None,
             })
-            .collect();
+            .collect::<HashMap<String, Pending>>();
+        let mut prewrite = false;
+        for rel in pending.keys() {
+            prewrite |= files.remove(rel).is_some();
+        }
         Checkpoints {
             path: cfg.manifest.clone(),
             read,
@@ -368,6 +413,7 @@ impl Checkpoints {
             next: Instant::now() + CHECKPOINT_EVERY,
             wrote: false,
             untimed: Vec::new(),
+            prewrite,
         }
     }
 

@@ -54,6 +54,8 @@ pub(crate) enum SyncError {
     /// Never taken for a first deploy: that would upload everything, or trust what it should not.
     #[error("cannot read the --checksum manifest {path:?}: {reason}; nothing was changed (repair or remove it; without it ftpsync compares sizes and server hashes)")]
     Manifest { path: String, reason: String },
+    #[error("cannot write the --checksum manifest {path:?}: {reason}; nothing was uploaded (ftpsync must replace it before uploading files it records: check the permissions of its folder)")]
+    ManifestWrite { path: String, reason: String },
 }
 
 /// Takes the lock on the remote folder the workers reached, for the rest of the process (see
@@ -280,6 +282,9 @@ pub(crate) async fn run(
     let uploaded = if config.dry_run {
         run.dry_run(&plan);
         Vec::new()
+    } else if let Err(e) = run.prewrite_manifest(&mut pool).await {
+        pool.finish().await;
+        return Err(e);
     } else {
         run.execute(&mut pool, &plan).await
     };

@@ -106,8 +106,15 @@ fn a_manifest_lost_between_delete_and_rename_is_not_a_first_deploy() {
         name: "proxy",
         _server: None,
     };
+    // Written before the upload of page2.html (its entry goes first): refused, nothing sent.
     let refused = ci_deploy(&source, &through, &[]);
-    assert_eq!(refused.code, 1, "{refused}");
+    assert_eq!(refused.code, 2, "{refused}");
+    assert!(uploaded(&refused).is_empty(), "{refused}");
+    let error = refused.summary["error"].as_str().unwrap();
+    assert!(
+        error.contains("cannot write the --checksum manifest"),
+        "{refused}"
+    );
     drop(proxy);
     let copies: Vec<String> = std::fs::read_dir(&server.dir)
         .unwrap()
@@ -131,4 +138,116 @@ fn a_manifest_lost_between_delete_and_rename_is_not_a_first_deploy() {
     let first = ci_deploy(&source, &server, &[]);
     assert_eq!(first.code, 0, "{first}");
     assert_eq!(first.summary["files_uploaded"], SITE_FILES - 1, "{first}");
+}
+
+/// Deploys SIGKILLed at moments spread over their run, each after an edit of the site (same
+/// sizes too): after every kill, each file the manifest claims holds on the server what the
+/// manifest says, or is listed otherwise than recorded (so that the next deploy sends it).
+#[test]
+fn deploys_killed_at_any_moment_leave_only_true_claims() {
+    use std::time::{Duration, Instant};
+    let server = Server::in_process("kills");
+    let source = crate::support::Tree::new();
+    let write_all = |round: usize| {
+        for i in 0..60 {
+            // Same size every round for most files, another content.
+            source.write(
+                &format!("d{}/f{i:02}.txt", i % 4),
+                format!("r{round:03} {i:04}\n"),
+            );
+        }
+        source.write("big.bin", vec![round as u8; 3_000_000]);
+    };
+    for round in 0..8 {
+        write_all(round);
+        let work = super::checkout(&source);
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ftpsync"));
+        crate::support::isolate_env(&mut cmd);
+        let mut child = cmd
+            .args(["--checksum", "-j", "3", "--delete"])
+            .arg(work.path())
+            .arg(&server.url)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let nanos = Instant::now().elapsed().subsec_nanos() as u64 ^ (round as u64 * 7919);
+        std::thread::sleep(Duration::from_millis(100 + (nanos % 9) * 150));
+        let _ = child.kill();
+        child.wait().unwrap();
+        let Ok(bytes) = std::fs::read(server.dir.join(MANIFEST)) else {
+            continue;
+        };
+        let manifest: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        for (rel, entry) in manifest["files"].as_object().unwrap() {
+            let Ok(content) = std::fs::read(server.dir.join(rel)) else {
+                continue; // Gone: the next deploy uploads it.
+            };
+            let true_claim = blake3::hash(&content).to_hex().as_str() == entry["blake3"];
+            let listed_otherwise = entry["remote_size"] != content.len() as u64;
+            assert!(
+                true_claim || listed_otherwise,
+                "round {round}: {rel}: the manifest claims what the server does not hold: {entry}"
+            );
+        }
+    }
+    let last = ci_deploy(&source, &server, &["--delete"]);
+    assert_eq!(last.code, 0, "{last}");
+    // Temporary files of the killed runs stay (another machine's, for all ftpsync knows).
+    for entry in walkdir::WalkDir::new(&server.dir) {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_str().unwrap();
+        if name.ends_with(".ftpsync-tmp") {
+            std::fs::remove_file(entry.path()).unwrap();
+        }
+    }
+    crate::support::assert_mirror_except(source.path(), &server.dir, &[MANIFEST]);
+    let again = ci_deploy(&source, &server, &[]);
+    assert_eq!(again.summary["files_uploaded"], 0, "{again}");
+}
+
+/// A deploy killed after an upload was renamed into place, before the next checkpoint: the
+/// manifest must not still claim the file's old content (same size: a listing of minute
+/// precision, or a server without times, would not tell), or a revert would be skipped.
+#[test]
+fn a_kill_right_after_an_upload_leaves_no_claim_of_the_old_content() {
+    use crate::support::faults::{Fault, FaultProxy};
+    use std::time::{Duration, Instant};
+    let server = Server::in_process("stale");
+    let source = crate::support::Tree::new();
+    source.write("held.bin", vec![1u8; 100_000]);
+    source.write("a.txt", "version 1\n");
+    assert_eq!(ci_deploy(&source, &server, &[]).code, 0);
+    let v1 = blake3::hash(b"version 1\n").to_hex().to_string();
+    assert_eq!(server.manifest()["files"]["a.txt"]["blake3"], v1.as_str());
+
+    source.write("held.bin", vec![2u8; 100_000]);
+    source.write("a.txt", "version 2\n");
+    let hold = Fault::HoldTransferEnd {
+        path: "held.bin".into(),
+        times: 1,
+    };
+    let proxy = FaultProxy::start(&crate::support::host_port(&server.url), vec![hold]);
+    let work = super::checkout(&source);
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ftpsync"));
+    crate::support::isolate_env(&mut cmd);
+    let mut child = cmd
+        .args(["--checksum", "-j", "2"])
+        .arg(work.path())
+        .arg(proxy.url(&server.url))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read(server.dir.join("a.txt")).unwrap() != b"version 2\n" {
+        assert!(Instant::now() < deadline, "a.txt never uploaded");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    proxy.release();
+    drop(proxy);
+    let claimed = server.manifest()["files"]["a.txt"]["blake3"].clone();
+    assert_ne!(claimed, v1.as_str(), "the server holds version 2");
 }
