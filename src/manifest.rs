@@ -27,6 +27,9 @@ const FORMAT: &str = "ftpsync-manifest";
 /// The version written; other versions are refused rather than misread.
 const VERSION: u32 = 1;
 
+/// Largest time (UTC seconds, either side of 1970) an entry may record: about 30,000 years.
+const MAX_TIME: i64 = 1 << 40;
+
 /// What the manifest says of one file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -68,8 +71,11 @@ impl Entry {
         }
         match (self.remote_mtime, remote.mtime) {
             (Some(recorded), Some(listed)) => {
-                let (a0, a1) = (recorded, recorded + self.remote_precision.max(1));
-                let (b0, b1) = (listed.unix, listed.unix + listed.precision.seconds());
+                // Saturating: a time near the end of i64 must not overflow (a hostile manifest
+                // or listing), only fail to match.
+                let a1 = recorded.saturating_add(self.remote_precision.max(1));
+                let b1 = listed.unix.saturating_add(listed.precision.seconds());
+                let (a0, b0) = (recorded, listed.unix);
                 a0 < b1 && b0 < a1
             }
             _ => true,
@@ -91,7 +97,47 @@ struct ManifestFile {
     format: String,
     version: u32,
     excludes: Vec<String>,
+    #[serde(deserialize_with = "files_once_each")]
     files: BTreeMap<String, Entry>,
+}
+
+/// The fields read before the rest, whatever else the file holds (a newer format may not parse
+/// as this one). Serde refuses a field given twice.
+#[derive(Deserialize)]
+struct Head {
+    format: Option<serde_json::Value>,
+    version: Option<serde_json::Value>,
+}
+
+/// The `files` object, refusing a path given twice: JSON parsers keep one of the two, and which
+/// one is not for a manifest to leave open.
+fn files_once_each<'de, D>(deserializer: D) -> Result<BTreeMap<String, Entry>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Files;
+    impl<'de> serde::de::Visitor<'de> for Files {
+        type Value = BTreeMap<String, Entry>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object of files")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut files = BTreeMap::new();
+            while let Some((path, entry)) = map.next_entry::<String, Entry>()? {
+                if files.contains_key(&path) {
+                    return Err(serde::de::Error::custom(format!(
+                        "{path:?} is listed twice"
+                    )));
+                }
+                files.insert(path, entry);
+            }
+            Ok(files)
+        }
+    }
+    deserializer.deserialize_map(Files)
 }
 
 /// A manifest that cannot be used. Never taken as "no manifest".
@@ -108,19 +154,25 @@ pub(crate) enum ManifestError {
 impl Manifest {
     /// Reads a manifest; anything but a well-formed manifest of this version is an error.
     pub(crate) fn parse(bytes: &[u8]) -> Result<Manifest, ManifestError> {
-        // The version first: a newer format may not parse as this one.
-        let value: serde_json::Value =
-            serde_json::from_slice(bytes).map_err(|e| ManifestError::Corrupt(e.to_string()))?;
-        if value.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
+        let corrupt = |e: serde_json::Error| ManifestError::Corrupt(e.to_string());
+        // An object, not an array that serde would take for one.
+        if bytes.trim_ascii_start().first() != Some(&b'{') {
+            return Err(ManifestError::Corrupt("not a JSON object".into()));
+        }
+        // The version first: a newer format may not parse as this one. Straight from the bytes
+        // (no `serde_json::Value`: several times the file's size in memory).
+        let head: Head = serde_json::from_slice(bytes).map_err(corrupt)?;
+        if head.format.as_ref().and_then(|f| f.as_str()) != Some(FORMAT) {
             return Err(ManifestError::Corrupt("no \"format\" field".into()));
         }
-        match value.get("version").and_then(|v| v.as_u64()) {
+        match head.version.as_ref().and_then(|v| v.as_u64()) {
             Some(v) if v == u64::from(VERSION) => {}
-            Some(v) => return Err(ManifestError::Version(v.try_into().unwrap_or(u32::MAX))),
-            None => return Err(ManifestError::Corrupt("no \"version\" field".into())),
+            Some(v) if v > u64::from(VERSION) => {
+                return Err(ManifestError::Version(v.try_into().unwrap_or(u32::MAX)))
+            }
+            _ => return Err(ManifestError::Corrupt("no valid \"version\" field".into())),
         }
-        let file: ManifestFile =
-            serde_json::from_value(value).map_err(|e| ManifestError::Corrupt(e.to_string()))?;
+        let file: ManifestFile = serde_json::from_slice(bytes).map_err(corrupt)?;
         for (path, entry) in &file.files {
             check_entry(path, entry)?;
         }
@@ -164,6 +216,12 @@ fn check_entry(path: &str, entry: &Entry) -> Result<(), ManifestError> {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     if !hex {
         return Err(bad("the hash is not 64 lowercase hex digits"));
+    }
+    if entry
+        .remote_mtime
+        .is_some_and(|t| !(-MAX_TIME..=MAX_TIME).contains(&t))
+    {
+        return Err(bad("the time is out of range"));
     }
     if !(1..=86_400).contains(&entry.remote_precision) {
         return Err(bad("the time precision is out of range"));
@@ -261,6 +319,53 @@ mod tests {
             let err = Manifest::parse(&m.to_bytes()).expect_err(path);
             assert!(matches!(err, ManifestError::BadEntry { .. }), "{err}");
         }
+    }
+
+    #[test]
+    fn duplicates_odd_shapes_and_old_versions_are_refused() {
+        let good = String::from_utf8(Manifest::default().to_bytes()).unwrap();
+        let e = r#"{"size":1,"blake3":"BLAKE","remote_size":1}"#.replace("BLAKE", &"ab".repeat(32));
+        let twice = good.replace(
+            "\"files\": {}",
+            &format!("\"files\": {{\"a\": {e}, \"a\": {e}}}"),
+        );
+        assert!(twice.contains("\"a\""), "{twice}");
+        let once = twice.replacen(&format!(", \"a\": {e}"), "", 1);
+        assert_eq!(Manifest::parse(once.as_bytes()).unwrap().files.len(), 1);
+        for bad in [
+            twice,
+            good.replace("\"version\": 1", "\"version\": 1, \"version\": 1"),
+            good.replace("\"version\": 1", "\"version\": 0"),
+            good.replace("\"version\": 1", "\"version\": \"1\""),
+            r#"["ftpsync-manifest", 1, [], {}]"#.to_string(),
+            good.replace("\"files\": {}", "\"files\": []"),
+        ] {
+            let err = Manifest::parse(bad.as_bytes()).expect_err(&bad);
+            assert!(matches!(err, ManifestError::Corrupt(_)), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn times_at_the_ends_of_the_range_are_refused_or_never_overflow() {
+        for t in [i64::MAX, i64::MIN, MAX_TIME + 1] {
+            let mut m = Manifest::default();
+            let far = Entry {
+                remote_mtime: Some(t),
+                ..entry()
+            };
+            m.files.insert("f".into(), far);
+            let err = Manifest::parse(&m.to_bytes()).expect_err("far time");
+            assert!(matches!(err, ManifestError::BadEntry { .. }), "{err}");
+        }
+        let late = Entry {
+            remote_mtime: Some(i64::MAX),
+            remote_precision: 86_400,
+            ..entry()
+        };
+        assert!(!late.listing_matches(&listed(5, Some((0, TimePrecision::Day)))));
+        assert!(entry().listing_matches(&listed(5, None)));
+        let far_listing = listed(5, Some((i64::MAX, TimePrecision::Day)));
+        assert!(!entry().listing_matches(&far_listing));
     }
 
     #[test]

@@ -39,11 +39,47 @@ pub(crate) struct Fetched {
     pub(crate) server_hash: Option<HashCommand>,
 }
 
+/// `cfg` with the manifest's place in the remote folder settled against the login folder
+/// (`login`, from PWD): `--manifest /www/m.json` for the folder `www` of a login at `/` is
+/// inside it as much as `--manifest www/m.json` is, and must be as safe from `--delete`.
+pub(super) fn settled(cfg: &config::Checksum, root: &str, login: Option<&str>) -> config::Checksum {
+    let mut cfg = cfg.clone();
+    if cfg.manifest_rel.is_none() {
+        cfg.manifest_rel = inside(&cfg.manifest, root, login);
+    }
+    cfg
+}
+
+/// `path` relative to the folder `root` (both as FTP commands name them: absolute, or relative
+/// to the login folder `login`), if it lies below it. None when that cannot be told.
+fn inside(path: &str, root: &str, login: Option<&str>) -> Option<String> {
+    let absolute = |p: &str| -> Option<Vec<String>> {
+        let full = match p.starts_with('/') {
+            true => p.to_string(),
+            false => format!("{}/{p}", login?),
+        };
+        let parts: Vec<String> = full
+            .split('/')
+            .filter(|s| !s.is_empty() && *s != ".")
+            .map(str::to_string)
+            .collect();
+        (!parts.iter().any(|s| s == "..")).then_some(parts)
+    };
+    let (path, root) = (absolute(path)?, absolute(root)?);
+    (path.len() > root.len() && path.starts_with(&root)).then(|| path[root.len()..].join("/"))
+}
+
 /// The local manifest file, if the local tree has one at the manifest's place: it is never
-/// uploaded (the server's is ftpsync's own). Removed from `local` with a notice.
+/// uploaded (the server's is ftpsync's own). Removed from `local` with a notice, and so is
+/// everything below a local folder of that name (it would take the manifest's place).
 pub(super) fn keep_local_copy_out(run: &Run<'_>, cfg: &config::Checksum, local: &mut LocalTree) {
     if let Some(rel) = &cfg.manifest_rel {
-        if local.entries.remove(rel).is_some() {
+        let below = format!("{rel}/");
+        let before = local.entries.len();
+        local
+            .entries
+            .retain(|path, _| path != rel && !path.starts_with(&below));
+        if local.entries.len() < before {
             run.reporter.notice(&format!(
                 "{rel}: not uploaded: the server's copy is the --checksum manifest"
             ));
@@ -86,6 +122,12 @@ impl Run<'_> {
                     }
                     None => None,
                 };
+                if cfg.adopt && manifest.is_some() {
+                    self.reporter.notice(&format!(
+                        "--adopt ignored: the server has a manifest ({}); files it does not record are compared, not adopted",
+                        cfg.manifest
+                    ));
+                }
                 Ok(Fetched {
                     manifest,
                     server_hash,
@@ -169,6 +211,43 @@ impl Run<'_> {
 }
 
 impl Run<'_> {
+    /// Before any upload, when the server's manifest has entries of files about to be
+    /// uploaded: writes it without them, and waits for that. Failing that, nothing is uploaded
+    /// (each upload renamed into place would make the server's manifest untrue).
+    pub(crate) async fn prewrite_manifest(
+        &mut self,
+        pool: &mut Dispatcher,
+    ) -> Result<(), SyncError> {
+        let Some(checkpoints) = self.checkpoints.as_mut().filter(|c| c.prewrite) else {
+            return Ok(());
+        };
+        checkpoints.send(pool);
+        let id = checkpoints.in_flight.expect("just sent");
+        let path = checkpoints.path.clone();
+        let result = loop {
+            match pool.next().await {
+                Report::Done { id: done, result } if done == id => break result,
+                Report::Done { .. } => continue,
+                Report::NoWorkers => break Err(JobError::Interrupted),
+            }
+        };
+        if let Some(checkpoints) = self.checkpoints.as_mut() {
+            checkpoints.take_report(id, &result);
+        }
+        match result {
+            Ok(_) => Ok(()),
+            Err(_) if self.stop.is_cancelled() => Err(SyncError::Interrupted),
+            Err(JobError::Interrupted) => Err(SyncError::ManifestWrite {
+                path,
+                reason: "every connection to the server was lost".into(),
+            }),
+            Err(e) => Err(SyncError::ManifestWrite {
+                path,
+                reason: e.to_string(),
+            }),
+        }
+    }
+
     /// Writes the run's final manifest (if it differs from the server's), after the workers
     /// are gone; a failure is the run's failure (the next run re-uploads what it would miss).
     pub(crate) async fn write_manifest(
@@ -218,6 +297,9 @@ pub(crate) struct Checkpoints {
     /// Uploads recorded without a time (ftpsync could not set it): the final write lists their
     /// folders and records the time the server shows.
     untimed: Vec<String>,
+    /// Whether the server's manifest has entries of files about to be uploaded: it is rewritten
+    /// without them before any upload ([`Run::prewrite_manifest`]).
+    prewrite: bool,
 }
 
 /// What the run's manifest is built from.
@@ -235,8 +317,9 @@ pub(crate) struct Inputs<'a> {
 impl Checkpoints {
     /// The manifest before any upload: the entries of the files left as they are (new ones
     /// for files judged unchanged without an entry: by the server's hash, or adopted), none
-    /// for paths in this run's scope that are no longer local files, and the old entries of
-    /// files still to upload (true until their upload replaces the file).
+    /// for paths in this run's scope that are no longer local files, and none for files to
+    /// upload (once an upload is renamed into place, an old entry would claim the old content,
+    /// which a listing of the same size and minute does not contradict).
     pub(crate) fn new(inputs: Inputs<'_>, local_root: std::path::PathBuf) -> Checkpoints {
         let Inputs {
             cfg,
@@ -311,7 +394,11 @@ impl Checkpoints {
                 }
                 _ => None,
             })
-            .collect();
+            .collect::<HashMap<String, Pending>>();
+        let mut prewrite = false;
+        for rel in pending.keys() {
+            prewrite |= files.remove(rel).is_some();
+        }
         Checkpoints {
             path: cfg.manifest.clone(),
             read,
@@ -326,6 +413,7 @@ impl Checkpoints {
             next: Instant::now() + CHECKPOINT_EVERY,
             wrote: false,
             untimed: Vec::new(),
+            prewrite,
         }
     }
 

@@ -55,6 +55,8 @@ pub(crate) enum SyncError {
     /// Never taken for a first deploy: that would upload everything, or trust what it should not.
     #[error("cannot read the --checksum manifest {path:?}: {reason}; nothing was changed (repair or remove it; without it ftpsync compares sizes and server hashes)")]
     Manifest { path: String, reason: String },
+    #[error("cannot write the --checksum manifest {path:?}: {reason}; nothing was uploaded (ftpsync must replace it before uploading files it records: check the permissions of its folder)")]
+    ManifestWrite { path: String, reason: String },
 }
 
 /// Takes the lock on the remote folder the workers reached, for the rest of the process (see
@@ -165,7 +167,13 @@ pub(crate) async fn run(
     // --checksum: the local files are hashed while the manifest is read and the tree listed.
     let mut hashing = None;
     let mut fetched = None;
-    if let Some(cfg) = &config.checksum {
+    let login = ctx
+        .whereabouts
+        .get()
+        .and_then(|(_, login)| login.as_deref());
+    let checksum_cfg =
+        (config.checksum.as_ref()).map(|c| checksum::settled(c, &config.target.path, login));
+    if let Some(cfg) = &checksum_cfg {
         checksum::keep_local_copy_out(&run, cfg, &mut local);
         hashing = Some(checksum::spawn_hashing(&config.local_dir, &local));
         match run.fetch_manifest(&mut pool, cfg).await {
@@ -184,11 +192,7 @@ pub(crate) async fn run(
         }
     };
     run.report_connect_errors(&mut pool);
-    if let Some(rel) = config
-        .checksum
-        .as_ref()
-        .and_then(|c| c.manifest_rel.as_ref())
-    {
+    if let Some(rel) = checksum_cfg.as_ref().and_then(|c| c.manifest_rel.as_ref()) {
         // ftpsync's own: never a change, never deleted.
         listed.tree.remove(rel);
         listed.protected.insert(rel.clone());
@@ -211,7 +215,8 @@ pub(crate) async fn run(
         manifest: read_manifest.unwrap_or(&no_manifest),
         hashes: &hashes,
         server_same: &server_same,
-        adopt: c.adopt,
+        // Once the server has a manifest, a file it does not record is not ftpsync's to adopt.
+        adopt: c.adopt && read_manifest.is_none(),
     });
 
     let record = record_path
@@ -279,6 +284,9 @@ pub(crate) async fn run(
     let uploaded = if config.dry_run {
         run.dry_run(&plan);
         Vec::new()
+    } else if let Err(e) = run.prewrite_manifest(&mut pool).await {
+        pool.finish().await;
+        return Err(e);
     } else {
         run.execute(&mut pool, &plan).await
     };

@@ -1,7 +1,7 @@
-//! Small remote files held in memory: a download (RETR) that stops at a cap, so that a hostile
-//! or broken server cannot make ftpsync take unbounded memory, and an upload (STOR) of bytes
-//! already in memory. Used for ftpsync's own files on the server (the `--checksum` manifest);
-//! the user's files go through [`super::data`] and [`super::chain`].
+//! Small remote files held in memory: a download (RETR) that stops at a cap and a deadline,
+//! so that a hostile or broken server cannot make ftpsync take unbounded memory or time, and an
+//! upload (STOR) of bytes already in memory. Used for ftpsync's own files on the server (the
+//! `--checksum` manifest); the user's files go through [`super::data`] and [`super::chain`].
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -25,20 +25,31 @@ impl Connection {
         let operation = op("RETR", path);
         let open = self.stream.ftp.retr_as_stream(path);
         let mut data = within(self.timeout, operation.clone(), open).await?;
-        let mut bytes = Vec::new();
-        let mut chunk = vec![0u8; READ_CHUNK];
-        loop {
-            let read = async { data.read(&mut chunk).await.map_err(io_lost) };
-            let n = within(self.timeout, operation.clone(), read).await?;
-            if n == 0 {
-                break;
+        let timeout = self.timeout;
+        // Each read waits at most the timeout, and the whole download at most the listing
+        // deadline: a server trickling a byte now and then must not hold the run for days.
+        let whole = async {
+            let mut bytes = Vec::new();
+            let mut chunk = vec![0u8; READ_CHUNK];
+            loop {
+                let read = async { data.read(&mut chunk).await.map_err(io_lost) };
+                let n = within(timeout, operation.clone(), read).await?;
+                if n == 0 {
+                    break;
+                }
+                if (bytes.len() + n) as u64 > cap {
+                    // Dropped unfinished: the server's reply to RETR is never read.
+                    return Err(FtpError::TooLarge {
+                        operation: operation.clone(),
+                        cap,
+                    });
+                }
+                bytes.extend_from_slice(&chunk[..n]);
             }
-            if (bytes.len() + n) as u64 > cap {
-                // Dropped unfinished: the server's reply to RETR is never read.
-                return Err(FtpError::TooLarge { operation, cap });
-            }
-            bytes.extend_from_slice(&chunk[..n]);
-        }
+            Ok::<_, FtpError>(bytes)
+        };
+        let deadline = self.listing_limits.deadline;
+        let bytes = within(deadline, operation.clone(), whole).await?;
         within(self.timeout, operation, data.finish()).await?;
         Ok(bytes)
     }

@@ -211,10 +211,14 @@ fn the_manifest_claims_an_upload_only_once_it_is_done() {
     };
     let mut cp = Checkpoints::new(inputs, dir.path().to_path_buf());
     let claims = |cp: &Checkpoints| cp.manifest.files.clone();
-    // Before any upload: a's old entry (true until its upload replaces it), b kept, no c,
-    // no d (gone), e adopted with what the listing says.
+    // Before any upload: no a (to upload: its old entry would outlive its replacement), b
+    // kept, no c, no d (gone), e adopted with what the listing says.
     let before = claims(&cp);
-    assert_eq!(before["a"], old.files["a"]);
+    assert!(!before.contains_key("a"));
+    assert!(
+        cp.prewrite,
+        "the server's manifest has a, which is to be uploaded"
+    );
     assert_eq!(before["b"], old.files["b"]);
     assert!(!before.contains_key("c") && !before.contains_key("d"));
     assert!(before["e"].adopted);
@@ -234,7 +238,7 @@ fn the_manifest_claims_an_upload_only_once_it_is_done() {
         local.entries.get("c").map(|e| e.mtime)
     );
     assert!(cp.due().is_some());
-    assert_eq!(claims(&cp)["a"], old.files["a"], "a is not done yet");
+    assert!(!claims(&cp).contains_key("a"), "a is not done yet");
 
     // a changed again after it was hashed: uploaded, but its content is not vouched for.
     std::thread::sleep(std::time::Duration::from_millis(20));
@@ -260,6 +264,34 @@ fn a_manifest_that_would_not_change_is_not_written() {
         next: Instant::now(),
         wrote: false,
         untimed: Vec::new(),
+        prewrite: false,
     };
     assert_eq!(cp.final_bytes(), None);
+}
+
+#[test]
+fn a_manifest_path_is_placed_in_the_remote_folder_whatever_its_spelling() {
+    let at = |path, root, login| super::inside(path, root, login);
+    assert_eq!(
+        at("/www/m.json", "www", Some("/")).as_deref(),
+        Some("m.json")
+    );
+    assert_eq!(
+        at("/home/u/www/a/m", "www", Some("/home/u/")).as_deref(),
+        Some("a/m")
+    );
+    assert_eq!(
+        at("www/m.json", "/home/u/www", Some("/home/u")).as_deref(),
+        Some("m.json")
+    );
+    assert_eq!(at("/m.json", "", Some("/")).as_deref(), Some("m.json"));
+    assert_eq!(at("/m.json", "/", None).as_deref(), Some("m.json"));
+    assert_eq!(at("/www2/m.json", "www", Some("/")), None);
+    assert_eq!(at("/www", "www", Some("/")), None);
+    assert_eq!(
+        at("/www/m.json", "www", None),
+        None,
+        "no login folder: unknown"
+    );
+    assert_eq!(at("/a/../www/m", "www", Some("/")), None);
 }

@@ -5,6 +5,8 @@
 //! The parts: [`Server`] and [`ci_deploy`] (a deploy as CI makes it), [`ci_loop`] (the loop
 //! every server goes through), then the cases that need the in-process server.
 
+mod attacks;
+mod hostile;
 mod in_process;
 mod real;
 

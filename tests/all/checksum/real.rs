@@ -135,3 +135,49 @@ fn proftpd_hashes_same_size_files_when_there_is_no_manifest() {
     let next = ci_deploy(&source, &server, &[]);
     assert_eq!(next.summary["files_uploaded"], 0, "{next}");
 }
+
+/// A manifest the server cannot read, in a folder it cannot list (`-wx`: the listing shows
+/// nothing): the listing cannot tell it exists, the server's SIZE does. Exit 2, nothing
+/// uploaded, the manifest left as it was: never a first deploy that overwrites it.
+#[test]
+#[ignore = "needs the real FTP servers: scripts/test-servers.sh start"]
+fn an_unreadable_manifest_in_an_unlistable_folder_is_not_a_first_deploy() {
+    use std::os::unix::fs::MetadataExt;
+    let test = "checksum_unlisted";
+    for server in servers(test) {
+        let name = server.name;
+        // Writable by the server's user, as folders it creates are.
+        std::fs::create_dir_all(server.dir.join("private")).unwrap();
+        let owner = std::fs::metadata(server.dir.parent().unwrap())
+            .unwrap()
+            .uid();
+        std::os::unix::fs::chown(&server.dir, Some(owner), None).unwrap();
+        let manifest = server.dir.join("private/m.json");
+        std::fs::write(&manifest, "{}").unwrap();
+        std::fs::set_permissions(&manifest, std::fs::Permissions::from_mode(0o000)).unwrap();
+        let private = server.dir.join("private");
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o333)).unwrap();
+        let mut extra = server.extra.clone();
+        extra.extend(["--manifest".into(), format!("{test}/private/m.json")]);
+        let web = Server {
+            url: format!("{}/www", server.url),
+            extra,
+            dir: server.dir.join("www"),
+            ..server
+        };
+        let run = ci_deploy(&site(), &web, &["--adopt"]);
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(run.code, 2, "{name}: {run}");
+        let error = run.summary["error"].as_str().unwrap();
+        assert!(
+            error.contains("cannot read the --checksum manifest"),
+            "{name}: {run}"
+        );
+        assert!(uploaded(&run).is_empty(), "{name}: {run}");
+        assert_eq!(
+            std::fs::read(&manifest).unwrap(),
+            b"{}",
+            "{name}: overwritten"
+        );
+    }
+}
