@@ -38,6 +38,7 @@ from report import (
     OP_LABEL,
     TOOLS,
     aggregate,
+    ci_markdown,
     machine_info,
     markdown,
     num,
@@ -56,6 +57,23 @@ GEN = BENCH / "gen_tree.py"
 JOBS = 8
 TREES = ["site", "deep", "large", "seed"]
 OPS = ["first", "rerun", "mutate"]
+# The CI redeploy cells (--ci): a first deploy, then a fresh checkout with 5% changed.
+CI_OPS = ["ci-first", "ci"]
+
+
+def fresh_checkout(tree, dest, ctx):
+    """`tree` copied to `dest` as a CI runner's checkout has it: every modification time new; and an
+    empty state folder for ftpsync, as on a fresh runner."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(tree, dest, symlinks=True, copy_function=shutil.copy)  # copy: times not kept
+    now = time.time()
+    for root, dirs, files in os.walk(dest):
+        for name in dirs + files:
+            os.utime(os.path.join(root, name), (now, now), follow_symlinks=False)
+    ctx["statedir"] = ctx["statedir"].parent / f"{ctx['statedir'].name}-ci{int(now * 1000)}"
+    ctx["statedir"].mkdir(parents=True, exist_ok=True)
+    return dest
 
 
 # --- trees -----------------------------------------------------------------------------------
@@ -189,7 +207,9 @@ def tool_argv(tool, inst, local, remote_rel, ctx):
     if tool == "ftpsync":
         # ftpes:// for the TLS servers; their certificate is signed by the script's test CA.
         tls = ["--ca-file", inst.ca] if inst.tls else []
-        return [str(FTPSYNC), "-j", str(JOBS), "--delete", "--json", *tls, str(local), inst.url(remote_rel)]
+        checksum = ["--checksum"] if ctx.get("ci") else []
+        return [str(FTPSYNC), "-j", str(JOBS), "--delete", "--json", *checksum, *tls, str(local),
+                inst.url(remote_rel)]
     if tool == "lftp":
         if inst.tls:
             tls = ["set ftp:ssl-force yes",  # AUTH TLS before the login, or fail
@@ -340,6 +360,10 @@ def main():
     ap.add_argument("--rtt", help="comma list of round trips in ms, even numbers (default: 0,20)")
     ap.add_argument("--tools", help=f"comma list of {','.join(TOOLS)} (default: all)")
     ap.add_argument("--scale", action="store_true", help="only the scale run (ftpsync, 100,000 files)")
+    ap.add_argument("--ci", action="store_true",
+                    help="only the CI redeploy cells: a deploy of the site tree, then a fresh checkout "
+                         "of it with 5%% changed (every modification time new, ftpsync's state folder "
+                         "empty) deployed again; ftpsync with --checksum (default: vsftpd at 20 ms)")
     ap.add_argument("--repeat", type=int, default=3,
                     help="runs of each 0 ms cell, the median is reported (default 3); cells "
                          "through the proxy run once (latency-bound, steadier)")
@@ -360,11 +384,13 @@ def main():
 
     if a.render:
         results = json.loads(Path(a.render).read_text())
-        is_scale = results.get("mode") == "scale"
-        md = scale_markdown(results) if is_scale else markdown(results)
+        mode = results.get("mode")
+        render, section = {"scale": (scale_markdown, "bench-scale"),
+                           "ci": (ci_markdown, "bench-ci")}.get(mode, (markdown, "bench-results"))
+        md = render(results)
         print(md)
         if a.update_doc:
-            update_doc("bench-scale" if is_scale else "bench-results", md)
+            update_doc(section, md)
         return
 
     def stop_on_signal(signum, _frame):
@@ -394,6 +420,10 @@ def main():
         die("--rtt values must be even (the proxy delays each direction by RTT/2 whole ms)")
     if a.scale:
         servers, rtts, tools = ["pure-ftpd"], [0], ["ftpsync"]
+    if a.ci:
+        trees = ["site"]
+        servers = servers if a.servers else ["vsftpd"]
+        rtts = rtts if a.rtt else [20]
 
     workdir = Path(a.workdir)
     run_id = time.strftime("%Y%m%d-%H%M%S")
@@ -412,6 +442,7 @@ def main():
         "homedir": workdir / "home",  # HOME for lftp/rclone (no user config leaks in)
         "rclone_conf": workdir / "rclone.conf",
         "rclone_pass": {},  # password -> rclone obscure'd
+        "ci": a.ci,
     }
     for d in (ctx["logdir"], ctx["statedir"], ctx["homedir"]):
         d.mkdir(parents=True, exist_ok=True)
@@ -423,7 +454,7 @@ def main():
         "started": started.strftime("%Y-%m-%d %H:%M"),
         "finished": None,
         "command": a.command or "bench/bench.py " + " ".join(sys.argv[1:]),
-        "mode": "scale" if a.scale else ("reduced" if reduced else "full"),
+        "mode": "scale" if a.scale else ("ci" if a.ci else ("reduced" if reduced else "full")),
         "matrix": {"servers": servers, "rtt_ms": rtts, "trees": ["scale"] if a.scale else trees,
                    "tools": tools, "jobs": JOBS, "repeat_0ms": 1 if a.scale else a.repeat},
         "machine": None,  # once the servers are installed
@@ -433,8 +464,8 @@ def main():
         "cells": [],  # one per server x RTT x tree x tool x operation (median of the runs)
         "runs": [],  # every single run
     }
-    out_json = RESULTS / ("scale.json" if a.scale else "latest.json")
-    out_md = RESULTS / ("scale.md" if a.scale else "latest.md")
+    name = "scale" if a.scale else ("ci" if a.ci else "latest")
+    out_json, out_md = RESULTS / f"{name}.json", RESULTS / f"{name}.md"
 
     # Trees first (generation is not part of any measurement).
     tree_paths = {}
@@ -477,7 +508,7 @@ def main():
                 for tree, (base, mutated, info) in tree_paths.items():
                     nfiles = info["stats"]["files"]
                     reps = 1 if (a.scale or rtt > 0) else a.repeat
-                    ops = ["first", "rerun"] if a.scale else OPS
+                    ops = ["first", "rerun"] if a.scale else (CI_OPS if a.ci else OPS)
                     runs = {}
                     for rep in range(reps):
                         for tool in tools:
@@ -486,9 +517,12 @@ def main():
                             remote_rel = f"bench/{server}/r{rtt}/{tree}/{tool}"
                             server_dir = prepare_remote(inst, remote_rel)
                             for op in ops:
-                                local = mutated if op == "mutate" else base
-                                expected = {"first": nfiles, "rerun": 0}.get(op) or (
-                                    info["mutation"]["changed"] + info["mutation"]["added"] if op == "mutate" else 0)
+                                local = {"mutate": mutated, "ci": None}.get(op, base)
+                                if op == "ci":
+                                    local = fresh_checkout(mutated, workdir / "ci-checkout", ctx)
+                                changes = info["mutation"]["changed"] + info["mutation"]["added"]
+                                expected = {"first": nfiles, "ci-first": nfiles, "rerun": 0,
+                                            "mutate": changes, "ci": changes}[op]
                                 cell = run_op(ctx, inst, rtt, tree, tool, op, local, remote_rel, server_dir, expected)
                                 runs.setdefault((tool, op), []).append(cell)
                                 results["runs"].append(cell)
@@ -507,14 +541,14 @@ def main():
 
     results["finished"] = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M")
     write_json(out_json, results)
-    md = scale_markdown(results) if a.scale else markdown(results)
+    md = scale_markdown(results) if a.scale else (ci_markdown(results) if a.ci else markdown(results))
     out_md.write_text(md + "\n")
     print()
     print(md)
     log(f"results: {out_json}, {out_md}; tool logs: {ctx['logdir']}")
-    if not a.no_doc and (a.update_doc or not reduced or a.scale):
-        update_doc("bench-scale" if a.scale else "bench-results", md)
-        if not a.scale:  # what BENCHMARKS.md shows, kept apart from later reduced runs
+    if not a.no_doc and (a.update_doc or not reduced or a.scale or a.ci):
+        update_doc("bench-scale" if a.scale else ("bench-ci" if a.ci else "bench-results"), md)
+        if not (a.scale or a.ci):  # what BENCHMARKS.md shows, kept apart from later reduced runs
             shutil.copy(out_json, RESULTS / "full.json")
             shutil.copy(out_md, RESULTS / "full.md")
             log(f"also saved as {RESULTS / 'full.json'} and full.md")

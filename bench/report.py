@@ -15,7 +15,8 @@ DOC = REPO / "BENCHMARKS.md"
 PURE_BIN = "/opt/ftpsync-test/pure-ftpd/usr/sbin/pure-ftpd"  # unpacked by scripts/test-servers.sh
 PRO_BIN = "/opt/ftpsync-test/proftpd/usr/sbin/proftpd"
 TOOLS = ["ftpsync", "lftp", "rclone"]
-OP_LABEL = {"first": "first sync", "rerun": "no change", "mutate": "after changes"}
+OP_LABEL = {"first": "first sync", "rerun": "no change", "mutate": "after changes",
+            "ci-first": "first deploy", "ci": "CI redeploy"}
 
 
 def num(v, fmt):
@@ -282,6 +283,27 @@ def scale_markdown(results):
                 out.append(f"  - stderr: `{l.strip()[:160]}`")
             for l in c["diff_head"][:2]:
                 out.append(f"  - diff: `{l}`")
+    out.append(machine_md(results))
+    return "\n".join(out)
+
+
+def ci_markdown(results):
+    """The CI redeploy cells: per server and RTT, each tool's redeploy of a fresh checkout."""
+    cells = [c for c in results["cells"] if c["op"] == "ci"]
+    out = ["| server | RTT | tool | wall s | CPU s | uploads logged (changed) | time / ftpsync | status |",
+           "|---|---|---|---:|---:|---:|---:|---|"]
+    by = {(c["server"], c["rtt_ms"], c["tool"]): c for c in cells}
+    for c in cells:
+        f = by.get((c["server"], c["rtt_ms"], "ftpsync"))
+        ratio = fmt_ratio(c["wall_s"], f["wall_s"]) if f and c["tool"] != "ftpsync" else ""
+        out.append(f"| {c['server']} | {c['rtt_ms']} ms | {c['tool']} | {c['wall_s']:.2f} | "
+                   f"{num(c['cpu_s'], '.3f')} | {c['server_log']['uploads']} ({c['expected_uploads']}) | "
+                   f"{ratio} | {c['status']} |")
+    out.append("")
+    out.append("ftpsync runs with `--checksum` (its manifest on the server written by the first deploy); "
+               "lftp (`mirror -R`) and rclone (`sync`) compare sizes and times, and every time is new "
+               "in a fresh checkout. \"changed\" counts the files the 5% mutation changed or added; "
+               "the uploads are counted from the server's transfer log.\n")
     out.append(machine_md(results))
     return "\n".join(out)
 
