@@ -5,10 +5,12 @@
 //!
 //! The engine drives the [`crate::ftp`] layer: [`remote`] lists, [`plan`] decides,
 //! [`schedule`] orders, [`pool`] hands the [`job`]s to the [`worker`]s, each of which owns one
-//! connection and runs [`upload`]s on it; what they learn about the server is in [`quirks`].
+//! connection and runs [`upload`]s on it; what they learn about the server is in [`quirks`],
+//! what the run keeps for the next one in [`persist`].
 
 pub(crate) mod checksum;
 pub(crate) mod job;
+mod persist;
 pub(crate) mod plan;
 pub(crate) mod pool;
 pub(crate) mod quirks;
@@ -26,12 +28,13 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::ftp::listing::EntryKind;
 use crate::ftp::FtpError;
-use crate::local::{self, LocalError, LocalKind, LocalTree, Relation, ScanOptions, Scope};
-use crate::lock::{self, LockError};
+use crate::local::{self, LocalError, LocalKind, LocalTree, ScanOptions, Scope};
+use crate::lock::LockError;
 use crate::report::{self, Change, Failure, Reporter, Summary};
-use crate::state::{self, Record, Seen};
+use crate::state;
 use crate::temp_name::RunToken;
 use job::{Job, JobError, Outcome, WorkerContext};
+use persist::{lock_folder, next_record};
 use plan::{ContentCheck, Op, Phase, Plan, PlanOptions, Protected, RemoteTree};
 use pool::{Dispatcher, Report};
 use schedule::Schedule;
@@ -54,30 +57,6 @@ pub(crate) enum SyncError {
     /// Never taken for a first deploy: that would upload everything, or trust what it should not.
     #[error("cannot read the --checksum manifest {path:?}: {reason}; nothing was changed (repair or remove it; without it ftpsync compares sizes and server hashes)")]
     Manifest { path: String, reason: String },
-}
-
-/// Takes the lock on the remote folder the workers reached, for the rest of the process (see
-/// [`lock`]), and marks this cycle running until the returned mark is dropped. A dry run
-/// changes nothing and takes neither.
-fn lock_folder(config: &Config, ctx: &WorkerContext) -> Result<Option<lock::CycleMark>, SyncError> {
-    let Some(dir) = &config.state_dir else {
-        return Ok(None);
-    };
-    if config.dry_run {
-        return Ok(None);
-    }
-    let key = match ctx.whereabouts.get() {
-        Some((Some(addr), login_dir)) => lock::folder_key(
-            &config.login.user,
-            *addr,
-            login_dir.as_deref(),
-            &config.target.path,
-        ),
-        _ => config.target.state_key(),
-    };
-    let path = state::record_path(dir, &key).with_extension("lock");
-    lock::hold(&path, &config.target.display_url())?;
-    Ok(Some(lock::mark_cycle(dir, &ctx.run_token)?))
 }
 
 /// Runs one sync of `config` over `scope`; `stop` asks it to finish the jobs in flight and end.
@@ -330,33 +309,6 @@ fn spawn_scan(
             Scope::Paths(paths) => local::scan_paths(&root, paths, options),
         }
     })
-}
-
-/// The record of uploads after this cycle: paths it did not look at keep what the record said
-/// of them, unchanged files keep their entry, and the files uploaded get a new one.
-fn next_record(
-    record: &Record,
-    scope: &Scope,
-    plan: &Plan,
-    uploaded: Vec<(String, bool)>,
-    local: &LocalTree,
-) -> Record {
-    let mut next: Record = record
-        .iter()
-        .filter(|(rel, _)| scope.relation(rel) == Relation::Outside)
-        .map(|(rel, seen)| (rel.clone(), *seen))
-        .collect();
-    for rel in &plan.unchanged {
-        if let Some(seen) = record.get(rel) {
-            next.insert(rel.clone(), *seen);
-        }
-    }
-    for (rel, time_set) in uploaded {
-        if let Some(entry) = local.entries.get(&rel) {
-            next.insert(rel, Seen::of(entry, time_set));
-        }
-    }
-    next
 }
 
 /// The state of one run.
