@@ -6,7 +6,9 @@
 //! The engine drives the [`crate::ftp`] layer: [`remote`] lists, [`plan`] decides,
 //! [`schedule`] orders, [`pool`] hands the [`job`]s to the [`worker`]s, each of which owns one
 //! connection and runs [`upload`]s on it; what they learn about the server is in [`quirks`],
-//! what the run keeps for the next one in [`persist`].
+//! what the run keeps for the next one in [`persist`]. When progress is shown, the workers
+//! register each upload's byte counter with the run's [`crate::progress::Tracker`], and the
+//! coordinator counts it done there.
 
 pub(crate) mod checksum;
 pub(crate) mod job;
@@ -30,6 +32,7 @@ use crate::ftp::listing::EntryKind;
 use crate::ftp::FtpError;
 use crate::local::{self, LocalError, LocalKind, LocalTree, ScanOptions, Scope};
 use crate::lock::LockError;
+use crate::progress;
 use crate::report::{self, Change, Failure, Reporter, Summary};
 use crate::state;
 use crate::temp_name::RunToken;
@@ -74,6 +77,7 @@ pub(crate) async fn run(
         .as_ref()
         .map(|d| state::record_path(d, &key));
     let scan = spawn_scan(config, scope);
+    let progress = (config.progress && !config.dry_run).then(Arc::<progress::Tracker>::default);
     let ctx = Arc::new(WorkerContext {
         target: config.target.clone(),
         login: config.login.clone(),
@@ -85,6 +89,7 @@ pub(crate) async fn run(
         stop: stop.clone(),
         run_token: RunToken::new(),
         whereabouts: Default::default(),
+        progress: progress.clone(),
     });
     let mut pool = Dispatcher::start(Arc::clone(&ctx), config.jobs);
     let local = match scan.await.expect("local scan task panicked") {
@@ -130,6 +135,7 @@ pub(crate) async fn run(
         root_missing: false,
         storage_full: None,
         checkpoints: None,
+        progress,
     };
     for problem in &local.problems {
         if problem.is_failure {
@@ -258,7 +264,17 @@ pub(crate) async fn run(
         run.dry_run(&plan);
         Vec::new()
     } else {
-        run.execute(&mut pool, &plan).await
+        // Nothing to upload, nothing to show.
+        let shown = run
+            .progress
+            .clone()
+            .filter(|_| plan.uploads().next().is_some());
+        let shown = shown.map(|p| p.show(plan.uploads()));
+        let uploaded = run.execute(&mut pool, &plan).await;
+        if let Some(shown) = shown {
+            shown.end().await;
+        }
+        uploaded
     };
     pool.finish().await;
     run.summary.drift_repaired = uploaded
@@ -323,6 +339,8 @@ struct Run<'a> {
     storage_full: Option<String>,
     /// `--checksum` (not in a dry run): the manifest as uploads complete.
     checkpoints: Option<checksum::Checkpoints>,
+    /// The uploads' progress, when it is shown.
+    progress: Option<Arc<progress::Tracker>>,
 }
 
 impl Run<'_> {
@@ -332,6 +350,9 @@ impl Run<'_> {
             error: error.to_string(),
         };
         self.reporter.failure(&failure);
+        if let Some(p) = &self.progress {
+            p.dropped(rel);
+        }
         self.summary.failed += 1;
         self.summary.failures.push(failure);
     }
@@ -422,6 +443,9 @@ impl Run<'_> {
             }
             Op::Upload { rel, size, .. } => {
                 let sent = bytes.unwrap_or(*size);
+                if let Some(p) = &self.progress {
+                    p.done(rel, sent);
+                }
                 self.summary.files_uploaded += 1;
                 self.summary.bytes_uploaded += sent;
                 change("upload", rel.clone(), Some(sent))
