@@ -214,6 +214,15 @@ pub struct Cli {
     /// Print only errors and the exit status
     #[arg(help_heading = "Output", short, long)]
     pub quiet: bool,
+
+    /// Show a live progress display on stderr (files, bytes, rate, time left, large files in
+    /// flight); the default when stderr is a terminal, without -q and --json
+    #[arg(help_heading = "Output", long)]
+    pub progress: bool,
+
+    /// Never show the progress display
+    #[arg(help_heading = "Output", long, conflicts_with = "progress")]
+    pub no_progress: bool,
 }
 
 /// What `--generate` writes to stdout.

@@ -49,6 +49,8 @@ pub(crate) struct Config {
     pub(crate) retries: u32,
     /// What to print.
     pub(crate) output: OutputMode,
+    /// Show the live progress display on stderr (`--progress`, or stderr is a terminal).
+    pub(crate) progress: bool,
     /// Folder for the per-target upload record (None: keep no record).
     pub(crate) state_dir: Option<PathBuf>,
     /// Keep mirroring (`--every`, `--watch`); None for one sync.
@@ -158,6 +160,8 @@ pub(crate) struct Environment {
     pub(crate) netrc: Option<PathBuf>,
     /// The state folder (`$XDG_STATE_HOME/ftpsync`).
     pub(crate) state_dir: Option<PathBuf>,
+    /// stderr is a terminal that can show a progress display (not `TERM=dumb`).
+    pub(crate) stderr_terminal: bool,
 }
 
 impl Environment {
@@ -169,6 +173,8 @@ impl Environment {
                 .filter(|p| !p.is_empty()),
             netrc: credentials::default_netrc_path(),
             state_dir: crate::state::default_state_dir(),
+            stderr_terminal: std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("TERM").is_none_or(|t| t != "dumb"),
         }
     }
 }
@@ -279,6 +285,9 @@ impl Config {
                 quiet: cli.quiet,
                 json: cli.json,
             },
+            // Asked for, or on a terminal that nothing else is reading: never in a pipe or file.
+            progress: cli.progress
+                || (!cli.no_progress && env.stderr_terminal && !cli.quiet && !cli.json),
             state_dir: env.state_dir.clone(),
             periodic: match (cli.every, cli.watch) {
                 (every, true) => Some(Periodic {
@@ -390,6 +399,25 @@ mod tests {
             ..Environment::default()
         };
         Config::from_cli(cli, &env)
+    }
+
+    #[test]
+    fn progress_shows_on_a_terminal_unless_told_or_quiet_or_json() {
+        let progress = |args: &[&str], terminal: bool| {
+            let cli = Cli::try_parse_from(["ftpsync"].iter().chain(args).chain(&[".", "ftp://h/"]));
+            let env = Environment {
+                password: Some("pw".into()),
+                stderr_terminal: terminal,
+                ..Environment::default()
+            };
+            Config::from_cli(cli.unwrap(), &env).unwrap().progress
+        };
+        assert!(progress(&[], true));
+        assert!(!progress(&[], false), "never in a pipe or a file");
+        for quiet in [&["-q"][..], &["--json"], &["--no-progress"]] {
+            assert!(!progress(quiet, true), "{quiet:?}");
+        }
+        assert!(progress(&["--progress"], false));
     }
 
     #[test]

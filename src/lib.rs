@@ -10,7 +10,8 @@
 //!   [`config::Config`], and the login;
 //! - [`state`], [`lock`], [`temp_name`] and [`manifest`]: what persists between runs and on
 //!   the server;
-//! - [`report`] and [`exit_codes`]: what the user and scripts see;
+//! - [`report`] and [`exit_codes`]: what the user and scripts see; [`progress`]: the live
+//!   display on a terminal;
 //! - [`periodic`]: keeping a folder mirrored, on a clock or on changes;
 //! - [`shutdown`]: Ctrl-C and SIGTERM.
 //!
@@ -29,6 +30,7 @@ mod lock;
 mod manifest;
 mod periodic;
 mod profile;
+mod progress;
 mod report;
 mod shutdown;
 mod state;

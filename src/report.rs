@@ -4,6 +4,8 @@
 //! Everything printed here (and the log lines, through [`LogWriter`]) goes through
 //! [`escape_controls`]: server replies and remote names are untrusted, and local names may hold
 //! newlines, so none of it reaches the terminal raw and every message stays on one line.
+//! While the progress display is up, all of it is printed above the display (see
+//! [`above`]).
 
 use std::borrow::Cow;
 use std::ffi::OsString;
@@ -14,6 +16,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::exit_codes::ExitCode;
+use crate::progress::display::above;
 
 /// How much to print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -110,16 +113,19 @@ impl Reporter {
         if self.mode.quiet {
             return;
         }
-        if self.mode.json {
-            let _ = writeln!(std::io::stderr().lock(), "{line}");
-        } else {
-            let _ = writeln!(std::io::stdout().lock(), "{line}");
-        }
+        above(|| {
+            if self.mode.json {
+                let _ = writeln!(std::io::stderr().lock(), "{line}");
+            } else {
+                let _ = writeln!(std::io::stdout().lock(), "{line}");
+            }
+        });
     }
 
     /// A path that failed; always shown, on stderr.
     pub(crate) fn failure(&self, failure: &Failure) {
-        let _ = writeln!(std::io::stderr().lock(), "{}", failure_line(failure));
+        let line = failure_line(failure);
+        let _ = above(|| writeln!(std::io::stderr().lock(), "{line}"));
     }
 
     /// Something worth knowing that is not a failure.
@@ -156,14 +162,16 @@ impl Reporter {
         if self.mode.json {
             print_json_line(s);
         } else if !self.mode.quiet {
-            let _ = writeln!(std::io::stdout().lock(), "{}", summary_line(s));
+            let line = summary_line(s);
+            let _ = above(|| writeln!(std::io::stdout().lock(), "{line}"));
         }
     }
 }
 
 /// Writes `value` to stdout as one JSON line: every JSON object ftpsync prints goes out here.
 fn print_json_line(value: &impl Serialize) {
-    let _ = writeln!(std::io::stdout().lock(), "{}", json_line(value));
+    let line = json_line(value);
+    let _ = above(|| writeln!(std::io::stdout().lock(), "{line}"));
 }
 
 /// `value` as compact JSON with the characters a terminal or a reader could act on escaped as
@@ -190,11 +198,8 @@ fn json_line(value: &impl Serialize) -> String {
 /// Prints `ftpsync: MESSAGE` on stderr as one line, control characters escaped; a closed stderr
 /// is ignored.
 pub(crate) fn print_error_line(message: &str) {
-    let _ = writeln!(
-        std::io::stderr().lock(),
-        "ftpsync: {}",
-        escape_controls(message)
-    );
+    let message = escape_controls(message);
+    let _ = above(|| writeln!(std::io::stderr().lock(), "ftpsync: {message}"));
 }
 
 /// `text` safe to show on a terminal, on one line: control characters (C0, DEL, C1) and the
@@ -320,7 +325,7 @@ impl Drop for LogLine {
         };
         match &self.1 {
             LogWriter::Stderr => {
-                let _ = std::io::stderr().lock().write_all(line.as_bytes());
+                let _ = above(|| std::io::stderr().lock().write_all(line.as_bytes()));
             }
             LogWriter::File(file) => {
                 let mut file = file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

@@ -87,4 +87,14 @@ pub(crate) struct WorkerContext {
     pub(crate) stop: CancellationToken,
     /// What the workers learnt about the server so far.
     pub(crate) quirks: ServerQuirks,
+    /// The uploads' progress, when it is shown.
+    pub(crate) progress: Option<std::sync::Arc<crate::progress::Tracker>>,
+}
+
+impl WorkerContext {
+    /// A try at uploading `rel` from `offset` begins: the counter for its bytes, if anyone
+    /// watches.
+    pub(crate) fn sending(&self, rel: &str, offset: u64) -> Option<crate::ftp::Sent> {
+        self.progress.as_ref().map(|t| t.sending(rel, offset))
+    }
 }

@@ -5,10 +5,14 @@
 //!
 //! The engine drives the [`crate::ftp`] layer: [`remote`] lists, [`plan`] decides,
 //! [`schedule`] orders, [`pool`] hands the [`job`]s to the [`worker`]s, each of which owns one
-//! connection and runs [`upload`]s on it; what they learn about the server is in [`quirks`].
+//! connection and runs [`upload`]s on it; what they learn about the server is in [`quirks`],
+//! what the run keeps for the next one in [`persist`]. When progress is shown, the workers
+//! register each upload's byte counter with the run's [`crate::progress::Tracker`], and the
+//! coordinator counts it done there.
 
 pub(crate) mod checksum;
 pub(crate) mod job;
+mod persist;
 pub(crate) mod plan;
 pub(crate) mod pool;
 pub(crate) mod quirks;
@@ -27,12 +31,14 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::ftp::listing::EntryKind;
 use crate::ftp::FtpError;
-use crate::local::{self, LocalError, LocalKind, LocalTree, Relation, ScanOptions, Scope};
-use crate::lock::{self, LockError};
+use crate::local::{self, LocalError, LocalKind, LocalTree, ScanOptions, Scope};
+use crate::lock::LockError;
+use crate::progress;
 use crate::report::{self, Failure, Reporter, Summary};
-use crate::state::{self, Record, Seen};
+use crate::state;
 use crate::temp_name::RunToken;
 use job::{Job, JobError, Outcome, WorkerContext};
+use persist::{lock_folder, next_record};
 use plan::{ContentCheck, Op, Phase, Plan, PlanOptions, Protected, RemoteTree};
 use pool::{Dispatcher, Report};
 use schedule::Schedule;
@@ -59,30 +65,6 @@ pub(crate) enum SyncError {
     ManifestWrite { path: String, reason: String },
 }
 
-/// Takes the lock on the remote folder the workers reached, for the rest of the process (see
-/// [`lock`]), and marks this cycle running until the returned mark is dropped. A dry run
-/// changes nothing and takes neither.
-fn lock_folder(config: &Config, ctx: &WorkerContext) -> Result<Option<lock::CycleMark>, SyncError> {
-    let Some(dir) = &config.state_dir else {
-        return Ok(None);
-    };
-    if config.dry_run {
-        return Ok(None);
-    }
-    let key = match ctx.whereabouts.get() {
-        Some((Some(addr), login_dir)) => lock::folder_key(
-            &config.login.user,
-            *addr,
-            login_dir.as_deref(),
-            &config.target.path,
-        ),
-        _ => config.target.state_key(),
-    };
-    let path = state::record_path(dir, &key).with_extension("lock");
-    lock::hold(&path, &config.target.display_url())?;
-    Ok(Some(lock::mark_cycle(dir, &ctx.run_token)?))
-}
-
 /// Runs one sync of `config` over `scope`; `stop` asks it to finish the jobs in flight and end.
 pub(crate) async fn run(
     config: &Config,
@@ -98,6 +80,7 @@ pub(crate) async fn run(
         .as_ref()
         .map(|d| state::record_path(d, &key));
     let scan = spawn_scan(config, scope);
+    let progress = (config.progress && !config.dry_run).then(Arc::<progress::Tracker>::default);
     let ctx = Arc::new(WorkerContext {
         target: config.target.clone(),
         login: config.login.clone(),
@@ -109,6 +92,7 @@ pub(crate) async fn run(
         stop: stop.clone(),
         run_token: RunToken::new(),
         whereabouts: Default::default(),
+        progress: progress.clone(),
     });
     let mut pool = Dispatcher::start(Arc::clone(&ctx), config.jobs);
     let local = match scan.await.expect("local scan task panicked") {
@@ -154,6 +138,7 @@ pub(crate) async fn run(
         root_missing: false,
         storage_full: None,
         checkpoints: None,
+        progress,
     };
     for problem in &local.problems {
         if problem.is_failure {
@@ -288,7 +273,17 @@ pub(crate) async fn run(
         pool.finish().await;
         return Err(e);
     } else {
-        run.execute(&mut pool, &plan).await
+        // Nothing to upload, nothing to show.
+        let shown = run
+            .progress
+            .clone()
+            .filter(|_| plan.uploads().next().is_some());
+        let shown = shown.map(|p| p.show(plan.uploads()));
+        let uploaded = run.execute(&mut pool, &plan).await;
+        if let Some(shown) = shown {
+            shown.end().await;
+        }
+        uploaded
     };
     pool.finish().await;
     run.summary.drift_repaired = uploaded
@@ -341,33 +336,6 @@ fn spawn_scan(
     })
 }
 
-/// The record of uploads after this cycle: paths it did not look at keep what the record said
-/// of them, unchanged files keep their entry, and the files uploaded get a new one.
-fn next_record(
-    record: &Record,
-    scope: &Scope,
-    plan: &Plan,
-    uploaded: Vec<(String, bool)>,
-    local: &LocalTree,
-) -> Record {
-    let mut next: Record = record
-        .iter()
-        .filter(|(rel, _)| scope.relation(rel) == Relation::Outside)
-        .map(|(rel, seen)| (rel.clone(), *seen))
-        .collect();
-    for rel in &plan.unchanged {
-        if let Some(seen) = record.get(rel) {
-            next.insert(rel.clone(), *seen);
-        }
-    }
-    for (rel, time_set) in uploaded {
-        if let Some(entry) = local.entries.get(&rel) {
-            next.insert(rel, Seen::of(entry, time_set));
-        }
-    }
-    next
-}
-
 /// The state of one run.
 struct Run<'a> {
     config: &'a Config,
@@ -380,6 +348,8 @@ struct Run<'a> {
     storage_full: Option<String>,
     /// `--checksum` (not in a dry run): the manifest as uploads complete.
     checkpoints: Option<checksum::Checkpoints>,
+    /// The uploads' progress, when it is shown.
+    progress: Option<Arc<progress::Tracker>>,
 }
 
 impl Run<'_> {
@@ -389,6 +359,9 @@ impl Run<'_> {
             error: error.to_string(),
         };
         self.reporter.failure(&failure);
+        if let Some(p) = &self.progress {
+            p.dropped(rel);
+        }
         self.summary.failed += 1;
         self.summary.failures.push(failure);
     }

@@ -137,6 +137,14 @@ pub(crate) struct Plan {
 }
 
 impl Plan {
+    /// The files this plan uploads (path relative to the root, size).
+    pub(crate) fn uploads(&self) -> impl Iterator<Item = (String, u64)> + '_ {
+        self.actions.iter().filter_map(|a| match &a.op {
+            Op::Upload { rel, size, .. } => Some((rel.clone(), *size)),
+            _ => None,
+        })
+    }
+
     /// Remote entries this plan deletes (type changes included; leftover temporary files,
     /// which are not the user's, are not counted).
     pub(crate) fn deletions(&self) -> u64 {

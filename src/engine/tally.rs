@@ -45,6 +45,9 @@ impl Run<'_> {
             }
             Op::Upload { rel, size, .. } => {
                 let sent = bytes.unwrap_or(*size);
+                if let Some(p) = &self.progress {
+                    p.done(rel, sent);
+                }
                 self.summary.files_uploaded += 1;
                 self.summary.bytes_uploaded += sent;
                 change("upload", rel.clone(), Some(sent))

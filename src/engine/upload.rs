@@ -33,6 +33,7 @@ pub(crate) async fn upload_job(
         ));
     }
     let file = FileUpload {
+        rel: rel.to_string(),
         remote: ctx.target.remote_path(rel),
         local: ctx.local_root.join(rel),
         size,
@@ -56,6 +57,8 @@ pub(crate) fn local_version(path: &Path) -> Result<Version, JobError> {
 
 /// A file to upload: where it goes, where it is, and what the plan saw of it.
 pub(crate) struct FileUpload {
+    /// Relative to the local root (and the remote folder).
+    pub(crate) rel: String,
     pub(crate) remote: String,
     pub(crate) local: PathBuf,
     pub(crate) size: u64,
@@ -166,7 +169,10 @@ pub(crate) async fn sequential(
     offset: u64,
     before: Version,
 ) -> Result<Outcome, UploadError> {
-    let sent = conn.upload(stored_as, &file.local, offset).await?;
+    let progress = ctx.sending(&file.rel, offset);
+    let sent = conn
+        .upload(stored_as, &file.local, offset, progress.as_ref())
+        .await?;
     if local_version(&file.local).ok() != Some(before) {
         return Err(UploadError::Changed);
     }
@@ -199,6 +205,7 @@ pub(crate) fn pipelined_upload(
         expect_size: conn.features.size.then_some(before.0),
         set_time: known.setter().map(|how| how.command(file.mtime, stored_as)),
         version: before,
+        progress: ctx.sending(&file.rel, offset),
     }
 }
 

@@ -60,6 +60,8 @@ pub(crate) struct Upload {
     pub(crate) set_time: Option<String>,
     /// The local file when the upload began: a file that changed meanwhile is not put in place.
     pub(crate) version: Version,
+    /// Counts the bytes as they go, for a progress display (None: nobody watches).
+    pub(crate) progress: Option<super::data::Sent>,
 }
 
 /// An upload whose bytes the server confirmed (226), not yet checked and renamed.

@@ -1,9 +1,14 @@
 //! A file's bytes over a passive data connection, from a blocking thread with sendfile(2) on
 //! Linux: the bytes go from the page cache to the socket without passing through this process,
 //! and each write waits at most the timeout.
+//!
+//! Whoever shows progress may pass a [`Sent`] counter with a transfer: the bytes are added to
+//! it as they go (per sendfile(2) call, capped at [`SENDFILE_STEP`], or per buffer written).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use suppaftp::tokio_rustls::client::TlsStream;
@@ -13,6 +18,16 @@ use tokio_util::either::Either;
 
 use super::channel::{open_data, DataTls};
 use super::error::{within, FtpError, UploadError};
+
+/// The bytes of one transfer sent so far, for a progress display; the protocol only adds to it.
+pub(crate) type Sent = Arc<AtomicU64>;
+
+/// Adds `n` bytes sent to `progress`, if anyone watches.
+fn add(progress: Option<&AtomicU64>, n: u64) {
+    if let Some(counter) = progress {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
 
 /// Where a transfer's bytes go: the passive address, how the data connection is secured, and
 /// the transfer command (for messages).
@@ -25,7 +40,7 @@ pub(crate) struct Destination<'a> {
 
 /// Opens the data connection and sends the bytes of `local` from `offset` as soon as it is open
 /// (the transfer command is on its way), then closes it; `size` is the file's size when its
-/// upload began. Returns the bytes sent.
+/// upload began. Returns the bytes sent; `progress` counts them as they go.
 ///
 /// On plain FTP the copy runs with sendfile(2) on Linux (see [`copy_to_socket`]): the bytes
 /// never pass through this process; large files are copied on a blocking thread. Over TLS the
@@ -38,6 +53,7 @@ pub(crate) async fn send_file(
     size: u64,
     to: Destination<'_>,
     timeout: Duration,
+    progress: Option<&Sent>,
 ) -> Result<u64, UploadError> {
     let command = to.command;
     let lost = |e: std::io::Error| {
@@ -49,19 +65,23 @@ pub(crate) async fn send_file(
     let data = match open_data(to.addr, command, to.tls, timeout).await? {
         Either::Left(plain) => plain,
         Either::Right(secured) => {
-            return send_secure(local, offset, size, command, secured, timeout).await
+            let progress = progress.map(|p| &**p);
+            return send_secure(local, offset, size, command, secured, timeout, progress).await;
         }
     };
     #[cfg(target_os = "linux")]
     if size.saturating_sub(offset) <= INLINE_MAX {
-        return send_inline(local, offset, command, data, timeout).await;
+        let progress = progress.map(|p| &**p);
+        return send_inline(local, offset, command, data, timeout, progress).await;
     }
     let data = data.into_std().map_err(lost)?;
     data.set_nonblocking(false).map_err(lost)?;
     data.set_write_timeout(Some(timeout)).map_err(lost)?;
     let _guard = ShutdownOnDrop(data.try_clone().map_err(lost)?);
     let local = PathBuf::from(local);
-    let copy = tokio::task::spawn_blocking(move || copy_file(&local, offset, data));
+    let progress = progress.cloned();
+    let copy =
+        tokio::task::spawn_blocking(move || copy_file(&local, offset, data, progress.as_deref()));
     match copy.await {
         Ok(Ok(sent)) => Ok(sent),
         Ok(Err(CopyError::Local(e))) => Err(UploadError::Local(e)),
@@ -85,6 +105,7 @@ async fn send_secure(
     command: &str,
     mut data: TlsStream<TcpStream>,
     timeout: Duration,
+    progress: Option<&AtomicU64>,
 ) -> Result<u64, UploadError> {
     use tokio::io::AsyncSeekExt;
     let sent = if size.saturating_sub(offset) <= INLINE_MAX {
@@ -93,7 +114,10 @@ async fn send_secure(
                 let write = async { data.write_all(&bytes).await.map_err(io_lost) };
                 within(timeout, command, write)
                     .await
-                    .map(|()| bytes.len() as u64)
+                    .map(|()| {
+                        add(progress, bytes.len() as u64);
+                        bytes.len() as u64
+                    })
                     .map_err(UploadError::from)
             }
             Err(e) => Err(UploadError::Local(e)),
@@ -105,7 +129,7 @@ async fn send_secure(
             Ok(file)
         };
         match open.await {
-            Ok(mut file) => send_bytes(&mut file, &mut data, timeout, command).await,
+            Ok(mut file) => send_bytes(&mut file, &mut data, timeout, command, progress).await,
             Err(e) => Err(UploadError::Local(e)),
         }
     };
@@ -141,12 +165,13 @@ pub(crate) fn io_lost(e: std::io::Error) -> suppaftp::FtpError {
 }
 
 /// Copies `file` to the data connection `data`; every write is bounded by `timeout` (a stalled
-/// server must not hang the upload). Returns the bytes sent.
+/// server must not hang the upload). Returns the bytes sent, counted in `progress` per chunk.
 pub(crate) async fn send_bytes<W: tokio::io::AsyncWrite + Unpin>(
     file: &mut tokio::fs::File,
     data: &mut W,
     timeout: Duration,
     operation: &str,
+    progress: Option<&AtomicU64>,
 ) -> Result<u64, UploadError> {
     let mut buf = vec![0u8; UPLOAD_CHUNK];
     let mut sent = 0u64;
@@ -158,6 +183,7 @@ pub(crate) async fn send_bytes<W: tokio::io::AsyncWrite + Unpin>(
         let write = async { data.write_all(&buf[..n]).await.map_err(io_lost) };
         within(timeout, operation, write).await?;
         sent += n as u64;
+        add(progress, n as u64);
     }
 }
 
@@ -174,6 +200,7 @@ async fn send_inline(
     command: &str,
     mut data: TcpStream,
     timeout: Duration,
+    progress: Option<&AtomicU64>,
 ) -> Result<u64, UploadError> {
     let lost = |e: std::io::Error| -> UploadError {
         FtpError::Connection {
@@ -203,7 +230,10 @@ async fn send_inline(
         });
         match step {
             Ok(0) => break,
-            Ok(n) => sent += n as u64,
+            Ok(n) => {
+                sent += n as u64;
+                add(progress, n as u64);
+            }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(e) if sent == 0 && matches!(e.raw_os_error(), Some(22 | 38)) => {
                 // EINVAL, ENOSYS: no sendfile from this file system; through a buffer then.
@@ -216,6 +246,7 @@ async fn send_inline(
                 };
                 within(timeout, command.to_string(), write).await?;
                 sent = rest.len() as u64;
+                add(progress, sent);
                 break;
             }
             Err(e) => return Err(lost(e)),
@@ -244,6 +275,7 @@ fn copy_file(
     local: &std::path::Path,
     offset: u64,
     mut data: std::net::TcpStream,
+    progress: Option<&AtomicU64>,
 ) -> Result<u64, CopyError> {
     let mut file = match open_at(local, offset) {
         Ok(file) => file,
@@ -252,25 +284,39 @@ fn copy_file(
             return Err(CopyError::Local(e));
         }
     };
-    let sent = copy_to_socket(&mut file, &mut data).map_err(CopyError::Socket)?;
+    let sent = copy_to_socket(&mut file, &mut data, progress).map_err(CopyError::Socket)?;
     data.shutdown(std::net::Shutdown::Write)
         .map_err(CopyError::Socket)?;
     Ok(sent)
 }
 
+/// The most one sendfile(2) call sends when someone watches the progress: a 3 GB file then
+/// moves the counter every few MiB instead of once per GiB.
+const SENDFILE_STEP: usize = 8 << 20;
+
 /// Sends the rest of `file` to `data`: with sendfile(2) on Linux (the bytes go from the page
-/// cache to the socket without passing through this process), else through a buffer.
+/// cache to the socket without passing through this process), else through a buffer; the bytes
+/// are added to `progress` as they go.
 fn copy_to_socket(
     file: &mut std::fs::File,
     data: &mut std::net::TcpStream,
+    progress: Option<&AtomicU64>,
 ) -> std::io::Result<u64> {
     #[cfg(target_os = "linux")]
     {
+        let step = if progress.is_some() {
+            SENDFILE_STEP
+        } else {
+            1 << 30
+        };
         let mut sent = 0u64;
         loop {
-            match rustix::fs::sendfile(&*data, &*file, None, 1 << 30) {
+            match rustix::fs::sendfile(&*data, &*file, None, step) {
                 Ok(0) => return Ok(sent),
-                Ok(n) => sent += n as u64,
+                Ok(n) => {
+                    sent += n as u64;
+                    add(progress, n as u64);
+                }
                 Err(rustix::io::Errno::INTR) => {}
                 // A file system without sendfile support: nothing was sent yet.
                 Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) if sent == 0 => break,
@@ -289,6 +335,7 @@ fn copy_to_socket(
         };
         std::io::Write::write_all(data, &buf[..n])?;
         sent += n as u64;
+        add(progress, n as u64);
     }
 }
 
@@ -314,4 +361,65 @@ fn open_at(local: &std::path::Path, offset: u64) -> std::io::Result<std::fs::Fil
     let mut file = std::fs::File::open(local)?;
     file.seek(std::io::SeekFrom::Start(offset))?;
     Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A local file of `len` bytes.
+    fn file_of(len: usize) -> tempfile::NamedTempFile {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut file, &vec![9u8; len]).unwrap();
+        file
+    }
+
+    #[test]
+    fn a_sendfile_copy_moves_the_counter_while_the_file_goes() {
+        let len = 4 * SENDFILE_STEP + 123;
+        let local = file_of(len);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let counter = Arc::new(AtomicU64::new(0));
+        let watched = Arc::clone(&counter);
+        let reader = std::thread::spawn(move || {
+            let (mut peer, _) = listener.accept().unwrap();
+            let mut first = vec![0u8; SENDFILE_STEP + 1];
+            std::io::Read::read_exact(&mut peer, &mut first).unwrap();
+            // More than the socket buffers hold is still to come: the copy is under way.
+            let waited = std::time::Instant::now();
+            let mut midway = watched.load(Ordering::Relaxed);
+            while midway == 0 && waited.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(5));
+                midway = watched.load(Ordering::Relaxed);
+            }
+            let mut rest = Vec::new();
+            std::io::Read::read_to_end(&mut peer, &mut rest).unwrap();
+            (midway, first.len() + rest.len())
+        });
+        let data = std::net::TcpStream::connect(addr).unwrap();
+        let sent = copy_file(local.path(), 0, data, Some(&counter));
+        assert!(matches!(sent, Ok(n) if n == len as u64));
+        assert_eq!(counter.load(Ordering::Relaxed), len as u64);
+        let (midway, received) = reader.join().unwrap();
+        assert_eq!(received, len);
+        assert!(
+            (1..len as u64).contains(&midway),
+            "the counter moved only at the end: {midway}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_buffered_copy_adds_each_chunk_to_the_counter() {
+        let len = 3 * UPLOAD_CHUNK + 7;
+        let local = file_of(len);
+        let mut file = tokio::fs::File::open(local.path()).await.unwrap();
+        let mut out = Vec::new();
+        let counter = AtomicU64::new(0);
+        let timeout = Duration::from_secs(5);
+        let sent = send_bytes(&mut file, &mut out, timeout, "STOR x", Some(&counter)).await;
+        assert!(matches!(sent, Ok(n) if n == len as u64));
+        assert_eq!(counter.load(Ordering::Relaxed), len as u64);
+        assert_eq!(out.len(), len);
+    }
 }

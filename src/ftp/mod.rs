@@ -18,6 +18,7 @@ use tokio::io::AsyncSeekExt;
 
 use channel::{Control, Stream};
 use data::send_bytes;
+pub(crate) use data::Sent;
 
 pub(crate) use error::{secure_detail, within};
 pub(crate) use error::{FtpError, UploadError};
@@ -271,13 +272,14 @@ impl Connection {
     }
 
     /// Stores the local file `local` at `path`, from byte `offset` on (appended with APPE when
-    /// `offset` > 0); returns the bytes sent. Each wait on the network (opening, every chunk,
-    /// the final reply) is bounded by the timeout.
+    /// `offset` > 0); returns the bytes sent, counted in `progress` as they go. Each wait on the
+    /// network (opening, every chunk, the final reply) is bounded by the timeout.
     pub(crate) async fn upload(
         &mut self,
         path: &str,
         local: &Path,
         offset: u64,
+        progress: Option<&Sent>,
     ) -> Result<u64, UploadError> {
         self.keep_session_resumable().await?;
         let mut file = tokio::fs::File::open(local)
@@ -296,7 +298,8 @@ impl Connection {
         };
         // On a local read error the stream is dropped unfinished; suppaftp reads the
         // transfer's reply before the next command, so the connection stays in sync.
-        let sent = send_bytes(&mut file, &mut data, self.timeout, &operation).await?;
+        let progress = progress.map(|p| &**p);
+        let sent = send_bytes(&mut file, &mut data, self.timeout, &operation, progress).await?;
         within(self.timeout, operation, data.finish()).await?;
         Ok(sent)
     }

@@ -8,6 +8,7 @@ mod faults_selftest;
 mod ftps;
 mod interrupt;
 mod periodic;
+mod progress;
 mod real_servers;
 mod safety;
 mod support;

@@ -173,6 +173,28 @@ fn every_period_changes_reach_the_server_within_one_period() {
 }
 
 #[test]
+fn with_progress_each_cycle_shows_its_own_display() {
+    let server = FtpServer::start();
+    let local = Tree::new();
+    local.write("a.txt", "one");
+    let args = ["--every", "1s", "--progress"];
+    let mirror = Mirror::start(&local, &server.url("site"), &args);
+    assert_eq!(
+        mirror.next_cycle(Duration::from_secs(30))["files_uploaded"],
+        1
+    );
+    local.write("b.txt", "two");
+    local.write("c.txt", "three");
+    let cycle = mirror.cycle_with_changes(Duration::from_secs(5));
+    assert_eq!(cycle["files_uploaded"], 2, "{cycle}");
+    assert_mirror(local.path(), &server.remote_dir("site"));
+    let stderr = mirror.stderr_so_far();
+    assert!(stderr.contains("files 0/1 ["), "{stderr}");
+    assert!(stderr.contains("files 0/2 ["), "{stderr}");
+    assert_eq!(mirror.terminate(), Some(0), "a clean stop exits 0");
+}
+
+#[test]
 fn with_checksum_each_cycle_updates_the_manifest() {
     let server = FtpServer::start();
     let local = Tree::new();

@@ -47,6 +47,7 @@ impl Worker {
             known => known.setter(),
         };
         let file = FileUpload {
+            rel: rel.clone(),
             remote: ctx.target.remote_path(rel),
             local: ctx.local_root.join(rel),
             size: *size,
@@ -62,6 +63,7 @@ impl Worker {
             offset: 0,
             expect_size: conn.features.size.then_some(version.0),
             version,
+            progress: ctx.sending(rel, 0),
         };
         Some((file, up))
     }
