@@ -113,10 +113,13 @@ impl Drop for Mirror {
 }
 
 /// Waits (bounded) until `remote` mirrors `local`.
-fn converges(local: &Tree, remote: &std::path::Path, within: Duration) {
+fn converges(mirror: &Mirror, local: &Tree, remote: &std::path::Path, within: Duration) {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline && contents(local.path()) != contents(remote) {
         std::thread::sleep(Duration::from_millis(50));
+    }
+    if contents(local.path()) != contents(remote) {
+        eprintln!("ftpsync's stderr so far:\n{}", mirror.stderr_so_far());
     }
     assert_mirror(local.path(), remote);
 }
@@ -309,7 +312,12 @@ fn watch_mirrors_creations_changes_deletions_and_renames() {
     local.write("new/deep/n.txt", "n");
     local.remove("old");
     std::fs::rename(local.join("keep"), local.join("kept")).unwrap();
-    converges(&local, &server.remote_dir(""), Duration::from_secs(10));
+    converges(
+        &mirror,
+        &local,
+        &server.remote_dir(""),
+        Duration::from_secs(10),
+    );
     drop(mirror);
 }
 
@@ -323,7 +331,12 @@ fn a_burst_of_writes_gives_few_cycles() {
     for i in 0..1000 {
         local.write(&format!("burst/{}/f{i}.txt", i % 10), format!("{i}"));
     }
-    converges(&local, &server.remote_dir(""), Duration::from_secs(30));
+    converges(
+        &mirror,
+        &local,
+        &server.remote_dir(""),
+        Duration::from_secs(30),
+    );
     let cycles = mirror.cycles.try_iter().count();
     assert!(
         (1..=3).contains(&cycles),
@@ -476,7 +489,7 @@ fn watch_survives_the_local_folder_being_removed_and_created_again() {
     let mirror = Mirror::start(
         &local,
         &server.url(""),
-        &["--watch", "--debounce", "200ms", "--delete"],
+        &["--watch", "--debounce", "200ms", "--delete", "-v"],
     );
     mirror.next_cycle(Duration::from_secs(30));
     std::fs::remove_dir_all(local.path()).unwrap();
@@ -490,7 +503,17 @@ fn watch_survives_the_local_folder_being_removed_and_created_again() {
     std::fs::create_dir_all(&staging).unwrap();
     std::fs::write(staging.join("b.txt"), "back").unwrap();
     std::fs::rename(&staging, local.path()).unwrap();
-    converges(&local, &server.remote_dir(""), Duration::from_secs(60));
+    converges(
+        &mirror,
+        &local,
+        &server.remote_dir(""),
+        Duration::from_secs(60),
+    );
     local.write("c.txt", "and watched again");
-    converges(&local, &server.remote_dir(""), Duration::from_secs(60));
+    converges(
+        &mirror,
+        &local,
+        &server.remote_dir(""),
+        Duration::from_secs(60),
+    );
 }
