@@ -67,9 +67,32 @@ impl ChangeWatcher {
         Ok(())
     }
 
-    /// Whether the folder at the path is the one being watched.
+    /// Whether the folder at the path is the one being watched. (A folder made again after the
+    /// watched one was removed can get the same inode number: the watch is dropped as soon as
+    /// the removal is seen, see [`ChangeWatcher::disarm`].)
     fn is_armed(&self) -> bool {
-        self.watched.is_some() && folder_id(&self.path) == self.watched
+        self._watcher.is_some() && self.watched.is_some() && folder_id(&self.path) == self.watched
+    }
+
+    /// Drops the watch: the watched folder itself was removed or moved away. The next call
+    /// waits for a folder at the path and watches it.
+    fn disarm(&mut self) {
+        self._watcher = None;
+        self.watched = None;
+    }
+
+    /// Whether `event` removes or moves the watched folder itself.
+    fn removes_root(&self, event: &notify::Result<notify::Event>) -> bool {
+        let Ok(event) = event else { return false };
+        let gone = matches!(
+            event.kind,
+            notify::EventKind::Remove(_)
+                | notify::EventKind::Modify(notify::event::ModifyKind::Name(_))
+        );
+        gone && event
+            .paths
+            .iter()
+            .any(|p| *p == self.path || *p == self.root)
     }
 
     /// Waits for the next change, then for `debounce` of quiet, and returns what changed.
@@ -78,6 +101,7 @@ impl ChangeWatcher {
     pub(crate) async fn next_batch(&mut self, debounce: Duration) -> Option<Scope> {
         if !self.is_armed() {
             let was_watching = self._watcher.take().is_some();
+            self.watched = None;
             if was_watching && folder_id(&self.path).is_none() {
                 // A cycle now says the folder is gone (and, without it, does nothing).
                 return Some(Scope::Everything);
@@ -93,7 +117,14 @@ impl ChangeWatcher {
             return Some(Scope::Everything);
         }
         let mut batch = Batch::default();
-        while !batch.add(&self.root, self.events.recv().await?) {}
+        let mut root_gone = false;
+        loop {
+            let event = self.events.recv().await?;
+            root_gone |= self.removes_root(&event);
+            if batch.add(&self.root, event) {
+                break;
+            }
+        }
         let deadline = tokio::time::Instant::now() + MAX_BATCH_WAIT;
         // Only changes restart the quiet time: reads (ours, or anyone's) do not.
         let mut quiet_until = tokio::time::Instant::now() + debounce;
@@ -101,6 +132,7 @@ impl ChangeWatcher {
             tokio::select! {
                 event = self.events.recv() => match event {
                     Some(event) => {
+                        root_gone |= self.removes_root(&event);
                         if batch.add(&self.root, event) {
                             quiet_until = tokio::time::Instant::now() + debounce;
                         }
@@ -109,6 +141,9 @@ impl ChangeWatcher {
                 },
                 _ = tokio::time::sleep_until(quiet_until.min(deadline)) => break,
             }
+        }
+        if root_gone {
+            self.disarm();
         }
         Some(batch.into_scope())
     }
