@@ -59,6 +59,7 @@ TREES = ["site", "deep", "large", "seed"]
 OPS = ["first", "rerun", "mutate"]
 # The CI redeploy cells (--ci): a first deploy, then a fresh checkout with 5% changed.
 CI_OPS = ["ci-first", "ci"]
+MANIFEST = ".ftpsync-manifest.json"  # ftpsync's, with --checksum
 
 
 def fresh_checkout(tree, dest, ctx):
@@ -282,8 +283,9 @@ def prepare_remote(inst, remote_rel):
     return server_dir
 
 
-def mirror_check(local, server_dir):
-    p = subprocess.run(["diff", "-r", "-q", "--no-dereference", str(local), str(server_dir)],
+def mirror_check(local, server_dir, ignore=()):
+    excludes = [arg for name in ignore for arg in ("-x", name)]
+    p = subprocess.run(["diff", "-r", "-q", "--no-dereference", *excludes, str(local), str(server_dir)],
                        capture_output=True, text=True, check=False)
     lines = [l for l in (p.stdout + p.stderr).splitlines() if l.strip()]
     return {"mirror_ok": p.returncode == 0 and not lines, "diff_lines": len(lines),
@@ -306,7 +308,9 @@ def run_op(ctx, inst, rtt, tree, tool, op, local, remote_rel, server_dir, expect
     cell["server_log"] = inst.uploads_since(offsets[0])
     cell["tls"] = inst.tls_since(offsets[1])
     cell["expected_uploads"] = expected
-    cell.update(mirror_check(local, server_dir))
+    # --checksum keeps its manifest in the remote folder: not a difference from the local tree.
+    ignore = [MANIFEST] if ctx.get("ci") and tool == "ftpsync" else []
+    cell.update(mirror_check(local, server_dir, ignore))
     if tool == "ftpsync":
         try:
             cell["ftpsync_json"] = json.loads(Path(out).read_text().strip().splitlines()[-1])

@@ -303,7 +303,9 @@ def ci_markdown(results):
     out.append("ftpsync runs with `--checksum` (its manifest on the server written by the first deploy); "
                "lftp (`mirror -R`) and rclone (`sync`) compare sizes and times, and every time is new "
                "in a fresh checkout. \"changed\" counts the files the 5% mutation changed or added; "
-               "the uploads are counted from the server's transfer log.\n")
+               "the uploads are counted from the server's transfer log, ftpsync's with the writes of "
+               "its manifest (two: the entries of the files about to change dropped first, then the "
+               "new manifest), which the mirror check leaves out.\n")
     out.append(machine_md(results))
     return "\n".join(out)
 
