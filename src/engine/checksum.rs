@@ -282,8 +282,11 @@ struct Pending {
 pub(crate) struct Checkpoints {
     /// Where it goes (as FTP commands name it).
     path: String,
-    /// Whether the server had one when the run began (as read).
+    /// The manifest the server holds, as far as this run knows: the one read when the run
+    /// began, then the last one written (None: none, or unknown after a failed write).
     read: Option<Manifest>,
+    /// The manifest of the write in flight.
+    sending: Option<Manifest>,
     manifest: Manifest,
     pending: HashMap<String, Pending>,
     local_root: std::path::PathBuf,
@@ -402,6 +405,7 @@ impl Checkpoints {
         Checkpoints {
             path: cfg.manifest.clone(),
             read,
+            sending: None,
             manifest: Manifest {
                 excludes: cfg.excludes.clone(),
                 files,
@@ -464,6 +468,7 @@ impl Checkpoints {
     /// Sends the manifest as it is now to the server (a pool job).
     pub(crate) fn send(&mut self, pool: &mut Dispatcher) {
         let bytes = std::sync::Arc::new(self.manifest.to_bytes());
+        self.sending = Some(self.manifest.clone());
         let job = Job::Put {
             path: self.path.clone(),
             bytes,
@@ -480,17 +485,27 @@ impl Checkpoints {
             return false;
         }
         self.in_flight = None;
+        let sent = self.sending.take();
         match result {
-            Ok(_) => self.wrote = true,
+            Ok(_) => {
+                self.wrote = true;
+                // What the final write is compared with: the server holds this one now.
+                self.read = sent;
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "could not write the manifest checkpoint");
                 self.dirty = true;
+                // Half written or not at all: only a final write makes it known again.
+                self.read = None;
             }
         }
         true
     }
 
-    /// The final manifest, unless it is the one the server already holds.
+    /// The final manifest, unless it is the one the server already holds (the one read, or the
+    /// last one written: after the entries of files to upload were dropped first, an upload of
+    /// the same content and time brings back the manifest read, which the server no longer
+    /// holds).
     pub(crate) fn final_bytes(&self) -> Option<Vec<u8>> {
         (self.read.as_ref() != Some(&self.manifest)).then(|| self.manifest.to_bytes())
     }

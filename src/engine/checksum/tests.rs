@@ -265,8 +265,47 @@ fn a_manifest_that_would_not_change_is_not_written() {
         wrote: false,
         untimed: Vec::new(),
         prewrite: false,
+        sending: None,
     };
     assert_eq!(cp.final_bytes(), None);
+}
+
+#[test]
+fn after_a_write_the_final_manifest_is_compared_with_what_the_server_holds_now() {
+    // The entries of files to upload are written out first; an upload of the same content
+    // and time then brings back the manifest read at the start. The server holds the
+    // written one, without the entry: the final write must still happen.
+    let dir = tempfile::tempdir().unwrap();
+    let mut read = Manifest::default();
+    read.files.insert("a".into(), entry("x", Some(T)));
+    let mut cp = Checkpoints {
+        path: "m".into(),
+        read: Some(read.clone()),
+        manifest: Manifest::default(),
+        pending: HashMap::new(),
+        local_root: dir.path().to_path_buf(),
+        dirty: true,
+        in_flight: None,
+        next: Instant::now(),
+        wrote: false,
+        untimed: Vec::new(),
+        prewrite: true,
+        sending: None,
+    };
+    // The prewrite: the manifest without "a" sent, and written.
+    cp.sending = Some(cp.manifest.clone());
+    cp.in_flight = Some(7);
+    let done = Ok(crate::engine::job::Outcome::Done {
+        bytes: 0,
+        time_set: false,
+    });
+    assert!(cp.take_report(7, &done));
+    // The upload brings the same entry back.
+    cp.manifest = read;
+    assert!(
+        cp.final_bytes().is_some(),
+        "the server holds the manifest without \"a\""
+    );
 }
 
 #[test]
