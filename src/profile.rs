@@ -103,6 +103,11 @@ fn read_profile(path: &Path, name: &str) -> Result<toml::Table, ProfileError> {
         path: path.to_owned(),
         detail,
     };
+    // Not a FIFO or a device: opening one could wait forever for a writer.
+    let metadata = std::fs::metadata(path).map_err(|e| read_error(e.to_string()))?;
+    if !metadata.is_file() {
+        return Err(read_error("not a regular file".into()));
+    }
     let mut text = String::new();
     let file = std::fs::File::open(path).map_err(|e| read_error(e.to_string()))?;
     std::io::Read::read_to_string(
@@ -267,6 +272,28 @@ mod tests {
             matches!(refused, Err(ProfileError::UnknownKey { .. })),
             "{refused:?}"
         );
+    }
+
+    #[test]
+    fn a_configuration_that_is_not_a_regular_file_is_refused_without_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        for path in [fifo.as_path(), dir.path()] {
+            let cli = args(&[
+                "ftpsync",
+                "--config",
+                path.to_str().unwrap(),
+                "--profile",
+                "www",
+            ]);
+            let error = expand(&cli).unwrap_err().to_string();
+            assert!(error.contains("not a regular file"), "{error}");
+        }
     }
 
     #[test]
