@@ -194,39 +194,26 @@ impl Worker {
                 (None, None) => queues.next(&self.ctx.stop).await,
             };
             let Some(task) = task else { break };
-            let flow = if matches!(task.job, Job::List(_)) {
+            let listing = |job: &Job| matches!(job, Job::List(_)).then_some(());
+            let flow = if let Some(kind) = listing(&task.job) {
                 // Listings waiting right now go together (see Connection::list_many).
-                let mut listings = vec![task];
-                while listings.len() < LIST_BATCH {
-                    match queues.try_next(&self.ctx.stop) {
-                        Some(task) if matches!(task.job, Job::List(_)) => listings.push(task),
-                        other => {
-                            next = other;
-                            break;
-                        }
-                    }
-                }
+                let batch = gather(queues, &self.ctx.stop, (task, kind), listing, &mut next);
+                let listings: Vec<Task> = batch.into_iter().map(|(task, ())| task).collect();
                 if self.finish_held().await == Flow::Continue {
                     self.list(listings).await
                 } else {
                     self.hand_back(listings);
                     Flow::Stop
                 }
-            } else if let Some(first) = path_command(&task.job) {
+            } else if let Some(command) = path_command(&task.job) {
                 // So do folders to create and files or folders to delete (see run_many).
-                let mut batch = vec![(task, first)];
-                while batch.len() < LIST_BATCH {
-                    match queues.try_next(&self.ctx.stop) {
-                        Some(task) => match path_command(&task.job) {
-                            Some(command) => batch.push((task, command)),
-                            None => {
-                                next = Some(task);
-                                break;
-                            }
-                        },
-                        None => break,
-                    }
-                }
+                let batch = gather(
+                    queues,
+                    &self.ctx.stop,
+                    (task, command),
+                    path_command,
+                    &mut next,
+                );
                 if self.finish_held().await == Flow::Continue {
                     self.run_batch(batch).await
                 } else {
@@ -479,6 +466,31 @@ async fn execute(
         Some(e) => Some(Err(JobError::Remote(e))),
         None => Some(Err(JobError::Interrupted)),
     }
+}
+
+/// `first`, and the jobs of the same kind (`pick` gives what it needs of them) waiting right
+/// now, up to [`LIST_BATCH`]; a job of another kind taken on the way is left in `next`.
+fn gather<T>(
+    queues: &Queues,
+    stop: &CancellationToken,
+    first: (Task, T),
+    pick: impl Fn(&Job) -> Option<T>,
+    next: &mut Option<Task>,
+) -> Vec<(Task, T)> {
+    let mut batch = vec![first];
+    while batch.len() < LIST_BATCH {
+        let Some(task) = queues.try_next(stop) else {
+            break;
+        };
+        match pick(&task.job) {
+            Some(what) => batch.push((task, what)),
+            None => {
+                *next = Some(task);
+                break;
+            }
+        }
+    }
+    batch
 }
 
 /// The simple command that carries out `job` and its path (relative to the root), if it is one
