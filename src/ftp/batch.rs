@@ -6,7 +6,7 @@
 use suppaftp::Status;
 
 use super::error::FtpError;
-use super::pipeline::{reply, send};
+use super::pipeline::reply;
 use super::{op, Connection};
 
 /// A command that takes a path and changes nothing but it.
@@ -56,7 +56,7 @@ impl Connection {
             .iter()
             .map(|(command, path)| format!("{} {path}\r\n", command.verb()))
             .collect();
-        if let Err(e) = send(&self.stream, &lines, self.timeout).await {
+        if let Err(e) = self.stream.send(&lines, self.timeout).await {
             return commands.iter().map(|_| Err(e.clone())).collect();
         }
         let mut out = Vec::with_capacity(commands.len());

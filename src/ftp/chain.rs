@@ -28,7 +28,7 @@ use std::time::{Duration, SystemTime};
 use suppaftp::Status;
 
 use super::error::{FtpError, UploadError};
-use super::pipeline::{first_word, peer_of, read_pasv, reply, send, Control};
+use super::pipeline::{first_word, peer_of, read_pasv, reply, Control};
 use transfer::{confirm, exchange, Exchanged, Tail, Transfer};
 
 mod transfer;
@@ -139,7 +139,7 @@ pub(crate) async fn start(
         Ok(peer) => peer,
         Err(e) => return broken(e),
     };
-    if let Err(e) = send(stream, "PASV\r\n", timeout).await {
+    if let Err(e) = stream.send("PASV\r\n", timeout).await {
         return broken(e);
     }
     let addr = match read_pasv(stream, peer, timeout).await {
@@ -148,7 +148,7 @@ pub(crate) async fn start(
     };
     let tail = Tail::from(early);
     let transfer = Transfer::new(&up, addr);
-    if let Err(e) = send(stream, &transfer.batch(&up, tail), timeout).await {
+    if let Err(e) = stream.send(&transfer.batch(&up, tail), timeout).await {
         return broken(e);
     }
     match exchange(stream, false, &up, &transfer, tail, timeout).await {
@@ -197,7 +197,7 @@ pub(crate) async fn finish(stream: &mut Control, held: Sent, timeout: Duration) 
     let verdict = verdict(&held, checked);
     let renaming = verdict.is_ok();
     if renaming {
-        if let Err(e) = send(stream, &renames(&held.up), timeout).await {
+        if let Err(e) = stream.send(&renames(&held.up), timeout).await {
             return broken(e, signs);
         }
     }
@@ -256,7 +256,7 @@ pub(crate) async fn finish_and_start(
         batch.push_str(&transfer.batch(&next, tail));
     }
     if !batch.is_empty() {
-        if let Err(e) = send(stream, &batch, timeout).await {
+        if let Err(e) = stream.send(&batch, timeout).await {
             return broken(e, signs);
         }
     }
@@ -334,7 +334,7 @@ async fn send_and_read_checks(
     let mut batch = held.pending_checks();
     batch.push_str(more);
     if !batch.is_empty() {
-        send(stream, &batch, timeout).await?;
+        stream.send(&batch, timeout).await?;
     }
     read_checks(stream, held, signs, timeout).await
 }

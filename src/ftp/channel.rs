@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use rustls::pki_types::ServerName;
 use suppaftp::tokio::{ImplAsyncFtpStream, TokioTlsStream};
 use suppaftp::tokio_rustls::client::TlsStream;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -124,11 +123,7 @@ pub(crate) async fn open_data(
     let Some(tls) = tls else {
         return Ok(Either::Left(data));
     };
-    let handshake = async {
-        let name = ServerName::try_from(tls.domain.clone())
-            .map_err(|e| suppaftp::FtpError::SecureError(format!("{}: {e}", tls.domain)))?;
-        tls.connector.handshake(name, data).await
-    };
+    let handshake = tls.connector.handshake(&tls.domain, data);
     let secured = within(timeout, operation.to_string(), handshake).await?;
     Ok(Either::Right(secured))
 }

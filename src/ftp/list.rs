@@ -345,9 +345,7 @@ impl Connection {
                 .iter()
                 .map(|(_, path)| format!("STAT {}\r\n", with_a(path)))
                 .collect();
-            let mut broken = pipeline::send(&self.stream, &commands, self.timeout)
-                .await
-                .err();
+            let mut broken = self.stream.send(&commands, self.timeout).await.err();
             for (i, path) in &by_stat {
                 if broken.is_some() {
                     break;

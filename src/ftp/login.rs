@@ -8,7 +8,7 @@ use suppaftp::Status;
 
 use super::digest::HashCommand;
 use super::error::{within, FtpError};
-use super::pipeline::{reply, send};
+use super::pipeline::reply;
 use super::{Connection, Features, Login};
 
 /// What follows the login, in one write. `OPTS UTF8 ON` goes whether or not FEAT will list
@@ -32,7 +32,7 @@ impl Connection {
             Err(e) => return Err(e),
         }
         let timeout = self.timeout;
-        send(&self.stream, SETTLE_IN, timeout).await?;
+        self.stream.send(SETTLE_IN, timeout).await?;
         let binary = reply(&mut self.stream, "TYPE I", &[Status::CommandOk], timeout).await;
         // FEAT is optional in RFC 959 servers: no answer simply means no extensions. Expecting
         // 211 would end the read after the reply's first line (suppaftp's own FEAT reads the

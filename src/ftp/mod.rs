@@ -420,7 +420,7 @@ impl Connection {
     /// answer: the server closes the connection either way.
     pub(crate) async fn quit(mut self) {
         if self.can_pipeline() && !self.stream.is_tls() {
-            let _ = pipeline::send(&self.stream, "QUIT\r\n", self.timeout).await;
+            let _ = self.stream.send("QUIT\r\n", self.timeout).await;
             return;
         }
         let _ = tokio::time::timeout(self.timeout, self.stream.ftp.quit()).await;

@@ -14,16 +14,6 @@ pub(crate) use super::channel::Control;
 use super::channel::{open_data, Data};
 use super::error::{within, FtpError};
 
-/// Writes `commands` (each ends with CRLF) without waiting for their replies (see
-/// [`Control::send`]).
-pub(crate) async fn send(
-    control: &Control,
-    commands: &str,
-    timeout: Duration,
-) -> Result<(), FtpError> {
-    control.send(commands, timeout).await
-}
-
 /// Writes `commands` to the plain control socket `socket`, each write bounded by `timeout`.
 pub(crate) async fn write_all(
     socket: &TcpStream,
@@ -131,9 +121,9 @@ pub(crate) async fn open_listing(
     timeout: Duration,
 ) -> Result<Data, FtpError> {
     let peer = peer_of(stream).await?;
-    send(stream, "PASV\r\n", timeout).await?;
+    stream.send("PASV\r\n", timeout).await?;
     let addr = read_pasv(stream, peer, timeout).await?;
-    send(stream, &format!("{command}\r\n"), timeout).await?;
+    stream.send(&format!("{command}\r\n"), timeout).await?;
     let tls = stream.data_tls();
     // A refusal (550: no such folder) means no data connection: over TLS the handshake would
     // wait for a server that never takes it, so it is given up.

@@ -245,12 +245,15 @@ impl Connector {
         self.first.get()
     }
 
-    /// Secures a data connection, resuming the control connection's session.
+    /// Secures `stream` to the server named `domain` (a data connection: resuming the control
+    /// connection's session).
     pub(crate) async fn handshake(
         &self,
-        name: ServerName<'static>,
+        domain: &str,
         stream: TcpStream,
     ) -> suppaftp::FtpResult<TlsStream<TcpStream>> {
+        let name = ServerName::try_from(domain.to_owned())
+            .map_err(|e| suppaftp::FtpError::SecureError(format!("{domain}: {e}")))?;
         self.inner
             .connect(name, stream)
             .await
@@ -348,9 +351,7 @@ impl AsyncTlsConnector for Connector {
         Self: 'f,
     {
         Box::pin(async move {
-            let name = ServerName::try_from(domain.to_owned())
-                .map_err(|e| suppaftp::FtpError::SecureError(format!("{domain}: {e}")))?;
-            let tls = self.handshake(name, stream).await?;
+            let tls = self.handshake(domain, stream).await?;
             Ok(ControlTls::new(tls, self.first.register()))
         })
     }
