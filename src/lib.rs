@@ -11,7 +11,7 @@
 //! - [`state`], [`lock`], [`temp_name`] and [`manifest`]: what persists between runs and on
 //!   the server;
 //! - [`report`] and [`exit_codes`]: what the user and scripts see; [`progress`]: the live
-//!   display on a terminal;
+//!   display on a terminal; [`colour`]: where it is coloured;
 //! - [`periodic`]: keeping a folder mirrored, on a clock or on changes;
 //! - [`shutdown`]: Ctrl-C and SIGTERM.
 //!
@@ -19,6 +19,7 @@
 //! listing parsers a test of the test tools uses).
 
 pub mod cli;
+mod colour;
 mod config;
 mod credentials;
 mod engine;
@@ -65,6 +66,7 @@ pub fn run(cli: cli::Cli, args: &[OsString]) -> ExitCode {
             }
         };
     }
+    colour::init();
     let mode = OutputMode {
         quiet: cli.quiet,
         json: cli.json,
@@ -103,7 +105,7 @@ fn init_log(quiet: bool, verbose: u8, log_file: Option<&std::path::Path>) -> any
     let filter = filter.add_directive("ftpsync::report=warn".parse()?);
     let stderr = tracing_subscriber::fmt::layer()
         .with_writer(report::LogWriter::Stderr)
-        // Colours are escape sequences too: the writer would escape them.
+        // The writer escapes control characters, then adds colour itself (see `colour`).
         .with_ansi(false)
         .with_target(false)
         .with_filter(filter);

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::colour;
 use crate::exit_codes::ExitCode;
 use crate::progress::display::above;
 
@@ -115,8 +116,10 @@ impl Reporter {
         }
         above(|| {
             if self.mode.json {
+                let line = colour::change(line, colour::Stream::Stderr);
                 let _ = writeln!(std::io::stderr().lock(), "{line}");
             } else {
+                let line = colour::change(line, colour::Stream::Stdout);
                 let _ = writeln!(std::io::stdout().lock(), "{line}");
             }
         });
@@ -125,6 +128,7 @@ impl Reporter {
     /// A path that failed; always shown, on stderr.
     pub(crate) fn failure(&self, failure: &Failure) {
         let line = failure_line(failure);
+        let line = colour::failure(&line);
         let _ = above(|| writeln!(std::io::stderr().lock(), "{line}"));
     }
 
@@ -325,6 +329,7 @@ impl Drop for LogLine {
         };
         match &self.1 {
             LogWriter::Stderr => {
+                let line = colour::log_line(&line);
                 let _ = above(|| std::io::stderr().lock().write_all(line.as_bytes()));
             }
             LogWriter::File(file) => {

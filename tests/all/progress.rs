@@ -19,6 +19,11 @@ fn quoted(text: &str) -> String {
 /// Starts ftpsync with `args` on a pseudo-terminal (stdout and stderr both); its output (both
 /// streams, as the terminal got them) comes from the child's stdout.
 fn start_on_terminal(args: &[&str]) -> std::process::Child {
+    start_on_terminal_with(args, &[])
+}
+
+/// [`start_on_terminal`] with these environment variables set (`None`: removed).
+fn start_on_terminal_with(args: &[&str], vars: &[(&str, Option<&str>)]) -> std::process::Child {
     let line: Vec<String> = std::iter::once(env!("CARGO_BIN_EXE_ftpsync"))
         .chain(args.iter().copied())
         .map(quoted)
@@ -30,6 +35,12 @@ fn start_on_terminal(args: &[&str]) -> std::process::Child {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
+    for (name, value) in vars {
+        match value {
+            Some(value) => cmd.env(name, value),
+            None => cmd.env_remove(name),
+        };
+    }
     cmd.spawn().expect("start script(1) (util-linux)")
 }
 
@@ -167,4 +178,50 @@ fn a_large_file_in_flight_has_its_own_line_and_its_bytes_count_before_it_ends() 
         "no line for the large file:\n{output}"
     );
     assert_mirror(tree.path(), &server.remote_dir("site"));
+}
+
+/// The start of a colour (SGR) escape sequence: `ESC [ 3x m`.
+const COLOUR: &str = "\x1b[3";
+
+#[test]
+fn a_terminal_gets_colour_unless_no_color_is_set() {
+    let server = FtpServer::start();
+    let tree = three_files();
+    let url = server.url("site");
+    let args = ["-v", "--no-progress", tree.path().to_str().unwrap(), &url];
+    let (code, output) = finish(start_on_terminal_with(&args, &[("NO_COLOR", None)]));
+    assert_eq!(code, 0, "{output}");
+    assert!(
+        output.contains("\x1b[34m>\x1b[0m a.txt"),
+        "change marker not coloured:\n{output:?}"
+    );
+    assert!(
+        output.contains("\x1b[34mDEBUG\x1b[0m"),
+        "log level not coloured:\n{output:?}"
+    );
+
+    tree.write("a.txt", "changed");
+    let (code, output) = finish(start_on_terminal_with(&args, &[("NO_COLOR", Some("1"))]));
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("> a.txt"), "{output}");
+    assert!(!output.contains(COLOUR), "NO_COLOR ignored:\n{output:?}");
+}
+
+#[test]
+fn a_pipe_gets_no_colour_even_without_no_color() {
+    let server = FtpServer::start();
+    let tree = three_files();
+    let mut cmd = ftpsync();
+    cmd.env_remove("NO_COLOR").env("TERM", "xterm").args([
+        "-v",
+        tree.path().to_str().unwrap(),
+        &server.url("site"),
+    ]);
+    let out = cmd.output().expect("run ftpsync");
+    assert!(out.status.success(), "{out:?}");
+    for stream in [&out.stdout, &out.stderr] {
+        let text = String::from_utf8_lossy(stream);
+        assert!(!text.contains('\x1b'), "escape codes in a pipe:\n{text:?}");
+    }
+    assert!(String::from_utf8_lossy(&out.stdout).contains("> a.txt"));
 }
