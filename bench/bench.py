@@ -14,6 +14,11 @@ rusage of the GNU time process that runs it; peak RSS from GNU time's %M), then 
 ran. Results go to bench/results/latest.{json,md} (bench/report.py); a full (unreduced) run also
 rewrites the tables in BENCHMARKS.md and saves bench/results/full.{json,md}.
 
+--pull: the other direction (bench/pull.py): each tool mirrors the server's copy of the site tree
+to an empty local folder, again with nothing changed, then after the server's copy changed
+(default: vsftpd and pure-ftpd at 0 and 20 ms). Results go to bench/results/pull.{json,md} and the
+pull section of BENCHMARKS.md.
+
 --scale: ftpsync only, 100,000 files in 10,000 folders, to pure-ftpd at 0 ms: first sync, then a
 rerun with nothing changed (wall time, peak memory; target < 150 MB). Results go to
 bench/results/scale.{json,md} and the scale section of BENCHMARKS.md.
@@ -39,6 +44,8 @@ from report import (
     TOOLS,
     aggregate,
     ci_markdown,
+    fmt_ratio,
+    machine_md,
     machine_info,
     markdown,
     num,
@@ -46,6 +53,7 @@ from report import (
     update_doc,
     write_json,
 )
+import pull
 from servers import ALIASES, GROUPS, SERVERS, Proxy, Servers, die, log, noop_rtt
 
 REPO = Path(__file__).resolve().parent.parent
@@ -60,6 +68,10 @@ OPS = ["first", "rerun", "mutate"]
 # The CI redeploy cells (--ci): a first deploy, then a fresh checkout with 5% changed.
 CI_OPS = ["ci-first", "ci"]
 MANIFEST = ".ftpsync-manifest.json"  # ftpsync's, with --checksum
+
+
+def pull_markdown(results):
+    return pull.pull_markdown(results, fmt_ratio, num, machine_md)
 
 
 def fresh_checkout(tree, dest, ctx):
@@ -368,6 +380,10 @@ def main():
                     help="only the CI redeploy cells: a deploy of the site tree, then a fresh checkout "
                          "of it with 5%% changed (every modification time new, ftpsync's state folder "
                          "empty) deployed again; ftpsync with --checksum (default: vsftpd at 20 ms)")
+    ap.add_argument("--pull", action="store_true",
+                    help="only the pull cells: each tool mirrors the server's copy of the site tree to an "
+                         "empty local folder, then with nothing changed, then after changes "
+                         "(default: vsftpd and pure-ftpd, 0 and 20 ms)")
     ap.add_argument("--repeat", type=int, default=3,
                     help="runs of each 0 ms cell, the median is reported (default 3); cells "
                          "through the proxy run once (latency-bound, steadier)")
@@ -390,7 +406,8 @@ def main():
         results = json.loads(Path(a.render).read_text())
         mode = results.get("mode")
         render, section = {"scale": (scale_markdown, "bench-scale"),
-                           "ci": (ci_markdown, "bench-ci")}.get(mode, (markdown, "bench-results"))
+                           "ci": (ci_markdown, "bench-ci"),
+                           "pull": (pull_markdown, "bench-pull")}.get(mode, (markdown, "bench-results"))
         md = render(results)
         print(md)
         if a.update_doc:
@@ -424,6 +441,9 @@ def main():
         die("--rtt values must be even (the proxy delays each direction by RTT/2 whole ms)")
     if a.scale:
         servers, rtts, tools = ["pure-ftpd"], [0], ["ftpsync"]
+    if a.pull:
+        trees = trees if a.trees else ["site"]
+        servers = servers if a.servers else ["vsftpd", "pure-ftpd"]
     if a.ci:
         trees = ["site"]
         servers = servers if a.servers else ["vsftpd"]
@@ -447,18 +467,20 @@ def main():
         "rclone_conf": workdir / "rclone.conf",
         "rclone_pass": {},  # password -> rclone obscure'd
         "ci": a.ci,
+        "workdir": workdir,
     }
     for d in (ctx["logdir"], ctx["statedir"], ctx["homedir"]):
         d.mkdir(parents=True, exist_ok=True)
     ctx["rclone_conf"].write_text("")
     RESULTS.mkdir(parents=True, exist_ok=True)
 
+    mode = "scale" if a.scale else ("ci" if a.ci else ("pull" if a.pull else ("reduced" if reduced else "full")))
     started = datetime.datetime.now(datetime.UTC)
     results = {
         "started": started.strftime("%Y-%m-%d %H:%M"),
         "finished": None,
         "command": a.command or "bench/bench.py " + " ".join(sys.argv[1:]),
-        "mode": "scale" if a.scale else ("ci" if a.ci else ("reduced" if reduced else "full")),
+        "mode": mode,
         "matrix": {"servers": servers, "rtt_ms": rtts, "trees": ["scale"] if a.scale else trees,
                    "tools": tools, "jobs": JOBS, "repeat_0ms": 1 if a.scale else a.repeat},
         "machine": None,  # once the servers are installed
@@ -468,7 +490,7 @@ def main():
         "cells": [],  # one per server x RTT x tree x tool x operation (median of the runs)
         "runs": [],  # every single run
     }
-    name = "scale" if a.scale else ("ci" if a.ci else "latest")
+    name = mode if mode in ("scale", "ci", "pull") else "latest"
     out_json, out_md = RESULTS / f"{name}.json", RESULTS / f"{name}.md"
 
     # Trees first (generation is not part of any measurement).
@@ -512,6 +534,13 @@ def main():
                 for tree, (base, mutated, info) in tree_paths.items():
                     nfiles = info["stats"]["files"]
                     reps = 1 if (a.scale or rtt > 0) else a.repeat
+                    if a.pull:
+                        runs = pull.pull_cells(sys.modules[__name__], ctx, inst, rtt, tree, base, mutated,
+                                               info, tools, reps)
+                        results["runs"] += [c for cells in runs.values() for c in cells]
+                        results["cells"] += [aggregate(runs[(t, op)]) for t in tools for op in pull.PULL_OPS]
+                        write_json(out_json, results)
+                        continue
                     ops = ["first", "rerun"] if a.scale else (CI_OPS if a.ci else OPS)
                     runs = {}
                     for rep in range(reps):
@@ -545,14 +574,14 @@ def main():
 
     results["finished"] = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M")
     write_json(out_json, results)
-    md = scale_markdown(results) if a.scale else (ci_markdown(results) if a.ci else markdown(results))
+    md = {"scale": scale_markdown, "ci": ci_markdown, "pull": pull_markdown}.get(mode, markdown)(results)
     out_md.write_text(md + "\n")
     print()
     print(md)
     log(f"results: {out_json}, {out_md}; tool logs: {ctx['logdir']}")
-    if not a.no_doc and (a.update_doc or not reduced or a.scale or a.ci):
-        update_doc("bench-scale" if a.scale else ("bench-ci" if a.ci else "bench-results"), md)
-        if not (a.scale or a.ci):  # what BENCHMARKS.md shows, kept apart from later reduced runs
+    if not a.no_doc and (a.update_doc or not reduced or mode in ("scale", "ci", "pull")):
+        update_doc({"scale": "bench-scale", "ci": "bench-ci", "pull": "bench-pull"}.get(mode, "bench-results"), md)
+        if mode not in ("scale", "ci", "pull"):  # what BENCHMARKS.md shows, kept apart from later reduced runs
             shutil.copy(out_json, RESULTS / "full.json")
             shutil.copy(out_md, RESULTS / "full.md")
             log(f"also saved as {RESULTS / 'full.json'} and full.md")

@@ -9,6 +9,7 @@
 #   bash bench/run.sh --skip-large         everything but the 512 MiB tree
 #   bash bench/run.sh --scale              ftpsync alone, 100,000 files, pure-ftpd, 0 ms
 #   bash bench/run.sh --ci                 CI redeploy: fresh checkout, 5% changed (vsftpd, 20 ms)
+#   bash bench/run.sh --pull               pull: server to local (vsftpd, pure-ftpd; 0 and 20 ms)
 #
 # Other options (passed to bench/bench.py): --seed N, --repeat N (runs per 0 ms cell, default 3),
 # --timeout-min M (per tool run, default 15),

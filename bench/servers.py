@@ -144,12 +144,18 @@ class Instance:
 
     def uploads_since(self, offset):
         """Uploads the server logged from byte `offset` of its transfer log on."""
+        return self.transfers_since(offset)
+
+    def transfers_since(self, offset, download=False):
+        """Uploads (or, with `download`, downloads) the server logged from byte `offset` of its
+        transfer log on; counted under "uploads" either way."""
         try:
             with open(self.xferlog, "rb") as f:
                 f.seek(offset)
                 text = f.read().decode("utf-8", "replace")
         except OSError:
             text = ""
+        direction, verb = ("o", "GET") if download else ("i", "PUT")
         n = ok = nbytes = 0
         paths = set()
         for line in text.splitlines():
@@ -157,14 +163,14 @@ class Instance:
                 # xferlog: 5 date fields, secs, host, bytes, name..., type, flag, DIRECTION, mode,
                 # user, service, auth, auth-user, STATUS (name may contain spaces: count from the end)
                 tok = line.split()
-                if len(tok) < 18 or tok[-7] != "i":
+                if len(tok) < 18 or tok[-7] != direction:
                     continue
                 n += 1
                 ok += tok[-1] == "c"
                 nbytes += int(tok[7]) if tok[7].isdigit() else 0
                 paths.add(" ".join(tok[8:-9]))
             else:
-                m = re.search(r'"PUT (.*)" (\d+) (\d+)\s*$', line)
+                m = re.search(r'"' + verb + r' (.*)" (\d+) (\d+)\s*$', line)
                 if not m:
                     continue
                 n += 1
