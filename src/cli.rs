@@ -123,6 +123,11 @@ pub struct Cli {
     #[arg(help_heading = "Transfer", long)]
     pub inplace: bool,
 
+    /// Limit file transfers to RATE bytes per second, all connections together (500K, 2M;
+    /// K, M, G = 1024, 1024², 1024³; 0 or off: no limit); listings and commands are not limited
+    #[arg(help_heading = "Transfer", long, value_name = "RATE", value_parser = crate::ftp::bwlimit::parse_rate)]
+    pub bwlimit: Option<u64>,
+
     /// Remove remote files and folders that no longer exist locally
     #[arg(help_heading = "Deletion", long)]
     pub delete: bool,
@@ -361,6 +366,16 @@ mod tests {
 
     fn usage_error(args: &[&str]) -> String {
         usage_error_line(&Cli::try_parse_from(args).expect_err("refused"))
+    }
+
+    #[test]
+    fn bwlimit_takes_a_rate_and_refuses_what_is_not_one() {
+        let cli = Cli::try_parse_from(["ftpsync", "--bwlimit", "2M", ".", "ftp://h/"]).unwrap();
+        assert_eq!(cli.bwlimit, Some(2 << 20));
+        assert_eq!(
+            usage_error(&["ftpsync", "--bwlimit", "2X", ".", "ftp://h/"]),
+            "invalid value '2X' for '--bwlimit <RATE>': not a rate; write it like 500K or 2M (bytes per second; 0 or off: no limit)"
+        );
     }
 
     #[test]

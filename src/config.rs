@@ -58,6 +58,8 @@ pub(crate) struct Config {
     /// `--checksum`: compare by content against the manifest on the server; None compares by
     /// time.
     pub(crate) checksum: Option<Checksum>,
+    /// `--bwlimit`: bytes per second for all connections' file bytes together (None: no limit).
+    pub(crate) bwlimit: Option<u64>,
 }
 
 /// How `--checksum` runs.
@@ -262,6 +264,7 @@ impl Config {
             filter = filter.with_gitignore(local_dir.clone());
         }
         let config = Config {
+            bwlimit: cli.bwlimit.filter(|&rate| rate > 0),
             checksum,
             local_dir,
             target,
@@ -399,6 +402,18 @@ mod tests {
             ..Environment::default()
         };
         Config::from_cli(cli, &env)
+    }
+
+    #[test]
+    fn a_bwlimit_of_0_or_off_is_no_limit() {
+        let limit = |rate: &str| {
+            config(&["--bwlimit", rate, ".", "ftp://h/"])
+                .unwrap()
+                .bwlimit
+        };
+        assert_eq!(limit("500K"), Some(500 << 10));
+        assert_eq!(limit("0"), None);
+        assert_eq!(limit("off"), None);
     }
 
     #[test]

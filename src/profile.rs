@@ -297,6 +297,24 @@ mod tests {
     }
 
     #[test]
+    fn a_bwlimit_key_limits_the_profile_s_runs() {
+        use clap::Parser;
+        let (_dir, path) = config("[profile.slow]\nbwlimit = \"2M\"\n");
+        let path = path.to_str().unwrap();
+        let cli = [
+            "ftpsync",
+            "--config",
+            path,
+            "--profile",
+            "slow",
+            ".",
+            "ftp://h/",
+        ];
+        let cli = Cli::try_parse_from(expand(&args(&cli)).unwrap()).unwrap();
+        assert_eq!(cli.bwlimit, Some(2 << 20));
+    }
+
+    #[test]
     fn without_profile_the_command_line_is_untouched() {
         let plain = args(&["ftpsync", "-j", "2", ".", "ftp://h/"]);
         assert_eq!(expand(&plain).unwrap(), plain);

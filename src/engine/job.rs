@@ -89,6 +89,8 @@ pub(crate) struct WorkerContext {
     pub(crate) quirks: ServerQuirks,
     /// The uploads' progress, when it is shown.
     pub(crate) progress: Option<std::sync::Arc<crate::progress::Tracker>>,
+    /// `--bwlimit`: one bucket for every worker's file bytes (None: no limit).
+    pub(crate) bwlimit: Option<std::sync::Arc<crate::ftp::bwlimit::Bandwidth>>,
 }
 
 impl WorkerContext {

@@ -93,6 +93,9 @@ pub(crate) async fn run(
         run_token: RunToken::new(),
         whereabouts: Default::default(),
         progress: progress.clone(),
+        bwlimit: config
+            .bwlimit
+            .map(|rate| Arc::new(crate::ftp::bwlimit::Bandwidth::new(rate))),
     });
     let mut pool = Dispatcher::start(Arc::clone(&ctx), config.jobs);
     let local = match scan.await.expect("local scan task panicked") {

@@ -171,7 +171,13 @@ pub(crate) async fn sequential(
 ) -> Result<Outcome, UploadError> {
     let progress = ctx.sending(&file.rel, offset);
     let sent = conn
-        .upload(stored_as, &file.local, offset, progress.as_ref())
+        .upload(
+            stored_as,
+            &file.local,
+            offset,
+            progress.as_ref(),
+            ctx.bwlimit.as_deref(),
+        )
         .await?;
     if local_version(&file.local).ok() != Some(before) {
         return Err(UploadError::Changed);
@@ -206,6 +212,7 @@ pub(crate) fn pipelined_upload(
         set_time: known.setter().map(|how| how.command(file.mtime, stored_as)),
         version: before,
         progress: ctx.sending(&file.rel, offset),
+        limit: ctx.bwlimit.clone(),
     }
 }
 

@@ -62,6 +62,8 @@ pub(crate) struct Upload {
     pub(crate) version: Version,
     /// Counts the bytes as they go, for a progress display (None: nobody watches).
     pub(crate) progress: Option<super::data::Sent>,
+    /// The run's `--bwlimit`, which the bytes take from (None: no limit).
+    pub(crate) limit: Option<std::sync::Arc<super::bwlimit::Bandwidth>>,
 }
 
 /// An upload whose bytes the server confirmed (226), not yet checked and renamed.

@@ -4,6 +4,10 @@
 //!
 //! Whoever shows progress may pass a [`Sent`] counter with a transfer: the bytes are added to
 //! it as they go (per sendfile(2) call, capped at [`SENDFILE_STEP`], or per buffer written).
+//!
+//! With `--bwlimit`, the bytes take from the run's [`Bandwidth`] before they go, in slices it
+//! sizes (sendfile(2) calls included); without it, nothing here changes: no extra call, no
+//! slicing.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -16,6 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::either::Either;
 
+use super::bwlimit::{Allowance, Bandwidth};
 use super::channel::{open_data, DataTls};
 use super::error::{within, FtpError, UploadError};
 
@@ -26,6 +31,33 @@ pub(crate) type Sent = Arc<AtomicU64>;
 fn add(progress: Option<&AtomicU64>, n: u64) {
     if let Some(counter) = progress {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// What watches a transfer's bytes go: the progress counter, and the `--bwlimit` they take from.
+#[derive(Clone, Copy)]
+pub(crate) struct Meter<'a> {
+    pub(crate) progress: Option<&'a AtomicU64>,
+    pub(crate) limit: Option<&'a Bandwidth>,
+}
+
+impl Meter<'_> {
+    /// How many bytes to write at once: `whole` without a limit, a slice of the rate with one.
+    fn chunk(&self, whole: usize) -> usize {
+        self.limit
+            .map_or(whole, |limit| whole.min(limit.slice() as usize))
+    }
+
+    /// Waits until `n` bytes may go, with a limit.
+    async fn take(&self, n: usize) {
+        if let Some(limit) = self.limit {
+            limit.take(n as u64).await;
+        }
+    }
+
+    /// `n` bytes went.
+    fn sent(&self, n: u64) {
+        add(self.progress, n);
     }
 }
 
@@ -47,6 +79,7 @@ pub(crate) struct Destination<'a> {
 /// bytes go through the TLS stream from one buffer (see [`send_secure`]).
 /// Each write waits at most `timeout` (the socket's send timeout); if this future is dropped
 /// (the server refused the transfer), the data connection is shut down, which ends the copy.
+/// With a `limit`, the bytes go no faster than it allows.
 pub(crate) async fn send_file(
     local: &Path,
     offset: u64,
@@ -54,6 +87,7 @@ pub(crate) async fn send_file(
     to: Destination<'_>,
     timeout: Duration,
     progress: Option<&Sent>,
+    limit: Option<&Arc<Bandwidth>>,
 ) -> Result<u64, UploadError> {
     let command = to.command;
     let lost = |e: std::io::Error| {
@@ -65,14 +99,19 @@ pub(crate) async fn send_file(
     let data = match open_data(to.addr, command, to.tls, timeout).await? {
         Either::Left(plain) => plain,
         Either::Right(secured) => {
-            let progress = progress.map(|p| &**p);
-            return send_secure(local, offset, size, command, secured, timeout, progress).await;
+            let meter = Meter {
+                progress: progress.map(|p| &**p),
+                limit: limit.map(|l| &**l),
+            };
+            return send_secure(local, offset, size, command, secured, timeout, meter).await;
         }
     };
+    let expected = size.saturating_sub(offset);
     #[cfg(target_os = "linux")]
-    if size.saturating_sub(offset) <= INLINE_MAX {
+    if expected <= INLINE_MAX {
         let progress = progress.map(|p| &**p);
-        return send_inline(local, offset, command, data, timeout, progress).await;
+        let pace = limit.map(|l| Allowance::new(l, expected));
+        return send_inline(local, offset, command, data, timeout, progress, pace).await;
     }
     let data = data.into_std().map_err(lost)?;
     data.set_nonblocking(false).map_err(lost)?;
@@ -80,8 +119,11 @@ pub(crate) async fn send_file(
     let _guard = ShutdownOnDrop(data.try_clone().map_err(lost)?);
     let local = PathBuf::from(local);
     let progress = progress.cloned();
-    let copy =
-        tokio::task::spawn_blocking(move || copy_file(&local, offset, data, progress.as_deref()));
+    let limit = limit.cloned();
+    let copy = tokio::task::spawn_blocking(move || {
+        let pace = limit.as_deref().map(|l| Allowance::new(l, expected));
+        copy_file(&local, offset, data, progress.as_deref(), pace)
+    });
     match copy.await {
         Ok(Ok(sent)) => Ok(sent),
         Ok(Err(CopyError::Local(e))) => Err(UploadError::Local(e)),
@@ -105,21 +147,15 @@ async fn send_secure(
     command: &str,
     mut data: TlsStream<TcpStream>,
     timeout: Duration,
-    progress: Option<&AtomicU64>,
+    meter: Meter<'_>,
 ) -> Result<u64, UploadError> {
     use tokio::io::AsyncSeekExt;
     let sent = if size.saturating_sub(offset) <= INLINE_MAX {
         match read_at(local, offset) {
-            Ok(bytes) => {
-                let write = async { data.write_all(&bytes).await.map_err(io_lost) };
-                within(timeout, command, write)
-                    .await
-                    .map(|()| {
-                        add(progress, bytes.len() as u64);
-                        bytes.len() as u64
-                    })
-                    .map_err(UploadError::from)
-            }
+            Ok(bytes) => write_metered(&mut data, &bytes, meter, timeout, command)
+                .await
+                .map(|()| bytes.len() as u64)
+                .map_err(UploadError::from),
             Err(e) => Err(UploadError::Local(e)),
         }
     } else {
@@ -129,7 +165,7 @@ async fn send_secure(
             Ok(file)
         };
         match open.await {
-            Ok(mut file) => send_bytes(&mut file, &mut data, timeout, command, progress).await,
+            Ok(mut file) => send_bytes(&mut file, &mut data, timeout, command, meter).await,
             Err(e) => Err(UploadError::Local(e)),
         }
     };
@@ -165,26 +201,43 @@ pub(crate) fn io_lost(e: std::io::Error) -> suppaftp::FtpError {
 }
 
 /// Copies `file` to the data connection `data`; every write is bounded by `timeout` (a stalled
-/// server must not hang the upload). Returns the bytes sent, counted in `progress` per chunk.
+/// server must not hang the upload). Returns the bytes sent, counted by `meter` per chunk (a
+/// slice of the limit, if any).
 pub(crate) async fn send_bytes<W: tokio::io::AsyncWrite + Unpin>(
     file: &mut tokio::fs::File,
     data: &mut W,
     timeout: Duration,
     operation: &str,
-    progress: Option<&AtomicU64>,
+    meter: Meter<'_>,
 ) -> Result<u64, UploadError> {
-    let mut buf = vec![0u8; UPLOAD_CHUNK];
+    let mut buf = vec![0u8; meter.chunk(UPLOAD_CHUNK)];
     let mut sent = 0u64;
     loop {
         let n = file.read(&mut buf).await.map_err(UploadError::Local)?;
         if n == 0 {
             return Ok(sent);
         }
-        let write = async { data.write_all(&buf[..n]).await.map_err(io_lost) };
-        within(timeout, operation, write).await?;
+        write_metered(data, &buf[..n], meter, timeout, operation).await?;
         sent += n as u64;
-        add(progress, n as u64);
     }
+}
+
+/// Writes `bytes` to `data`, each write within `timeout`: at once without a limit, else in
+/// slices of it, each waiting its turn. The bytes are counted as they go.
+async fn write_metered<W: tokio::io::AsyncWrite + Unpin>(
+    data: &mut W,
+    bytes: &[u8],
+    meter: Meter<'_>,
+    timeout: Duration,
+    operation: &str,
+) -> Result<(), FtpError> {
+    for piece in bytes.chunks(meter.chunk(bytes.len()).max(1)) {
+        meter.take(piece.len()).await;
+        let write = async { data.write_all(piece).await.map_err(io_lost) };
+        within(timeout, operation, write).await?;
+        meter.sent(piece.len() as u64);
+    }
+    Ok(())
 }
 
 /// Files up to this size are sent from the worker's own task: opening a local file and handing
@@ -192,7 +245,8 @@ pub(crate) async fn send_bytes<W: tokio::io::AsyncWrite + Unpin>(
 /// socket takes them in a few writes.
 const INLINE_MAX: u64 = 1 << 20;
 
-/// A small file, with sendfile(2) on the non-blocking socket, waiting for it to take more.
+/// A small file, with sendfile(2) on the non-blocking socket, waiting for it to take more (and,
+/// with a limit, for the bytes it allows: `pace`).
 #[cfg(target_os = "linux")]
 async fn send_inline(
     local: &Path,
@@ -201,6 +255,7 @@ async fn send_inline(
     mut data: TcpStream,
     timeout: Duration,
     progress: Option<&AtomicU64>,
+    mut pace: Option<Allowance<'_>>,
 ) -> Result<u64, UploadError> {
     let lost = |e: std::io::Error| -> UploadError {
         FtpError::Connection {
@@ -219,6 +274,10 @@ async fn send_inline(
     };
     let mut sent = 0u64;
     loop {
+        let count = match &mut pace {
+            Some(pace) => pace.ready().await,
+            None => INLINE_MAX as usize,
+        };
         let ready = async {
             data.writable()
                 .await
@@ -226,27 +285,26 @@ async fn send_inline(
         };
         within(timeout, command.to_string(), ready).await?;
         let step = data.try_io(tokio::io::Interest::WRITABLE, || {
-            rustix::fs::sendfile(&data, &file, None, INLINE_MAX as usize).map_err(Into::into)
+            rustix::fs::sendfile(&data, &file, None, count).map_err(Into::into)
         });
         match step {
             Ok(0) => break,
             Ok(n) => {
                 sent += n as u64;
                 add(progress, n as u64);
+                if let Some(pace) = &mut pace {
+                    pace.moved(n as u64);
+                }
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(e) if sent == 0 && matches!(e.raw_os_error(), Some(22 | 38)) => {
                 // EINVAL, ENOSYS: no sendfile from this file system; through a buffer then.
                 let bytes = std::fs::read(local).map_err(UploadError::Local)?;
                 let rest = bytes.get(offset as usize..).unwrap_or_default();
-                let write = async {
-                    data.write_all(rest)
-                        .await
-                        .map_err(suppaftp::FtpError::ConnectionError)
-                };
-                within(timeout, command.to_string(), write).await?;
+                let limit = pace.take().map(|pace| pace.limit());
+                let meter = Meter { progress, limit };
+                write_metered(&mut data, rest, meter, timeout, command).await?;
                 sent = rest.len() as u64;
-                add(progress, sent);
                 break;
             }
             Err(e) => return Err(lost(e)),
@@ -276,6 +334,7 @@ fn copy_file(
     offset: u64,
     mut data: std::net::TcpStream,
     progress: Option<&AtomicU64>,
+    pace: Option<Allowance<'_>>,
 ) -> Result<u64, CopyError> {
     let mut file = match open_at(local, offset) {
         Ok(file) => file,
@@ -284,7 +343,7 @@ fn copy_file(
             return Err(CopyError::Local(e));
         }
     };
-    let sent = copy_to_socket(&mut file, &mut data, progress).map_err(CopyError::Socket)?;
+    let sent = copy_to_socket(&mut file, &mut data, progress, pace).map_err(CopyError::Socket)?;
     data.shutdown(std::net::Shutdown::Write)
         .map_err(CopyError::Socket)?;
     Ok(sent)
@@ -296,11 +355,12 @@ const SENDFILE_STEP: usize = 8 << 20;
 
 /// Sends the rest of `file` to `data`: with sendfile(2) on Linux (the bytes go from the page
 /// cache to the socket without passing through this process), else through a buffer; the bytes
-/// are added to `progress` as they go.
+/// are added to `progress` as they go. With a limit, each call sends what `pace` allows.
 fn copy_to_socket(
     file: &mut std::fs::File,
     data: &mut std::net::TcpStream,
     progress: Option<&AtomicU64>,
+    mut pace: Option<Allowance<'_>>,
 ) -> std::io::Result<u64> {
     #[cfg(target_os = "linux")]
     {
@@ -311,11 +371,18 @@ fn copy_to_socket(
         };
         let mut sent = 0u64;
         loop {
+            let step = match &mut pace {
+                Some(pace) => pace.ready_blocking(),
+                None => step,
+            };
             match rustix::fs::sendfile(&*data, &*file, None, step) {
                 Ok(0) => return Ok(sent),
                 Ok(n) => {
                     sent += n as u64;
                     add(progress, n as u64);
+                    if let Some(pace) = &mut pace {
+                        pace.moved(n as u64);
+                    }
                 }
                 Err(rustix::io::Errno::INTR) => {}
                 // A file system without sendfile support: nothing was sent yet.
@@ -324,7 +391,8 @@ fn copy_to_socket(
             }
         }
     }
-    let mut buf = vec![0u8; 256 * 1024];
+    let limit = pace.take().map(|pace| pace.limit());
+    let mut buf = vec![0u8; limit.map_or(UPLOAD_CHUNK, |l| l.slice() as usize)];
     let mut sent = 0u64;
     loop {
         let n = match std::io::Read::read(file, &mut buf) {
@@ -333,6 +401,9 @@ fn copy_to_socket(
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
+        if let Some(limit) = limit {
+            limit.take_blocking(n as u64);
+        }
         std::io::Write::write_all(data, &buf[..n])?;
         sent += n as u64;
         add(progress, n as u64);
@@ -398,7 +469,7 @@ mod tests {
             (midway, first.len() + rest.len())
         });
         let data = std::net::TcpStream::connect(addr).unwrap();
-        let sent = copy_file(local.path(), 0, data, Some(&counter));
+        let sent = copy_file(local.path(), 0, data, Some(&counter), None);
         assert!(matches!(sent, Ok(n) if n == len as u64));
         assert_eq!(counter.load(Ordering::Relaxed), len as u64);
         let (midway, received) = reader.join().unwrap();
@@ -417,9 +488,38 @@ mod tests {
         let mut out = Vec::new();
         let counter = AtomicU64::new(0);
         let timeout = Duration::from_secs(5);
-        let sent = send_bytes(&mut file, &mut out, timeout, "STOR x", Some(&counter)).await;
+        let meter = Meter {
+            progress: Some(&counter),
+            limit: None,
+        };
+        let sent = send_bytes(&mut file, &mut out, timeout, "STOR x", meter).await;
         assert!(matches!(sent, Ok(n) if n == len as u64));
         assert_eq!(counter.load(Ordering::Relaxed), len as u64);
         assert_eq!(out.len(), len);
+    }
+
+    /// The path of every TLS upload: under `--bwlimit`, a chunk waits for its share.
+    #[tokio::test(start_paused = true)]
+    async fn a_buffered_copy_under_a_limit_goes_at_its_rate() {
+        let len = 3 << 20;
+        let local = file_of(len);
+        let mut file = tokio::fs::File::open(local.path()).await.unwrap();
+        let mut out = Vec::new();
+        let counter = AtomicU64::new(0);
+        let limit = Bandwidth::new(1 << 20);
+        let meter = Meter {
+            progress: Some(&counter),
+            limit: Some(&limit),
+        };
+        let start = tokio::time::Instant::now();
+        let sent = send_bytes(&mut file, &mut out, Duration::from_secs(5), "STOR x", meter).await;
+        assert!(matches!(sent, Ok(n) if n == len as u64));
+        assert_eq!(
+            (out.len(), counter.load(Ordering::Relaxed)),
+            (len, len as u64)
+        );
+        // 3 MiB at 1 MiB/s, less the first burst (a tenth of a second).
+        let took = start.elapsed().as_secs_f64();
+        assert!((2.89..=2.91).contains(&took), "took {took} s");
     }
 }

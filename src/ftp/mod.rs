@@ -6,8 +6,9 @@
 //! This folder is the protocol layer and knows nothing of plans, jobs or workers: [`target`]
 //! (the URL), [`tls`], [`error`], [`list`] with [`listing`] (reading and parsing folder
 //! listings), for uploads [`pipeline`] (commands without waiting), [`chain`] (uploads chained
-//! on one connection) and [`data`] (a file's bytes on the data connection), and for ftpsync's
-//! own small files [`remote_file`] (in memory, capped) and [`digest`] (hashes by the server).
+//! on one connection) and [`data`] (a file's bytes on the data connection, paced by
+//! [`bwlimit`]), and for ftpsync's own small files [`remote_file`] (in memory, capped) and
+//! [`digest`] (hashes by the server).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -16,9 +17,10 @@ use std::time::Duration;
 use suppaftp::{Mode, Status};
 use tokio::io::AsyncSeekExt;
 
+use bwlimit::Bandwidth;
 use channel::{Control, Stream};
-use data::send_bytes;
 pub(crate) use data::Sent;
+use data::{send_bytes, Meter};
 
 pub(crate) use error::{secure_detail, within};
 pub(crate) use error::{FtpError, UploadError};
@@ -26,6 +28,7 @@ use target::{Scheme, Target};
 use tls::{Connector, Tickets, TlsConfig, TlsOptions};
 
 mod batch;
+pub(crate) mod bwlimit;
 pub(crate) mod chain;
 mod channel;
 pub(crate) mod data;
@@ -272,14 +275,16 @@ impl Connection {
     }
 
     /// Stores the local file `local` at `path`, from byte `offset` on (appended with APPE when
-    /// `offset` > 0); returns the bytes sent, counted in `progress` as they go. Each wait on the
-    /// network (opening, every chunk, the final reply) is bounded by the timeout.
+    /// `offset` > 0); returns the bytes sent, counted in `progress` as they go, no faster than
+    /// `limit` allows. Each wait on the network (opening, every chunk, the final reply) is
+    /// bounded by the timeout.
     pub(crate) async fn upload(
         &mut self,
         path: &str,
         local: &Path,
         offset: u64,
         progress: Option<&Sent>,
+        limit: Option<&Bandwidth>,
     ) -> Result<u64, UploadError> {
         self.keep_session_resumable().await?;
         let mut file = tokio::fs::File::open(local)
@@ -298,8 +303,11 @@ impl Connection {
         };
         // On a local read error the stream is dropped unfinished; suppaftp reads the
         // transfer's reply before the next command, so the connection stays in sync.
-        let progress = progress.map(|p| &**p);
-        let sent = send_bytes(&mut file, &mut data, self.timeout, &operation, progress).await?;
+        let meter = Meter {
+            progress: progress.map(|p| &**p),
+            limit,
+        };
+        let sent = send_bytes(&mut file, &mut data, self.timeout, &operation, meter).await?;
         within(self.timeout, operation, data.finish()).await?;
         Ok(sent)
     }

@@ -64,6 +64,7 @@ impl Worker {
             expect_size: conn.features.size.then_some(version.0),
             version,
             progress: ctx.sending(rel, 0),
+            limit: ctx.bwlimit.clone(),
         };
         Some((file, up))
     }

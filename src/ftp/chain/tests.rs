@@ -11,6 +11,7 @@ fn checks_ask_the_size_then_set_the_time_of_the_temporary_file() {
         set_time: Some("MFMT 20240102030405 /d/.a.ftpsync-tmp".into()),
         version: (3, None),
         progress: None,
+        limit: None,
     };
     assert_eq!(
         checks(&up),

@@ -105,7 +105,7 @@ pub(super) async fn exchange(
             command,
         };
         tokio::select! {
-            sent = send_file(&up.local, up.offset, up.version.0, to, timeout, up.progress.as_ref()) => Some(sent),
+            sent = send_file(&up.local, up.offset, up.version.0, to, timeout, up.progress.as_ref(), up.limit.as_ref()) => Some(sent),
             _ = refused.cancelled() => None,
         }
     };

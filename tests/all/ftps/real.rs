@@ -117,6 +117,24 @@ fn real_proftpd_with_required_session_reuse_in_every_mode_and_tls_version() {
     every_mode_and_version("PROFTPD");
 }
 
+#[test]
+#[ignore = "needs the real FTP servers: bash scripts/test-servers.sh start, then --include-ignored"]
+fn real_vsftpd_keeps_to_the_bandwidth_limit_over_tls() {
+    use crate::bwlimit::{assert_paced, limited_tree, timed_sync};
+    let Some((servers, ca)) = real_tls_server("VSFTPD") else {
+        return;
+    };
+    for (mode, server) in &servers {
+        let (url, dir) = server.scratch(&format!("ftps_bwlimit_{mode:?}"));
+        let (tree, bytes) = limited_tree(&[1, 1], 4);
+        let args = ["-j", "3", "--bwlimit", "1M", "--ca-file", &ca];
+        let (run, elapsed) = timed_sync(&tree, &url, &args);
+        assert_eq!(run.code, 0, "{mode:?}: {run}");
+        assert_mirror(tree.path(), &dir);
+        assert_paced(elapsed, bytes, 1 << 20, &format!("vsftpd {mode:?}"));
+    }
+}
+
 /// Over TLS as over plain FTP, uploads on a connection are chained, their checks travelling
 /// behind the transfer once the server is found to leave them for after it (the run says so with
 /// `-vv`), and every file arrives whole.
