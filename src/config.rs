@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::cli::{Cli, TlsMode, TlsVersionArg};
 use crate::credentials::{self, CredentialError};
+use crate::direction::{self, Direction, DirectionError};
 use crate::ftp::target::{Scheme, Target, TargetError};
 use crate::ftp::tls::{self, TlsConfig, TlsOptions, TlsSetupError, TlsVersion};
 use crate::ftp::Login;
@@ -58,6 +59,8 @@ pub(crate) struct Config {
     /// `--checksum`: compare by content against the manifest on the server; None compares by
     /// time.
     pub(crate) checksum: Option<Checksum>,
+    /// Push (LOCAL_DIR first) or pull (the URL first): see [`crate::direction`].
+    pub(crate) direction: Direction,
 }
 
 /// How `--checksum` runs.
@@ -198,6 +201,8 @@ pub(crate) enum ConfigError {
     MissingArguments,
     #[error("the environment variable {name} (named by --password-env) is not set or empty; export it, or give the password another way")]
     PasswordEnvUnset { name: String },
+    #[error(transparent)]
+    Direction(#[from] DirectionError),
 }
 
 impl Config {
@@ -209,6 +214,10 @@ impl Config {
         let (Some(local_dir), Some(remote)) = (local_dir, remote) else {
             return Err(ConfigError::MissingArguments);
         };
+        let (local_dir, remote, direction) = direction::settle(local_dir, remote)?;
+        if direction == Direction::Pull {
+            direction::check_pull_options(&cli)?;
+        }
         let mut target = match cli.tls {
             None => Target::parse(&remote)?,
             Some(TlsMode::Explicit) => Target::parse_with_tls(&remote, Scheme::Ftpes)?,
@@ -263,6 +272,7 @@ impl Config {
         }
         let config = Config {
             checksum,
+            direction,
             local_dir,
             target,
             login,
