@@ -98,3 +98,29 @@ fn local_error(file: &Download, at: &Paths, e: std::io::Error) -> JobError {
         JobError::Local(format!("cannot write {}: {e}", file.rel))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_removes_the_partial_file_and_names_the_final_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = Download {
+            rel: "sub/big.iso".into(),
+            size: 10,
+            mtime: None,
+        };
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        let at = paths(dir.path(), &file).unwrap();
+        std::fs::write(&at.temp, "part").unwrap();
+        let enospc = std::io::Error::from_raw_os_error(28);
+        let JobError::DiskFull(why) = local_error(&file, &at, enospc) else {
+            panic!("a full disk is told apart");
+        };
+        assert!(why.contains("sub/big.iso") && why.contains("full"), "{why}");
+        assert!(!at.temp.exists(), "the partial download is removed");
+        let other = std::io::Error::from_raw_os_error(13);
+        assert!(matches!(local_error(&file, &at, other), JobError::Local(_)));
+    }
+}
