@@ -10,7 +10,16 @@ use clap::{ArgAction, Parser, ValueEnum};
 use crate::exit_codes::{ExitCode, EXIT_CODES_HELP};
 use crate::report::{self, OutputMode, Reporter};
 
+/// The usage line: both directions, source first and destination second, as rsync reads them.
+const USAGE: &str = "\
+ftpsync [OPTIONS] LOCAL_DIR ftp://host/path    push: make the remote folder a mirror of LOCAL_DIR
+       ftpsync [OPTIONS] ftp://host/path LOCAL_DIR    pull: make LOCAL_DIR a mirror of the remote folder";
+
 const AFTER_HELP: &str = "\
+A URL first means a pull: the server is only read (no upload, delete, rename or mkdir there),
+LOCAL_DIR is created when missing, and --delete removes local entries the server does not have.
+A pull refuses --watch (use --every), --inplace, --checksum and -L.
+
 The remote is a URL: ftp://[user[:password]@]host[:port]/path. The path is relative to the login
 directory, as in curl; a leading %2F or a double slash (ftp://host//srv/www) makes it absolute.
 The remote directory and its parents are created when missing.
@@ -30,18 +39,21 @@ Examples:
   ftpsync --dry-run --delete ./site ftp://deploy@example.com/www
   ftpsync --ca-file ./nas-ca.pem ./photos ftpes://me@nas.local/photos
   ftpsync --checksum --delete --json ./public ftpes://ci@example.com/www   # a deploy from CI
+  ftpsync --delete ftpes://me@example.com/www ./backup/www                 # pull: a backup
 
 ";
 
 /// Mirror a local directory tree to an FTP server, over several connections at once.
 #[derive(Debug, Parser)]
-#[command(name = "ftpsync", version, args_override_self = true, after_help = format!("{AFTER_HELP}{EXIT_CODES_HELP}"))]
+#[command(name = "ftpsync", version, args_override_self = true, override_usage = USAGE, after_help = format!("{AFTER_HELP}{EXIT_CODES_HELP}"))]
 pub struct Cli {
-    /// Local directory to mirror (never modified)
+    /// Local directory to mirror (never modified); with a pull, the URL comes first and this
+    /// is the destination
     #[arg(required_unless_present_any = ["generate", "profile_local"])]
     pub local_dir: Option<PathBuf>,
 
-    /// Remote directory, as ftp://[user[:password]@]host[:port]/path (or ftpes://, ftps://)
+    /// Remote directory, as ftp://[user[:password]@]host[:port]/path (or ftpes://, ftps://);
+    /// with a pull, the local directory to mirror into
     #[arg(required_unless_present_any = ["generate", "profile_remote"])]
     pub remote: Option<String>,
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::cli::{Cli, TlsMode, TlsVersionArg};
 use crate::credentials::{self, CredentialError};
+use crate::direction::{self, Direction, DirectionError};
 use crate::ftp::target::{Scheme, Target, TargetError};
 use crate::ftp::tls::{self, TlsConfig, TlsOptions, TlsSetupError, TlsVersion};
 use crate::ftp::Login;
@@ -60,6 +61,8 @@ pub(crate) struct Config {
     pub(crate) checksum: Option<Checksum>,
     /// `--bwlimit`: bytes per second for all connections' file bytes together (None: no limit).
     pub(crate) bwlimit: Option<u64>,
+    /// Push (LOCAL_DIR first) or pull (the URL first): see [`crate::direction`].
+    pub(crate) direction: Direction,
 }
 
 /// How `--checksum` runs.
@@ -200,6 +203,8 @@ pub(crate) enum ConfigError {
     MissingArguments,
     #[error("the environment variable {name} (named by --password-env) is not set or empty; export it, or give the password another way")]
     PasswordEnvUnset { name: String },
+    #[error(transparent)]
+    Direction(#[from] DirectionError),
 }
 
 impl Config {
@@ -211,6 +216,10 @@ impl Config {
         let (Some(local_dir), Some(remote)) = (local_dir, remote) else {
             return Err(ConfigError::MissingArguments);
         };
+        let (local_dir, remote, direction) = direction::settle(local_dir, remote)?;
+        if direction == Direction::Pull {
+            direction::check_pull_options(&cli)?;
+        }
         let mut target = match cli.tls {
             None => Target::parse(&remote)?,
             Some(TlsMode::Explicit) => Target::parse_with_tls(&remote, Scheme::Ftpes)?,
@@ -266,6 +275,7 @@ impl Config {
         let config = Config {
             bwlimit: cli.bwlimit.filter(|&rate| rate > 0),
             checksum,
+            direction,
             local_dir,
             target,
             login,

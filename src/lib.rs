@@ -22,6 +22,7 @@ pub mod cli;
 mod colour;
 mod config;
 mod credentials;
+mod direction;
 mod engine;
 pub mod exit_codes;
 mod ftp;
@@ -151,8 +152,11 @@ async fn run_async(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     let stop = CancellationToken::new();
     shutdown::listen(stop.clone(), config.output);
     if let Some(periodic) = config.periodic {
-        // A mistyped folder is a usage error, not something the next cycle can fix.
-        local::check_root(&config.local_dir)?;
+        // A mistyped folder is a usage error, not something the next cycle can fix (a pull
+        // creates its folder).
+        if config.direction == direction::Direction::Push {
+            local::check_root(&config.local_dir)?;
+        }
         return Ok(periodic::run(&config, periodic, stop).await);
     }
     let summary = match engine::run(&config, &local::Scope::Everything, stop).await {

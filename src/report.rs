@@ -56,10 +56,15 @@ pub(crate) struct Summary {
     /// [`JSON_VERSION`].
     pub(crate) version: u32,
     pub(crate) target: String,
+    /// `"push"`, or `"pull"` (the URL first: `target` is then the local folder).
+    pub(crate) direction: &'static str,
     pub(crate) dry_run: bool,
     pub(crate) folders_created: u64,
     pub(crate) files_uploaded: u64,
     pub(crate) bytes_uploaded: u64,
+    /// A pull: the files and bytes received.
+    pub(crate) files_downloaded: u64,
+    pub(crate) bytes_downloaded: u64,
     pub(crate) deleted: u64,
     pub(crate) unchanged: u64,
     pub(crate) failed: u64,
@@ -380,16 +385,21 @@ fn count(n: u64, noun: &str) -> String {
 
 pub(crate) fn summary_line(s: &Summary) -> String {
     let elapsed = human_duration(Duration::from_secs_f64(s.elapsed_secs));
-    let (created, uploaded, deleted) = (s.folders_created, s.files_uploaded, s.deleted);
-    let bytes = human_bytes(s.bytes_uploaded);
-    let (unchanged, failed) = (s.unchanged, s.failed);
-    let (folders, files) = (count(created, "folder"), count(uploaded, "file"));
-    let mut line = if s.dry_run {
-        format!("dry run: would create {folders}, upload {files} ({bytes}), delete {deleted}; {unchanged} unchanged, {failed} failed in {elapsed}")
-    } else {
-        format!("{folders} created, {files} uploaded ({bytes}), {deleted} deleted, {unchanged} unchanged, {failed} failed in {elapsed}")
+    let (created, deleted) = (s.folders_created, s.deleted);
+    let (verb, moved, bytes) = match s.direction {
+        "pull" => ("download", s.files_downloaded, s.bytes_downloaded),
+        _ => ("upload", s.files_uploaded, s.bytes_uploaded),
     };
-    if !s.dry_run && s.bytes_uploaded > 0 {
+    let (unchanged, failed) = (s.unchanged, s.failed);
+    let (folders, files) = (count(created, "folder"), count(moved, "file"));
+    let mut line = if s.dry_run {
+        let bytes = human_bytes(bytes);
+        format!("dry run: would create {folders}, {verb} {files} ({bytes}), delete {deleted}; {unchanged} unchanged, {failed} failed in {elapsed}")
+    } else {
+        let shown = human_bytes(bytes);
+        format!("{folders} created, {files} {verb}ed ({shown}), {deleted} deleted, {unchanged} unchanged, {failed} failed in {elapsed}")
+    };
+    if !s.dry_run && bytes > 0 {
         line.push_str(&format!(" ({}/s)", human_bytes(s.bytes_per_sec as u64)));
     }
     if s.drift_repaired > 0 {

@@ -32,6 +32,8 @@ pub(crate) enum Job {
     },
     /// `--checksum`: the server's hash of a file (relative to the root).
     Hash(String),
+    /// A pull: one remote file into the local tree.
+    Download(crate::engine::pull::Download),
 }
 
 /// A job with the coordinator's handle on it.
@@ -68,6 +70,9 @@ pub(crate) enum JobError {
     Local(String),
     #[error("not started: stopping")]
     Interrupted,
+    /// A pull: the local disk is full (no further download starts).
+    #[error("{0}")]
+    DiskFull(String),
 }
 
 /// What every worker shares.

@@ -15,6 +15,7 @@ pub(crate) mod job;
 mod persist;
 pub(crate) mod plan;
 pub(crate) mod pool;
+pub(crate) mod pull;
 pub(crate) mod quirks;
 mod remote;
 pub(crate) mod schedule;
@@ -58,6 +59,8 @@ pub(crate) enum SyncError {
     Lock(#[from] LockError),
     #[error("local folder {} is empty: --delete would empty the remote folder; add --force if that is what you want", .0.display())]
     EmptyLocal(std::path::PathBuf),
+    #[error("remote folder {0} lists empty: --delete would empty the local folder; add --force if that is what you want")]
+    EmptyRemote(String),
     /// Never taken for a first deploy: that would upload everything, or trust what it should not.
     #[error("cannot read the --checksum manifest {path:?}: {reason}; nothing was changed (repair or remove it; without it ftpsync compares sizes and server hashes)")]
     Manifest { path: String, reason: String },
@@ -71,6 +74,9 @@ pub(crate) async fn run(
     scope: &Scope,
     stop: CancellationToken,
 ) -> Result<Summary, SyncError> {
+    if config.direction == crate::direction::Direction::Pull {
+        return pull::run(config, stop).await;
+    }
     let started = Instant::now();
     // Our own token: ending this cycle's workers early must not stop the caller's later cycles.
     let stop = stop.child_token();
@@ -80,24 +86,7 @@ pub(crate) async fn run(
         .as_ref()
         .map(|d| state::record_path(d, &key));
     let scan = spawn_scan(config, scope);
-    let progress = (config.progress && !config.dry_run).then(Arc::<progress::Tracker>::default);
-    let ctx = Arc::new(WorkerContext {
-        target: config.target.clone(),
-        login: config.login.clone(),
-        local_root: config.local_dir.clone(),
-        timeout: config.timeout,
-        retries: config.retries,
-        atomic: config.atomic,
-        quirks: Default::default(),
-        stop: stop.clone(),
-        run_token: RunToken::new(),
-        whereabouts: Default::default(),
-        progress: progress.clone(),
-        bwlimit: config
-            .bwlimit
-            .map(|rate| Arc::new(crate::ftp::bwlimit::Bandwidth::new(rate))),
-    });
-    let mut pool = Dispatcher::start(Arc::clone(&ctx), config.jobs);
+    let (ctx, mut pool, progress) = start_workers(config, &stop, config.atomic);
     let local = match scan.await.expect("local scan task panicked") {
         // Checked in every cycle, scoped ones too: `rm -rf site/*` under --watch reports the
         // removed paths one by one, and the tree they leave is empty all the same.
@@ -123,26 +112,12 @@ pub(crate) async fn run(
         }
     };
 
-    let mut run = Run {
-        config,
-        reporter: Reporter::new(config.output),
-        summary: Summary {
-            version: report::JSON_VERSION,
-            target: config.target.display_url(),
-            dry_run: config.dry_run,
-            compare: if config.checksum.is_some() {
-                "checksum"
-            } else {
-                "time"
-            },
-            ..Summary::default()
-        },
-        stop,
-        root_missing: false,
-        storage_full: None,
-        checkpoints: None,
-        progress,
+    let compare = if config.checksum.is_some() {
+        "checksum"
+    } else {
+        "time"
     };
+    let mut run = Run::new(config, config.target.display_url(), compare, stop, progress);
     for problem in &local.problems {
         if problem.is_failure {
             run.fail(&problem.rel, &problem.message);
@@ -234,15 +209,7 @@ pub(crate) async fn run(
             },
         )
     };
-    let mut plan = plan_with(true);
-    let deletions = plan.deletions();
-    if let Some(max) = config.max_delete.filter(|&max| deletions > max) {
-        run.fail(
-            "",
-            &format!("refusing to delete {deletions} remote entries, more than --max-delete {max}; nothing was deleted"),
-        );
-        plan = plan_with(false);
-    }
+    let plan = run.within_max_delete("remote", plan_with, Plan::deletions);
     run.summary.unchanged = plan.unchanged.len() as u64;
     for (rel, why) in &plan.blocked {
         run.fail(rel, why);
@@ -307,17 +274,43 @@ pub(crate) async fn run(
         }
     }
 
-    let mut summary = run.summary;
-    summary.changes.sort();
-    summary.interrupted = run.stop.is_cancelled();
-    summary.elapsed_secs = started.elapsed().as_secs_f64();
-    summary.bytes_per_sec = summary.bytes_uploaded as f64 / summary.elapsed_secs.max(1e-3);
-    summary.exit_code = summary.outcome().code();
-    summary.warning = config.plaintext_password_warning();
+    let summary = run.finish(started);
     if let Some(mark) = running.filter(|_| summary.failed == 0 && !summary.interrupted) {
         mark.end_clean();
     }
     Ok(summary)
+}
+
+/// Starts the run's workers, each connecting on its own, with the context they share (`atomic`:
+/// uploads go under a temporary name) and the progress display's tracker, when it is shown.
+fn start_workers(
+    config: &Config,
+    stop: &CancellationToken,
+    atomic: bool,
+) -> (
+    Arc<WorkerContext>,
+    Dispatcher,
+    Option<Arc<progress::Tracker>>,
+) {
+    let progress = (config.progress && !config.dry_run).then(Arc::<progress::Tracker>::default);
+    let ctx = Arc::new(WorkerContext {
+        target: config.target.clone(),
+        login: config.login.clone(),
+        local_root: config.local_dir.clone(),
+        timeout: config.timeout,
+        retries: config.retries,
+        atomic,
+        quirks: Default::default(),
+        stop: stop.clone(),
+        run_token: RunToken::new(),
+        whereabouts: Default::default(),
+        progress: progress.clone(),
+        bwlimit: config
+            .bwlimit
+            .map(|rate| Arc::new(crate::ftp::bwlimit::Bandwidth::new(rate))),
+    });
+    let pool = Dispatcher::start(Arc::clone(&ctx), config.jobs);
+    (ctx, pool, progress)
 }
 
 /// Scans the local tree (all of it, or the scope's paths) on a blocking thread.
@@ -355,7 +348,75 @@ struct Run<'a> {
     progress: Option<Arc<progress::Tracker>>,
 }
 
+impl<'a> Run<'a> {
+    /// A run of `config` about `target` (as the summary names it), comparing files by `compare`.
+    fn new(
+        config: &'a Config,
+        target: String,
+        compare: &'static str,
+        stop: CancellationToken,
+        progress: Option<Arc<progress::Tracker>>,
+    ) -> Run<'a> {
+        let direction = match config.direction {
+            crate::direction::Direction::Push => "push",
+            crate::direction::Direction::Pull => "pull",
+        };
+        Run {
+            config,
+            reporter: Reporter::new(config.output),
+            summary: Summary {
+                version: report::JSON_VERSION,
+                target,
+                direction,
+                dry_run: config.dry_run,
+                compare,
+                ..Summary::default()
+            },
+            stop,
+            root_missing: false,
+            storage_full: None,
+            checkpoints: None,
+            progress,
+        }
+    }
+}
+
 impl Run<'_> {
+    /// The summary of the run that started at `started`, complete.
+    fn finish(self, started: Instant) -> Summary {
+        let mut summary = self.summary;
+        summary.changes.sort();
+        summary.interrupted = self.stop.is_cancelled();
+        summary.elapsed_secs = started.elapsed().as_secs_f64();
+        let bytes = summary.bytes_uploaded + summary.bytes_downloaded;
+        summary.bytes_per_sec = bytes as f64 / summary.elapsed_secs.max(1e-3);
+        summary.exit_code = summary.outcome().code();
+        summary.warning = self.config.plaintext_password_warning();
+        summary
+    }
+
+    /// The plan `plan_with(true)`, or, when its deletions (on the `side` named) would exceed
+    /// `--max-delete`, a failure saying so and the plan without deletions.
+    fn within_max_delete<P>(
+        &mut self,
+        side: &str,
+        plan_with: impl Fn(bool) -> P,
+        deletions: impl Fn(&P) -> u64,
+    ) -> P {
+        let plan = plan_with(true);
+        let count = deletions(&plan);
+        match self.config.max_delete.filter(|&max| count > max) {
+            Some(max) => {
+                self.fail(
+                    "",
+                    &format!("refusing to delete {count} {side} entries, more than --max-delete {max}; nothing was deleted"),
+                );
+                plan_with(false)
+            }
+            None => plan,
+        }
+    }
+
     fn fail(&mut self, rel: &str, error: &str) {
         let failure = Failure {
             path: rel.to_string(),

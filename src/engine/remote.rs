@@ -1,7 +1,8 @@
 //! Listing the remote tree for one run, in parallel over the workers' connections: each folder
 //! as soon as its parent's listing names it, only where the run needs to know (its scope, its
 //! depth, what may have to be removed), within a bound on depth (memory is bounded by the
-//! listings' shared budget, [`listing::MAX_HELD_TOTAL`]).
+//! listings' shared budget, [`listing::MAX_HELD_TOTAL`]). A pull lists everything it may
+//! download.
 
 use std::collections::HashMap;
 
@@ -9,6 +10,7 @@ use super::job::{Job, JobError, Outcome};
 use super::plan::{Protected, RemoteTree};
 use super::pool::{Dispatcher, Report};
 use super::{Run, SyncError};
+use crate::direction::Direction;
 use crate::ftp::listing::{self, EntryKind};
 use crate::ftp::FtpError;
 use crate::local::{LocalKind, LocalTree, Relation, Scope};
@@ -47,6 +49,7 @@ impl Run<'_> {
         let mut protected = Protected::default();
         let mut charges = Vec::new();
         let mut root_exists = true;
+        let pull = self.config.direction == Direction::Pull;
         let mut pending: HashMap<usize, String> = HashMap::new();
         pending.insert(pool.send_high(Job::List(String::new())), String::new());
         while !pending.is_empty() {
@@ -130,6 +133,10 @@ impl Run<'_> {
                     continue;
                 }
                 let is_dir = entry.kind == EntryKind::Dir;
+                if pull && self.config.filter.is_excluded(&rel, is_dir) {
+                    // Not a source: its local namesake is seen by the deletion filter only.
+                    continue;
+                }
                 if self.config.remote_filter.is_excluded(&rel, is_dir) {
                     // Not ours to judge: nothing there is deleted, nor the folder holding it.
                     protected.insert(rel);
@@ -216,8 +223,10 @@ impl Run<'_> {
         }
         let parent = rel.rsplit_once('/').map_or("", |(p, _)| p);
         // Below a remote folder that is being replaced by a file, everything must be known.
-        let needed =
-            local.entries.contains_key(rel) || self.config.delete || !is_local_dir(local, parent);
+        let needed = local.entries.contains_key(rel)
+            || self.config.delete
+            || !is_local_dir(local, parent)
+            || self.config.direction == Direction::Pull;
         match (needed, depth >= MAX_REMOTE_DEPTH) {
             (false, _) => Descend::NotNeeded,
             (true, true) => Descend::TooDeep,

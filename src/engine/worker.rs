@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::job::{Job, JobError, Outcome, Task, WorkerContext};
 use crate::engine::plan::Op;
-use crate::engine::{checksum, upload};
+use crate::engine::{checksum, pull, upload};
 use crate::ftp::{Connection, FtpError, PathCommand};
 
 mod chained;
@@ -504,6 +504,7 @@ fn path_command(job: &Job) -> Option<(PathCommand, String)> {
         | Job::Fetch(_)
         | Job::Put { .. }
         | Job::Hash(_)
+        | Job::Download(_)
         | Job::Run(Op::MakeRoot | Op::Cleanup(_) | Op::Upload { .. }) => None,
     }
 }
@@ -599,5 +600,6 @@ async fn attempt_job(
             Ok(done)
         }
         Job::Hash(rel) => Ok(Outcome::Hashed(checksum::io::hash(conn, &path(rel)).await?)),
+        Job::Download(file) => pull::download::download_job(ctx, conn, file).await,
     }
 }

@@ -8,7 +8,8 @@
 //! listings), for uploads [`pipeline`] (commands without waiting), [`chain`] (uploads chained
 //! on one connection) and [`data`] (a file's bytes on the data connection, paced by
 //! [`bwlimit`]), and for ftpsync's own small files [`remote_file`] (in memory, capped) and
-//! [`digest`] (hashes by the server).
+//! [`digest`] (hashes by the server); for pulls, [`download`] (a file's bytes into a local
+//! file).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -33,6 +34,7 @@ pub(crate) mod chain;
 mod channel;
 pub(crate) mod data;
 pub(crate) mod digest;
+pub(crate) mod download;
 pub(crate) mod error;
 mod list;
 pub(crate) mod listing;

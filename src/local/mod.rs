@@ -4,6 +4,7 @@
 pub(crate) mod filter;
 mod gitignore;
 pub(crate) mod watch;
+pub(crate) mod write;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

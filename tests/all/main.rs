@@ -10,6 +10,7 @@ mod ftps;
 mod interrupt;
 mod periodic;
 mod progress;
+mod pull;
 mod real_servers;
 mod safety;
 mod support;

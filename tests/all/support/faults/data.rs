@@ -82,6 +82,14 @@ async fn serve_listing(mut client: TcpStream, listing: Listing, mlsd: bool) -> O
             let _ = client.shutdown().await;
             Outcome::Served("226 Transfer complete\r\n")
         }
+        Listing::Names(names) => {
+            let lines: String = names.iter().map(|n| entry_line(n, false, mlsd)).collect();
+            if client.write_all(lines.as_bytes()).await.is_err() {
+                return Outcome::Served(HUNG_UP);
+            }
+            let _ = client.shutdown().await;
+            Outcome::Served("226 Transfer complete\r\n")
+        }
         Listing::Endless => loop {
             let batch: String = (0..1000).map(|_| next_file()).collect();
             if client.write_all(batch.as_bytes()).await.is_err() {

@@ -136,6 +136,8 @@ pub enum Listing {
     /// A subfolder `d` and a file `f` (1 byte), in whatever folder is listed: an infinitely deep
     /// tree, the shape a symlink loop listed as a folder has too.
     Nested,
+    /// Files (1 byte) with these names, as given: hostile names a server could send.
+    Names(&'static [&'static str]),
 }
 
 /// A fault-injecting FTP proxy on `127.0.0.1:`[`FaultProxy::port`]; see the module docs.

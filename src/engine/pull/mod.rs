@@ -1,0 +1,184 @@
+//! A pull (`ftpsync URL LOCAL_DIR`): the same run as a push with the roles swapped. The remote
+//! tree, listed in parallel over the workers' connections ([`super::remote`]), is the source;
+//! LOCAL_DIR is the destination. The server is only read: listings and RETR, never a command
+//! that changes it. [`plan`] decides; the coordinator makes room and creates the folders
+//! (local, quick), the workers [`download`] the files largest first, and `--delete` removes
+//! what the server does not have only once every download succeeded.
+
+pub(crate) mod download;
+mod execute;
+pub(crate) mod plan;
+
+pub(crate) use plan::Download;
+
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+
+use super::plan::{Protected, RemoteTree};
+use super::pool::Dispatcher;
+use super::{Run, SyncError};
+use crate::config::Config;
+use crate::ftp::listing::EntryKind;
+use crate::local::{self, LocalError, LocalTree, ScanOptions, Scope};
+use crate::lock;
+use crate::report::Summary;
+use crate::state;
+use plan::{PullOptions, PullPlan};
+
+/// Runs one pull of `config`; `stop` asks it to finish the downloads in flight and end.
+pub(crate) async fn run(config: &Config, stop: CancellationToken) -> Result<Summary, SyncError> {
+    let started = Instant::now();
+    let stop = stop.child_token();
+    prepare_root(config)?;
+    // Downloads always go to a temporary name first.
+    let (_, mut pool, progress) = super::start_workers(config, &stop, true);
+    let local = scan(config);
+    let ready = pool.first_ready().await.map_err(SyncError::Connect);
+    let local = match ready.and(local) {
+        Ok(local) => local,
+        Err(e) => {
+            stop.cancel();
+            pool.finish().await;
+            return Err(e);
+        }
+    };
+    let target = config.local_dir.display().to_string();
+    let mut run = Run::new(config, target, "time", stop, progress);
+    let outcome = run.pull(&mut pool, local).await;
+    pool.finish().await;
+    outcome?;
+    Ok(run.finish(started))
+}
+
+/// LOCAL_DIR is created when missing (not in a dry run), and locked for this process: one run
+/// at a time writes into it, whatever URL it pulls from.
+fn prepare_root(config: &Config) -> Result<(), SyncError> {
+    let root = &config.local_dir;
+    if !config.dry_run && std::fs::symlink_metadata(root).is_err() {
+        std::fs::create_dir_all(root).map_err(|source| LocalError::Unreadable {
+            path: root.clone(),
+            source,
+        })?;
+    }
+    let (Some(dir), false) = (&config.state_dir, config.dry_run) else {
+        return Ok(());
+    };
+    let canonical = std::fs::canonicalize(root).unwrap_or_else(|_| root.clone());
+    let key = format!("pull into {}", canonical.display());
+    let path = state::record_path(dir, &key).with_extension("lock");
+    lock::hold(&path, &canonical.display().to_string())?;
+    Ok(())
+}
+
+/// The local tree, as it stands: symbolic links are never followed (they are reported, and
+/// stay); the deletion filter decides what is seen, so `--delete-excluded` sees excluded
+/// entries too. A dry run of a missing LOCAL_DIR sees an empty one.
+fn scan(config: &Config) -> Result<LocalTree, SyncError> {
+    if config.dry_run && std::fs::symlink_metadata(&config.local_dir).is_err() {
+        return Ok(LocalTree::default());
+    }
+    let options = ScanOptions {
+        max_depth: config.max_depth,
+        filter: &config.remote_filter,
+        follow_symlinks: false,
+    };
+    Ok(local::scan(&config.local_dir, options)?)
+}
+
+impl Run<'_> {
+    /// Lists, plans and carries out one pull.
+    async fn pull(&mut self, pool: &mut Dispatcher, mut local: LocalTree) -> Result<(), SyncError> {
+        let temps = take_temporary_files(&mut local);
+        let listed = self.list_remote(pool, &local, &Scope::Everything).await?;
+        if self.root_missing {
+            return Err(SyncError::ListRoot {
+                path: self.config.target.remote_path(""),
+                error: "the server refused it; check that the folder exists".into(),
+            });
+        }
+        self.report_connect_errors(pool);
+        let mut tree = listed.tree;
+        let mut protected = listed.protected;
+        for problem in std::mem::take(&mut local.problems) {
+            if problem.is_failure {
+                self.fail(&problem.rel, &problem.message);
+            } else {
+                self.reporter
+                    .notice(&format!("{}: {}", problem.rel, problem.message));
+            }
+            // Unknown, or a link: never removed, never written through.
+            protected.insert(problem.rel);
+        }
+        self.skip_unmirrorable(&mut tree, &mut protected);
+        if self.config.delete
+            && !self.config.force
+            && !tree.values().any(|e| e.kind != EntryKind::Dir)
+        {
+            return Err(SyncError::EmptyRemote(self.config.target.display_url()));
+        }
+        let plan_with = |allow_deletions| {
+            let opts = PullOptions {
+                delete: self.config.delete,
+                protected: &protected,
+                allow_deletions,
+            };
+            plan::plan(&local, &tree, opts)
+        };
+        let plan = self.within_max_delete("local", plan_with, PullPlan::deletions);
+        self.summary.unchanged = plan.unchanged.len() as u64;
+        for (rel, why) in &plan.blocked {
+            self.fail(rel, why);
+        }
+        if self.config.dry_run {
+            self.pull_dry_run(&plan);
+            return Ok(());
+        }
+        self.remove_stale_temps(temps, &plan);
+        self.execute_pull(pool, &plan).await;
+        Ok(())
+    }
+
+    /// Takes out of `tree` what cannot be mirrored safely, reported and protected (the local
+    /// entry of that name stays): remote symbolic links and special entries (not followed), and
+    /// names that differ only in case (which one a case-insensitive disk would keep is chance).
+    fn skip_unmirrorable(&mut self, tree: &mut RemoteTree, protected: &mut Protected) {
+        let odd: Vec<(String, &str)> = tree
+            .iter()
+            .filter_map(|(rel, e)| match e.kind {
+                EntryKind::Symlink => Some((rel.clone(), "remote symbolic link; not followed")),
+                EntryKind::Other => Some((rel.clone(), "neither a file nor a folder; skipped")),
+                EntryKind::File | EntryKind::Dir => None,
+            })
+            .collect();
+        let colliding = plan::case_collisions(tree).into_iter().map(|rel| {
+            let why = "another remote name in its folder differs only in case; skipped";
+            (rel, why)
+        });
+        for (rel, why) in odd.into_iter().chain(colliding) {
+            self.summary.skipped_remote += 1;
+            self.reporter.notice(&format!("{rel}: {why}"));
+            let below = format!("{rel}/");
+            tree.retain(|k, _| *k != rel && !k.starts_with(&below));
+            protected.insert(rel);
+        }
+    }
+}
+
+/// Takes ftpsync's temporary files (of interrupted downloads) out of the local tree: they are
+/// not the user's, neither mirrored nor counted; the plan decides which one a download resumes.
+fn take_temporary_files(local: &mut LocalTree) -> Vec<String> {
+    let temps: Vec<String> = local
+        .entries
+        .iter()
+        .filter(|(rel, e)| {
+            e.kind == local::LocalKind::File
+                && crate::temp_name::is_temp_name(rel.rsplit('/').next().unwrap_or(rel))
+        })
+        .map(|(rel, _)| rel.clone())
+        .collect();
+    for rel in &temps {
+        local.entries.remove(rel);
+    }
+    temps
+}

@@ -1,0 +1,65 @@
+//! A file's bytes from the server (RETR, from an offset with REST) into a local file that the
+//! caller opened and positioned: every wait on the network is bounded by the timeout, and the
+//! bytes are counted as they arrive for whoever shows progress. Where the local file lives and
+//! what becomes of it is the caller's business (see `crate::engine::pull`).
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::data::{io_lost, Sent};
+use super::error::{within, FtpError};
+use super::{op, Connection};
+
+/// Bytes read from the data connection at a time.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// A download failed on the server's side or on the local one.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DownloadError {
+    #[error(transparent)]
+    Remote(#[from] FtpError),
+    /// Writing the local file failed (a full disk, among others).
+    #[error("cannot write the local file: {0}")]
+    Local(std::io::Error),
+}
+
+impl Connection {
+    /// Appends the remote file `path`, from byte `offset` on (REST), to `file`; returns the
+    /// bytes received, also added to `progress` as they come. On a local write error the
+    /// transfer is abandoned (its reply is read before the next command, so the connection
+    /// stays usable).
+    pub(crate) async fn download_to(
+        &mut self,
+        path: &str,
+        offset: u64,
+        file: &mut tokio::fs::File,
+        progress: Option<&Sent>,
+    ) -> Result<u64, DownloadError> {
+        self.keep_session_resumable().await?;
+        let operation = op("RETR", path);
+        if offset > 0 {
+            let rest = self.stream.ftp.resume_transfer(offset as usize);
+            within(self.timeout, op("REST", path), rest).await?;
+        }
+        let open = self.stream.ftp.retr_as_stream(path);
+        let mut data = within(self.timeout, operation.clone(), open).await?;
+        let mut chunk = vec![0u8; READ_CHUNK];
+        let mut received = 0u64;
+        loop {
+            let read = async { data.read(&mut chunk).await.map_err(io_lost) };
+            let n = within(self.timeout, operation.clone(), read).await?;
+            if n == 0 {
+                break;
+            }
+            file.write_all(&chunk[..n])
+                .await
+                .map_err(DownloadError::Local)?;
+            received += n as u64;
+            if let Some(p) = progress {
+                p.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        within(self.timeout, operation, data.finish()).await?;
+        file.flush().await.map_err(DownloadError::Local)?;
+        Ok(received)
+    }
+}

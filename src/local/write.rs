@@ -1,0 +1,206 @@
+//! Writing into the local tree, for a pull: folders created one level at a time, files written
+//! under a temporary name beside their final one and renamed into place, entries removed. Every
+//! path is the root joined with a '/'-separated relative path whose parts the listing checked
+//! (see `crate::ftp::listing::is_safe_name`), and no folder on the way may be a symbolic link:
+//! nothing outside the root is ever written or removed, whatever the tree holds.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, UNIX_EPOCH};
+
+use crate::temp_name::TEMP_SUFFIX;
+
+/// `root/rel`, once every folder between them is checked to be a real folder (not a symbolic
+/// link, not a file): what lies at the returned path is the caller's to create or replace.
+pub(crate) fn checked_path(root: &Path, rel: &str) -> io::Result<PathBuf> {
+    let mut path = root.to_path_buf();
+    let mut parts = rel.split('/').peekable();
+    while let Some(part) = parts.next() {
+        if matches!(part, "" | "." | "..") || part.contains('\\') {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("refusing the path {rel:?}: it does not stay inside the local folder"),
+            ));
+        }
+        path.push(part);
+        if parts.peek().is_some() {
+            let meta = std::fs::symlink_metadata(&path)?;
+            if !meta.is_dir() {
+                return Err(not_a_folder(&path, &meta));
+            }
+        }
+    }
+    Ok(path)
+}
+
+fn not_a_folder(path: &Path, meta: &std::fs::Metadata) -> io::Error {
+    let what = if meta.file_type().is_symlink() {
+        "a symbolic link (never followed)"
+    } else {
+        "not a folder"
+    };
+    io::Error::other(format!("{} is {what}", path.display()))
+}
+
+/// Creates the folder `rel`; an existing real folder is fine, anything else in its place
+/// (a file, a symbolic link) is an error.
+pub(crate) fn make_dir(root: &Path, rel: &str) -> io::Result<()> {
+    let path = checked_path(root, rel)?;
+    match std::fs::create_dir(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            let meta = std::fs::symlink_metadata(&path)?;
+            match meta.is_dir() {
+                true => Ok(()),
+                false => Err(not_a_folder(&path, &meta)),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes the file (or symbolic link: the link itself) or the empty folder at `rel`.
+pub(crate) fn remove(root: &Path, rel: &str) -> io::Result<()> {
+    let path = checked_path(root, rel)?;
+    let meta = std::fs::symlink_metadata(&path)?;
+    if meta.is_dir() {
+        std::fs::remove_dir(&path)
+    } else {
+        std::fs::remove_file(&path)
+    }
+}
+
+/// The temporary name a download of the remote file `name` (of `size` bytes and time `mtime`)
+/// is written under: `.NAME.TOKEN.ftpsync-tmp`, where TOKEN is fixed by the remote size and
+/// time, so a later run finds the beginning an interrupted one wrote, and only when the remote
+/// file is still the same one.
+pub(crate) fn temp_name(name: &str, size: u64, mtime: Option<i64>) -> String {
+    // FNV-1a: stable across runs and versions, unlike std's hasher.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let time = mtime.unwrap_or(i64::MIN);
+    for byte in size.to_le_bytes().into_iter().chain(time.to_le_bytes()) {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!(".{name}.{hash:016x}{TEMP_SUFFIX}")
+}
+
+/// `path` (a temporary file) opened for writing: kept from byte `keep` on when it holds at
+/// least that much and `keep` > 0, started afresh otherwise. Never opens through a symbolic
+/// link. Returns the file, positioned at its end, and its length.
+pub(crate) fn open_temp(path: &Path, keep: bool) -> io::Result<(File, u64)> {
+    if keep {
+        let opened = OpenOptions::new()
+            .append(true)
+            .custom_flags(no_follow())
+            .open(path);
+        match opened {
+            Ok(file) => {
+                let len = file.metadata()?.len();
+                return Ok((file, len));
+            }
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                std::fs::remove_file(path)?;
+            }
+            Err(_) => {}
+        }
+    } else if std::fs::symlink_metadata(path).is_ok() {
+        std::fs::remove_file(path)?;
+    }
+    // create_new never follows a symbolic link at `path` (O_EXCL).
+    let file = OpenOptions::new().write(true).create_new(true).open(path)?;
+    Ok((file, 0))
+}
+
+/// O_NOFOLLOW: opening a symbolic link fails instead of following it.
+fn no_follow() -> i32 {
+    #[cfg(target_os = "linux")]
+    {
+        rustix::fs::OFlags::NOFOLLOW.bits() as i32
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        // macOS and the BSDs.
+        0x0100
+    }
+}
+
+/// Finishes a downloaded temporary file: its time set to the remote one (`mtime`, Unix
+/// seconds), its bytes on disk (fsync), then renamed to `final_path` (replacing a file or a
+/// symbolic link there, never writing through it).
+pub(crate) fn put_in_place(
+    file: File,
+    temp: &Path,
+    final_path: &Path,
+    mtime: Option<i64>,
+) -> io::Result<()> {
+    if let Some(unix) = mtime {
+        let when = match u64::try_from(unix) {
+            Ok(secs) => UNIX_EPOCH + Duration::from_secs(secs),
+            Err(_) => UNIX_EPOCH - Duration::from_secs(unix.unsigned_abs()),
+        };
+        file.set_modified(when)?;
+    }
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(temp, final_path)
+}
+
+/// Whether `error` says the local disk (or the user's quota) is full.
+pub(crate) fn is_disk_full(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_through_symbolic_links_or_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("link")).unwrap();
+        std::fs::write(dir.path().join("file"), "x").unwrap();
+        assert!(checked_path(dir.path(), "link/x").is_err());
+        assert!(checked_path(dir.path(), "file/x").is_err());
+        assert!(checked_path(dir.path(), "a/../../x").is_err());
+        assert!(make_dir(dir.path(), "link").is_err(), "a link is no folder");
+        assert!(make_dir(dir.path(), "link/sub").is_err());
+        make_dir(dir.path(), "new").unwrap();
+        make_dir(dir.path(), "new").unwrap();
+        assert!(std::fs::read_dir(outside.path()).unwrap().next().is_none());
+        assert_eq!(
+            checked_path(dir.path(), "new/x").unwrap(),
+            dir.path().join("new/x")
+        );
+    }
+
+    #[test]
+    fn a_temporary_file_is_never_opened_through_a_link_and_resumes_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        let temp = dir.path().join(".a.tmp");
+        std::os::unix::fs::symlink(&victim, &temp).unwrap();
+        let (_, len) = open_temp(&temp, true).unwrap();
+        assert_eq!(len, 0);
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+        std::fs::write(&temp, "12345").unwrap();
+        assert_eq!(open_temp(&temp, true).unwrap().1, 5);
+        assert_eq!(open_temp(&temp, false).unwrap().1, 0);
+    }
+
+    #[test]
+    fn temporary_names_follow_the_remote_version() {
+        let a = temp_name("f.bin", 10, Some(100));
+        assert!(crate::temp_name::is_temp_name(&a), "{a}");
+        assert!(a.starts_with(".f.bin."));
+        assert_eq!(a, temp_name("f.bin", 10, Some(100)));
+        assert_ne!(a, temp_name("f.bin", 11, Some(100)));
+        assert_ne!(a, temp_name("f.bin", 10, Some(101)));
+    }
+}
