@@ -89,6 +89,8 @@ pub(crate) struct WorkerContext {
     pub(crate) quirks: ServerQuirks,
     /// The uploads' progress, when it is shown.
     pub(crate) progress: Option<std::sync::Arc<crate::progress::Tracker>>,
+    /// `--backup-dir`: where replaced and deleted files go first.
+    pub(crate) backup: Option<crate::engine::backup::Backup>,
 }
 
 impl WorkerContext {

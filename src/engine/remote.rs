@@ -129,6 +129,11 @@ impl Run<'_> {
                     protected.insert(rel);
                     continue;
                 }
+                if self.backup_rel.as_ref() == Some(&rel) {
+                    // ftpsync's own: never listed, uploaded into or deleted.
+                    protected.insert(rel);
+                    continue;
+                }
                 let is_dir = entry.kind == EntryKind::Dir;
                 if self.config.remote_filter.is_excluded(&rel, is_dir) {
                     // Not ours to judge: nothing there is deleted, nor the folder holding it.
