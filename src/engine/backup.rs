@@ -152,6 +152,29 @@ pub(crate) async fn before_replacing(
     }
 }
 
+/// After the rename into place of `rel` failed: the file moved to the backup for it goes back,
+/// if it can (then a retry moves it again).
+pub(crate) async fn put_back(ctx: &WorkerContext, conn: &mut Connection, rel: &str) {
+    let Some(backup) = ctx.backup.as_ref().filter(|_| replaces(ctx, rel)) else {
+        return;
+    };
+    if !backup.kept.lock().expect("not poisoned").remove(rel) {
+        return;
+    }
+    let (kept, place) = (
+        format!("{}/{rel}", backup.folder),
+        ctx.target.remote_path(rel),
+    );
+    if let Err(e) = conn.rename(&kept, &place).await {
+        tracing::warn!(path = %rel, error = %e, "could not put the file back from the backup");
+        backup
+            .kept
+            .lock()
+            .expect("not poisoned")
+            .insert(rel.to_string());
+    }
+}
+
 /// Deletes the remote file `rel`: into the backup with `--backup-dir`, DELE otherwise.
 pub(crate) async fn delete(
     ctx: &WorkerContext,

@@ -304,14 +304,19 @@ pub(crate) async fn commit_upload(
         }
         return Err(e);
     }
-    match conn.rename(temp, remote).await {
+    let renamed = match conn.rename(temp, remote).await {
         Ok(()) => Ok(()),
         Err(e) if e.is_permanent() => {
             conn.delete(remote).await.ok();
             conn.rename(temp, remote).await
         }
         Err(e) => Err(e),
+    };
+    if renamed.as_ref().is_err_and(|e| !e.breaks_connection()) {
+        // The site keeps its old file rather than none.
+        backup::put_back(ctx, conn, &file.rel).await;
     }
+    renamed
 }
 
 /// Sets the remote file's time to the local one, finding out once how this server does it.

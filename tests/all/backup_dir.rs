@@ -219,6 +219,18 @@ fn a_backup_dir_inside_the_remote_folder_is_neither_uploaded_into_nor_deleted() 
 
 #[test]
 fn a_refused_move_into_the_backup_leaves_the_remote_file_in_place() {
+    refused_moves_leave_the_files_in_place(|| vec![in_process()]);
+}
+
+#[test]
+#[ignore = "needs the real FTP servers: bash scripts/test-servers.sh start, then --include-ignored"]
+fn real_servers_leave_the_remote_file_in_place_when_the_move_is_refused() {
+    refused_moves_leave_the_files_in_place(|| real_places("backup_dir_refused"));
+}
+
+/// Behind a proxy refusing the move's RNTO (or RNFR), nothing is replaced or deleted, the run
+/// fails naming --backup-dir, and the new copies are not left behind.
+fn refused_moves_leave_the_files_in_place(places: impl Fn() -> Vec<Place>) {
     // The refused command, --inplace, and whether files are replaced (when they are, a failed
     // upload also keeps --delete from running: then only deletions are tried).
     let cases = [
@@ -229,46 +241,75 @@ fn a_refused_move_into_the_backup_leaves_the_remote_file_in_place() {
         ("RNFR", false, false),
     ];
     for (refused, inplace, replacing) in cases {
-        let server = FtpServer::start();
-        let tree = site();
-        let url = server.url("www");
-        assert_eq!(sync(tree.path(), &url, &[]).code, 0);
-        if replacing {
-            change(&tree);
-        } else {
-            tree.remove("old.html");
-            tree.remove("old");
+        for place in places() {
+            let tree = site();
+            assert_eq!(sync(tree.path(), &place.url, &[]).code, 0);
+            if replacing {
+                change(&tree);
+            } else {
+                tree.remove("old.html");
+                tree.remove("old");
+            }
+            // RNFR .../www/... names the files to move; RNTO .../bak/... their new place.
+            let path = if refused == "RNTO" { "bak/" } else { "www/" };
+            let fault = Fault::Reply {
+                command: refused.into(),
+                path: path.into(),
+                reply: "553 Permission denied".into(),
+                times: usize::MAX,
+            };
+            let proxy = FaultProxy::start(&support::host_port(&place.url), vec![fault]);
+            let backup = ["--delete", "--backup-dir", &place.backup_arg];
+            let mut args = [&backup[..], &["--retries", "1"]].concat();
+            args.extend(inplace.then_some("--inplace"));
+            let run = sync(tree.path(), &proxy.url(&place.url), &args);
+            let case = format!(
+                "{}: {refused}, inplace {inplace}, replacing {replacing}",
+                place.name
+            );
+            assert_eq!(run.code, 1, "{case}: {run}");
+            assert!(proxy.fired(0) > 0, "{case}: {run}");
+            let remote = |rel: &str| read(&place.dir.join(rel));
+            assert_eq!(remote("css/a.css"), "a { old }", "{case}: not replaced");
+            assert_eq!(remote("js/b.js"), "let b = 'old';", "{case}: not replaced");
+            assert_eq!(remote("old.html"), "old page", "{case}: not deleted");
+            assert_eq!(remote("old/sub/y.txt"), "old y", "{case}: not deleted");
+            let failures = run.summary["failures"].to_string();
+            assert!(failures.contains("--backup-dir"), "{case}: {failures}");
+            assert!(failures.contains("553"), "{case}: {failures}");
+            let temps = walkdir::WalkDir::new(&place.dir)
+                .into_iter()
+                .filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".ftpsync-tmp"))
+                .count();
+            assert_eq!(temps, 0, "{case}: the new copies are removed");
         }
-        // RNFR www/... names the files to move; RNTO bak/... their place in the backup.
-        let path = if refused == "RNTO" { "bak/" } else { "www/" };
-        let fault = Fault::Reply {
-            command: refused.into(),
-            path: path.into(),
-            reply: "553 Permission denied".into(),
-            times: usize::MAX,
-        };
-        let proxy = FaultProxy::start(&server.addr(), vec![fault]);
-        let mut args = vec!["--delete", "--backup-dir", "bak", "--retries", "1"];
-        args.extend(inplace.then_some("--inplace"));
-        let run = sync(tree.path(), &proxy.url(&url), &args);
-        let case = format!("{refused}, inplace {inplace}, replacing {replacing}");
-        assert_eq!(run.code, 1, "{case}: {run}");
-        assert!(proxy.fired(0) > 0, "{case}: {run}");
-        let remote = |rel: &str| read(&server.remote_dir(&format!("www/{rel}")));
-        assert_eq!(remote("css/a.css"), "a { old }", "{case}: not replaced");
-        assert_eq!(remote("js/b.js"), "let b = 'old';", "{case}: not replaced");
-        assert_eq!(remote("old.html"), "old page", "{case}: not deleted");
-        assert_eq!(remote("old/sub/y.txt"), "old y", "{case}: not deleted");
-        let failures = run.summary["failures"].to_string();
-        assert!(failures.contains("--backup-dir"), "{case}: {failures}");
-        assert!(failures.contains("553"), "{case}: {failures}");
-        let temps = walkdir::WalkDir::new(server.remote_dir("www"))
-            .into_iter()
-            .filter_map(Result::ok)
-            .filter(|e| e.file_name().to_string_lossy().ends_with(".ftpsync-tmp"))
-            .count();
-        assert_eq!(temps, 0, "{case}: the new copies are removed");
     }
+}
+
+#[test]
+fn a_refused_rename_into_place_puts_the_old_file_back() {
+    let server = FtpServer::start();
+    let tree = site();
+    let url = server.url("www");
+    assert_eq!(sync(tree.path(), &url, &[]).code, 0);
+    change(&tree);
+    // The backup's RNTO names bak/...: only the rename into place is refused, twice (ftpsync
+    // tries again after a DELE, for servers that rename over no file).
+    let fault = Fault::Reply {
+        command: "RNTO".into(),
+        path: "www/css/a.css".into(),
+        reply: "553 Not allowed".into(),
+        times: 2,
+    };
+    let proxy = FaultProxy::start(&server.addr(), vec![fault]);
+    let run = sync(tree.path(), &proxy.url(&url), &["--backup-dir", "bak"]);
+    assert_eq!(run.code, 1, "{run}");
+    assert_eq!(proxy.fired(0), 2, "{run}");
+    let remote = |rel: &str| read(&server.remote_dir(&format!("www/{rel}")));
+    assert_eq!(remote("css/a.css"), "a { old }", "put back: {run}");
+    assert_eq!(remote("js/b.js"), "let b = 'new and longer';", "{run}");
+    assert_eq!(run.summary["backed_up"], 1, "{run}");
 }
 
 #[test]
