@@ -71,8 +71,8 @@ impl Backup {
         self.kept.lock().expect("not poisoned").len() as u64
     }
 
-    /// Moves the remote file `rel` into the backup, making its folders first; a refusal names
-    /// what happened to the file (`what`, e.g. "replaced").
+    /// Moves the remote file `rel` into the backup, making its folders first; a refusal says
+    /// what that means for the file (`what`: "not replaced", "not deleted").
     async fn keep(
         &self,
         conn: &mut Connection,
@@ -91,7 +91,7 @@ impl Backup {
         conn.rename(&from, &to).await.map_err(|e| match e {
             FtpError::Reply { code, text, .. } => FtpError::Reply {
                 operation: format!(
-                    "{what}: cannot move {from} to --backup-dir as {to} first (RNFR/RNTO)"
+                    "{what}, since it could not be moved to --backup-dir as {to} (RNFR {from}, RNTO; check that folder's permissions)"
                 ),
                 code,
                 text,
