@@ -156,6 +156,12 @@ pub struct Cli {
     #[arg(help_heading = "Deletion", long)]
     pub force: bool,
 
+    /// Move each remote file a run replaces or deletes to REMOTE_PATH/<UTC time of the run>/
+    /// first, under its path in the remote folder (same server; relative to the login folder
+    /// like the URL's path): for rolling a deploy back
+    #[arg(help_heading = "Deletion", long, value_name = "REMOTE_PATH")]
+    pub backup_dir: Option<String>,
+
     /// Read the password from the first line of FILE (within its first 64 KiB)
     #[arg(help_heading = "Connection and TLS", long, value_name = "FILE")]
     pub password_file: Option<PathBuf>,

@@ -14,6 +14,10 @@ use crate::ftp::Login;
 use crate::local::filter::{Filter, FilterError};
 use crate::report::OutputMode;
 
+mod remote_path;
+use remote_path::remote_path_in;
+pub(crate) use remote_path::{BackupDir, BACKUP_HOLDS_ROOT};
+
 /// Everything a sync run needs to know.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
@@ -63,6 +67,8 @@ pub(crate) struct Config {
     pub(crate) bwlimit: Option<u64>,
     /// Push (LOCAL_DIR first) or pull (the URL first): see [`crate::direction`].
     pub(crate) direction: Direction,
+    /// `--backup-dir`: where remote files go before they are replaced or deleted.
+    pub(crate) backup: Option<BackupDir>,
 }
 
 /// How `--checksum` runs.
@@ -100,40 +106,10 @@ impl Checksum {
             path: given.to_string(),
             why,
         };
-        let (absolute, rest) = match given.strip_prefix('/') {
-            Some(rest) => (true, rest),
-            None => (false, given),
-        };
-        if rest.is_empty()
-            || rest
-                .split('/')
-                .any(|s| s.is_empty() || s == "." || s == "..")
-        {
-            return Err(bad("give a file path without empty, . or .. parts"));
-        }
-        if given.chars().any(char::is_control) {
-            return Err(bad("control characters are not allowed"));
-        }
-        let manifest = if absolute {
-            format!("/{rest}")
-        } else {
-            rest.to_string()
-        };
+        let (manifest, manifest_rel) = remote_path_in(target, given).map_err(bad)?;
         if manifest == target.path.trim_end_matches('/') {
             return Err(bad("that is the remote folder itself; give a file path"));
         }
-        // Inside the remote folder when the folder's path is a prefix (both spelt the way
-        // the URL's path is: relative to the login folder, or absolute).
-        let prefix = match target.path.trim_end_matches('/') {
-            "" if target.path.starts_with('/') => "/".to_string(),
-            "" => String::new(),
-            root => format!("{root}/"),
-        };
-        let manifest_rel = if prefix.is_empty() {
-            (!absolute).then(|| rest.to_string())
-        } else {
-            manifest.strip_prefix(&prefix).map(str::to_string)
-        };
         Ok(Checksum {
             manifest,
             manifest_rel,
@@ -199,6 +175,8 @@ pub(crate) enum ConfigError {
     TlsOptionWithoutTls { option: &'static str },
     #[error("--manifest {path:?}: {why}")]
     ManifestPath { path: String, why: &'static str },
+    #[error("--backup-dir {path:?}: {why}")]
+    BackupPath { path: String, why: &'static str },
     #[error("LOCAL_DIR and REMOTE are both needed (on the command line, or local and remote in the profile); see ftpsync --help")]
     MissingArguments,
     #[error("the environment variable {name} (named by --password-env) is not set or empty; export it, or give the password another way")]
@@ -268,6 +246,9 @@ impl Config {
             )?),
             false => None,
         };
+        let backup = (cli.backup_dir.as_deref())
+            .map(|given| BackupDir::new(&target, given))
+            .transpose()?;
         let mut filter = Filter::new(&patterns, &cli.includes)?;
         if cli.gitignore {
             filter = filter.with_gitignore(local_dir.clone());
@@ -276,6 +257,7 @@ impl Config {
             bwlimit: cli.bwlimit.filter(|&rate| rate > 0),
             checksum,
             direction,
+            backup,
             local_dir,
             target,
             login,

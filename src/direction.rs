@@ -25,6 +25,8 @@ pub(crate) enum DirectionError {
     WatchPull,
     #[error("{option} applies only to uploads (LOCAL_DIR first); a pull always downloads to a temporary file renamed into place")]
     UploadOnly { option: &'static str },
+    #[error("{option} is about the server's copy, and a pull (URL first) never changes the server; leave it out")]
+    ServerOnly { option: &'static str },
     #[error("{option} is not supported with a pull (URL first) yet; {what}")]
     NotYet {
         option: &'static str,
@@ -65,6 +67,11 @@ pub(crate) fn check_pull_options(cli: &Cli) -> Result<(), DirectionError> {
     if cli.inplace {
         return Err(DirectionError::UploadOnly {
             option: "--inplace",
+        });
+    }
+    if cli.backup_dir.is_some() {
+        return Err(DirectionError::ServerOnly {
+            option: "--backup-dir",
         });
     }
     if cli.checksum {
@@ -122,6 +129,12 @@ mod tests {
         };
         assert_eq!(check(&["--watch"]), Err(DirectionError::WatchPull));
         assert!(check(&["--inplace"]).is_err());
+        assert_eq!(
+            check(&["--backup-dir", "old"]),
+            Err(DirectionError::ServerOnly {
+                option: "--backup-dir"
+            })
+        );
         assert!(check(&["--checksum"]).is_err());
         assert!(check(&["-L"]).is_err());
         assert_eq!(check(&["--every", "1h", "--delete", "-j", "8"]), Ok(()));

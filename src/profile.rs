@@ -315,6 +315,24 @@ mod tests {
     }
 
     #[test]
+    fn a_profile_sets_the_backup_dir() {
+        use clap::Parser;
+        let (_dir, path) = config("[profile.www]\nbackup_dir = \"www-backups\"\n");
+        let path = path.to_str().unwrap();
+        let cli = [
+            "ftpsync",
+            "--config",
+            path,
+            "--profile",
+            "www",
+            ".",
+            "ftp://h/www",
+        ];
+        let cli = Cli::try_parse_from(expand(&args(&cli)).unwrap()).unwrap();
+        assert_eq!(cli.backup_dir.as_deref(), Some("www-backups"));
+    }
+
+    #[test]
     fn without_profile_the_command_line_is_untouched() {
         let plain = args(&["ftpsync", "-j", "2", ".", "ftp://h/"]);
         assert_eq!(expand(&plain).unwrap(), plain);

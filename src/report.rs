@@ -82,6 +82,12 @@ pub(crate) struct Summary {
     pub(crate) drift_repaired: u64,
     /// `--checksum`: the manifest on the server was written.
     pub(crate) manifest_written: bool,
+    /// `--backup-dir`: files moved to the backup before they were replaced or deleted (dry:
+    /// that would be).
+    pub(crate) backed_up: u64,
+    /// `--backup-dir`: this run's dated folder, as FTP commands name it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) backup_dir: Option<String>,
     /// Set when a password went over an unencrypted connection to a host that is not local.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) warning: Option<String>,
@@ -401,6 +407,13 @@ pub(crate) fn summary_line(s: &Summary) -> String {
     };
     if !s.dry_run && bytes > 0 {
         line.push_str(&format!(" ({}/s)", human_bytes(s.bytes_per_sec as u64)));
+    }
+    if let Some(dir) = s.backup_dir.as_ref().filter(|_| s.backed_up > 0) {
+        let files = count(s.backed_up, "file");
+        match s.dry_run {
+            true => line.push_str(&format!("; would back up {files} to {dir}/")),
+            false => line.push_str(&format!("; {files} backed up to {dir}/")),
+        }
     }
     if s.drift_repaired > 0 {
         let files = count(s.drift_repaired, "file");

@@ -52,7 +52,7 @@ pub(super) fn settled(cfg: &config::Checksum, root: &str, login: Option<&str>) -
 
 /// `path` relative to the folder `root` (both as FTP commands name them: absolute, or relative
 /// to the login folder `login`), if it lies below it. None when that cannot be told.
-fn inside(path: &str, root: &str, login: Option<&str>) -> Option<String> {
+pub(super) fn inside(path: &str, root: &str, login: Option<&str>) -> Option<String> {
     let absolute = |p: &str| -> Option<Vec<String>> {
         let full = match p.starts_with('/') {
             true => p.to_string(),
@@ -73,17 +73,11 @@ fn inside(path: &str, root: &str, login: Option<&str>) -> Option<String> {
 /// uploaded (the server's is ftpsync's own). Removed from `local` with a notice, and so is
 /// everything below a local folder of that name (it would take the manifest's place).
 pub(super) fn keep_local_copy_out(run: &Run<'_>, cfg: &config::Checksum, local: &mut LocalTree) {
-    if let Some(rel) = &cfg.manifest_rel {
-        let below = format!("{rel}/");
-        let before = local.entries.len();
-        local
-            .entries
-            .retain(|path, _| path != rel && !path.starts_with(&below));
-        if local.entries.len() < before {
-            run.reporter.notice(&format!(
-                "{rel}: not uploaded: the server's copy is the --checksum manifest"
-            ));
-        }
+    let Some(rel) = &cfg.manifest_rel else { return };
+    if local.take_out(rel) {
+        run.reporter.notice(&format!(
+            "{rel}: not uploaded: the server's copy is the --checksum manifest"
+        ));
     }
 }
 

@@ -96,6 +96,8 @@ pub(crate) struct WorkerContext {
     pub(crate) progress: Option<std::sync::Arc<crate::progress::Tracker>>,
     /// `--bwlimit`: one bucket for every worker's file bytes (None: no limit).
     pub(crate) bwlimit: Option<std::sync::Arc<crate::ftp::bwlimit::Bandwidth>>,
+    /// `--backup-dir`: where replaced and deleted files go first.
+    pub(crate) backup: Option<crate::engine::backup::Backup>,
 }
 
 impl WorkerContext {

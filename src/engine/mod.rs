@@ -6,10 +6,12 @@
 //! The engine drives the [`crate::ftp`] layer: [`remote`] lists, [`plan`] decides,
 //! [`schedule`] orders, [`pool`] hands the [`job`]s to the [`worker`]s, each of which owns one
 //! connection and runs [`upload`]s on it; what they learn about the server is in [`quirks`],
-//! what the run keeps for the next one in [`persist`]. When progress is shown, the workers
+//! what the run keeps for the next one in [`persist`], what it replaces or deletes in
+//! [`backup`] (`--backup-dir`). When progress is shown, the workers
 //! register each upload's byte counter with the run's [`crate::progress::Tracker`], and the
 //! coordinator counts it done there.
 
+pub(crate) mod backup;
 pub(crate) mod checksum;
 pub(crate) mod job;
 mod persist;
@@ -66,6 +68,8 @@ pub(crate) enum SyncError {
     Manifest { path: String, reason: String },
     #[error("cannot write the --checksum manifest {path:?}: {reason}; nothing was uploaded (ftpsync must replace it before uploading files it records: check the permissions of its folder)")]
     ManifestWrite { path: String, reason: String },
+    #[error("--backup-dir {path:?}: {why}; nothing was changed")]
+    BackupHoldsRoot { path: String, why: &'static str },
 }
 
 /// Runs one sync of `config` over `scope`; `stop` asks it to finish the jobs in flight and end.
@@ -136,6 +140,17 @@ pub(crate) async fn run(
         .and_then(|(_, login)| login.as_deref());
     let checksum_cfg =
         (config.checksum.as_ref()).map(|c| checksum::settled(c, &config.target.path, login));
+    let settled = (config.backup.as_ref()).map(|b| backup::settled(b, &config.target, login));
+    match settled.transpose() {
+        Ok(rel) => run.backup_rel = rel.flatten(),
+        Err(e) => {
+            pool.finish().await;
+            return Err(e);
+        }
+    }
+    if let Some(rel) = &run.backup_rel {
+        backup::keep_local_copy_out(&run, rel, &mut local);
+    }
     if let Some(cfg) = &checksum_cfg {
         checksum::keep_local_copy_out(&run, cfg, &mut local);
         hashing = Some(checksum::spawn_hashing(&config.local_dir, &local));
@@ -211,6 +226,11 @@ pub(crate) async fn run(
     };
     let plan = run.within_max_delete("remote", plan_with, Plan::deletions);
     run.summary.unchanged = plan.unchanged.len() as u64;
+    if let Some(backup) = &ctx.backup {
+        // A dry run reports what would go there; a real run counts what did, below.
+        run.summary.backed_up = backup.planned(&plan, &listed.tree);
+        run.summary.backup_dir = Some(backup.folder.clone());
+    }
     for (rel, why) in &plan.blocked {
         run.fail(rel, why);
     }
@@ -256,6 +276,9 @@ pub(crate) async fn run(
         uploaded
     };
     pool.finish().await;
+    if let Some(backup) = ctx.backup.as_ref().filter(|_| !config.dry_run) {
+        run.summary.backed_up = backup.kept();
+    }
     run.summary.drift_repaired = uploaded
         .iter()
         .filter(|(rel, _)| plan.drift.contains(rel))
@@ -308,6 +331,8 @@ fn start_workers(
         bwlimit: config
             .bwlimit
             .map(|rate| Arc::new(crate::ftp::bwlimit::Bandwidth::new(rate))),
+        backup: (config.backup.as_ref())
+            .map(|b| backup::Backup::new(b, time::OffsetDateTime::now_utc())),
     });
     let pool = Dispatcher::start(Arc::clone(&ctx), config.jobs);
     (ctx, pool, progress)
@@ -346,6 +371,8 @@ struct Run<'a> {
     checkpoints: Option<checksum::Checkpoints>,
     /// The uploads' progress, when it is shown.
     progress: Option<Arc<progress::Tracker>>,
+    /// `--backup-dir` inside the remote folder: its path there (never listed, never touched).
+    backup_rel: Option<String>,
 }
 
 impl<'a> Run<'a> {
@@ -377,6 +404,7 @@ impl<'a> Run<'a> {
             storage_full: None,
             checkpoints: None,
             progress,
+            backup_rel: None,
         }
     }
 }

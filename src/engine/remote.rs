@@ -132,6 +132,11 @@ impl Run<'_> {
                     protected.insert(rel);
                     continue;
                 }
+                if self.backup_rel.as_ref() == Some(&rel) {
+                    // ftpsync's own: never listed, uploaded into or deleted.
+                    protected.insert(rel);
+                    continue;
+                }
                 let is_dir = entry.kind == EntryKind::Dir;
                 if pull && self.config.filter.is_excluded(&rel, is_dir) {
                     // Not a source: its local namesake is seen by the deletion filter only.

@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::engine::backup;
 use crate::engine::job::{JobError, Outcome, WorkerContext};
 use crate::engine::quirks::TimeSetting;
 use crate::ftp::chain;
@@ -90,7 +91,10 @@ async fn upload(
             }
         }
     }
-    let pipelined = ctx.atomic && conn.can_pipeline() && ctx.quirks.pipelining();
+    let pipelined = ctx.atomic
+        && conn.can_pipeline()
+        && ctx.quirks.pipelining()
+        && !backup::replaces(ctx, &file.rel);
     let result = if pipelined {
         let up = pipelined_upload(ctx, conn, file, &stored_as, offset, before);
         let stored = conn.store_pipelined(up).await;
@@ -169,6 +173,9 @@ pub(crate) async fn sequential(
     offset: u64,
     before: Version,
 ) -> Result<Outcome, UploadError> {
+    if !ctx.atomic {
+        backup::before_replacing(ctx, conn, &file.rel).await?;
+    }
     let progress = ctx.sending(&file.rel, offset);
     let sent = conn
         .upload(
@@ -183,7 +190,7 @@ pub(crate) async fn sequential(
         return Err(UploadError::Changed);
     }
     if ctx.atomic {
-        commit_upload(conn, stored_as, &file.remote, before.0).await?;
+        commit_upload(ctx, conn, file, stored_as, before.0).await?;
     }
     let time_set = set_time(ctx, conn, &file.remote, file.mtime).await?;
     Ok(Outcome::Done {
@@ -278,13 +285,16 @@ fn is_refused_rename(e: &FtpError) -> bool {
 }
 
 /// Checks the stored size where the server tells it, then renames the temporary file over the
-/// target (deleting the target first on servers that refuse to rename onto a file).
+/// target (deleting the target first on servers that refuse to rename onto a file), once the
+/// file it replaces is in the `--backup-dir`.
 pub(crate) async fn commit_upload(
+    ctx: &WorkerContext,
     conn: &mut Connection,
+    file: &FileUpload,
     temp: &str,
-    remote: &str,
     size: u64,
 ) -> Result<(), FtpError> {
+    let remote = &file.remote;
     if let Some(stored) = conn.size(temp).await? {
         if stored != size {
             return Err(FtpError::SizeMismatch {
@@ -294,14 +304,26 @@ pub(crate) async fn commit_upload(
             });
         }
     }
-    match conn.rename(temp, remote).await {
+    if let Err(e) = backup::before_replacing(ctx, conn, &file.rel).await {
+        // Nothing is replaced without its backup: the new copy goes.
+        if !e.breaks_connection() {
+            conn.delete(temp).await.ok();
+        }
+        return Err(e);
+    }
+    let renamed = match conn.rename(temp, remote).await {
         Ok(()) => Ok(()),
         Err(e) if e.is_permanent() => {
             conn.delete(remote).await.ok();
             conn.rename(temp, remote).await
         }
         Err(e) => Err(e),
+    };
+    if renamed.as_ref().is_err_and(|e| !e.breaks_connection()) {
+        // The site keeps its old file rather than none.
+        backup::put_back(ctx, conn, &file.rel).await;
     }
+    renamed
 }
 
 /// Sets the remote file's time to the local one, finding out once how this server does it.

@@ -11,16 +11,16 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::job::{Job, JobError, Outcome, Task, WorkerContext};
 use crate::engine::plan::Op;
-use crate::engine::{checksum, pull, upload};
+use crate::engine::{backup, checksum, pull, upload};
 use crate::ftp::{Connection, FtpError, PathCommand};
 
+mod batch;
 mod chained;
+
+use batch::{gather, path_command};
 
 /// First pause before retrying a failed job; doubled on each further try.
 const RETRY_BACKOFF: Duration = Duration::from_millis(200);
-
-/// Most folders a worker lists in one go (see [`crate::ftp::Connection::list_many`]).
-const LIST_BATCH: usize = 32;
 
 /// What workers tell the coordinator.
 #[derive(Debug)]
@@ -178,6 +178,8 @@ impl Worker {
     async fn work(&mut self, queues: &Queues) {
         // A job taken while gathering listings, to run next.
         let mut next: Option<Task> = None;
+        let backing_up = self.ctx.backup.is_some();
+        let batchable = move |job: &Job| path_command(job, backing_up);
         loop {
             // A held upload waits for the next job only if one is there already.
             let task = match (next.take(), &self.held) {
@@ -205,13 +207,13 @@ impl Worker {
                     self.hand_back(listings);
                     Flow::Stop
                 }
-            } else if let Some(command) = path_command(&task.job) {
+            } else if let Some(command) = batchable(&task.job) {
                 // So do folders to create and files or folders to delete (see run_many).
                 let batch = gather(
                     queues,
                     &self.ctx.stop,
                     (task, command),
-                    path_command,
+                    batchable,
                     &mut next,
                 );
                 if self.finish_held().await == Flow::Continue {
@@ -445,7 +447,7 @@ async fn execute(
                 tracing::debug!(attempt, error = %e, "job failed");
                 drop_if_broken(conn, &e);
                 // A retry after a broken exchange may find the first try did succeed.
-                if attempt > 1 && e.code() == Some(550) && already_done(job) {
+                if attempt > 1 && e.code() == Some(550) && already_done(ctx, job) {
                     return Some(Ok(Outcome::Done {
                         bytes: 0,
                         time_set: false,
@@ -465,47 +467,6 @@ async fn execute(
         _ if cannot_connect => None,
         Some(e) => Some(Err(JobError::Remote(e))),
         None => Some(Err(JobError::Interrupted)),
-    }
-}
-
-/// `first`, and the jobs of the same kind (`pick` gives what it needs of them) waiting right
-/// now, up to [`LIST_BATCH`]; a job of another kind taken on the way is left in `next`.
-fn gather<T>(
-    queues: &Queues,
-    stop: &CancellationToken,
-    first: (Task, T),
-    pick: impl Fn(&Job) -> Option<T>,
-    next: &mut Option<Task>,
-) -> Vec<(Task, T)> {
-    let mut batch = vec![first];
-    while batch.len() < LIST_BATCH {
-        let Some(task) = queues.try_next(stop) else {
-            break;
-        };
-        match pick(&task.job) {
-            Some(what) => batch.push((task, what)),
-            None => {
-                *next = Some(task);
-                break;
-            }
-        }
-    }
-    batch
-}
-
-/// The simple command that carries out `job` and its path (relative to the root), if it is one
-/// that can go in a batch.
-fn path_command(job: &Job) -> Option<(PathCommand, String)> {
-    match job {
-        Job::Run(Op::Mkdir(rel)) => Some((PathCommand::Mkd, rel.clone())),
-        Job::Run(Op::DeleteFile(rel)) => Some((PathCommand::Dele, rel.clone())),
-        Job::Run(Op::RemoveDir(rel)) => Some((PathCommand::Rmd, rel.clone())),
-        Job::List(_)
-        | Job::Fetch(_)
-        | Job::Put { .. }
-        | Job::Hash(_)
-        | Job::Download(_)
-        | Job::Run(Op::MakeRoot | Op::Cleanup(_) | Op::Upload { .. }) => None,
     }
 }
 
@@ -537,12 +498,15 @@ fn drop_if_broken(conn: &mut Option<Connection>, error: &FtpError) {
     }
 }
 
-/// Jobs whose 550 on a retry means the previous, interrupted try took effect.
-fn already_done(job: &Job) -> bool {
-    matches!(
-        job,
-        Job::Run(Op::Mkdir(_) | Op::DeleteFile(_) | Op::RemoveDir(_) | Op::Cleanup(_))
-    )
+/// Jobs whose 550 on a retry means the previous, interrupted try took effect (not a move into
+/// `--backup-dir`: a refused RNTO says 550 too, with the file still there).
+fn already_done(ctx: &WorkerContext, job: &Job) -> bool {
+    let deletes = ctx.backup.is_none() && matches!(job, Job::Run(Op::DeleteFile(_)));
+    deletes
+        || matches!(
+            job,
+            Job::Run(Op::Mkdir(_) | Op::RemoveDir(_) | Op::Cleanup(_))
+        )
 }
 
 /// One try at `job` (uploads may take two, see [`upload::upload_job`]: `attempt` counts them).
@@ -583,7 +547,8 @@ async fn attempt_job(
                 Op::MakeRoot => conn.mkdir_all(&path("")).await,
                 Op::Mkdir(rel) => conn.mkdir(&path(rel)).await,
                 Op::RemoveDir(rel) => conn.rmdir(&path(rel)).await,
-                Op::DeleteFile(rel) | Op::Cleanup(rel) => conn.delete(&path(rel)).await,
+                Op::DeleteFile(rel) => backup::delete(ctx, conn, rel).await,
+                Op::Cleanup(rel) => conn.delete(&path(rel)).await,
                 Op::Upload { rel, size, mtime } => {
                     return upload::upload_job(ctx, conn, rel, *size, *mtime, attempt).await;
                 }

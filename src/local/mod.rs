@@ -91,6 +91,17 @@ pub(crate) struct LocalTree {
     pub(crate) problems: Vec<LocalProblem>,
 }
 
+impl LocalTree {
+    /// Takes `rel` and everything below it out of the tree (what the server holds there is
+    /// ftpsync's own); returns whether anything was there.
+    pub(crate) fn take_out(&mut self, rel: &str) -> bool {
+        let below = format!("{rel}/");
+        let before = self.entries.len();
+        (self.entries).retain(|path, _| path != rel && !path.starts_with(&below));
+        self.entries.len() < before
+    }
+}
+
 /// The local folder cannot be mirrored at all.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum LocalError {

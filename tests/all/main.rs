@@ -1,6 +1,7 @@
 //! ftpsync's integration tests, as one test binary (one compile and link instead of one per
 //! file). Each module is one subject; `support` holds the helpers they share.
 
+mod backup_dir;
 mod bwlimit;
 mod checksum;
 mod cli;

@@ -38,6 +38,7 @@ impl Worker {
             || !conn.can_pipeline()
             || !ctx.quirks.pipelining()
             || ctx.quirks.storage_full()
+            || crate::engine::backup::replaces(ctx, rel)
         {
             return None;
         }
