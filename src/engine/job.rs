@@ -89,6 +89,8 @@ pub(crate) struct WorkerContext {
     pub(crate) quirks: ServerQuirks,
     /// The uploads' progress, when it is shown.
     pub(crate) progress: Option<std::sync::Arc<crate::progress::Tracker>>,
+    /// `--chmod` and `--perms` (see [`crate::engine::perms`]); None sends no modes.
+    pub(crate) modes: Option<crate::chmod::Modes>,
 }
 
 impl WorkerContext {

@@ -12,6 +12,7 @@
 
 pub(crate) mod checksum;
 pub(crate) mod job;
+mod perms;
 mod persist;
 pub(crate) mod plan;
 pub(crate) mod pool;
@@ -93,6 +94,7 @@ pub(crate) async fn run(
         run_token: RunToken::new(),
         whereabouts: Default::default(),
         progress: progress.clone(),
+        modes: config.modes.clone(),
     });
     let mut pool = Dispatcher::start(Arc::clone(&ctx), config.jobs);
     let local = match scan.await.expect("local scan task panicked") {
