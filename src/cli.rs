@@ -140,6 +140,15 @@ pub struct Cli {
     #[arg(help_heading = "Transfer", long, value_name = "RATE", value_parser = crate::ftp::bwlimit::parse_rate)]
     pub bwlimit: Option<u64>,
 
+    /// Set the mode of each uploaded file and created folder with SITE CHMOD, rules as rsync's
+    /// applied to the local mode: D755,F644 (D: folders, F: files), F600, Fg-w, u+rwx,go=rx
+    #[arg(help_heading = "Transfer", long, value_name = "RULES", value_parser = crate::chmod::parse_rules)]
+    pub chmod: Vec<crate::chmod::ChmodRules>,
+
+    /// Give each uploaded file and created folder its local mode (SITE CHMOD); --chmod applies on top
+    #[arg(help_heading = "Transfer", long)]
+    pub perms: bool,
+
     /// Remove remote files and folders that no longer exist locally
     #[arg(help_heading = "Deletion", long)]
     pub delete: bool,
@@ -405,6 +414,15 @@ mod tests {
         );
         let cli = Cli::try_parse_from(["ftpsync", "--max-depth", "1", ".", "ftp://h/"]).unwrap();
         assert_eq!(cli.max_depth, Some(1));
+    }
+
+    #[test]
+    fn a_bad_chmod_rule_is_a_usage_error_naming_it() {
+        let error = usage_error(&["ftpsync", "--chmod", "D755,Fq644", ".", "ftp://h/"]);
+        assert!(
+            error.starts_with("invalid value 'D755,Fq644' for '--chmod <RULES>': rule \"Fq644\": "),
+            "{error}"
+        );
     }
 
     #[test]

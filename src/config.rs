@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::chmod::Modes;
 use crate::cli::{Cli, TlsMode, TlsVersionArg};
 use crate::credentials::{self, CredentialError};
 use crate::direction::{self, Direction, DirectionError};
@@ -69,6 +70,8 @@ pub(crate) struct Config {
     pub(crate) direction: Direction,
     /// `--backup-dir`: where remote files go before they are replaced or deleted.
     pub(crate) backup: Option<BackupDir>,
+    /// `--chmod` and `--perms`: the modes to give what is uploaded; None sends none.
+    pub(crate) modes: Option<Modes>,
 }
 
 /// How `--checksum` runs.
@@ -143,6 +146,8 @@ pub(crate) struct Environment {
     pub(crate) state_dir: Option<PathBuf>,
     /// stderr is a terminal that can show a progress display (not `TERM=dumb`).
     pub(crate) stderr_terminal: bool,
+    /// The process's umask, for `--chmod` rules that name no u, g, o or a.
+    pub(crate) umask: u32,
 }
 
 impl Environment {
@@ -156,6 +161,7 @@ impl Environment {
             state_dir: crate::state::default_state_dir(),
             stderr_terminal: std::io::IsTerminal::is_terminal(&std::io::stderr())
                 && std::env::var_os("TERM").is_none_or(|t| t != "dumb"),
+            umask: crate::chmod::process_umask(),
         }
     }
 }
@@ -295,6 +301,7 @@ impl Config {
                 }),
                 (None, false) => None,
             },
+            modes: Modes::new(cli.perms, cli.chmod, env.umask),
         };
         if let Some(warning) = config.insecure_warning() {
             // Every run, even with -q: the user must not forget that nothing is verified.

@@ -74,6 +74,12 @@ pub(crate) fn check_pull_options(cli: &Cli) -> Result<(), DirectionError> {
             option: "--backup-dir",
         });
     }
+    if !cli.chmod.is_empty() || cli.perms {
+        return Err(DirectionError::NotYet {
+            option: "--chmod/--perms",
+            what: "downloaded files get the modes new files get locally (your umask)",
+        });
+    }
     if cli.checksum {
         return Err(DirectionError::NotYet {
             option: "--checksum",
@@ -129,6 +135,8 @@ mod tests {
         };
         assert_eq!(check(&["--watch"]), Err(DirectionError::WatchPull));
         assert!(check(&["--inplace"]).is_err());
+        assert!(check(&["--perms"]).is_err());
+        assert!(check(&["--chmod", "F600"]).is_err());
         assert_eq!(
             check(&["--backup-dir", "old"]),
             Err(DirectionError::ServerOnly {

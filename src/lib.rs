@@ -7,7 +7,7 @@
 //!   of plans, jobs or workers;
 //! - [`engine`]: one sync run: plan, schedule, a pool of workers, each driving one connection;
 //! - [`cli`], [`config`] and [`credentials`]: the command line, settled into a
-//!   [`config::Config`], and the login;
+//!   [`config::Config`], and the login; [`chmod`]: the modes `--chmod` and `--perms` give;
 //! - [`state`], [`lock`], [`temp_name`] and [`manifest`]: what persists between runs and on
 //!   the server;
 //! - [`report`] and [`exit_codes`]: what the user and scripts see; [`progress`]: the live
@@ -18,6 +18,7 @@
 //! Only what `main.rs` needs is public: [`cli`], [`exit_codes`] and [`run`] (and, hidden, the
 //! listing parsers a test of the test tools uses).
 
+mod chmod;
 pub mod cli;
 mod colour;
 mod config;

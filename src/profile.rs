@@ -333,6 +333,36 @@ mod tests {
     }
 
     #[test]
+    fn chmod_and_perms_are_profile_keys() {
+        use clap::Parser;
+        let (_dir, path) = config("[profile.www]\nchmod = \"D755,F644\"\nperms = true\n");
+        let expanded = expand(&args(&[
+            "ftpsync",
+            "--config",
+            path.to_str().unwrap(),
+            "--profile",
+            "www",
+            "--chmod",
+            "Fg-w",
+            ".",
+            "ftp://h/",
+        ]))
+        .unwrap();
+        assert!(
+            expanded.contains(&"--chmod=D755,F644".into()),
+            "{expanded:?}"
+        );
+        let cli = Cli::try_parse_from(expanded).unwrap();
+        assert!(cli.perms);
+        let rules = |text| crate::chmod::parse_rules(text).unwrap();
+        assert_eq!(
+            cli.chmod,
+            [rules("D755,F644"), rules("Fg-w")],
+            "lists add up"
+        );
+    }
+
+    #[test]
     fn without_profile_the_command_line_is_untouched() {
         let plain = args(&["ftpsync", "-j", "2", ".", "ftp://h/"]);
         assert_eq!(expand(&plain).unwrap(), plain);

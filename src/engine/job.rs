@@ -98,6 +98,8 @@ pub(crate) struct WorkerContext {
     pub(crate) bwlimit: Option<std::sync::Arc<crate::ftp::bwlimit::Bandwidth>>,
     /// `--backup-dir`: where replaced and deleted files go first.
     pub(crate) backup: Option<crate::engine::backup::Backup>,
+    /// `--chmod` and `--perms` (see [`crate::engine::perms`]); None sends no modes.
+    pub(crate) modes: Option<crate::chmod::Modes>,
 }
 
 impl WorkerContext {

@@ -1,6 +1,6 @@
 //! What the workers learn about the server during a run, shared by all of them: how it lists,
 //! whether it takes pipelined commands and checks sent during a transfer, how it sets file
-//! times, and whether it ran out of space. Each starts as the hopeful guess and only ever moves
+//! times, whether it ran out of space, and whether it refuses `SITE CHMOD`. Each starts as the hopeful guess and only ever moves
 //! towards the safe one (a time setter, once found, stays).
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -52,6 +52,8 @@ pub(crate) struct ServerQuirks {
     /// Set once the server said it is out of space: no upload starts after that.
     storage_full: AtomicBool,
     time_setting: Mutex<TimeSetting>,
+    /// Set once the server refused a `SITE CHMOD`: no more are sent.
+    chmod_refused: AtomicBool,
 }
 
 impl Default for ServerQuirks {
@@ -63,6 +65,7 @@ impl Default for ServerQuirks {
             early_checks: AtomicU8::new(0),
             storage_full: AtomicBool::new(false),
             time_setting: Mutex::new(TimeSetting::Unknown),
+            chmod_refused: AtomicBool::new(false),
         }
     }
 }
@@ -159,5 +162,15 @@ impl ServerQuirks {
     /// What an upload found out about setting times.
     pub(crate) fn set_time_setting(&self, setting: TimeSetting) {
         *self.time_setting.lock().expect("time setter lock") = setting;
+    }
+
+    /// Whether the server refused a `SITE CHMOD`.
+    pub(crate) fn chmod_refused(&self) -> bool {
+        self.chmod_refused.load(Ordering::Relaxed)
+    }
+
+    /// The server refused a `SITE CHMOD`: true for the first refusal only (the one reported).
+    pub(crate) fn refuse_chmod(&self) -> bool {
+        !self.chmod_refused.swap(true, Ordering::Relaxed)
     }
 }

@@ -1,13 +1,14 @@
 //! One upload on one connection: the temporary name it is stored under, the transfer
 //! (pipelined where the connection allows, one command at a time otherwise), the size check,
-//! the rename over the target, the modification time, and what its outcome means for the job (a file that
-//! changed meanwhile is sent again; a server that mishandles pipelining gets none; a full
-//! server stops all uploads).
+//! the mode (`--chmod`), the rename over the target, the modification time, and what its
+//! outcome means for the job (a file that changed meanwhile is sent again; a server that
+//! mishandles pipelining gets none; a full server stops all uploads).
 
 use std::path::{Path, PathBuf};
 
 use crate::engine::backup;
 use crate::engine::job::{JobError, Outcome, WorkerContext};
+use crate::engine::perms;
 use crate::engine::quirks::TimeSetting;
 use crate::ftp::chain;
 use crate::ftp::{Connection, FtpError, TimeSetter, UploadError};
@@ -189,6 +190,7 @@ pub(crate) async fn sequential(
     if local_version(&file.local).ok() != Some(before) {
         return Err(UploadError::Changed);
     }
+    perms::set_file_mode(ctx, conn, &file.local, stored_as).await?;
     if ctx.atomic {
         commit_upload(ctx, conn, file, stored_as, before.0).await?;
     }
@@ -218,6 +220,7 @@ pub(crate) fn pipelined_upload(
         expect_size: conn.features.size.then_some(before.0),
         set_time: known.setter().map(|how| how.command(file.mtime, stored_as)),
         version: before,
+        chmod: perms::file_mode(ctx, &file.local),
         progress: ctx.sending(&file.rel, offset),
         limit: ctx.bwlimit.clone(),
     }
@@ -249,6 +252,7 @@ pub(crate) async fn stored_outcome(
         (Err(e), _) => return Err(e),
     };
     let (stored, conn) = stored;
+    perms::judge(ctx, stored.chmod)?;
     let time_set = match (stored.time_set, conn) {
         (Some(Ok(())), _) => true,
         (Some(Err(e)), _) if e.breaks_connection() => return Err(e.into()),

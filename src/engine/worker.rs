@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::job::{Job, JobError, Outcome, Task, WorkerContext};
 use crate::engine::plan::Op;
-use crate::engine::{backup, checksum, pull, upload};
+use crate::engine::{backup, checksum, perms, pull, upload};
 use crate::ftp::{Connection, FtpError, PathCommand};
 
 mod batch;
@@ -313,6 +313,7 @@ impl Worker {
             .map(|(_, (command, rel))| (*command, target.remote_path(rel)))
             .collect();
         let results = conn.run_many(&commands).await;
+        perms::folders_made(&self.ctx, conn, batch.iter().map(|(_, c)| c).zip(&results)).await;
         let mut retry = Vec::new();
         for ((task, _), result) in batch.into_iter().zip(results) {
             match result {
@@ -545,7 +546,7 @@ async fn attempt_job(
             // Every variant by name: a new operation must not become a DELE by default.
             let done_remotely = match op {
                 Op::MakeRoot => conn.mkdir_all(&path("")).await,
-                Op::Mkdir(rel) => conn.mkdir(&path(rel)).await,
+                Op::Mkdir(rel) => perms::mkdir(ctx, conn, rel).await,
                 Op::RemoveDir(rel) => conn.rmdir(&path(rel)).await,
                 Op::DeleteFile(rel) => backup::delete(ctx, conn, rel).await,
                 Op::Cleanup(rel) => conn.delete(&path(rel)).await,

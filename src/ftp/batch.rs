@@ -1,11 +1,11 @@
-//! Simple commands on paths (`MKD`, `DELE`, `RMD`) several at a time: in one write where the
+//! Simple commands on paths (`MKD`, `DELE`, `RMD`, `SITE CHMOD`) several at a time: in one write where the
 //! connection pipelines, their replies read in order (one round trip for all of them), one after
 //! the other otherwise. Creating the folders of a new tree or deleting many files then costs a
 //! round trip per batch rather than per path.
 
 use suppaftp::Status;
 
-use super::error::FtpError;
+use super::error::{within, FtpError};
 use super::pipeline::reply;
 use super::{op, Connection};
 
@@ -18,21 +18,28 @@ pub(crate) enum PathCommand {
     Dele,
     /// Remove the empty folder.
     Rmd,
+    /// Set the mode of the file or folder (`--chmod`, `--perms`).
+    SiteChmod(u32),
 }
 
 impl PathCommand {
-    fn verb(self) -> &'static str {
+    /// The command line for `path` (without its CRLF), as errors name it too.
+    pub(crate) fn line(self, path: &str) -> String {
         match self {
-            PathCommand::Mkd => "MKD",
-            PathCommand::Dele => "DELE",
-            PathCommand::Rmd => "RMD",
+            PathCommand::Mkd => op("MKD", path),
+            PathCommand::Dele => op("DELE", path),
+            PathCommand::Rmd => op("RMD", path),
+            PathCommand::SiteChmod(mode) => op(&format!("SITE CHMOD {mode:03o}"), path),
         }
     }
 
-    fn success(self) -> Status {
+    /// The replies that mean it was done.
+    pub(crate) fn success(self) -> &'static [Status] {
         match self {
-            PathCommand::Mkd => Status::PathCreated,
-            PathCommand::Dele | PathCommand::Rmd => Status::RequestedFileActionOk,
+            PathCommand::Mkd => &[Status::PathCreated],
+            PathCommand::Dele | PathCommand::Rmd => &[Status::RequestedFileActionOk],
+            // 200 as the servers answer it; 202 ("superfluous") means the mode was not set.
+            PathCommand::SiteChmod(_) => &[Status::CommandOk, Status::RequestedFileActionOk],
         }
     }
 }
@@ -54,7 +61,7 @@ impl Connection {
         }
         let lines: String = commands
             .iter()
-            .map(|(command, path)| format!("{} {path}\r\n", command.verb()))
+            .map(|(command, path)| format!("{}\r\n", command.line(path)))
             .collect();
         if let Err(e) = self.stream.send(&lines, self.timeout).await {
             return commands.iter().map(|_| Err(e.clone())).collect();
@@ -66,11 +73,11 @@ impl Connection {
                 out.push(Err(e.clone()));
                 continue;
             }
-            let operation = op(command.verb(), path);
+            let operation = command.line(path);
             let answer = reply(
                 &mut self.stream,
                 &operation,
-                &[command.success()],
+                command.success(),
                 self.timeout,
             )
             .await
@@ -90,6 +97,18 @@ impl Connection {
             PathCommand::Mkd => self.mkdir(path).await,
             PathCommand::Dele => self.delete(path).await,
             PathCommand::Rmd => self.rmdir(path).await,
+            PathCommand::SiteChmod(mode) => self.site_chmod(path, mode).await,
         }
+    }
+
+    /// Sets the mode of `path` (`SITE CHMOD 644 path`); a reply other than 200 or 250 is Err.
+    pub(crate) async fn site_chmod(&mut self, path: &str, mode: u32) -> Result<(), FtpError> {
+        let command = PathCommand::SiteChmod(mode);
+        let line = command.line(path);
+        let sent = self
+            .stream
+            .ftp
+            .custom_command(line.clone(), command.success());
+        within(self.timeout, line, sent).await.map(|_| ())
     }
 }

@@ -8,7 +8,7 @@
 //!
 //! 1. unless they already went (below), the held upload's checks (`SIZE` of its temporary file,
 //!    the command that sets its time) and the next `PASV`, in one write;
-//! 2. the held upload's `RNFR` + `RNTO` (only if its 226 and its checks came back right and the
+//! 2. the held upload's `RNFR` + `RNTO` (behind its `SITE CHMOD` with `--chmod`; only if its 226 and its checks came back right and the
 //!    local file did not change) and the next `STOR`, in one write; the bytes go out as soon as
 //!    the data connection is open, without waiting for the 150 (see [`transfer`]); then the 226.
 //!
@@ -27,6 +27,7 @@ use std::time::{Duration, SystemTime};
 
 use suppaftp::Status;
 
+use super::batch::PathCommand;
 use super::error::{FtpError, UploadError};
 use super::pipeline::{first_word, peer_of, read_pasv, reply, Control};
 use transfer::{confirm, exchange, Exchanged, Tail, Transfer};
@@ -43,6 +44,8 @@ pub(crate) struct Stored {
     pub(crate) sent: u64,
     /// The outcome of setting the modification time, when asked.
     pub(crate) time_set: Option<Result<(), FtpError>>,
+    /// The outcome of the `SITE CHMOD`, when asked.
+    pub(crate) chmod: Option<Result<(), FtpError>>,
 }
 
 /// An atomic upload: `local` from byte `offset` to `temp` (APPE when resuming), size check,
@@ -60,6 +63,8 @@ pub(crate) struct Upload {
     pub(crate) set_time: Option<String>,
     /// The local file when the upload began: a file that changed meanwhile is not put in place.
     pub(crate) version: Version,
+    /// The mode the temporary file gets (`SITE CHMOD`, right before the rename, which keeps it).
+    pub(crate) chmod: Option<u32>,
     /// Counts the bytes as they go, for a progress display (None: nobody watches).
     pub(crate) progress: Option<super::data::Sent>,
     /// The run's `--bwlimit`, which the bytes take from (None: no limit).
@@ -153,7 +158,7 @@ pub(crate) async fn start(
     if let Err(e) = stream.send(&transfer.batch(&up, tail), timeout).await {
         return broken(e);
     }
-    match exchange(stream, false, &up, &transfer, tail, timeout).await {
+    match exchange(stream, None, &up, &transfer, tail, timeout).await {
         Exchanged::Read(_, opening) => {
             confirm(
                 stream,
@@ -197,9 +202,9 @@ pub(crate) async fn finish(stream: &mut Control, held: Sent, timeout: Duration) 
         }
     }
     let verdict = verdict(&held, checked);
-    let renaming = verdict.is_ok();
-    if renaming {
-        if let Err(e) = stream.send(&renames(&held.up), timeout).await {
+    let renaming = verdict.is_ok().then_some(&held.up);
+    if let Some(up) = renaming {
+        if let Err(e) = stream.send(&renames(up), timeout).await {
             return broken(e, signs);
         }
     }
@@ -246,12 +251,8 @@ pub(crate) async fn finish_and_start(
 
     // 2. The held upload's rename (if everything checks) and the next transfer command.
     let verdict = verdict(&held, checked);
-    let renaming = verdict.is_ok();
-    let mut batch = if renaming {
-        renames(&held.up)
-    } else {
-        String::new()
-    };
+    let renaming = verdict.is_ok().then_some(&held.up);
+    let mut batch = renaming.map(renames).unwrap_or_default();
     let tail = Tail::from(early);
     let transfer = pasv.map(|addr| Transfer::new(&next, addr));
     if let Ok(transfer) = &transfer {
@@ -446,40 +447,58 @@ pub(crate) fn version_of(local: &std::path::Path) -> std::io::Result<Version> {
     std::fs::metadata(local).map(|m| (m.len(), m.modified().ok()))
 }
 
-/// The commands that put `up` in place.
+/// The commands that put `up` in place (its mode first: the rename keeps it).
 fn renames(up: &Upload) -> String {
-    format!("RNFR {}\r\nRNTO {}\r\n", up.temp, up.target)
+    let chmod = up
+        .chmod
+        .map(|mode| PathCommand::SiteChmod(mode).line(&up.temp) + "\r\n");
+    let chmod = chmod.unwrap_or_default();
+    format!("{chmod}RNFR {}\r\nRNTO {}\r\n", up.temp, up.target)
 }
 
-/// The replies to RNFR and RNTO, when they were sent.
+/// What the renames brought: the outcome of the `SITE CHMOD` before them, if one was sent.
+type Renamed = Option<Result<(), FtpError>>;
+
+/// The replies to [`renames`] of `renaming` (the held upload), when they were sent.
 async fn read_renames(
     stream: &mut Control,
-    renaming: bool,
+    renaming: Option<&Upload>,
     timeout: Duration,
-) -> Result<(), FtpError> {
-    if !renaming {
-        return Ok(());
-    }
+) -> Result<Renamed, FtpError> {
+    let Some(up) = renaming else {
+        return Ok(None);
+    };
+    let chmod = match up.chmod {
+        Some(mode) => {
+            let command = PathCommand::SiteChmod(mode);
+            match reply(stream, &command.line(&up.temp), command.success(), timeout).await {
+                Err(e) if e.breaks_connection() => return Err(e),
+                outcome => Some(outcome.map(|_| ())),
+            }
+        }
+        None => None,
+    };
     let from = reply(stream, "RNFR", &[Status::RequestFilePending], timeout).await;
     if from.as_ref().is_err_and(FtpError::breaks_connection) {
-        return from.map(|_| ());
+        return from.map(|_| None);
     }
     let ok = [Status::RequestedFileActionOk, Status::CommandOk];
     let to = reply(stream, "RNTO", &ok, timeout).await;
-    from.and(to).map(|_| ())
+    from.and(to).map(|_| chmod)
 }
 
 /// The held upload's end, from its verdict and the replies to its renames.
 fn stored(
     held: &Sent,
     verdict: Result<Option<Result<(), FtpError>>, UploadError>,
-    renamed: Result<(), FtpError>,
+    renamed: Result<Renamed, FtpError>,
 ) -> Result<Stored, UploadError> {
     let time_set = verdict?;
-    renamed?;
+    let chmod = renamed?;
     Ok(Stored {
         sent: held.sent,
         time_set,
+        chmod,
     })
 }
 

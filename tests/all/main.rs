@@ -9,6 +9,7 @@ mod faults;
 mod faults_selftest;
 mod ftps;
 mod interrupt;
+mod modes;
 mod periodic;
 mod progress;
 mod pull;

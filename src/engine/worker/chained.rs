@@ -4,6 +4,7 @@
 
 use super::{drop_if_broken, Event, Flow, Worker};
 use crate::engine::job::{Job, JobError, Task};
+use crate::engine::perms;
 use crate::engine::plan::Op;
 use crate::engine::quirks::TimeSetting;
 use crate::engine::upload::{
@@ -64,6 +65,7 @@ impl Worker {
             offset: 0,
             expect_size: conn.features.size.then_some(version.0),
             version,
+            chmod: perms::file_mode(ctx, &file.local),
             progress: ctx.sending(rel, 0),
             limit: ctx.bwlimit.clone(),
         };

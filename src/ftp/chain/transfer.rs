@@ -8,7 +8,7 @@ use std::time::Duration;
 use suppaftp::Status;
 use tokio_util::sync::CancellationToken;
 
-use super::{checks, read_renames, unknown_command, Early, Sent, Signs, Started, Upload};
+use super::{checks, read_renames, unknown_command, Early, Renamed, Sent, Signs, Started, Upload};
 use crate::ftp::data::{send_file, Destination};
 use crate::ftp::error::{FtpError, UploadError};
 use crate::ftp::pipeline::{reply, Control, PRELIMINARY, TRANSFER_DONE};
@@ -72,7 +72,7 @@ pub(super) enum Exchanged {
     /// The replies to the held upload's renames broke the connection.
     Broken(FtpError),
     /// The renames' outcome (Ok when none were sent), and the transfer's start.
-    Read(Result<(), FtpError>, Opening),
+    Read(Result<Renamed, FtpError>, Opening),
 }
 
 /// A transfer's start: the reply to its command, and its bytes sent.
@@ -85,11 +85,11 @@ pub(super) struct Opening {
 }
 
 /// Sends `up`'s bytes as soon as the data connection is open, while the replies are read: the
-/// held upload's RNFR and RNTO when `renaming`, then the transfer command's. If the server
+/// renames of `renaming` (the held upload, when it is put in place), then the transfer command's. If the server
 /// refuses the transfer command instead of opening the transfer, the sending stops.
 pub(super) async fn exchange(
     stream: &mut Control,
-    renaming: bool,
+    renaming: Option<&Upload>,
     up: &Upload,
     transfer: &Transfer,
     tail: Tail,

@@ -169,3 +169,13 @@ fn real_vsftpd_chains_uploads_over_tls() {
 fn real_proftpd_chains_uploads_over_tls() {
     uploads_are_chained_over_tls("PROFTPD");
 }
+
+#[test]
+#[ignore = "needs the real FTP servers: bash scripts/test-servers.sh start, then --include-ignored"]
+fn real_proftpd_gives_uploads_the_modes_chmod_asks_for() {
+    let Some((servers, ca)) = real_tls_server("PROFTPD") else {
+        return;
+    };
+    let (_, server) = &servers[0];
+    crate::modes::uploads_get_the_modes_chmod_asks_for(server, &["--ca-file", &ca]);
+}
