@@ -124,6 +124,10 @@ pub enum Fault {
         after_lines: usize,
         times: usize,
     },
+    /// Forwards every command whose argument contains `from` with `to` in its place (the client
+    /// never knows): with `Index.html` -> `index.html`, the server answers for that name as
+    /// one that ignores case (IIS, FileZilla Server) does. Fires once per command rewritten.
+    Rewrite { from: String, to: String },
 }
 
 /// What [`Fault::ServeListing`] sends.

@@ -200,6 +200,7 @@ impl Session {
                 .await;
             return written.map_or(Flow::End, |()| Flow::Continue);
         }
+        let rewritten = self.shared.rewritten(text);
         match self.shared.on_command(text) {
             Action::Reset => Flow::Reset,
             Action::Stall => Flow::Stall,
@@ -240,7 +241,8 @@ impl Session {
                 }
                 self.auth_sent |= matches(text, "AUTH ", "");
                 self.awaiting = true;
-                let written = self.server.get_mut().write_all(&line).await;
+                let line = rewritten.as_deref().map_or(&line[..], str::as_bytes);
+                let written = self.server.get_mut().write_all(line).await;
                 if matches(text, "QUIT", "") {
                     // The session is over once QUIT went on: a client need not wait for the
                     // 221, and counting the connection open until the server's reply came

@@ -94,6 +94,18 @@ impl Shared {
         Action::Forward(Plan::Relay(cut))
     }
 
+    /// The command `line` as a [`Fault::Rewrite`] forwards it (with its line end), if one does.
+    pub(super) fn rewritten(&self, line: &str) -> Option<String> {
+        let (index, from, to) = self.faults.iter().enumerate().find_map(|(i, f)| match f {
+            Fault::Rewrite { from, to } if argument(line).contains(from.as_str()) => {
+                Some((i, from, to))
+            }
+            _ => None,
+        })?;
+        self.claim(index);
+        Some(format!("{}\r\n", line.replace(from.as_str(), to)))
+    }
+
     /// The [`Fault::HoldTransferEnd`] that holds the end of the transfer `command`, if any
     /// (claiming a firing).
     pub(super) fn holds_end_of(&self, command: &str) -> bool {
@@ -134,7 +146,8 @@ impl Fault {
             | Fault::Reply { times, .. } => *times,
             Fault::MaxConnections { .. }
             | Fault::AnswerDuringTransfer
-            | Fault::AnswerProbeFirst => usize::MAX,
+            | Fault::AnswerProbeFirst
+            | Fault::Rewrite { .. } => usize::MAX,
             Fault::HoldTransferEnd { times, .. }
             | Fault::ServeListing { times, .. }
             | Fault::CutListing { times, .. } => *times,
