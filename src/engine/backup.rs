@@ -1,10 +1,17 @@
 //! `--backup-dir`: the remote files a run replaces or deletes are first moved (RNFR/RNTO, on the
 //! same server) into one dated folder per run, `BACKUP/2026-11-30T120501Z/`, each under its path
 //! relative to the sync root, so that a deploy can be rolled back. An upload that replaces a file
-//! moves the old one just before its own rename into place (with `--inplace`, before its STOR);
-//! a deletion (`--delete`, a type change) is a move instead of a DELE, and the folders it empties
-//! are removed as before. The backup's folders are made on first use, once for all workers, so a
-//! run that replaces and deletes nothing leaves no dated folder.
+//! moves the old one just before its own rename into place; a deletion (`--delete`, a type
+//! change) is a move instead of a DELE, and the folders it empties are removed as before. The
+//! backup's folders are made on first use, once for all workers, so a run that replaces and
+//! deletes nothing leaves no dated folder.
+//!
+//! The dated folder is the run's alone: it is the first of `STAMP`, `STAMP-2`, ... that this
+//! run's MKD creates (a refused MKD means another run, in the same second, has it), so no move
+//! ever lands on an earlier backup. Before every rename into place, a file the listing did not
+//! show is looked for (SIZE): one that came since, or the same name in another case on a server
+//! that ignores case, goes to the backup too. A rename into place that fails puts the moved file
+//! back, on a fresh connection when the failure broke this one.
 //!
 //! Never destroy without a backup: a file that cannot be moved there is neither replaced nor
 //! deleted, and its job fails. A backup folder inside the remote folder is ftpsync's own, like
@@ -22,17 +29,26 @@ use crate::ftp::target::Target;
 use crate::ftp::{Connection, FtpError};
 use crate::local::LocalTree;
 
+/// How many dated folders a run tries (`STAMP`, `STAMP-2`, ...) before it gives up.
+const FOLDER_TRIES: u32 = 20;
+
 /// One run's backup: its dated folder and what went there.
 #[derive(Debug)]
 pub(crate) struct Backup {
-    /// This run's dated folder, as FTP commands name it.
-    pub(crate) folder: String,
+    /// The folder holding the dated ones, as FTP commands name it.
+    dir: String,
+    /// The dated folder's name, from the run's start (UTC).
+    stamp: String,
+    /// This run's dated folder once its MKD made it, as FTP commands name it.
+    claimed: tokio::sync::OnceCell<String>,
     /// The files the plan's uploads replace (relative to the root); set once planned.
     replaced: OnceLock<HashSet<String>>,
     /// Folders of the backup known to exist (as FTP commands name them).
     made: Mutex<HashSet<String>>,
     /// The files moved there (relative to the root).
     kept: Mutex<HashSet<String>>,
+    /// Of those, the ones the listing did not show at an upload's place (relative to the root).
+    found: Mutex<HashSet<String>>,
 }
 
 impl Backup {
@@ -42,11 +58,52 @@ impl Backup {
             time::macros::format_description!("[year]-[month]-[day]T[hour][minute][second]Z");
         let stamp = now.to_offset(time::UtcOffset::UTC).format(&stamp);
         Backup {
-            folder: format!("{}/{}", dir.path, stamp.expect("a date formats")),
+            dir: dir.path.clone(),
+            stamp: stamp.expect("a date formats"),
+            claimed: tokio::sync::OnceCell::new(),
             replaced: OnceLock::new(),
             made: Mutex::default(),
             kept: Mutex::default(),
+            found: Mutex::default(),
         }
+    }
+
+    /// This run's dated folder, as FTP commands name it: the one made, else the one it would be.
+    pub(crate) fn folder(&self) -> String {
+        match self.claimed.get() {
+            Some(folder) => folder.clone(),
+            None => self.candidate(1),
+        }
+    }
+
+    /// The `n`th name this run's dated folder tries.
+    fn candidate(&self, n: u32) -> String {
+        match n {
+            1 => format!("{}/{}", self.dir, self.stamp),
+            n => format!("{}/{}-{n}", self.dir, self.stamp),
+        }
+    }
+
+    /// Makes this run's dated folder: the first candidate its MKD creates. A refusal means
+    /// another run has that one (or the folder cannot be written: then all are refused).
+    async fn claim(&self, conn: &mut Connection) -> Result<String, FtpError> {
+        self.make(conn, &self.dir).await?;
+        let mut refused = None;
+        for n in 1..=FOLDER_TRIES {
+            let folder = self.candidate(n);
+            match conn.mkdir(&folder).await {
+                Ok(()) => {
+                    self.made
+                        .lock()
+                        .expect("not poisoned")
+                        .insert(folder.clone());
+                    return Ok(folder);
+                }
+                Err(e) if e.is_permanent() => refused = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(refused.expect("tried at least once"))
     }
 
     /// Takes note of the files `plan` replaces (those `remote` lists as files); returns how
@@ -84,19 +141,17 @@ impl Backup {
         if self.kept.lock().expect("not poisoned").contains(rel) {
             return Ok(());
         }
-        let to = format!("{}/{rel}", self.folder);
+        let claimed = self.claimed.get_or_try_init(|| self.claim(conn)).await;
+        let dated = claimed.map_err(|e| {
+            let (dir, tries) = (&self.dir, FOLDER_TRIES);
+            refusal(e, format!("{what}, since no dated folder of this run's own could be made in --backup-dir {dir} (MKD, {tries} names tried; check that folder's permissions)"))
+        })?;
+        let to = format!("{dated}/{rel}");
         let folder = to.rsplit_once('/').map_or("", |(folder, _)| folder);
         self.make(conn, folder).await?;
         let from = target.remote_path(rel);
-        conn.rename(&from, &to).await.map_err(|e| match e {
-            FtpError::Reply { code, text, .. } => FtpError::Reply {
-                operation: format!(
-                    "{what}, since it could not be moved to --backup-dir as {to} (RNFR {from}, RNTO; check that folder's permissions)"
-                ),
-                code,
-                text,
-            },
-            other => other,
+        conn.rename(&from, &to).await.map_err(|e| {
+            refusal(e, format!("{what}, since it could not be moved to --backup-dir as {to} (RNFR {from}, RNTO; check that folder's permissions)"))
         })?;
         tracing::info!(path = %rel, to = %to, "moved to the backup");
         self.kept
@@ -131,60 +186,121 @@ impl Backup {
     }
 }
 
-/// Whether the upload of `rel` replaces a file that goes to the backup first (such uploads are
-/// sent one command at a time: the move must come between the size check and the rename).
-pub(crate) fn replaces(ctx: &WorkerContext, rel: &str) -> bool {
-    let replaced = ctx.backup.as_ref().and_then(|b| b.replaced.get());
-    replaced.is_some_and(|r| r.contains(rel))
+/// A refused command of a move into the backup as the job's error, saying what it means.
+fn refusal(e: FtpError, operation: String) -> FtpError {
+    match e {
+        FtpError::Reply { code, text, .. } => FtpError::Reply {
+            operation,
+            code,
+            text,
+        },
+        other => other,
+    }
 }
 
-/// Before an upload puts `rel` in place: the file it replaces goes to the backup.
+/// Whether the upload of `rel` replaces a file the listing showed.
+fn replaces(backup: &Backup, rel: &str) -> bool {
+    backup.replaced.get().is_some_and(|r| r.contains(rel))
+}
+
+/// Before an upload puts `rel` in place: the file it replaces goes to the backup, and so does
+/// one the listing did not show but the server has there now (SIZE answers): it came since the
+/// listing, or the server ignores case and has it under another one. A server without SIZE
+/// cannot be asked.
 pub(crate) async fn before_replacing(
     ctx: &WorkerContext,
     conn: &mut Connection,
     rel: &str,
 ) -> Result<(), FtpError> {
-    match &ctx.backup {
-        Some(backup) if replaces(ctx, rel) => {
-            backup.keep(conn, &ctx.target, rel, "not replaced").await
+    let Some(backup) = &ctx.backup else {
+        return Ok(());
+    };
+    if replaces(backup, rel) || backup.kept.lock().expect("not poisoned").contains(rel) {
+        return backup.keep(conn, &ctx.target, rel, "not replaced").await;
+    }
+    match conn.size(&ctx.target.remote_path(rel)).await {
+        Ok(Some(_)) => {
+            tracing::info!(path = %rel, "a file the listing did not show is in the way");
+            backup.keep(conn, &ctx.target, rel, "not replaced").await?;
+            let mut found = backup.found.lock().expect("not poisoned");
+            found.insert(rel.to_string());
+            Ok(())
         }
+        Err(e) if !e.is_permanent() => Err(e),
+        // No file there (550), or no SIZE to ask with.
         _ => Ok(()),
     }
 }
 
+/// Before a rename into place is tried again (the server refused it, perhaps because a file is
+/// there): that file goes to the backup with `--backup-dir` (never a DELE), else it is deleted.
+pub(crate) async fn clear_place(
+    ctx: &WorkerContext,
+    conn: &mut Connection,
+    rel: &str,
+) -> Result<(), FtpError> {
+    if ctx.backup.is_some() {
+        return before_replacing(ctx, conn, rel).await;
+    }
+    conn.delete(&ctx.target.remote_path(rel)).await.ok();
+    Ok(())
+}
+
 /// After the rename into place of `rel` failed: the file moved to the backup for it goes back,
-/// if it can (then a retry moves it again).
-pub(crate) async fn put_back(ctx: &WorkerContext, conn: &mut Connection, rel: &str) {
-    let Some(backup) = ctx.backup.as_ref().filter(|_| replaces(ctx, rel)) else {
+/// if it can (then a retry moves it again), on a fresh connection when the failure `broke`
+/// this one.
+pub(crate) async fn put_back(ctx: &WorkerContext, conn: &mut Connection, rel: &str, broke: bool) {
+    let Some(backup) = ctx.backup.as_ref() else {
         return;
     };
     if !backup.kept.lock().expect("not poisoned").remove(rel) {
         return;
     }
     let (kept, place) = (
-        format!("{}/{rel}", backup.folder),
+        format!("{}/{rel}", backup.folder()),
         ctx.target.remote_path(rel),
     );
-    if let Err(e) = conn.rename(&kept, &place).await {
-        tracing::warn!(path = %rel, error = %e, "could not put the file back from the backup");
-        backup
-            .kept
-            .lock()
-            .expect("not poisoned")
-            .insert(rel.to_string());
+    let put = match broke {
+        false => conn.rename(&kept, &place).await,
+        true => match Connection::open(&ctx.target, &ctx.login, ctx.timeout).await {
+            Ok(mut fresh) => fresh.rename(&kept, &place).await,
+            Err(e) => Err(e),
+        },
+    };
+    match put {
+        Ok(()) => {
+            backup.found.lock().expect("not poisoned").remove(rel);
+            tracing::info!(path = %rel, "put back from the backup");
+        }
+        Err(e) => {
+            tracing::warn!(path = %rel, error = %e, "could not put the file back from the backup");
+            let mut kept = backup.kept.lock().expect("not poisoned");
+            kept.insert(rel.to_string());
+        }
     }
 }
 
-/// Deletes the remote file `rel`: into the backup with `--backup-dir`, DELE otherwise.
+/// Deletes the remote file `rel`: into the backup with `--backup-dir`, DELE otherwise. With
+/// `--backup-dir`, a file an upload found under `rel` in another case (a server that ignores
+/// case) is that upload's, and was backed up before it: it is not deleted.
 pub(crate) async fn delete(
     ctx: &WorkerContext,
     conn: &mut Connection,
     rel: &str,
 ) -> Result<(), FtpError> {
-    match &ctx.backup {
-        Some(backup) => backup.keep(conn, &ctx.target, rel, "not deleted").await,
-        None => conn.delete(&ctx.target.remote_path(rel)).await,
+    let Some(backup) = &ctx.backup else {
+        return conn.delete(&ctx.target.remote_path(rel)).await;
+    };
+    let folded = rel.to_lowercase();
+    let found = backup.found.lock().expect("not poisoned").clone();
+    if let Some(other) = found
+        .iter()
+        .find(|f| *f != rel && f.to_lowercase() == folded)
+    {
+        tracing::info!(path = %rel, upload = %other, "the server ignores case: already backed up, not deleted");
+        return Ok(());
     }
+    backup.keep(conn, &ctx.target, rel, "not deleted").await
 }
 
 /// `dir`'s path relative to the sync root when it lies inside the remote folder, settled
@@ -233,9 +349,10 @@ mod tests {
     fn each_run_has_a_folder_named_by_its_utc_time() {
         let at = time::macros::datetime!(2026-11-30 13:05:01 +01:00);
         let backup = Backup::new(&dir("bak", None), at);
-        assert_eq!(backup.folder, "bak/2026-11-30T120501Z");
+        assert_eq!(backup.folder(), "bak/2026-11-30T120501Z");
+        assert_eq!(backup.candidate(2), "bak/2026-11-30T120501Z-2");
         let backup = Backup::new(&dir("/srv/bak", None), at);
-        assert_eq!(backup.folder, "/srv/bak/2026-11-30T120501Z");
+        assert_eq!(backup.folder(), "/srv/bak/2026-11-30T120501Z");
     }
 
     #[test]

@@ -92,7 +92,10 @@ pub(crate) async fn run(
         .as_ref()
         .map(|d| state::record_path(d, &key));
     let scan = spawn_scan(config, scope);
-    let (ctx, mut pool, progress) = start_workers(config, &stop, config.atomic);
+    // With --backup-dir, --inplace uploads go under a temporary name too: a move to the backup
+    // before a STOR that fails could not be undone.
+    let atomic = config.atomic || config.backup.is_some();
+    let (ctx, mut pool, progress) = start_workers(config, &stop, atomic);
     let local = match scan.await.expect("local scan task panicked") {
         // Checked in every cycle, scoped ones too: `rm -rf site/*` under --watch reports the
         // removed paths one by one, and the tree they leave is empty all the same.
@@ -124,6 +127,9 @@ pub(crate) async fn run(
         "time"
     };
     let mut run = Run::new(config, config.target.display_url(), compare, stop, progress);
+    if !config.atomic && config.backup.is_some() {
+        run.reporter.notice(INPLACE_WITH_BACKUP);
+    }
     for problem in &local.problems {
         if problem.is_failure {
             run.fail(&problem.rel, &problem.message);
@@ -231,7 +237,7 @@ pub(crate) async fn run(
     if let Some(backup) = &ctx.backup {
         // A dry run reports what would go there; a real run counts what did, below.
         run.summary.backed_up = backup.planned(&plan, &listed.tree);
-        run.summary.backup_dir = Some(backup.folder.clone());
+        run.summary.backup_dir = Some(backup.folder());
     }
     for (rel, why) in &plan.blocked {
         run.fail(rel, why);
@@ -280,6 +286,7 @@ pub(crate) async fn run(
     pool.finish().await;
     if let Some(backup) = ctx.backup.as_ref().filter(|_| !config.dry_run) {
         run.summary.backed_up = backup.kept();
+        run.summary.backup_dir = Some(backup.folder());
     }
     run.summary.drift_repaired = uploaded
         .iter()
@@ -305,6 +312,9 @@ pub(crate) async fn run(
     }
     Ok(summary)
 }
+
+/// Why `--inplace` does not apply with `--backup-dir`.
+const INPLACE_WITH_BACKUP: &str = "--inplace is ignored with --backup-dir: uploads go under a temporary name, so that a refused upload cannot leave the site without the file it replaces";
 
 /// Starts the run's workers, each connecting on its own, with the context they share (`atomic`:
 /// uploads go under a temporary name) and the progress display's tracker, when it is shown.

@@ -92,10 +92,9 @@ async fn upload(
             }
         }
     }
-    let pipelined = ctx.atomic
-        && conn.can_pipeline()
-        && ctx.quirks.pipelining()
-        && !backup::replaces(ctx, &file.rel);
+    // With --backup-dir, the place is looked at between the size check and the rename.
+    let pipelined =
+        ctx.atomic && conn.can_pipeline() && ctx.quirks.pipelining() && ctx.backup.is_none();
     let result = if pipelined {
         let up = pipelined_upload(ctx, conn, file, &stored_as, offset, before);
         let stored = conn.store_pipelined(up).await;
@@ -227,7 +226,8 @@ pub(crate) fn pipelined_upload(
 }
 
 /// A pipelined upload's end as the upload's outcome, doing what the pipeline could not: a rename
-/// the server refuses onto an existing file is done as delete-then-rename, and the time is set
+/// the server refuses onto an existing file is done as delete-then-rename (see
+/// [`backup::clear_place`]), and the time is set
 /// afterwards when it could not travel with the upload.
 pub(crate) async fn stored_outcome(
     ctx: &WorkerContext,
@@ -240,8 +240,8 @@ pub(crate) async fn stored_outcome(
     let stored = match (stored, conn) {
         (Ok(stored), conn) => (stored, conn),
         (Err(UploadError::Remote(e)), Some(conn)) if is_refused_rename(&e) => {
-            // Servers that refuse to rename onto an existing file: delete, then rename.
-            conn.delete(&file.remote).await.ok();
+            // Servers that refuse to rename onto an existing file: delete (or back up), rename.
+            backup::clear_place(ctx, conn, &file.rel).await?;
             conn.rename(stored_as, &file.remote).await?;
             let time_set = set_time(ctx, conn, &file.remote, file.mtime).await?;
             return Ok(Outcome::Done {
@@ -290,7 +290,7 @@ fn is_refused_rename(e: &FtpError) -> bool {
 
 /// Checks the stored size where the server tells it, then renames the temporary file over the
 /// target (deleting the target first on servers that refuse to rename onto a file), once the
-/// file it replaces is in the `--backup-dir`.
+/// file it replaces, or any file found there, is in the `--backup-dir`.
 pub(crate) async fn commit_upload(
     ctx: &WorkerContext,
     conn: &mut Connection,
@@ -317,15 +317,15 @@ pub(crate) async fn commit_upload(
     }
     let renamed = match conn.rename(temp, remote).await {
         Ok(()) => Ok(()),
-        Err(e) if e.is_permanent() => {
-            conn.delete(remote).await.ok();
-            conn.rename(temp, remote).await
-        }
+        Err(e) if e.is_permanent() => match backup::clear_place(ctx, conn, &file.rel).await {
+            Ok(()) => conn.rename(temp, remote).await,
+            Err(cleared) => Err(cleared),
+        },
         Err(e) => Err(e),
     };
-    if renamed.as_ref().is_err_and(|e| !e.breaks_connection()) {
-        // The site keeps its old file rather than none.
-        backup::put_back(ctx, conn, &file.rel).await;
+    if let Err(e) = &renamed {
+        // The site keeps its old file rather than none, however the rename failed.
+        backup::put_back(ctx, conn, &file.rel, e.breaks_connection()).await;
     }
     renamed
 }

@@ -71,7 +71,8 @@ fn change(tree: &Tree) {
     tree.remove("old");
 }
 
-/// The dated folders in `backup`, checking that each is named by a UTC time.
+/// The dated folders in `backup`, checking that each is named by a UTC time (and a number
+/// after it, from the second run of that second on).
 fn dated_folders(backup: &Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(backup) else {
         return Vec::new();
@@ -81,11 +82,17 @@ fn dated_folders(backup: &Path) -> Vec<String> {
         .collect();
     names.sort();
     for name in &names {
-        let shape: String = name
+        let (stamp, run) = name.split_at(name.len().min(18));
+        let shape: String = stamp
             .chars()
             .map(|c| if c.is_ascii_digit() { '0' } else { c })
             .collect();
         assert_eq!(shape, "0000-00-00T000000Z", "{name}");
+        let nth = run.strip_prefix('-').map(str::parse::<u32>);
+        assert!(
+            run.is_empty() || nth.is_some_and(|n| n.is_ok_and(|n| n >= 2)),
+            "{name}"
+        );
     }
     names
 }
@@ -372,4 +379,166 @@ fn type_changes_back_up_the_entry_they_replace() {
     let kept = server.remote_dir(&format!("bak/{}", dated[0]));
     assert_eq!(read(&kept.join("was-file")), "a file");
     assert_eq!(read(&kept.join("was-dir/inner.txt")), "inside");
+}
+
+/// The in-process server with the site synced (with `args`) to its remote folder `www`, and that
+/// folder's URL.
+fn synced(args: &[&str]) -> (FtpServer, Tree, String) {
+    let server = FtpServer::start();
+    let tree = site();
+    let url = server.url("www");
+    assert_eq!(sync(tree.path(), &url, args).code, 0);
+    (server, tree, url)
+}
+
+/// The file `rel` in `backup`'s only dated folder.
+fn kept_file(backup: &Path, rel: &str) -> String {
+    let dated = dated_folders(backup);
+    assert_eq!(dated.len(), 1, "{dated:?}");
+    read(&backup.join(&dated[0]).join(rel))
+}
+
+/// The dated folder's name for the UTC second `unix`.
+fn stamp(unix: i64) -> String {
+    let at = time::OffsetDateTime::from_unix_timestamp(unix).unwrap();
+    let shape = time::macros::format_description!("[year]-[month]-[day]T[hour][minute][second]Z");
+    at.format(&shape).unwrap()
+}
+
+// Two runs in the same second (two sites sharing a --backup-dir from cron, or one site deployed
+// twice): the second must not move its files onto the first one's backup.
+#[test]
+fn a_run_never_moves_a_file_onto_an_earlier_runs_backup() {
+    let (server, tree, url) = synced(&[]);
+    change(&tree);
+    // Earlier runs' backups, in the folders of this second and the next ones.
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let earlier: Vec<String> = (now - 1..now + 30).map(stamp).collect();
+    for folder in &earlier {
+        let kept = server.remote_dir(&format!("bak/{folder}/css"));
+        std::fs::create_dir_all(&kept).unwrap();
+        std::fs::write(kept.join("a.css"), "an earlier run's").unwrap();
+    }
+    let run = sync(tree.path(), &url, &["--backup-dir", "bak"]);
+    assert_eq!(run.code, 0, "{run}");
+    for folder in &earlier {
+        let kept = server.remote_dir(&format!("bak/{folder}/css/a.css"));
+        assert_eq!(read(&kept), "an earlier run's", "{folder}: {run}");
+    }
+    let dated = dated_folders(&server.remote_dir("bak"));
+    let ours: Vec<&String> = dated.iter().filter(|d| !earlier.contains(d)).collect();
+    assert_eq!(ours.len(), 1, "{dated:?}");
+    assert!(
+        ours[0].ends_with("-2"),
+        "the second of its second: {ours:?}"
+    );
+    let kept = server.remote_dir(&format!("bak/{}", ours[0]));
+    assert_eq!(read(&kept.join("css/a.css")), "a { old }");
+    let shown = run.summary["backup_dir"].as_str().unwrap_or_default();
+    assert!(shown.ends_with(ours[0].as_str()), "{run}");
+}
+
+// A server that ignores case (IIS, FileZilla Server), emulated for one name by a proxy: the
+// local file's name changed case. The upload replaces the old file (backed up first), and
+// --delete must not then take the new file for the old name's.
+#[test]
+fn a_name_in_another_case_on_a_server_that_ignores_case_is_backed_up_not_lost() {
+    let (server, tree, url) = synced(&[]);
+    tree.remove("index.html");
+    tree.write("Index.html", "new home, longer");
+    let fold = Fault::Rewrite {
+        from: "Index.html".into(),
+        to: "index.html".into(),
+    };
+    let proxy = FaultProxy::start(&server.addr(), vec![fold]);
+    let args = ["--delete", "--backup-dir", "bak"];
+    let run = sync(tree.path(), &proxy.url(&url), &args);
+    assert_eq!(run.code, 0, "{run}");
+    assert!(proxy.fired(0) > 0, "{run}");
+    let live = server.remote_dir("www/index.html");
+    assert_eq!(read(&live), "new home, longer", "{run}");
+    let kept = kept_file(&server.remote_dir("bak"), "index.html");
+    assert_eq!(kept, "home", "the old page is kept: {run}");
+    assert_eq!(run.summary["backed_up"], 1, "{run}");
+}
+
+// A file that appears on the server between the listing and the upload's rename into place.
+#[test]
+fn a_file_that_came_after_the_listing_is_backed_up_before_it_is_replaced() {
+    let (server, tree, url) = synced(&[]);
+    tree.write("new.html", "the new page");
+    let hold = Fault::HoldTransferEnd {
+        path: "new.html".into(),
+        times: 1,
+    };
+    let proxy = FaultProxy::start(&server.addr(), vec![hold]);
+    let proxied = proxy.url(&url);
+    let run = std::thread::scope(|s| {
+        let running = s.spawn(|| sync(tree.path(), &proxied, &["--backup-dir", "bak"]));
+        assert!(proxy.wait_held(std::time::Duration::from_secs(60)));
+        std::fs::write(server.remote_dir("www/new.html"), "put there meanwhile").unwrap();
+        proxy.release();
+        running.join().unwrap()
+    });
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(read(&server.remote_dir("www/new.html")), "the new page");
+    let kept = kept_file(&server.remote_dir("bak"), "new.html");
+    assert_eq!(kept, "put there meanwhile", "{run}");
+    assert_eq!(run.summary["backed_up"], 1, "{run}");
+}
+
+// The connection breaks at the rename into place: the old file, already in the backup, goes back
+// to its place (on a fresh connection); the next try moves it again.
+#[test]
+fn a_rename_into_place_cut_off_puts_the_old_file_back() {
+    for cuts in [usize::MAX, 1] {
+        let (server, tree, url) = synced(&[]);
+        change(&tree);
+        // Only the new copy's RNFR: the moves name the file itself.
+        let cut = Fault::ResetOn {
+            command: "RNFR".into(),
+            path: ".a.css.".into(),
+            times: cuts,
+        };
+        let proxy = FaultProxy::start(&server.addr(), vec![cut]);
+        let args = ["--backup-dir", "bak", "--retries", "2"];
+        let run = sync(tree.path(), &proxy.url(&url), &args);
+        let live = read(&server.remote_dir("www/css/a.css"));
+        if cuts == 1 {
+            assert_eq!(run.code, 0, "{run}");
+            assert_eq!(live, "a { new, longer }", "{run}");
+            let kept = kept_file(&server.remote_dir("bak"), "css/a.css");
+            assert_eq!(kept, "a { old }", "{run}");
+            continue;
+        }
+        assert_eq!(run.code, 1, "{run}");
+        assert_eq!(proxy.fired(0), 2, "a cut on each try: {run}");
+        assert_eq!(live, "a { old }", "put back: {run}");
+        assert_eq!(run.summary["backed_up"], 1, "only b.js: {run}");
+    }
+}
+
+// With --backup-dir, --inplace uploads go under a temporary name too: a STOR the server refuses
+// must not leave the site without the file it was to replace.
+#[test]
+fn an_inplace_upload_refused_leaves_the_file_it_was_to_replace() {
+    let (server, tree, url) = synced(&["--inplace"]);
+    change(&tree);
+    let full = Fault::Reply {
+        command: "STOR".into(),
+        path: "a.css".into(),
+        reply: "552 Quota exceeded".into(),
+        times: usize::MAX,
+    };
+    let proxy = FaultProxy::start(&server.addr(), vec![full]);
+    let args = ["--inplace", "--backup-dir", "bak", "-j", "1"];
+    let run = sync(tree.path(), &proxy.url(&url), &args);
+    assert_eq!(run.code, 1, "{run}");
+    assert!(proxy.fired(0) > 0, "{run}");
+    assert!(run.stderr.contains("--inplace is ignored"), "{run}");
+    assert_eq!(
+        read(&server.remote_dir("www/css/a.css")),
+        "a { old }",
+        "{run}"
+    );
 }

@@ -39,7 +39,7 @@ impl Worker {
             || !conn.can_pipeline()
             || !ctx.quirks.pipelining()
             || ctx.quirks.storage_full()
-            || crate::engine::backup::replaces(ctx, rel)
+            || ctx.backup.is_some()
         {
             return None;
         }
