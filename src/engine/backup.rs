@@ -8,7 +8,8 @@
 //!
 //! The dated folder is the run's alone: it is the first of `STAMP`, `STAMP-2`, ... that this
 //! run's MKD creates (a refused MKD means another run, in the same second, has it), so no move
-//! ever lands on an earlier backup. Before every rename into place, a file the listing did not
+//! ever lands on an earlier backup, and a file found there was moved by this run (a retry after
+//! a move whose reply was lost). Before every rename into place, a file the listing did not
 //! show is looked for (SIZE): one that came since, or the same name in another case on a server
 //! that ignores case, goes to the backup too. A rename into place that fails puts the moved file
 //! back, on a fresh connection when the failure broke this one.
@@ -150,9 +151,14 @@ impl Backup {
         let folder = to.rsplit_once('/').map_or("", |(folder, _)| folder);
         self.make(conn, folder).await?;
         let from = target.remote_path(rel);
-        conn.rename(&from, &to).await.map_err(|e| {
-            refusal(e, format!("{what}, since it could not be moved to --backup-dir as {to} (RNFR {from}, RNTO; check that folder's permissions)"))
-        })?;
+        if let Err(e) = conn.rename(&from, &to).await {
+            // An earlier try's move that went through, its reply lost: only this run writes to
+            // its dated folder.
+            let moved = e.is_permanent() && matches!(conn.size(&to).await, Ok(Some(_)));
+            if !moved {
+                return Err(refusal(e, format!("{what}, since it could not be moved to --backup-dir as {to} (RNFR {from}, RNTO; check that folder's permissions)")));
+            }
+        }
         tracing::info!(path = %rel, to = %to, "moved to the backup");
         self.kept
             .lock()

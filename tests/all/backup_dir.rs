@@ -518,6 +518,30 @@ fn a_rename_into_place_cut_off_puts_the_old_file_back() {
     }
 }
 
+// The connection breaks right after the server moved a file to the backup, before its reply: the
+// next try finds the file in this run's backup (the folder is the run's alone) and goes on.
+#[test]
+fn a_move_whose_reply_was_lost_is_found_in_the_backup_on_the_next_try() {
+    for (op, what) in [("replace", "css/a.css"), ("delete", "old.html")] {
+        let (server, tree, url) = synced(&[]);
+        change(&tree);
+        // The move's RNTO: bak/<dated>Z/...; the rename into place names www/...
+        let lost = Fault::ResetAfter {
+            command: "RNTO".into(),
+            path: format!("Z/{what}"),
+            times: 1,
+        };
+        let proxy = FaultProxy::start(&server.addr(), vec![lost]);
+        let args = ["--delete", "--backup-dir", "bak", "--retries", "3"];
+        let run = sync(tree.path(), &proxy.url(&url), &args);
+        assert_eq!(proxy.fired(0), 1, "{op}: {run}");
+        assert_eq!(run.code, 0, "{op}: {run}");
+        assert_mirror_except(tree.path(), &server.remote_dir("www"), &[]);
+        let kept = kept_file(&server.remote_dir("bak"), what);
+        assert_eq!(kept, read(&site().path().join(what)), "{op}: {run}");
+    }
+}
+
 // With --backup-dir, --inplace uploads go under a temporary name too: a STOR the server refuses
 // must not leave the site without the file it was to replace.
 #[test]

@@ -128,6 +128,13 @@ pub enum Fault {
     /// never knows): with `Index.html` -> `index.html`, the server answers for that name as
     /// one that ignores case (IIS, FileZilla Server) does. Fires once per command rewritten.
     Rewrite { from: String, to: String },
+    /// Forwards a matching command, then resets (RST) the control connection instead of
+    /// relaying its final reply: the server did it, the client never hears so.
+    ResetAfter {
+        command: String,
+        path: String,
+        times: usize,
+    },
 }
 
 /// What [`Fault::ServeListing`] sends.

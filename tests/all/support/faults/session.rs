@@ -84,6 +84,7 @@ async fn serve_client(mut client: TcpStream, upstream: String, open: OpenConnect
         awaiting: true,
         in_transfer: false,
         transfer_command: None,
+        reset_at_reply: false,
     };
     session.run().await;
 }
@@ -125,6 +126,8 @@ struct Session {
     in_transfer: bool,
     /// The last transfer command forwarded.
     transfer_command: Option<String>,
+    /// The forwarded command's final reply resets the connection ([`super::Fault::ResetAfter`]).
+    reset_at_reply: bool,
 }
 
 impl Session {
@@ -240,6 +243,7 @@ impl Session {
                     }
                 }
                 self.auth_sent |= matches(text, "AUTH ", "");
+                self.reset_at_reply = self.shared.resets_after(text);
                 self.awaiting = true;
                 let line = rewritten.as_deref().map_or(&line[..], str::as_bytes);
                 let written = self.server.get_mut().write_all(line).await;
@@ -278,6 +282,9 @@ impl Session {
         }
         if let Some(code) = code {
             self.in_transfer = matches!(code, 125 | 150);
+        }
+        if code.is_some_and(|c| c >= 200) && std::mem::take(&mut self.reset_at_reply) {
+            return Flow::Reset;
         }
         if code.is_some_and(|c| c >= 200) {
             let ended = self.transfer_command.take();

@@ -106,6 +106,15 @@ impl Shared {
         Some(format!("{}\r\n", line.replace(from.as_str(), to)))
     }
 
+    /// Whether a [`Fault::ResetAfter`] cuts the connection at the reply to `line` (claiming a
+    /// firing).
+    pub(super) fn resets_after(&self, line: &str) -> bool {
+        self.faults.iter().enumerate().any(|(index, fault)| {
+            matches!(fault, Fault::ResetAfter { command, path, .. } if matches(line, command, path))
+                && self.claim(index)
+        })
+    }
+
     /// The [`Fault::HoldTransferEnd`] that holds the end of the transfer `command`, if any
     /// (claiming a firing).
     pub(super) fn holds_end_of(&self, command: &str) -> bool {
@@ -142,6 +151,7 @@ impl Fault {
         match self {
             Fault::DropUploadAfter { times, .. }
             | Fault::ResetOn { times, .. }
+            | Fault::ResetAfter { times, .. }
             | Fault::StallOn { times, .. }
             | Fault::Reply { times, .. } => *times,
             Fault::MaxConnections { .. }
