@@ -242,6 +242,11 @@ pub(crate) async fn run(
     for (rel, why) in &plan.blocked {
         run.fail(rel, why);
     }
+    for (remote, local) in &plan.kept_case_twins {
+        run.reporter.notice(&format!(
+            "{remote}: not deleted: it differs only in case from the local {local}, and on a server that ignores case deleting it would delete {local} (delete it by hand if the server tells them apart)"
+        ));
+    }
     if let Some(cfg) = &config.checksum {
         run.summary.compared_by_hash = plan.compared_by_hash;
         for rel in &plan.drift {

@@ -2,7 +2,7 @@
 //! what to do: create a folder, upload, delete, or nothing. Pure logic, no I/O. Each action names
 //! the actions that must finish before it may start; the scheduler enforces that order.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::ftp::listing::{EntryKind, RemoteEntry, RemoteTime, TimePrecision};
 use crate::local::filter::Filter;
@@ -134,6 +134,10 @@ pub(crate) struct Plan {
     pub(crate) drift: Vec<String>,
     /// `--checksum`: files whose comparison was made by hash.
     pub(crate) compared_by_hash: u64,
+    /// Remote entries `--delete` keeps because they differ only in case from a local entry
+    /// (remote path, local path): on a server that ignores case they are the same file, and
+    /// deleting one would delete what was just uploaded.
+    pub(crate) kept_case_twins: Vec<(String, String)>,
 }
 
 impl Plan {
@@ -442,6 +446,11 @@ impl Planner<'_> {
             .iter()
             .map(|(k, e)| (k.clone(), e.kind))
             .collect();
+        let folded: HashMap<String, &String> = local
+            .entries
+            .keys()
+            .map(|k| (k.to_lowercase(), k))
+            .collect();
         for (rel, kind) in remote {
             if ancestors(&rel).any(|a| removed_dirs.contains(a)) {
                 continue;
@@ -458,6 +467,15 @@ impl Planner<'_> {
                 continue;
             }
             if local.entries.contains_key(&rel) {
+                continue;
+            }
+            if let Some(twin) = folded.get(&rel.to_lowercase()) {
+                self.plan
+                    .kept_case_twins
+                    .push((rel.clone(), twin.to_string()));
+                if is_dir {
+                    removed_dirs.insert(rel);
+                }
                 continue;
             }
             if is_dir {

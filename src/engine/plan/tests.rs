@@ -530,3 +530,58 @@ fn a_recorded_file_whose_time_ftpsync_set_is_sent_again_when_the_server_shows_an
     case.record.insert("f".into(), seen);
     assert!(case.plan(&l, &rewritten).actions.is_empty());
 }
+
+// Regression: on a server that ignores case, `index.html` renamed `Index.html` locally was
+// uploaded over the old file, then --delete deleted `index.html`, which was the new file.
+#[test]
+fn delete_keeps_a_remote_entry_that_differs_from_a_local_one_only_in_case() {
+    let mut case = Case::new();
+    case.delete = true;
+    let l = local(&[
+        ("Index.html", Some(5), T),
+        ("Img", None, T),
+        ("Img/a.png", Some(1), T),
+    ]);
+    let r = remote(&[
+        (
+            "index.html",
+            EntryKind::File,
+            4,
+            Some((T, TimePrecision::Second)),
+        ),
+        ("img", EntryKind::Dir, 0, None),
+        (
+            "img/a.png",
+            EntryKind::File,
+            1,
+            Some((T, TimePrecision::Second)),
+        ),
+        (
+            "gone.txt",
+            EntryKind::File,
+            1,
+            Some((T, TimePrecision::Second)),
+        ),
+    ]);
+    let p = case.plan(&l, &r);
+    let planned = ops(&p);
+    assert!(planned.contains(&up("Index.html", 5, T)), "{planned:?}");
+    assert!(
+        planned.contains(&Op::DeleteFile("gone.txt".into())),
+        "{planned:?}"
+    );
+    for kept in ["index.html", "img", "img/a.png"] {
+        assert!(
+            !planned.contains(&Op::DeleteFile(kept.into()))
+                && !planned.contains(&Op::RemoveDir(kept.into())),
+            "{kept} deleted: {planned:?}"
+        );
+    }
+    assert_eq!(
+        p.kept_case_twins,
+        [
+            ("img".to_string(), "Img".to_string()),
+            ("index.html".to_string(), "Index.html".to_string())
+        ]
+    );
+}

@@ -192,3 +192,32 @@ fn excluded_remote_paths_stay_unless_delete_excluded_asks() {
         "the local side is never touched"
     );
 }
+
+// On a server that ignores case (IIS, FileZilla Server), `index.html` renamed `Index.html`
+// locally is uploaded over the old file; deleting `index.html` then would delete the new page.
+#[test]
+fn a_remote_name_differing_only_in_case_from_a_local_one_is_not_deleted() {
+    let server = FtpServer::start();
+    let tree = Tree::new();
+    tree.write("index.html", "home");
+    let url = server.url("www");
+    assert_eq!(sync(tree.path(), &url, &[]).code, 0);
+    tree.remove("index.html");
+    tree.write("Index.html", "new home, longer");
+    let fold = Fault::Rewrite {
+        from: "Index.html".into(),
+        to: "index.html".into(),
+    };
+    let proxy = FaultProxy::start(&server.addr(), vec![fold]);
+    let run = sync(tree.path(), &proxy.url(&url), &["--delete"]);
+    assert_eq!(run.code, 0, "{run}");
+    assert!(proxy.fired(0) > 0, "{run}");
+    let live = std::fs::read_to_string(server.remote_dir("www/index.html")).unwrap();
+    assert_eq!(live, "new home, longer", "{run}");
+    assert_eq!(run.summary["deleted"], 0, "{run}");
+    assert!(
+        run.stderr
+            .contains("index.html: not deleted: it differs only in case from the local Index.html"),
+        "{run}"
+    );
+}
