@@ -56,6 +56,14 @@ pub(crate) enum FtpError {
     /// that a hostile or broken server cannot exhaust memory.
     #[error("{operation}: the file is larger than {cap} bytes, more than ftpsync reads")]
     TooLarge { operation: String, cap: u64 },
+    /// A listing that describes the listed path itself, a file (see
+    /// `Connection::not_itself`): a URL naming a file.
+    #[error("remote {path:?} is a file, not a folder; check the URL")]
+    NotAFolder { path: String },
+    /// A listing that describes the listed folder itself (vsftpd's answer for a folder it may
+    /// not read): the folder counts as not listed.
+    #[error("the server cannot read remote folder {path:?} (its listing names only the folder itself); check its permissions")]
+    Unreadable { path: String },
 }
 
 impl FtpError {
@@ -65,6 +73,7 @@ impl FtpError {
             FtpError::Reply { code, .. } => (500..600).contains(code) || *code == 452,
             FtpError::LoginRefused { .. } | FtpError::Tls { .. } => true,
             FtpError::TooLarge { .. } => true,
+            FtpError::NotAFolder { .. } | FtpError::Unreadable { .. } => true,
             _ => false,
         }
     }
@@ -88,6 +97,7 @@ impl FtpError {
             | FtpError::ServerFault { .. }
             | FtpError::TooLarge { .. } => true,
             FtpError::SizeMismatch { .. } => false,
+            FtpError::NotAFolder { .. } | FtpError::Unreadable { .. } => false,
         }
     }
 

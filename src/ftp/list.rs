@@ -16,7 +16,7 @@ use suppaftp::Status;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 use super::error::{within, FtpError, ListingCap};
-use super::listing::{self, Caps, ListFormat, ListingParser, Parsed};
+use super::listing::{self, Caps, EntryKind, ListFormat, ListingParser, Parsed};
 use super::{op, pipeline, Connection};
 
 /// Whether `STAT -a` listings (LIST format, over the control connection) may stand in for MLSD
@@ -231,7 +231,7 @@ impl Connection {
                 .list_with("LIST", &with_a, path, ListFormat::List)
                 .await
             {
-                Ok(parsed) => return Ok(listing(parsed)),
+                Ok(parsed) => return self.not_itself(path, parsed).await.map(listing),
                 Err(e) if e.code() == Some(501) || e.code() == Some(500) => {
                     self.list_without_a = true
                 }
@@ -239,7 +239,35 @@ impl Connection {
             }
         }
         let parsed = self.list_with("LIST", path, path, ListFormat::List).await?;
-        Ok(listing(parsed))
+        self.not_itself(path, parsed).await.map(listing)
+    }
+
+    /// vsftpd answers `LIST -a path` with one line describing `path` itself where `path` is a
+    /// file, or a folder it may not read: never to be taken as a folder holding an entry of its
+    /// own name. Such a listing is checked with another command: SIZE for a file (a file
+    /// answers it), `STAT -a` for a folder (a readable one, such as a genuine `a/a`, lists "."
+    /// there). A folder that cannot be told apart counts as not listed.
+    async fn not_itself(&mut self, path: &str, parsed: Parsed) -> Result<Parsed, FtpError> {
+        let last = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+        let kind = match parsed.entries.as_slice() {
+            [only] if !last.is_empty() && only.name == last => only.kind,
+            _ => return Ok(parsed),
+        };
+        match kind {
+            EntryKind::File => match self.size(path).await {
+                Ok(Some(_)) => Err(FtpError::NotAFolder { path: path.into() }),
+                Err(e) if e.breaks_connection() => Err(e),
+                _ => Ok(parsed),
+            },
+            EntryKind::Dir => {
+                let stat = !path.contains(' ');
+                match stat && self.list_by_stat(path, &with_a(path)).await?.is_some() {
+                    true => Ok(parsed),
+                    false => Err(FtpError::Unreadable { path: path.into() }),
+                }
+            }
+            EntryKind::Symlink | EntryKind::Other => Ok(parsed),
+        }
     }
 
     /// What `STAT -a path` may do for the listing of `path` (see [`Connection::list`]): the

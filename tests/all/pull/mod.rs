@@ -2,6 +2,7 @@
 //! ever read. In-process server here and in [`safety`]; the real servers in [`real`].
 
 mod real;
+mod real_vsftpd;
 mod safety;
 
 use std::path::Path;

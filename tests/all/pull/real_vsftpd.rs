@@ -1,0 +1,81 @@
+//! vsftpd's listings that describe the listed path itself (a folder the user may not read, a
+//! file named by the URL): never taken as a folder holding an entry of its own name, in a pull
+//! or a push; a genuine `a/a` still mirrors.
+
+use std::os::unix::fs::{chown, MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use super::pull;
+use crate::support::{real_servers, sync, RealServer, Tree};
+
+/// vsftpd's scratch folder `name` holding `top.txt`, `a/a/f` (a genuine child named as its
+/// folder) and `secret/db.sql` in a folder owned by root, mode 700: unreadable for the FTP user.
+fn vsftpd_with_unreadable_folder(name: &str) -> Option<(String, std::path::PathBuf)> {
+    let server: RealServer = real_servers().into_iter().find(|s| s.name == "vsftpd")?;
+    let (url, dir) = server.scratch(name);
+    let owner = std::fs::metadata(&server.root).unwrap();
+    for (rel, text) in [("top.txt", "top"), ("a/a/f", "aa"), ("secret/db.sql", "db")] {
+        let path = dir.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+    }
+    for rel in ["", "top.txt", "a", "a/a", "a/a/f"] {
+        chown(dir.join(rel), Some(owner.uid()), Some(owner.gid())).unwrap();
+    }
+    let secret = dir.join("secret");
+    chown(&secret, Some(0), Some(0)).unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o700)).unwrap();
+    Some((url, dir))
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap()
+}
+
+#[test]
+#[ignore = "needs the real FTP servers: bash scripts/test-servers.sh start, then --include-ignored"]
+fn an_unreadable_remote_folder_is_never_taken_as_holding_itself() {
+    let Some((url, dir)) = vsftpd_with_unreadable_folder("pull_unreadable") else {
+        return;
+    };
+    let local = Tree::new();
+    std::fs::create_dir(local.path().join("secret")).unwrap();
+    std::fs::write(local.path().join("secret/db.sql"), "yesterday's").unwrap();
+    let run = pull(&url, local.path(), &["--delete"]);
+    assert_eq!(run.code, 1, "{run}");
+    assert!(run.stderr.contains("cannot read remote folder"), "{run}");
+    assert_eq!(read(&local.path().join("secret/db.sql")), "yesterday's");
+    assert_eq!(read(&local.path().join("a/a/f")), "aa", "a genuine a/a");
+
+    // A push lists the same way: the folder it cannot read is not emptied.
+    let source = Tree::new();
+    std::fs::write(source.path().join("top.txt"), "top").unwrap();
+    let run = sync(source.path(), &url, &["--delete"]);
+    assert_eq!(run.code, 1, "{run}");
+    assert!(run.stderr.contains("cannot read remote folder"), "{run}");
+    assert!(dir.join("secret/db.sql").exists());
+
+    // As the root, it is an error before anything changes.
+    let run = pull(&format!("{url}/secret"), local.path(), &["--delete"]);
+    assert_eq!(run.code, 2, "{run}");
+    assert_eq!(read(&local.path().join("secret/db.sql")), "yesterday's");
+}
+
+#[test]
+#[ignore = "needs the real FTP servers: bash scripts/test-servers.sh start, then --include-ignored"]
+fn a_url_naming_a_file_is_refused_by_a_pull_and_a_push() {
+    let Some((url, dir)) = vsftpd_with_unreadable_folder("pull_file_url") else {
+        return;
+    };
+    let local = Tree::new();
+    std::fs::write(local.path().join("other.html"), "mine").unwrap();
+    let run = pull(&format!("{url}/top.txt"), local.path(), &["--delete"]);
+    assert_eq!(run.code, 2, "{run}");
+    assert!(run.stderr.contains("is a file, not a folder"), "{run}");
+    assert_eq!(read(&local.path().join("other.html")), "mine");
+
+    let run = sync(local.path(), &format!("{url}/top.txt"), &["--delete"]);
+    assert_eq!(run.code, 2, "{run}");
+    assert!(run.stderr.contains("is a file, not a folder"), "{run}");
+    assert_eq!(read(&dir.join("top.txt")), "top");
+}
