@@ -64,6 +64,9 @@ pub(crate) enum FtpError {
     /// not read): the folder counts as not listed.
     #[error("the server cannot read remote folder {path:?} (its listing names only the folder itself); check its permissions")]
     Unreadable { path: String },
+    /// An empty listing of a folder that is not there (vsftpd lists a missing folder as empty).
+    #[error("remote folder {path:?} does not exist; check the URL")]
+    NoSuchFolder { path: String },
 }
 
 impl FtpError {
@@ -74,6 +77,7 @@ impl FtpError {
             FtpError::LoginRefused { .. } | FtpError::Tls { .. } => true,
             FtpError::TooLarge { .. } => true,
             FtpError::NotAFolder { .. } | FtpError::Unreadable { .. } => true,
+            FtpError::NoSuchFolder { .. } => true,
             _ => false,
         }
     }
@@ -98,6 +102,7 @@ impl FtpError {
             | FtpError::TooLarge { .. } => true,
             FtpError::SizeMismatch { .. } => false,
             FtpError::NotAFolder { .. } | FtpError::Unreadable { .. } => false,
+            FtpError::NoSuchFolder { .. } => false,
         }
     }
 

@@ -92,10 +92,7 @@ impl Run<'_> {
         let temps = take_temporary_files(&mut local);
         let listed = self.list_remote(pool, &local, &Scope::Everything).await?;
         if self.root_missing {
-            return Err(SyncError::ListRoot {
-                path: self.config.target.remote_path(""),
-                error: "the server refused it; check that the folder exists".into(),
-            });
+            return Err(SyncError::MissingRemote(self.config.target.display_url()));
         }
         self.report_connect_errors(pool);
         let mut tree = listed.tree;

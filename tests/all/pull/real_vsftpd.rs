@@ -79,3 +79,25 @@ fn a_url_naming_a_file_is_refused_by_a_pull_and_a_push() {
     assert!(run.stderr.contains("is a file, not a folder"), "{run}");
     assert_eq!(read(&dir.join("top.txt")), "top");
 }
+
+#[test]
+#[ignore = "needs the real FTP servers: bash scripts/test-servers.sh start, then --include-ignored"]
+fn a_pull_from_a_missing_folder_is_an_error_even_with_force() {
+    let Some((url, _)) = vsftpd_with_unreadable_folder("pull_missing") else {
+        return;
+    };
+    let local = Tree::new();
+    std::fs::write(local.path().join("precious.txt"), "mine").unwrap();
+    let missing = format!("{url}/typo");
+    for extra in [&["--delete", "--force"][..], &["--delete"]] {
+        let run = pull(&missing, local.path(), extra);
+        assert_eq!(run.code, 2, "{run}");
+        assert!(run.stderr.contains("does not exist"), "{run}");
+        assert!(!run.stderr.contains("lists empty"), "{run}");
+        assert_eq!(read(&local.path().join("precious.txt")), "mine");
+    }
+    // An empty folder that exists is no error.
+    let empty = Tree::new();
+    let run = pull(&format!("{url}/a/a"), empty.path(), &[]);
+    assert_eq!(run.code, 0, "{run}");
+}
