@@ -61,10 +61,16 @@ fn prepare_root(config: &Config) -> Result<(), SyncError> {
             source,
         })?;
     }
-    let (Some(dir), false) = (&config.state_dir, config.dry_run) else {
+    if config.dry_run {
+        return Ok(());
+    }
+    let canonical = std::fs::canonicalize(root).unwrap_or_else(|_| root.clone());
+    // On the folder itself too: runs with other state folders (or none) must not write into
+    // the same temporary files.
+    lock::hold_dir(&canonical, &canonical.display().to_string())?;
+    let Some(dir) = &config.state_dir else {
         return Ok(());
     };
-    let canonical = std::fs::canonicalize(root).unwrap_or_else(|_| root.clone());
     let key = format!("pull into {}", canonical.display());
     let path = state::record_path(dir, &key).with_extension("lock");
     lock::hold(&path, &canonical.display().to_string())?;

@@ -1,0 +1,28 @@
+//! What keeps a pull from harming LOCAL_DIR when something else is going on: another run
+//! writing into it, ftpsync-looking names that are the user's, a server sending too much.
+
+use super::pull;
+use crate::support::{FtpServer, Tree};
+
+#[test]
+fn a_pull_into_a_folder_another_run_holds_is_refused_even_from_another_state_folder() {
+    let server = FtpServer::start();
+    std::fs::create_dir_all(server.remote_dir("site")).unwrap();
+    std::fs::write(server.remote_dir("site/f.txt"), "remote").unwrap();
+    let local = Tree::new();
+    local.write("f.txt", "mine");
+    // Another run's lock: on the folder itself (flock), as every pull takes it.
+    let held = std::fs::File::open(local.path()).unwrap();
+    held.try_lock().unwrap();
+    // Its state folder is not this one's: the lock on the folder itself tells.
+    let run = pull(&server.url("site"), local.path(), &[]);
+    assert_eq!(run.code, 2, "{run}");
+    assert!(run.stderr.contains("another ftpsync"), "{run}");
+    assert_eq!(
+        std::fs::read_to_string(local.join("f.txt")).unwrap(),
+        "mine"
+    );
+    drop(held);
+    let run = pull(&server.url("site"), local.path(), &[]);
+    assert_eq!(run.code, 0, "{run}");
+}
