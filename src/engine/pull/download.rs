@@ -38,7 +38,7 @@ pub(crate) async fn download_job(
     file: &Download,
 ) -> Result<Outcome, JobError> {
     let at = paths(&ctx.local_root, file)?;
-    let resumable = file.size >= RESUME_MIN_SIZE;
+    let resumable = file.size >= RESUME_MIN_SIZE && file.exact_time;
     let (std_file, mut offset) =
         write::open_temp(&at.temp, resumable).map_err(|e| local_error(file, &at, e))?;
     if offset > file.size {
@@ -110,6 +110,7 @@ mod tests {
             rel: "sub/big.iso".into(),
             size: 10,
             mtime: None,
+            exact_time: false,
         };
         std::fs::create_dir(dir.path().join("sub")).unwrap();
         let at = paths(dir.path(), &file).unwrap();

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use crate::engine::plan::{Protected, RemoteTree};
-use crate::ftp::listing::{EntryKind, RemoteEntry};
+use crate::ftp::listing::{EntryKind, RemoteEntry, TimePrecision};
 use crate::local::{is_below, LocalEntry, LocalKind, LocalTree};
 
 /// One file to download (paths '/'-separated, relative to the root).
@@ -17,6 +17,10 @@ pub(crate) struct Download {
     pub(crate) size: u64,
     /// The listed modification time (Unix seconds), given to the local file.
     pub(crate) mtime: Option<i64>,
+    /// The listed time is known to the second (MLSD): a temporary file named for this size
+    /// and time is the beginning of this very version, and may be resumed. A LIST time (per
+    /// minute) cannot tell two versions of one size apart: such a download starts afresh.
+    pub(crate) exact_time: bool,
 }
 
 /// What a pull does, in this order: remove the local entries in the way of what comes
@@ -159,6 +163,9 @@ fn download(rel: &str, entry: &RemoteEntry) -> Download {
         rel: rel.to_string(),
         size: entry.size,
         mtime: entry.mtime.map(|t| t.unix),
+        exact_time: entry
+            .mtime
+            .is_some_and(|t| t.precision == TimePrecision::Second),
     }
 }
 

@@ -101,3 +101,50 @@ fn a_pull_from_a_missing_folder_is_an_error_even_with_force() {
     let run = pull(&format!("{url}/a/a"), empty.path(), &[]);
     assert_eq!(run.code, 0, "{run}");
 }
+
+/// The name a download of a file of `size` bytes listed at `mtime` writes first (see
+/// `ftpsync::local::write::temp_name`).
+fn download_temp_name(name: &str, size: u64, mtime: i64) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in size.to_le_bytes().into_iter().chain(mtime.to_le_bytes()) {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!(".{name}.{hash:016x}.ftpsync-tmp")
+}
+
+#[test]
+#[ignore = "needs the real FTP servers: bash scripts/test-servers.sh start, then --include-ignored"]
+fn a_download_listed_to_the_minute_never_resumes_another_versions_beginning() {
+    let Some((url, dir)) = vsftpd_with_unreadable_folder("pull_no_splice") else {
+        return;
+    };
+    const SIZE: usize = 9 * 1024 * 1024;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    // Listed by vsftpd (UTC, to the minute) as this minute, whichever second it was written.
+    let minute = now - now % 60 - 120;
+    let remote = dir.join("a/big.bin");
+    std::fs::write(&remote, vec![b'n'; SIZE]).unwrap();
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(minute as u64 + 30);
+    std::fs::File::options()
+        .write(true)
+        .open(&remote)
+        .unwrap()
+        .set_modified(time)
+        .unwrap();
+    // The beginning an interrupted download of the version before (same size, same minute).
+    let local = Tree::new();
+    std::fs::create_dir(local.path().join("a")).unwrap();
+    let temp = local
+        .path()
+        .join("a")
+        .join(download_temp_name("big.bin", SIZE as u64, minute));
+    std::fs::write(&temp, vec![b'o'; 1024 * 1024]).unwrap();
+    let run = pull(&url, local.path(), &[]);
+    assert_eq!(run.code, 1, "{run}");
+    let got = std::fs::read(local.path().join("a/big.bin")).unwrap();
+    assert!(got.iter().all(|&b| b == b'n'), "no byte of the old version");
+    assert!(!temp.exists());
+}
