@@ -168,15 +168,15 @@ impl Run<'_> {
     }
 }
 
-/// Takes ftpsync's temporary files (of interrupted downloads) out of the local tree: they are
-/// not the user's, neither mirrored nor counted; the plan decides which one a download resumes.
+/// Takes ftpsync's temporary files (of interrupted downloads, named exactly so) out of the
+/// local tree: they are not the user's, neither mirrored nor counted; the plan decides which one a download resumes.
 fn take_temporary_files(local: &mut LocalTree) -> Vec<String> {
     let temps: Vec<String> = local
         .entries
         .iter()
         .filter(|(rel, e)| {
             e.kind == local::LocalKind::File
-                && crate::temp_name::is_temp_name(rel.rsplit('/').next().unwrap_or(rel))
+                && local::write::is_download_temp(rel.rsplit('/').next().unwrap_or(rel))
         })
         .map(|(rel, _)| rel.clone())
         .collect();

@@ -26,3 +26,21 @@ fn a_pull_into_a_folder_another_run_holds_is_refused_even_from_another_state_fol
     let run = pull(&server.url("site"), local.path(), &[]);
     assert_eq!(run.code, 0, "{run}");
 }
+
+#[test]
+fn a_users_file_named_like_a_temporary_one_is_an_ordinary_file() {
+    let server = FtpServer::start();
+    std::fs::create_dir_all(server.remote_dir("site/notes")).unwrap();
+    std::fs::write(server.remote_dir("site/notes/a.txt"), "a").unwrap();
+    let local = Tree::new();
+    local.write("notes/.draft.v2.ftpsync-tmp", "my draft");
+    let run = pull(&server.url("site"), local.path(), &[]);
+    assert_eq!(run.code, 0, "{run}");
+    let kept = std::fs::read_to_string(local.join("notes/.draft.v2.ftpsync-tmp"));
+    assert_eq!(kept.unwrap(), "my draft");
+    // Not on the server: with --delete, an extraneous file like any other.
+    let run = pull(&server.url("site"), local.path(), &["--delete"]);
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(run.summary["deleted"], 1, "{run}");
+    assert!(!local.join("notes/.draft.v2.ftpsync-tmp").exists());
+}
