@@ -67,6 +67,10 @@ pub(crate) enum FtpError {
     /// An empty listing of a folder that is not there (vsftpd lists a missing folder as empty).
     #[error("remote folder {path:?} does not exist; check the URL")]
     NoSuchFolder { path: String },
+    /// A download past the size its listing announced: abandoned half-read, so that a broken
+    /// or hostile server cannot fill the local disk.
+    #[error("{operation}: the server sent more than the {listed} bytes its listing announced; not put in place")]
+    LongerThanListed { operation: String, listed: u64 },
 }
 
 impl FtpError {
@@ -77,7 +81,7 @@ impl FtpError {
             FtpError::LoginRefused { .. } | FtpError::Tls { .. } => true,
             FtpError::TooLarge { .. } => true,
             FtpError::NotAFolder { .. } | FtpError::Unreadable { .. } => true,
-            FtpError::NoSuchFolder { .. } => true,
+            FtpError::NoSuchFolder { .. } | FtpError::LongerThanListed { .. } => true,
             _ => false,
         }
     }
@@ -99,7 +103,8 @@ impl FtpError {
             | FtpError::ReplyTooLarge { .. }
             | FtpError::Garbled { .. }
             | FtpError::ServerFault { .. }
-            | FtpError::TooLarge { .. } => true,
+            | FtpError::TooLarge { .. }
+            | FtpError::LongerThanListed { .. } => true,
             FtpError::SizeMismatch { .. } => false,
             FtpError::NotAFolder { .. } | FtpError::Unreadable { .. } => false,
             FtpError::NoSuchFolder { .. } => false,

@@ -2,6 +2,7 @@
 //! writing into it, ftpsync-looking names that are the user's, a server sending too much.
 
 use super::pull;
+use crate::support::faults::{Fault, FaultProxy, Listing};
 use crate::support::{FtpServer, Tree};
 
 #[test]
@@ -43,4 +44,29 @@ fn a_users_file_named_like_a_temporary_one_is_an_ordinary_file() {
     assert_eq!(run.code, 0, "{run}");
     assert_eq!(run.summary["deleted"], 1, "{run}");
     assert!(!local.join("notes/.draft.v2.ftpsync-tmp").exists());
+}
+
+#[test]
+fn a_server_sending_more_than_its_listing_said_is_cut_off() {
+    let server = FtpServer::start();
+    std::fs::create_dir_all(server.remote_dir("site")).unwrap();
+    std::fs::write(server.remote_dir("site/big.bin"), vec![7u8; 4 << 20]).unwrap();
+    // The listing says 1 byte; RETR sends the 4 MiB.
+    let listing = Fault::ServeListing {
+        command: String::new(),
+        path: String::new(),
+        listing: Listing::Names(&["big.bin"]),
+        times: usize::MAX,
+    };
+    let proxy = FaultProxy::start(&server.addr(), vec![listing]);
+    let local = Tree::new();
+    let run = pull(&proxy.url(&server.url("site")), local.path(), &[]);
+    assert_eq!(run.code, 1, "{run}");
+    let said = "server sent more than the 1 bytes its listing announced";
+    assert!(run.stderr.contains(said), "{run}");
+    let left: Vec<_> = std::fs::read_dir(local.path()).unwrap().collect();
+    assert!(
+        left.is_empty(),
+        "nothing put in place, no temporary file left"
+    );
 }
