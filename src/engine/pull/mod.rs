@@ -107,8 +107,8 @@ impl Run<'_> {
             if problem.is_failure {
                 self.fail(&problem.rel, &problem.message);
             } else {
-                self.reporter
-                    .notice(&format!("{}: {}", problem.rel, problem.message));
+                let message = replaced_by_file(&problem, &tree);
+                self.reporter.notice(&format!("{}: {message}", problem.rel));
             }
             // Unknown, or a link: never removed, never written through.
             protected.insert(problem.rel);
@@ -132,6 +132,9 @@ impl Run<'_> {
         self.summary.unchanged = plan.unchanged.len() as u64;
         for (rel, why) in &plan.blocked {
             self.fail(rel, why);
+        }
+        for rel in &plan.kept_for_case {
+            self.reporter.notice(&format!("{rel}: kept: a remote name differs from it only in case (on a case-insensitive disk it is that file); remove it by hand if it is not"));
         }
         if self.config.dry_run {
             self.pull_dry_run(&plan);
@@ -165,6 +168,19 @@ impl Run<'_> {
             tree.retain(|k, _| *k != rel && !k.starts_with(&below));
             protected.insert(rel);
         }
+    }
+}
+
+/// What the notice of a local entry that is neither file nor folder says: a remote file of its
+/// name replaces it (the download is renamed over it, never written through it).
+fn replaced_by_file(problem: &local::LocalProblem, tree: &RemoteTree) -> String {
+    let message = &problem.message;
+    match tree.get(&problem.rel) {
+        Some(e) if e.kind == EntryKind::File => {
+            let what = message.strip_suffix("; skipped").unwrap_or(message);
+            format!("{what}; replaced by the remote file (never written through)")
+        }
+        _ => message.clone(),
     }
 }
 

@@ -37,6 +37,9 @@ pub(crate) struct PullPlan {
     pub(crate) unchanged: Vec<String>,
     /// Paths that cannot be mirrored as asked, with the reason (counted as failures).
     pub(crate) blocked: Vec<(String, String)>,
+    /// Local paths `--delete` leaves alone because a remote path differs from them only in
+    /// case: on a case-insensitive disk they are the remote one's local file.
+    pub(crate) kept_for_case: Vec<String>,
 }
 
 impl PullPlan {
@@ -152,8 +155,16 @@ pub(crate) fn plan(local: &LocalTree, remote: &RemoteTree, opts: PullOptions<'_>
                 && !opts.protected.touches(rel)
                 && !replaced_dirs.iter().any(|d| is_below(rel, d))
         });
+        let folded: HashSet<String> = remote.keys().map(|k| k.to_lowercase()).collect();
+        let (same_but_case, extraneous): (Vec<_>, Vec<_>) =
+            extraneous.partition(|(rel, _)| folded.contains(&rel.to_lowercase()));
+        plan.kept_for_case = same_but_case.into_iter().map(|(k, _)| k.clone()).collect();
         // Children sort after their folder: reversed, each folder comes after its content.
-        plan.delete = extraneous.map(|(k, e)| (k.clone(), e.kind)).rev().collect();
+        plan.delete = extraneous
+            .into_iter()
+            .map(|(k, e)| (k.clone(), e.kind))
+            .rev()
+            .collect();
     }
     plan
 }

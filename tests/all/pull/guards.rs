@@ -5,11 +5,20 @@ use super::pull;
 use crate::support::faults::{Fault, FaultProxy, Listing};
 use crate::support::{FtpServer, Tree};
 
+/// An in-process server whose folder `site` holds `files` (path, text).
+fn site_with(files: &[(&str, &str)]) -> FtpServer {
+    let server = FtpServer::start();
+    for (rel, text) in files {
+        let path = server.remote_dir(&format!("site/{rel}"));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    server
+}
+
 #[test]
 fn a_pull_into_a_folder_another_run_holds_is_refused_even_from_another_state_folder() {
-    let server = FtpServer::start();
-    std::fs::create_dir_all(server.remote_dir("site")).unwrap();
-    std::fs::write(server.remote_dir("site/f.txt"), "remote").unwrap();
+    let server = site_with(&[("f.txt", "remote")]);
     let local = Tree::new();
     local.write("f.txt", "mine");
     // Another run's lock: on the folder itself (flock), as every pull takes it.
@@ -30,9 +39,7 @@ fn a_pull_into_a_folder_another_run_holds_is_refused_even_from_another_state_fol
 
 #[test]
 fn a_users_file_named_like_a_temporary_one_is_an_ordinary_file() {
-    let server = FtpServer::start();
-    std::fs::create_dir_all(server.remote_dir("site/notes")).unwrap();
-    std::fs::write(server.remote_dir("site/notes/a.txt"), "a").unwrap();
+    let server = site_with(&[("notes/a.txt", "a")]);
     let local = Tree::new();
     local.write("notes/.draft.v2.ftpsync-tmp", "my draft");
     let run = pull(&server.url("site"), local.path(), &[]);
@@ -68,5 +75,30 @@ fn a_server_sending_more_than_its_listing_said_is_cut_off() {
     assert!(
         left.is_empty(),
         "nothing put in place, no temporary file left"
+    );
+}
+
+#[test]
+fn a_local_link_at_a_files_name_is_said_to_be_replaced() {
+    let server = site_with(&[("f.txt", "remote")]);
+    let local = Tree::new();
+    let outside = Tree::new();
+    outside.write("target.txt", "theirs");
+    std::os::unix::fs::symlink(outside.join("target.txt"), local.join("f.txt")).unwrap();
+    let run = pull(&server.url("site"), local.path(), &[]);
+    assert_eq!(run.code, 0, "{run}");
+    assert!(
+        run.stderr
+            .contains("f.txt: symbolic link; replaced by the remote file"),
+        "{run}"
+    );
+    assert!(!run.stderr.contains("skipped"), "{run}");
+    assert_eq!(
+        std::fs::read_to_string(local.join("f.txt")).unwrap(),
+        "remote"
+    );
+    assert_eq!(
+        std::fs::read_to_string(outside.join("target.txt")).unwrap(),
+        "theirs"
     );
 }
