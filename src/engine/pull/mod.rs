@@ -51,17 +51,12 @@ pub(crate) async fn run(config: &Config, stop: CancellationToken) -> Result<Summ
     Ok(run.finish(started))
 }
 
-/// LOCAL_DIR is created when missing (not in a dry run), and locked for this process: one run
-/// at a time writes into it, whatever URL it pulls from.
+/// LOCAL_DIR is locked for this process: one run at a time writes into it, whatever URL it
+/// pulls from. A missing one is created (not in a dry run) only once the server's folder is
+/// listed ([`create_root`]), and locked then.
 fn prepare_root(config: &Config) -> Result<(), SyncError> {
     let root = &config.local_dir;
-    if !config.dry_run && std::fs::symlink_metadata(root).is_err() {
-        std::fs::create_dir_all(root).map_err(|source| LocalError::Unreadable {
-            path: root.clone(),
-            source,
-        })?;
-    }
-    if config.dry_run {
+    if config.dry_run || std::fs::symlink_metadata(root).is_err() {
         return Ok(());
     }
     let canonical = std::fs::canonicalize(root).unwrap_or_else(|_| root.clone());
@@ -77,11 +72,23 @@ fn prepare_root(config: &Config) -> Result<(), SyncError> {
     Ok(())
 }
 
+/// Creates LOCAL_DIR when missing (not in a dry run), and locks it (see [`prepare_root`]).
+fn create_root(config: &Config) -> Result<(), SyncError> {
+    let root = &config.local_dir;
+    if !config.dry_run && std::fs::symlink_metadata(root).is_err() {
+        std::fs::create_dir_all(root).map_err(|source| LocalError::Unreadable {
+            path: root.clone(),
+            source,
+        })?;
+    }
+    prepare_root(config)
+}
+
 /// The local tree, as it stands: symbolic links are never followed (they are reported, and
 /// stay); the deletion filter decides what is seen, so `--delete-excluded` sees excluded
-/// entries too. A dry run of a missing LOCAL_DIR sees an empty one.
+/// entries too. A missing LOCAL_DIR is an empty one.
 fn scan(config: &Config) -> Result<LocalTree, SyncError> {
-    if config.dry_run && std::fs::symlink_metadata(&config.local_dir).is_err() {
+    if std::fs::symlink_metadata(&config.local_dir).is_err() {
         return Ok(LocalTree::default());
     }
     let options = ScanOptions {
@@ -120,6 +127,7 @@ impl Run<'_> {
         {
             return Err(SyncError::EmptyRemote(self.config.target.display_url()));
         }
+        create_root(self.config)?;
         let plan_with = |allow_deletions| {
             let opts = PullOptions {
                 delete: self.config.delete,

@@ -102,3 +102,21 @@ fn a_local_link_at_a_files_name_is_said_to_be_replaced() {
         "theirs"
     );
 }
+
+#[test]
+fn a_pull_that_cannot_list_the_server_creates_no_local_folder() {
+    let server = FtpServer::start();
+    let parent = Tree::new();
+    let dest = parent.join("backup");
+    // Nothing listens on the port of a server that is gone.
+    let url = server.url("site");
+    drop(server);
+    let run = pull(&url, &dest, &["--retries", "1"]);
+    assert_eq!(run.code, 2, "{run}");
+    assert!(!dest.exists(), "{run}");
+
+    let server = site_with(&[("f.txt", "remote")]);
+    let run = pull(&server.url("site"), &dest, &[]);
+    assert_eq!(run.code, 0, "{run}");
+    assert!(dest.join("f.txt").exists());
+}
