@@ -90,8 +90,26 @@ pub(crate) fn hold(path: &Path, target: &str) -> Result<(), LockError> {
     Ok(())
 }
 
+/// Takes (or keeps) a lock on the folder `dir` itself (flock on the folder, opened read-only):
+/// whatever state folder each run uses, or none, one run at a time writes into it.
+pub(crate) fn hold_dir(dir: &Path, target: &str) -> Result<(), LockError> {
+    let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+    if !held.iter().any(|(p, _)| p == dir) {
+        let file = File::open(dir).map_err(|source| LockError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
+        held.push((dir.to_owned(), take(file, dir, target)?));
+    }
+    Ok(())
+}
+
 fn acquire(path: &Path, target: &str) -> Result<File, LockError> {
-    let file = open_lock_file(path)?;
+    take(open_lock_file(path)?, path, target)
+}
+
+/// `file` once locked, without waiting.
+fn take(file: File, path: &Path, target: &str) -> Result<File, LockError> {
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(TryLockError::WouldBlock) => Err(LockError::Busy {

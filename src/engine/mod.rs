@@ -65,6 +65,8 @@ pub(crate) enum SyncError {
     EmptyLocal(std::path::PathBuf),
     #[error("remote folder {0} lists empty: --delete would empty the local folder; add --force if that is what you want")]
     EmptyRemote(String),
+    #[error("remote folder {0} does not exist (or the server refuses to list it); check the URL; nothing was changed")]
+    MissingRemote(String),
     /// Never taken for a first deploy: that would upload everything, or trust what it should not.
     #[error("cannot read the --checksum manifest {path:?}: {reason}; nothing was changed (repair or remove it; without it ftpsync compares sizes and server hashes)")]
     Manifest { path: String, reason: String },

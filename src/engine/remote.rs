@@ -71,7 +71,9 @@ impl Run<'_> {
             let parsed = match result {
                 Ok(Outcome::Listed(parsed)) => parsed,
                 Ok(_) => continue,
-                Err(JobError::Remote(e)) if dir.is_empty() && e.is_permanent() => {
+                Err(JobError::Remote(e))
+                    if dir.is_empty() && e.is_permanent() && !names_itself(&e) =>
+                {
                     root_exists = false;
                     self.root_missing = true;
                     continue;
@@ -249,6 +251,12 @@ enum Descend {
     NotNeeded,
     /// Beyond [`MAX_REMOTE_DEPTH`].
     TooDeep,
+}
+
+/// A listing that named the listed path itself (a file, an unreadable folder): the root is
+/// there, and the error says what it is.
+fn names_itself(e: &FtpError) -> bool {
+    matches!(e, FtpError::NotAFolder { .. } | FtpError::Unreadable { .. })
 }
 
 /// A folder as messages name it ("." for the root).

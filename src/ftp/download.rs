@@ -24,7 +24,8 @@ pub(crate) enum DownloadError {
 
 impl Connection {
     /// Appends the remote file `path`, from byte `offset` on (REST), to `file`; returns the
-    /// bytes received, also added to `progress` as they come. On a local write error the
+    /// bytes received, also added to `progress` as they come. More than `most` bytes end it
+    /// with [`FtpError::LongerThanListed`] (a server must not fill the disk). On a local write error the
     /// transfer is abandoned (its reply is read before the next command, so the connection
     /// stays usable).
     pub(crate) async fn download_to(
@@ -33,6 +34,7 @@ impl Connection {
         offset: u64,
         file: &mut tokio::fs::File,
         progress: Option<&Sent>,
+        most: u64,
     ) -> Result<u64, DownloadError> {
         self.keep_session_resumable().await?;
         let operation = op("RETR", path);
@@ -49,6 +51,10 @@ impl Connection {
             let n = within(self.timeout, operation.clone(), read).await?;
             if n == 0 {
                 break;
+            }
+            if received + n as u64 > most {
+                let listed = offset + most;
+                return Err(FtpError::LongerThanListed { operation, listed }.into());
             }
             file.write_all(&chunk[..n])
                 .await

@@ -56,6 +56,21 @@ pub(crate) enum FtpError {
     /// that a hostile or broken server cannot exhaust memory.
     #[error("{operation}: the file is larger than {cap} bytes, more than ftpsync reads")]
     TooLarge { operation: String, cap: u64 },
+    /// A listing that describes the listed path itself, a file (see
+    /// `Connection::not_itself`): a URL naming a file.
+    #[error("remote {path:?} is a file, not a folder; check the URL")]
+    NotAFolder { path: String },
+    /// A listing that describes the listed folder itself (vsftpd's answer for a folder it may
+    /// not read): the folder counts as not listed.
+    #[error("the server cannot read remote folder {path:?} (its listing names only the folder itself); check its permissions")]
+    Unreadable { path: String },
+    /// An empty listing of a folder that is not there (vsftpd lists a missing folder as empty).
+    #[error("remote folder {path:?} does not exist; check the URL")]
+    NoSuchFolder { path: String },
+    /// A download past the size its listing announced: abandoned half-read, so that a broken
+    /// or hostile server cannot fill the local disk.
+    #[error("{operation}: the server sent more than the {listed} bytes its listing announced; not put in place")]
+    LongerThanListed { operation: String, listed: u64 },
 }
 
 impl FtpError {
@@ -65,6 +80,8 @@ impl FtpError {
             FtpError::Reply { code, .. } => (500..600).contains(code) || *code == 452,
             FtpError::LoginRefused { .. } | FtpError::Tls { .. } => true,
             FtpError::TooLarge { .. } => true,
+            FtpError::NotAFolder { .. } | FtpError::Unreadable { .. } => true,
+            FtpError::NoSuchFolder { .. } | FtpError::LongerThanListed { .. } => true,
             _ => false,
         }
     }
@@ -86,8 +103,11 @@ impl FtpError {
             | FtpError::ReplyTooLarge { .. }
             | FtpError::Garbled { .. }
             | FtpError::ServerFault { .. }
-            | FtpError::TooLarge { .. } => true,
+            | FtpError::TooLarge { .. }
+            | FtpError::LongerThanListed { .. } => true,
             FtpError::SizeMismatch { .. } => false,
+            FtpError::NotAFolder { .. } | FtpError::Unreadable { .. } => false,
+            FtpError::NoSuchFolder { .. } => false,
         }
     }
 

@@ -16,7 +16,7 @@ use suppaftp::Status;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 use super::error::{within, FtpError, ListingCap};
-use super::listing::{self, Caps, ListFormat, ListingParser, Parsed};
+use super::listing::{self, Caps, EntryKind, ListFormat, ListingParser, Parsed};
 use super::{op, pipeline, Connection};
 
 /// Whether `STAT -a` listings (LIST format, over the control connection) may stand in for MLSD
@@ -82,6 +82,21 @@ fn with_a(path: &str) -> String {
     } else {
         format!("-a {path}")
     }
+}
+
+/// The lines of a STAT reply between its own first and last lines, which frame the listing;
+/// None for a reply of one line.
+fn stat_inner(body: &[u8]) -> Option<Vec<&[u8]>> {
+    let body = body.strip_suffix(b"\n").unwrap_or(body);
+    let lines: Vec<&[u8]> = body.split(|&b| b == b'\n').collect();
+    lines
+        .get(1..lines.len().saturating_sub(1))
+        .map(<[_]>::to_vec)
+}
+
+/// Whether a listing line is the entry "." (`ls -a`'s first line).
+fn lists_dot(line: &[u8]) -> bool {
+    line.trim_ascii_end().ends_with(b" .")
 }
 
 /// How a folder is named in errors.
@@ -231,7 +246,7 @@ impl Connection {
                 .list_with("LIST", &with_a, path, ListFormat::List)
                 .await
             {
-                Ok(parsed) => return Ok(listing(parsed)),
+                Ok(parsed) => return self.not_misread(path, parsed).await.map(listing),
                 Err(e) if e.code() == Some(501) || e.code() == Some(500) => {
                     self.list_without_a = true
                 }
@@ -239,7 +254,55 @@ impl Connection {
             }
         }
         let parsed = self.list_with("LIST", path, path, ListFormat::List).await?;
-        Ok(listing(parsed))
+        self.not_misread(path, parsed).await.map(listing)
+    }
+
+    /// vsftpd answers `LIST -a path` with an empty listing where `path` is missing, and with
+    /// one line describing `path` itself where it is a file or a folder it may not read: never
+    /// to be taken as an empty folder, or one holding an entry of its own name. Such a listing
+    /// is checked with another command: `STAT -a` (a folder, even an empty one or a genuine
+    /// `a/a`, lists "." there), SIZE for a file (a file answers it). A folder that cannot be
+    /// told apart counts as not listed.
+    async fn not_misread(&mut self, path: &str, parsed: Parsed) -> Result<Parsed, FtpError> {
+        let last = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+        let kind = match parsed.entries.as_slice() {
+            _ if last.is_empty() => return Ok(parsed),
+            [] if self.stat_sees_folder(path).await? == Some(false) => {
+                return Err(FtpError::NoSuchFolder { path: path.into() })
+            }
+            [only] if only.name == last => only.kind,
+            _ => return Ok(parsed),
+        };
+        match kind {
+            EntryKind::File => match self.size(path).await {
+                Ok(Some(_)) => Err(FtpError::NotAFolder { path: path.into() }),
+                Err(e) if e.breaks_connection() => Err(e),
+                _ => Ok(parsed),
+            },
+            EntryKind::Dir => match self.stat_sees_folder(path).await? {
+                Some(true) => Ok(parsed),
+                _ => Err(FtpError::Unreadable { path: path.into() }),
+            },
+            EntryKind::Symlink | EntryKind::Other => Ok(parsed),
+        }
+    }
+
+    /// What `STAT -a path` says of the folder `path`, leaving how this connection lists alone:
+    /// Some(true) when its listing holds "." (a folder it can read), Some(false) when it is a
+    /// listing without "." (vsftpd: a missing or unreadable folder), None when the reply holds
+    /// no listing at all.
+    async fn stat_sees_folder(&mut self, path: &str) -> Result<Option<bool>, FtpError> {
+        if path.contains(' ') {
+            return Ok(None);
+        }
+        let argument = with_a(path);
+        let exchange = (self.stream.ftp).custom_command(format!("STAT {argument}"), &STAT_LISTING);
+        let reply = match within(self.timeout, op("STAT", &argument), exchange).await {
+            Ok(reply) => reply,
+            Err(e) if e.breaks_connection() => return Err(e),
+            Err(_) => return Ok(None),
+        };
+        Ok(stat_inner(&reply.body).map(|inner| inner.iter().any(|l| lists_dot(l))))
     }
 
     /// What `STAT -a path` may do for the listing of `path` (see [`Connection::list`]): the
@@ -294,14 +357,9 @@ impl Connection {
                 return Ok(None);
             }
         };
-        let body = reply.body.strip_suffix(b"\n").unwrap_or(&reply.body);
-        let lines: Vec<&[u8]> = body.split(|&b| b == b'\n').collect();
-        // The reply's own first and last lines frame the listing; `-a` always lists ".".
-        let inner = lines
-            .get(1..lines.len().saturating_sub(1))
-            .unwrap_or_default();
-        let trimmed = |l: &&[u8]| l.trim_ascii_end().to_vec();
-        if !inner.iter().map(trimmed).any(|l| l.ends_with(b" .")) {
+        // `-a` always lists ".".
+        let inner = stat_inner(&reply.body).unwrap_or_default();
+        if !inner.iter().any(|l| lists_dot(l)) {
             self.stat_misses += 1;
             if self.stat_listing.is_none() && self.stat_misses >= 2 {
                 self.stat_listing = Some(false);

@@ -86,6 +86,19 @@ pub(crate) fn temp_name(name: &str, size: u64, mtime: Option<i64>) -> String {
     format!(".{name}.{hash:016x}{TEMP_SUFFIX}")
 }
 
+/// Whether `name` is exactly a download's temporary name ([`temp_name`]): `.NAME.`, 16
+/// lowercase hexadecimal digits, the suffix. Other names ending in the suffix are the user's.
+pub(crate) fn is_download_temp(name: &str) -> bool {
+    let Some((head, token)) = name
+        .strip_suffix(TEMP_SUFFIX)
+        .and_then(|s| s.rsplit_once('.'))
+    else {
+        return false;
+    };
+    let hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+    head.len() > 1 && head.starts_with('.') && token.len() == 16 && token.bytes().all(hex)
+}
+
 /// `path` (a temporary file) opened for writing: kept from byte `keep` on when it holds at
 /// least that much and `keep` > 0, started afresh otherwise. Never opens through a symbolic
 /// link. Returns the file, positioned at its end, and its length.
@@ -198,6 +211,14 @@ mod tests {
     fn temporary_names_follow_the_remote_version() {
         let a = temp_name("f.bin", 10, Some(100));
         assert!(crate::temp_name::is_temp_name(&a), "{a}");
+        assert!(is_download_temp(&a), "{a}");
+        for theirs in [
+            ".draft.v2.ftpsync-tmp",
+            ".x.0123456789ABCDEF.ftpsync-tmp",
+            "..0123456789abcdef.ftpsync-tmp",
+        ] {
+            assert!(!is_download_temp(theirs), "{theirs}");
+        }
         assert!(a.starts_with(".f.bin."));
         assert_eq!(a, temp_name("f.bin", 10, Some(100)));
         assert_ne!(a, temp_name("f.bin", 11, Some(100)));

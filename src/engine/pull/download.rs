@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use super::plan::Download;
 use crate::engine::job::{JobError, Outcome, WorkerContext};
 use crate::ftp::download::DownloadError;
-use crate::ftp::Connection;
+use crate::ftp::{Connection, FtpError};
 use crate::local::write;
 
 /// Files at least this large keep what an interrupted try downloaded, and the next try (in
@@ -38,7 +38,7 @@ pub(crate) async fn download_job(
     file: &Download,
 ) -> Result<Outcome, JobError> {
     let at = paths(&ctx.local_root, file)?;
-    let resumable = file.size >= RESUME_MIN_SIZE;
+    let resumable = file.size >= RESUME_MIN_SIZE && file.exact_time;
     let (std_file, mut offset) =
         write::open_temp(&at.temp, resumable).map_err(|e| local_error(file, &at, e))?;
     if offset > file.size {
@@ -55,14 +55,15 @@ pub(crate) async fn download_job(
     let received = if offset == file.size {
         Ok(0)
     } else {
-        conn.download_to(&remote, offset, &mut handle, progress.as_ref())
+        let most = file.size - offset;
+        conn.download_to(&remote, offset, &mut handle, progress.as_ref(), most)
             .await
     };
     let received = match received {
         Ok(n) => n,
         Err(DownloadError::Local(e)) => return Err(local_error(file, &at, e)),
         Err(DownloadError::Remote(e)) => {
-            if !resumable {
+            if !resumable || matches!(e, FtpError::LongerThanListed { .. }) {
                 let _ = std::fs::remove_file(&at.temp);
             }
             return Err(JobError::Remote(e));
@@ -110,6 +111,7 @@ mod tests {
             rel: "sub/big.iso".into(),
             size: 10,
             mtime: None,
+            exact_time: false,
         };
         std::fs::create_dir(dir.path().join("sub")).unwrap();
         let at = paths(dir.path(), &file).unwrap();

@@ -51,9 +51,29 @@ pub(crate) async fn run(config: &Config, stop: CancellationToken) -> Result<Summ
     Ok(run.finish(started))
 }
 
-/// LOCAL_DIR is created when missing (not in a dry run), and locked for this process: one run
-/// at a time writes into it, whatever URL it pulls from.
+/// LOCAL_DIR is locked for this process: one run at a time writes into it, whatever URL it
+/// pulls from. A missing one is created (not in a dry run) only once the server's folder is
+/// listed ([`create_root`]), and locked then.
 fn prepare_root(config: &Config) -> Result<(), SyncError> {
+    let root = &config.local_dir;
+    if config.dry_run || std::fs::symlink_metadata(root).is_err() {
+        return Ok(());
+    }
+    let canonical = std::fs::canonicalize(root).unwrap_or_else(|_| root.clone());
+    // On the folder itself too: runs with other state folders (or none) must not write into
+    // the same temporary files.
+    lock::hold_dir(&canonical, &canonical.display().to_string())?;
+    let Some(dir) = &config.state_dir else {
+        return Ok(());
+    };
+    let key = format!("pull into {}", canonical.display());
+    let path = state::record_path(dir, &key).with_extension("lock");
+    lock::hold(&path, &canonical.display().to_string())?;
+    Ok(())
+}
+
+/// Creates LOCAL_DIR when missing (not in a dry run), and locks it (see [`prepare_root`]).
+fn create_root(config: &Config) -> Result<(), SyncError> {
     let root = &config.local_dir;
     if !config.dry_run && std::fs::symlink_metadata(root).is_err() {
         std::fs::create_dir_all(root).map_err(|source| LocalError::Unreadable {
@@ -61,21 +81,14 @@ fn prepare_root(config: &Config) -> Result<(), SyncError> {
             source,
         })?;
     }
-    let (Some(dir), false) = (&config.state_dir, config.dry_run) else {
-        return Ok(());
-    };
-    let canonical = std::fs::canonicalize(root).unwrap_or_else(|_| root.clone());
-    let key = format!("pull into {}", canonical.display());
-    let path = state::record_path(dir, &key).with_extension("lock");
-    lock::hold(&path, &canonical.display().to_string())?;
-    Ok(())
+    prepare_root(config)
 }
 
 /// The local tree, as it stands: symbolic links are never followed (they are reported, and
 /// stay); the deletion filter decides what is seen, so `--delete-excluded` sees excluded
-/// entries too. A dry run of a missing LOCAL_DIR sees an empty one.
+/// entries too. A missing LOCAL_DIR is an empty one.
 fn scan(config: &Config) -> Result<LocalTree, SyncError> {
-    if config.dry_run && std::fs::symlink_metadata(&config.local_dir).is_err() {
+    if std::fs::symlink_metadata(&config.local_dir).is_err() {
         return Ok(LocalTree::default());
     }
     let options = ScanOptions {
@@ -92,10 +105,7 @@ impl Run<'_> {
         let temps = take_temporary_files(&mut local);
         let listed = self.list_remote(pool, &local, &Scope::Everything).await?;
         if self.root_missing {
-            return Err(SyncError::ListRoot {
-                path: self.config.target.remote_path(""),
-                error: "the server refused it; check that the folder exists".into(),
-            });
+            return Err(SyncError::MissingRemote(self.config.target.display_url()));
         }
         self.report_connect_errors(pool);
         let mut tree = listed.tree;
@@ -104,8 +114,8 @@ impl Run<'_> {
             if problem.is_failure {
                 self.fail(&problem.rel, &problem.message);
             } else {
-                self.reporter
-                    .notice(&format!("{}: {}", problem.rel, problem.message));
+                let message = replaced_by_file(&problem, &tree);
+                self.reporter.notice(&format!("{}: {message}", problem.rel));
             }
             // Unknown, or a link: never removed, never written through.
             protected.insert(problem.rel);
@@ -117,6 +127,7 @@ impl Run<'_> {
         {
             return Err(SyncError::EmptyRemote(self.config.target.display_url()));
         }
+        create_root(self.config)?;
         let plan_with = |allow_deletions| {
             let opts = PullOptions {
                 delete: self.config.delete,
@@ -129,6 +140,9 @@ impl Run<'_> {
         self.summary.unchanged = plan.unchanged.len() as u64;
         for (rel, why) in &plan.blocked {
             self.fail(rel, why);
+        }
+        for rel in &plan.kept_for_case {
+            self.reporter.notice(&format!("{rel}: kept: a remote name differs from it only in case (on a case-insensitive disk it is that file); remove it by hand if it is not"));
         }
         if self.config.dry_run {
             self.pull_dry_run(&plan);
@@ -165,15 +179,28 @@ impl Run<'_> {
     }
 }
 
-/// Takes ftpsync's temporary files (of interrupted downloads) out of the local tree: they are
-/// not the user's, neither mirrored nor counted; the plan decides which one a download resumes.
+/// What the notice of a local entry that is neither file nor folder says: a remote file of its
+/// name replaces it (the download is renamed over it, never written through it).
+fn replaced_by_file(problem: &local::LocalProblem, tree: &RemoteTree) -> String {
+    let message = &problem.message;
+    match tree.get(&problem.rel) {
+        Some(e) if e.kind == EntryKind::File => {
+            let what = message.strip_suffix("; skipped").unwrap_or(message);
+            format!("{what}; replaced by the remote file (never written through)")
+        }
+        _ => message.clone(),
+    }
+}
+
+/// Takes ftpsync's temporary files (of interrupted downloads, named exactly so) out of the
+/// local tree: they are not the user's, neither mirrored nor counted; the plan decides which one a download resumes.
 fn take_temporary_files(local: &mut LocalTree) -> Vec<String> {
     let temps: Vec<String> = local
         .entries
         .iter()
         .filter(|(rel, e)| {
             e.kind == local::LocalKind::File
-                && crate::temp_name::is_temp_name(rel.rsplit('/').next().unwrap_or(rel))
+                && local::write::is_download_temp(rel.rsplit('/').next().unwrap_or(rel))
         })
         .map(|(rel, _)| rel.clone())
         .collect();

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use crate::engine::plan::{Protected, RemoteTree};
-use crate::ftp::listing::{EntryKind, RemoteEntry};
+use crate::ftp::listing::{EntryKind, RemoteEntry, TimePrecision};
 use crate::local::{is_below, LocalEntry, LocalKind, LocalTree};
 
 /// One file to download (paths '/'-separated, relative to the root).
@@ -17,6 +17,10 @@ pub(crate) struct Download {
     pub(crate) size: u64,
     /// The listed modification time (Unix seconds), given to the local file.
     pub(crate) mtime: Option<i64>,
+    /// The listed time is known to the second (MLSD): a temporary file named for this size
+    /// and time is the beginning of this very version, and may be resumed. A LIST time (per
+    /// minute) cannot tell two versions of one size apart: such a download starts afresh.
+    pub(crate) exact_time: bool,
 }
 
 /// What a pull does, in this order: remove the local entries in the way of what comes
@@ -33,6 +37,9 @@ pub(crate) struct PullPlan {
     pub(crate) unchanged: Vec<String>,
     /// Paths that cannot be mirrored as asked, with the reason (counted as failures).
     pub(crate) blocked: Vec<(String, String)>,
+    /// Local paths `--delete` leaves alone because a remote path differs from them only in
+    /// case: on a case-insensitive disk they are the remote one's local file.
+    pub(crate) kept_for_case: Vec<String>,
 }
 
 impl PullPlan {
@@ -148,8 +155,16 @@ pub(crate) fn plan(local: &LocalTree, remote: &RemoteTree, opts: PullOptions<'_>
                 && !opts.protected.touches(rel)
                 && !replaced_dirs.iter().any(|d| is_below(rel, d))
         });
+        let folded: HashSet<String> = remote.keys().map(|k| k.to_lowercase()).collect();
+        let (same_but_case, extraneous): (Vec<_>, Vec<_>) =
+            extraneous.partition(|(rel, _)| folded.contains(&rel.to_lowercase()));
+        plan.kept_for_case = same_but_case.into_iter().map(|(k, _)| k.clone()).collect();
         // Children sort after their folder: reversed, each folder comes after its content.
-        plan.delete = extraneous.map(|(k, e)| (k.clone(), e.kind)).rev().collect();
+        plan.delete = extraneous
+            .into_iter()
+            .map(|(k, e)| (k.clone(), e.kind))
+            .rev()
+            .collect();
     }
     plan
 }
@@ -159,6 +174,9 @@ fn download(rel: &str, entry: &RemoteEntry) -> Download {
         rel: rel.to_string(),
         size: entry.size,
         mtime: entry.mtime.map(|t| t.unix),
+        exact_time: entry
+            .mtime
+            .is_some_and(|t| t.precision == TimePrecision::Second),
     }
 }
 

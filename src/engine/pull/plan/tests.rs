@@ -172,3 +172,18 @@ fn names_equal_but_for_case_all_collide() {
     ]);
     assert_eq!(case_collisions(&r), ["A.txt", "D", "a.txt", "d"]);
 }
+
+#[test]
+fn delete_keeps_a_local_path_that_differs_from_a_remote_one_only_in_case() {
+    // Renamed on the server from photos/ to Photos/: on a case-insensitive disk the download
+    // of Photos/a.jpg is photos/a.jpg, which --delete must not remove afterwards.
+    let here = local(&[
+        ("old.txt", LocalKind::File, 1, 0),
+        ("photos", LocalKind::Dir, 0, 0),
+        ("photos/a.jpg", LocalKind::File, 1, 0),
+    ]);
+    let there = remote(&[("Photos", dir()), ("Photos/a.jpg", file(1, 0))]);
+    let plan = plan_of(&here, &there, true);
+    assert_eq!(plan.delete, [("old.txt".to_string(), LocalKind::File)]);
+    assert_eq!(plan.kept_for_case, ["photos", "photos/a.jpg"]);
+}
