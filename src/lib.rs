@@ -11,7 +11,8 @@
 //! - [`state`], [`lock`], [`temp_name`] and [`manifest`]: what persists between runs and on
 //!   the server;
 //! - [`report`] and [`exit_codes`]: what the user and scripts see; [`progress`]: the live
-//!   display on a terminal; [`colour`]: where it is coloured;
+//!   display on a terminal; [`colour`]: where it is coloured; [`log`]: the log (stderr,
+//!   `--log-file`);
 //! - [`periodic`]: keeping a folder mirrored, on a clock or on changes;
 //! - [`shutdown`]: Ctrl-C and SIGTERM.
 //!
@@ -30,6 +31,7 @@ mod ftp;
 mod generate;
 mod local;
 mod lock;
+mod log;
 mod manifest;
 mod periodic;
 mod profile;
@@ -73,7 +75,7 @@ pub fn run(cli: cli::Cli, args: &[OsString]) -> ExitCode {
         quiet: cli.quiet,
         json: cli.json,
     };
-    let result = init_log(cli.quiet, cli.verbose, cli.log_file.as_deref()).and_then(|()| {
+    let result = log::init(cli.quiet, cli.verbose, cli.log_file.as_deref()).and_then(|()| {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
@@ -86,64 +88,6 @@ pub fn run(cli: cli::Cli, args: &[OsString]) -> ExitCode {
             ExitCode::Fatal
         }
     }
-}
-
-/// The log goes to stderr through [`report::LogWriter`]; `FTPSYNC_LOG` overrides the level the
-/// flags choose. With `--log-file`, the same events at the `-v` level at least (with the change
-/// lines and the summary) are also appended to that file, with timestamps.
-fn init_log(quiet: bool, verbose: u8, log_file: Option<&std::path::Path>) -> anyhow::Result<()> {
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    use tracing_subscriber::{EnvFilter, Layer};
-    let level = match (quiet, verbose) {
-        (true, _) => "error",
-        (false, 0) => "warn",
-        (false, 1) => "ftpsync=debug,warn",
-        (false, _) => "debug",
-    };
-    let filter = EnvFilter::try_from_env("FTPSYNC_LOG").unwrap_or_else(|_| EnvFilter::new(level));
-    // Only what the flags ask for reaches stderr; the change lines and summary, logged at info
-    // for the file, are printed by the reporter.
-    let filter = filter.add_directive("ftpsync::report=warn".parse()?);
-    let stderr = tracing_subscriber::fmt::layer()
-        .with_writer(report::LogWriter::Stderr)
-        // The writer escapes control characters, then adds colour itself (see `colour`).
-        .with_ansi(false)
-        .with_target(false)
-        .with_filter(filter);
-    let file = match log_file {
-        None => None,
-        Some(path) => {
-            let opened = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path);
-            let file = opened.with_context(|| {
-                format!(
-                    "cannot open --log-file {}; name a file in a folder you can write to",
-                    path.display()
-                )
-            })?;
-            let level = if verbose >= 2 {
-                "debug"
-            } else {
-                "ftpsync=debug,warn"
-            };
-            let writer = report::LogWriter::File(std::sync::Arc::new(std::sync::Mutex::new(file)));
-            Some(
-                tracing_subscriber::fmt::layer()
-                    .with_writer(writer)
-                    .with_ansi(false)
-                    .with_target(false)
-                    .with_filter(EnvFilter::new(level)),
-            )
-        }
-    };
-    tracing_subscriber::registry()
-        .with(stderr)
-        .with(file)
-        .init();
-    Ok(())
 }
 
 /// Runs ftpsync with a parsed command line; returns the exit code. Errors that stop the run

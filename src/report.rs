@@ -1,7 +1,7 @@
 //! What the user sees: one line per change made, failures, and the final summary (as text, or
 //! as one JSON object with `--json`). Writes errors on a closed pipe off silently.
 //!
-//! Everything printed here (and the log lines, through [`LogWriter`]) goes through
+//! Everything printed here (and the log lines, through [`crate::log::LogWriter`]) goes through
 //! [`escape_controls`]: server replies and remote names are untrusted, and local names may hold
 //! newlines, so none of it reaches the terminal raw and every message stays on one line.
 //! While the progress display is up, all of it is printed above the display (see
@@ -299,68 +299,6 @@ pub(crate) fn shorten_arguments(message: &str, args: &[OsString]) -> String {
     message
 }
 
-/// The log's writer (`tracing_subscriber`'s `MakeWriter`): each event is written as one line
-/// with its control characters escaped, to stderr or to the `--log-file`; a failed write (a
-/// closed pipe, a full disk) is dropped instead of reported, since reporting it would fail too.
-#[derive(Debug, Clone, Default)]
-pub(crate) enum LogWriter {
-    #[default]
-    Stderr,
-    /// The `--log-file`, opened for appending.
-    File(std::sync::Arc<std::sync::Mutex<std::fs::File>>),
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
-    type Writer = LogLine;
-
-    fn make_writer(&'a self) -> LogLine {
-        LogLine(Vec::new(), self.clone())
-    }
-}
-
-/// One log event being written; goes out when dropped.
-#[derive(Debug)]
-pub(crate) struct LogLine(Vec<u8>, LogWriter);
-
-impl Write for LogLine {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Drop for LogLine {
-    fn drop(&mut self) {
-        let Some(line) = log_line(&self.0) else {
-            return;
-        };
-        match &self.1 {
-            LogWriter::Stderr => {
-                let line = colour::log_line(&line);
-                let _ = above(|| std::io::stderr().lock().write_all(line.as_bytes()));
-            }
-            LogWriter::File(file) => {
-                let mut file = file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                let _ = file.write_all(line.as_bytes());
-            }
-        }
-    }
-}
-
-/// What a log event's bytes become on stderr: one line, escaped but for its final newline.
-fn log_line(event: &[u8]) -> Option<String> {
-    if event.is_empty() {
-        return None;
-    }
-    let text = String::from_utf8_lossy(event);
-    let text = text.strip_suffix('\n').unwrap_or(&text);
-    Some(format!("{}\n", escape_controls(text)))
-}
-
 fn shown(rel: &str) -> &str {
     if rel.is_empty() {
         "."
@@ -600,13 +538,5 @@ mod tests {
             ..Summary::default()
         };
         assert_eq!(json_line(&plain), serde_json::to_string(&plain).unwrap());
-    }
-
-    #[test]
-    fn a_log_event_is_written_as_one_escaped_line() {
-        let event = b"WARN reply \x1b[2J\nsecond line\0\n";
-        let expected = "WARN reply \\x1b[2J\\nsecond line\\0\n";
-        assert_eq!(log_line(event).as_deref(), Some(expected));
-        assert_eq!(log_line(b""), None);
     }
 }
