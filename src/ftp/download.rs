@@ -1,11 +1,12 @@
 //! A file's bytes from the server (RETR, from an offset with REST) into a local file that the
 //! caller opened and positioned: every wait on the network is bounded by the timeout, and the
-//! bytes are counted as they arrive for whoever shows progress. Where the local file lives and
+//! bytes are counted as they arrive for whoever shows progress; with `--bwlimit` they are read
+//! in slices, each taken from the run's bandwidth (without it, nothing changes). Where the local file lives and
 //! what becomes of it is the caller's business (see `crate::engine::pull`).
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::data::{io_lost, Sent};
+use super::data::{io_lost, Meter};
 use super::error::{within, FtpError};
 use super::{op, Connection};
 
@@ -24,7 +25,8 @@ pub(crate) enum DownloadError {
 
 impl Connection {
     /// Appends the remote file `path`, from byte `offset` on (REST), to `file`; returns the
-    /// bytes received, also added to `progress` as they come. On a local write error the
+    /// bytes received, also added to the meter's progress as they come, no faster than its
+    /// limit allows. On a local write error the
     /// transfer is abandoned (its reply is read before the next command, so the connection
     /// stays usable).
     pub(crate) async fn download_to(
@@ -32,7 +34,7 @@ impl Connection {
         path: &str,
         offset: u64,
         file: &mut tokio::fs::File,
-        progress: Option<&Sent>,
+        meter: Meter<'_>,
     ) -> Result<u64, DownloadError> {
         self.keep_session_resumable().await?;
         let operation = op("RETR", path);
@@ -42,7 +44,7 @@ impl Connection {
         }
         let open = self.stream.ftp.retr_as_stream(path);
         let mut data = within(self.timeout, operation.clone(), open).await?;
-        let mut chunk = vec![0u8; READ_CHUNK];
+        let mut chunk = vec![0u8; meter.chunk(READ_CHUNK)];
         let mut received = 0u64;
         loop {
             let read = async { data.read(&mut chunk).await.map_err(io_lost) };
@@ -50,13 +52,13 @@ impl Connection {
             if n == 0 {
                 break;
             }
+            // Taken once read: the next read waits until these bytes were due.
+            meter.take(n).await;
             file.write_all(&chunk[..n])
                 .await
                 .map_err(DownloadError::Local)?;
             received += n as u64;
-            if let Some(p) = progress {
-                p.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-            }
+            meter.sent(n as u64);
         }
         within(self.timeout, operation, data.finish()).await?;
         file.flush().await.map_err(DownloadError::Local)?;

@@ -9,6 +9,7 @@ use super::plan::Download;
 use crate::engine::job::{JobError, Outcome, WorkerContext};
 use crate::ftp::download::DownloadError;
 use crate::ftp::Connection;
+use crate::ftp::Meter;
 use crate::local::write;
 
 /// Files at least this large keep what an interrupted try downloaded, and the next try (in
@@ -55,8 +56,11 @@ pub(crate) async fn download_job(
     let received = if offset == file.size {
         Ok(0)
     } else {
-        conn.download_to(&remote, offset, &mut handle, progress.as_ref())
-            .await
+        let meter = Meter {
+            progress: progress.as_deref(),
+            limit: ctx.bwlimit.as_deref(),
+        };
+        conn.download_to(&remote, offset, &mut handle, meter).await
     };
     let received = match received {
         Ok(n) => n,
