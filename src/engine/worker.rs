@@ -107,6 +107,8 @@ struct Worker {
     events: mpsc::UnboundedSender<Event>,
     conn: Option<Connection>,
     held: Option<chained::Held>,
+    /// Downloads being put in place, each reporting its job once done.
+    placing: tokio::task::JoinSet<()>,
 }
 
 /// One worker's whole life: connect, announce, work, log out, acknowledge.
@@ -147,11 +149,14 @@ pub(crate) async fn run(
         events,
         conn: Some(conn),
         held: None,
+        placing: tokio::task::JoinSet::new(),
     };
     worker.work(&queues).await;
     if let Some(conn) = worker.conn.take() {
         conn.quit().await;
     }
+    // Every job reported before the acknowledgement.
+    while worker.placing.join_next().await.is_some() {}
     let _ = worker.events.send(Event::Exited);
 }
 
@@ -364,6 +369,10 @@ impl Worker {
     /// was handed back.
     async fn execute_task(&mut self, task: Task, first: u32) -> Flow {
         match execute(&self.ctx, &mut self.conn, &task.job, first).await {
+            Some(Ok(Outcome::Finishing(placing))) => {
+                self.report_when_placed(task.id, placing);
+                Flow::Continue
+            }
             Some(result) => {
                 let _ = self.events.send(Event::Finished {
                     id: task.id,
@@ -379,6 +388,24 @@ impl Worker {
                 Flow::Stop
             }
         }
+    }
+
+    /// Reports the download `id` once its file is in place (see [`Outcome::Finishing`]).
+    fn report_when_placed(
+        &mut self,
+        id: usize,
+        placing: tokio::task::JoinHandle<Result<Outcome, JobError>>,
+    ) {
+        while self.placing.try_join_next().is_some() {}
+        let events = self.events.clone();
+        self.placing.spawn(async move {
+            let result = placing.await.unwrap_or_else(|e| {
+                Err(JobError::Local(format!(
+                    "putting the file in place failed: {e}"
+                )))
+            });
+            let _ = events.send(Event::Finished { id, result });
+        });
     }
 
     /// Gives tasks not started back to the coordinator, for other workers.

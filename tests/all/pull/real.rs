@@ -1,5 +1,6 @@
 //! Pulls from the real servers (vsftpd: LIST only; pure-ftpd: MLSD; vsftpd over FTPS): the
-//! tree a push put there comes back byte for byte, and a rerun downloads nothing.
+//! tree a push put there comes back byte for byte (RETR pipelined with its PASV, folders listed
+//! in batches), and a rerun downloads nothing.
 
 use super::{pull, write_awkward_tree, writes_in};
 use crate::support::faults::FaultProxy;
@@ -30,6 +31,20 @@ fn real_servers_pull_back_what_was_pushed_then_a_rerun_downloads_nothing() {
             "{}",
             server.name
         );
+        // Each RETR went in one write with its PASV; a LIST-only server's folders were listed in
+        // batches of STATs (an MLSD server's too, once its STAT listings proved the same).
+        let followed = proxy.followed_commands();
+        let retr = proxy
+            .commands()
+            .iter()
+            .filter(|c| c.starts_with("RETR "))
+            .count();
+        let pasv_with_retr = followed.iter().filter(|c| *c == "PASV").count();
+        assert!(pasv_with_retr >= retr, "{}: {followed:?}", server.name);
+        let stat_batches = followed.iter().filter(|c| c.starts_with("STAT ")).count();
+        if server.name == "vsftpd" {
+            assert!(stat_batches >= 1, "{}: {followed:?}", server.name);
+        }
 
         let before = snapshot(local.path());
         let rerun = pull(&url, local.path(), &["-j", "4"]);
