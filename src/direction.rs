@@ -73,12 +73,6 @@ pub(crate) fn check_pull_options(cli: &Cli) -> Result<(), DirectionError> {
             what: "a pull compares sizes and modification times",
         });
     }
-    if cli.follow_symlinks {
-        return Err(DirectionError::NotYet {
-            option: "-L/--follow-symlinks",
-            what: "remote symbolic links are reported and skipped",
-        });
-    }
     Ok(())
 }
 
@@ -123,7 +117,7 @@ mod tests {
         assert_eq!(check(&["--watch"]), Err(DirectionError::WatchPull));
         assert!(check(&["--inplace"]).is_err());
         assert!(check(&["--checksum"]).is_err());
-        assert!(check(&["-L"]).is_err());
+        assert_eq!(check(&["-L"]), Ok(()), "-L follows remote links");
         assert_eq!(check(&["--every", "1h", "--delete", "-j", "8"]), Ok(()));
         let watch = DirectionError::WatchPull.to_string();
         assert!(watch.contains("--every"), "{watch}");

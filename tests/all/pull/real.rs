@@ -1,6 +1,6 @@
 //! Pulls from the real servers (vsftpd: LIST only; pure-ftpd: MLSD; vsftpd over FTPS): the
 //! tree a push put there comes back byte for byte (RETR pipelined with its PASV, folders listed
-//! in batches), and a rerun downloads nothing.
+//! in batches), a rerun downloads nothing, and `-L` follows the links that stay inside.
 
 use super::{pull, write_awkward_tree, writes_in};
 use crate::support::faults::FaultProxy;
@@ -84,4 +84,73 @@ fn a_pull_over_ftps_mirrors_the_folder() {
     let run = pull(&url, local.path(), &["--ca-file", &ca, "-j", "3"]);
     assert_eq!(run.code, 0, "{run}");
     assert_mirror(local.path(), &dir);
+}
+
+/// `-L`: the real servers show symbolic links (vsftpd in LIST, pure-ftpd in STAT; its MLSD
+/// names no target): a link to a file or folder inside the remote folder comes down as a plain
+/// file or folder with the target's bytes; one that points outside, to an absolute path or to a
+/// folder holding it is reported and skipped. Without `-L` every link is skipped.
+#[test]
+#[ignore = "needs the real FTP servers: bash scripts/test-servers.sh start, then --include-ignored"]
+fn with_follow_symlinks_links_inside_the_folder_come_down_as_their_targets() {
+    use std::os::unix::fs::symlink;
+    for server in real_servers() {
+        let (url, dir) = server.scratch("pull_links");
+        let files = [("d/f.txt", "file in d"), ("d/sub/g.txt", "deeper")];
+        for (rel, text) in files {
+            std::fs::create_dir_all(dir.join(rel).parent().unwrap()).unwrap();
+            std::fs::write(dir.join(rel), text).unwrap();
+        }
+        let links = [
+            ("ldir", "d"),
+            ("lfile", "d/sub/../f.txt"),
+            ("d/sub/back", "../f.txt"),
+            ("up", ".."),
+            ("d/sub/loop", ".."),
+            ("abs", "/etc/hostname"),
+            ("out", "../../../etc/hostname"),
+        ];
+        for (link, target) in links {
+            symlink(target, dir.join(link)).unwrap();
+        }
+        let name = server.name;
+        let plain = Tree::new();
+        let run = pull(&url, plain.path(), &[]);
+        assert_eq!(run.code, 0, "{name}: {run}");
+        let local = plain.path();
+        assert!(
+            !local.join("ldir").exists() && !local.join("lfile").exists(),
+            "{name}"
+        );
+        assert_eq!(run.summary["skipped_remote"], links.len(), "{name}: {run}");
+
+        let followed = Tree::new();
+        let run = pull(&url, followed.path(), &["-L", "-j", "3"]);
+        assert_eq!(run.code, 0, "{name}: {run}");
+        let local = followed.path();
+        let read = |rel: &str| std::fs::read_to_string(local.join(rel)).unwrap();
+        for (rel, text) in [
+            ("lfile", "file in d"),
+            ("ldir/f.txt", "file in d"),
+            ("ldir/sub/g.txt", "deeper"),
+            ("ldir/sub/back", "file in d"),
+            ("d/sub/back", "file in d"),
+        ] {
+            assert_eq!(read(rel), text, "{name}: {rel}");
+            let meta = std::fs::symlink_metadata(local.join(rel)).unwrap();
+            assert!(meta.is_file(), "{name}: {rel} is a plain file");
+        }
+        assert!(std::fs::symlink_metadata(local.join("ldir"))
+            .unwrap()
+            .is_dir());
+        for skipped in ["up", "d/sub/loop", "ldir/sub/loop", "abs", "out"] {
+            assert!(!local.join(skipped).exists(), "{name}: {skipped}");
+            assert!(
+                run.stderr
+                    .contains(&format!("{skipped}: remote symbolic link not followed")),
+                "{name}: {skipped}: {run}"
+            );
+        }
+        assert_eq!(run.summary["skipped_remote"], 5, "{name}: {run}");
+    }
 }

@@ -5,6 +5,7 @@ fn file(size: u64, unix: i64) -> RemoteEntry {
     RemoteEntry {
         name: String::new(),
         kind: EntryKind::File,
+        link: None,
         size,
         mtime: Some(RemoteTime {
             unix,
@@ -16,6 +17,7 @@ fn file(size: u64, unix: i64) -> RemoteEntry {
 fn dir() -> RemoteEntry {
     RemoteEntry {
         kind: EntryKind::Dir,
+        link: None,
         size: 0,
         ..file(0, 0)
     }
