@@ -25,11 +25,6 @@ pub(crate) enum DirectionError {
     WatchPull,
     #[error("{option} applies only to uploads (LOCAL_DIR first); a pull always downloads to a temporary file renamed into place")]
     UploadOnly { option: &'static str },
-    #[error("{option} is not supported with a pull (URL first) yet; {what}")]
-    NotYet {
-        option: &'static str,
-        what: &'static str,
-    },
 }
 
 /// Whether `arg` is written as an FTP URL (`ftp://`, `ftps://`, `ftpes://`, any case).
@@ -65,12 +60,6 @@ pub(crate) fn check_pull_options(cli: &Cli) -> Result<(), DirectionError> {
     if cli.inplace {
         return Err(DirectionError::UploadOnly {
             option: "--inplace",
-        });
-    }
-    if cli.checksum {
-        return Err(DirectionError::NotYet {
-            option: "--checksum",
-            what: "a pull compares sizes and modification times",
         });
     }
     Ok(())
@@ -116,7 +105,11 @@ mod tests {
         };
         assert_eq!(check(&["--watch"]), Err(DirectionError::WatchPull));
         assert!(check(&["--inplace"]).is_err());
-        assert!(check(&["--checksum"]).is_err());
+        assert_eq!(
+            check(&["--checksum"]),
+            Ok(()),
+            "compared by the server's hash"
+        );
         assert_eq!(check(&["-L"]), Ok(()), "-L follows remote links");
         assert_eq!(check(&["--every", "1h", "--delete", "-j", "8"]), Ok(()));
         let watch = DirectionError::WatchPull.to_string();

@@ -66,6 +66,8 @@ pub(crate) enum SyncError {
     Manifest { path: String, reason: String },
     #[error("cannot write the --checksum manifest {path:?}: {reason}; nothing was uploaded (ftpsync must replace it before uploading files it records: check the permissions of its folder)")]
     ManifestWrite { path: String, reason: String },
+    #[error("--checksum with a pull compares files by the server's hash, and this server offers no hash command (HASH, XSHA256, XSHA1, XMD5, XCRC); run without --checksum to compare sizes and times")]
+    NoServerHash,
 }
 
 /// Runs one sync of `config` over `scope`; `stop` asks it to finish the jobs in flight and end.

@@ -9,6 +9,7 @@ pub(crate) mod download;
 mod execute;
 mod links;
 pub(crate) mod plan;
+mod verify;
 
 pub(crate) use plan::Download;
 
@@ -126,10 +127,12 @@ impl Run<'_> {
                 delete: self.config.delete,
                 protected: &protected,
                 allow_deletions,
+                checksum: self.config.checksum.is_some(),
             };
             plan::plan(&local, &tree, opts)
         };
-        let plan = self.within_max_delete("local", plan_with, PullPlan::deletions);
+        let mut plan = self.within_max_delete("local", plan_with, PullPlan::deletions);
+        self.verify_by_hash(pool, &mut plan).await?;
         self.summary.unchanged = plan.unchanged.len() as u64;
         for (rel, why) in &plan.blocked {
             self.fail(rel, why);

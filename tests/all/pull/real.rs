@@ -62,19 +62,31 @@ fn real_servers_pull_back_what_was_pushed_then_a_rerun_downloads_nothing() {
     }
 }
 
-#[test]
-#[ignore = "needs the real FTP servers: bash scripts/test-servers.sh start, then --include-ignored"]
-fn a_pull_over_ftps_mirrors_the_folder() {
-    let (Ok(url), Ok(root), Ok(ca)) = (
-        std::env::var("FTPSYNC_TEST_VSFTPD_TLS_URL"),
-        std::env::var("FTPSYNC_TEST_VSFTPD_TLS_ROOT"),
-        std::env::var("FTPSYNC_TEST_TLS_CA"),
-    ) else {
+/// The URL, root folder and CA file of a real server with explicit TLS (`NAME`: VSFTPD or
+/// PROFTPD), from `FTPSYNC_TEST_NAME_TLS_URL`, `_ROOT` and `FTPSYNC_TEST_TLS_CA`; None when they
+/// are not set (a failure when the real servers are required).
+fn tls_server(name: &str) -> Option<(String, String, String)> {
+    let var = |k: String| std::env::var(k).ok();
+    let found = (
+        var(format!("FTPSYNC_TEST_{name}_TLS_URL")),
+        var(format!("FTPSYNC_TEST_{name}_TLS_ROOT")),
+        var("FTPSYNC_TEST_TLS_CA".to_string()),
+    );
+    let (Some(url), Some(root), Some(ca)) = found else {
         let required = std::env::var("FTPSYNC_REQUIRE_REAL_SERVERS").is_ok_and(|v| v == "1");
         assert!(
             !required,
-            "FTPSYNC_TEST_VSFTPD_TLS_URL, _ROOT and FTPSYNC_TEST_TLS_CA"
+            "FTPSYNC_TEST_{name}_TLS_URL, _ROOT and FTPSYNC_TEST_TLS_CA"
         );
+        return None;
+    };
+    Some((url, root, ca))
+}
+
+#[test]
+#[ignore = "needs the real FTP servers: bash scripts/test-servers.sh start, then --include-ignored"]
+fn a_pull_over_ftps_mirrors_the_folder() {
+    let Some((url, root, ca)) = tls_server("VSFTPD") else {
         return;
     };
     let dir = std::path::Path::new(&root).join("pull_tls");
@@ -156,4 +168,59 @@ fn with_follow_symlinks_links_inside_the_folder_come_down_as_their_targets() {
         }
         assert_eq!(run.summary["skipped_remote"], 5, "{name}: {run}");
     }
+}
+
+/// `--checksum`: proftpd (mod_digest) hashes files, so a local file of the remote size is
+/// compared by content, whatever the times say: an older one with the same bytes stays, a newer
+/// one with other bytes is downloaded. vsftpd hashes nothing: the pull is refused (exit 2)
+/// before anything is written.
+#[test]
+#[ignore = "needs the real FTP servers: bash scripts/test-servers.sh start, then --include-ignored"]
+fn checksum_compares_same_size_files_by_the_server_hash_or_is_refused() {
+    let Some((url, root, ca)) = tls_server("PROFTPD") else {
+        return;
+    };
+    let write_remote = |dir: &std::path::Path| {
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir).unwrap();
+        for (name, text) in [("same.txt", "abc"), ("differs.txt", "xyz")] {
+            std::fs::write(dir.join(name), text).unwrap();
+            let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000);
+            let file = std::fs::File::options().write(true).open(dir.join(name));
+            file.unwrap().set_modified(when).unwrap();
+        }
+    };
+    let local = Tree::new();
+    local.write("same.txt", "abc");
+    local.set_mtime("same.txt", 1_500_000_000);
+    local.write("differs.txt", "xy!");
+    local.set_mtime("differs.txt", 1_700_000_000);
+
+    let dir = std::path::Path::new(&root).join("pull_checksum");
+    write_remote(&dir);
+    let url = format!("{}/pull_checksum", url.trim_end_matches('/'));
+    let run = pull(&url, local.path(), &["--checksum", "--ca-file", &ca]);
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(run.summary["files_downloaded"], 1, "{run}");
+    assert_eq!(
+        std::fs::read_to_string(local.join("differs.txt")).unwrap(),
+        "xyz"
+    );
+    assert_eq!(
+        support::mtime(&local.join("same.txt")),
+        1_500_000_000,
+        "kept"
+    );
+
+    let vsftpd = real_servers().into_iter().find(|s| s.name == "vsftpd");
+    let (url, dir) = vsftpd.expect("vsftpd").scratch("pull_checksum");
+    write_remote(&dir);
+    let before = snapshot(local.path());
+    let run = pull(&url, local.path(), &["--checksum"]);
+    assert_eq!(run.code, 2, "{run}");
+    assert!(run.stderr.contains("no hash command"), "{run}");
+    assert_eq!(
+        support::changed_files(&before, &snapshot(local.path())),
+        Vec::<String>::new()
+    );
 }
