@@ -123,7 +123,8 @@ pub struct Cli {
     #[arg(help_heading = "Selection", long, requires = "checksum")]
     pub adopt: bool,
 
-    /// Follow symbolic links and upload what they point at (loops are detected and skipped)
+    /// Follow symbolic links and upload what they point at (loops are detected and skipped); a
+    /// pull follows remote links whose target lies inside the remote folder
     #[arg(help_heading = "Selection", short = 'L', long)]
     pub follow_symlinks: bool,
 

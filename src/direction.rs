@@ -80,18 +80,6 @@ pub(crate) fn check_pull_options(cli: &Cli) -> Result<(), DirectionError> {
             what: "downloaded files get the modes new files get locally (your umask)",
         });
     }
-    if cli.checksum {
-        return Err(DirectionError::NotYet {
-            option: "--checksum",
-            what: "a pull compares sizes and modification times",
-        });
-    }
-    if cli.follow_symlinks {
-        return Err(DirectionError::NotYet {
-            option: "-L/--follow-symlinks",
-            what: "remote symbolic links are reported and skipped",
-        });
-    }
     Ok(())
 }
 
@@ -143,8 +131,12 @@ mod tests {
                 option: "--backup-dir"
             })
         );
-        assert!(check(&["--checksum"]).is_err());
-        assert!(check(&["-L"]).is_err());
+        assert_eq!(
+            check(&["--checksum"]),
+            Ok(()),
+            "compared by the server's hash"
+        );
+        assert_eq!(check(&["-L"]), Ok(()), "-L follows remote links");
         assert_eq!(check(&["--every", "1h", "--delete", "-j", "8"]), Ok(()));
         let watch = DirectionError::WatchPull.to_string();
         assert!(watch.contains("--every"), "{watch}");

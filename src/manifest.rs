@@ -249,6 +249,7 @@ mod tests {
         RemoteEntry {
             name: "f".into(),
             kind: EntryKind::File,
+            link: None,
             size,
             mtime: time.map(|(unix, precision)| RemoteTime { unix, precision }),
         }

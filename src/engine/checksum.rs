@@ -88,22 +88,9 @@ impl Run<'_> {
         pool: &mut Dispatcher,
         cfg: &config::Checksum,
     ) -> Result<Fetched, SyncError> {
-        let id = pool.send_high(Job::Fetch(cfg.manifest.clone()));
-        let result = loop {
-            match pool.next().await {
-                Report::Done { id: done, result } if done == id => break result,
-                Report::Done { .. } => continue,
-                Report::NoWorkers if self.stop.is_cancelled() => {
-                    return Err(SyncError::Interrupted)
-                }
-                Report::NoWorkers => {
-                    return Err(SyncError::Connect(FtpError::Connection {
-                        operation: format!("RETR {}", cfg.manifest),
-                        detail: "every connection to the server was lost".into(),
-                    }))
-                }
-            }
-        };
+        let operation = format!("RETR {}", cfg.manifest);
+        let fetch = Job::Fetch(cfg.manifest.clone());
+        let result = pool.run_one(fetch, &self.stop, operation).await?;
         let unreadable = |reason: String| SyncError::Manifest {
             path: cfg.manifest.clone(),
             reason,
@@ -162,45 +149,7 @@ impl Run<'_> {
             })
             .map(|(rel, _)| rel.clone())
             .collect();
-        if candidates.is_empty() {
-            return HashMap::new();
-        }
-        let local_digests = tokio::spawn(hashing::digest_files(
-            self.config.local_dir.clone(),
-            candidates.clone(),
-            how.algorithm(),
-        ));
-        let mut pending: HashMap<usize, String> = candidates
-            .into_iter()
-            .map(|rel| (pool.send_high(Job::Hash(rel.clone())), rel))
-            .collect();
-        let mut remote_digests = HashMap::new();
-        while !pending.is_empty() {
-            let (id, result) = match pool.next().await {
-                Report::Done { id, result } => (id, result),
-                Report::NoWorkers => break,
-            };
-            let Some(rel) = pending.remove(&id) else {
-                continue;
-            };
-            match result {
-                Ok(Outcome::Hashed(Some((_, digest)))) => {
-                    remote_digests.insert(rel, digest);
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::info!(path = %rel, error = %e, "the server did not hash the file")
-                }
-            }
-        }
-        let local_digests = local_digests.await.unwrap_or_default();
-        remote_digests
-            .into_iter()
-            .filter_map(|(rel, remote)| {
-                let local = local_digests.get(&rel)?.as_ref()?;
-                Some((rel, *local == remote))
-            })
-            .collect()
+        self.hash_verdicts(pool, how.algorithm(), candidates).await
     }
 }
 

@@ -59,6 +59,10 @@ pub(crate) enum Outcome {
     },
     /// The server's hash of a file (None: it computes none).
     Hashed(Option<(Algorithm, Vec<u8>)>),
+    /// A download's bytes are all here; its file is being put in place (fsync, rename) on a
+    /// blocking thread. The worker reports the job once that ends, and goes on meanwhile: the
+    /// coordinator never sees this outcome.
+    Finishing(tokio::task::JoinHandle<Result<Outcome, JobError>>),
 }
 
 /// Why a job failed for good.

@@ -74,6 +74,8 @@ pub(crate) enum SyncError {
     ManifestWrite { path: String, reason: String },
     #[error("--backup-dir {path:?}: {why}; nothing was changed")]
     BackupHoldsRoot { path: String, why: &'static str },
+    #[error("--checksum with a pull compares files by the server's hash, and this server offers no hash command (HASH, XSHA256, XSHA1, XMD5, XCRC); run without --checksum to compare sizes and times")]
+    NoServerHash,
 }
 
 /// Runs one sync of `config` over `scope`; `stop` asks it to finish the jobs in flight and end.

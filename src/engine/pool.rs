@@ -11,6 +11,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::engine::job::{Job, JobError, Outcome, Task, WorkerContext};
 use crate::engine::worker::{self, Event, Queues};
+use crate::engine::SyncError;
 use crate::ftp::FtpError;
 
 /// Size of the low-priority channel per worker: small, so the coordinator keeps the ordering
@@ -152,6 +153,31 @@ impl Dispatcher {
         let id = task.id;
         permit.send(task);
         id
+    }
+
+    /// Releases `job` alone and waits for its result (other results that come meanwhile are
+    /// dropped): Interrupted when every worker left on a stop, a lost connection (`operation`
+    /// names the job) when they left otherwise.
+    pub(crate) async fn run_one(
+        &mut self,
+        job: Job,
+        stop: &CancellationToken,
+        operation: String,
+    ) -> Result<Result<Outcome, JobError>, SyncError> {
+        let id = self.send_high(job);
+        loop {
+            match self.next().await {
+                Report::Done { id: done, result } if done == id => return Ok(result),
+                Report::Done { .. } => continue,
+                Report::NoWorkers if stop.is_cancelled() => return Err(SyncError::Interrupted),
+                Report::NoWorkers => {
+                    return Err(SyncError::Connect(FtpError::Connection {
+                        operation,
+                        detail: "every connection to the server was lost".into(),
+                    }))
+                }
+            }
+        }
     }
 
     /// The next job result, or NoWorkers.

@@ -10,13 +10,14 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::job::{Job, JobError, Outcome, Task, WorkerContext};
-use crate::engine::plan::Op;
-use crate::engine::{backup, checksum, perms, pull, upload};
+use crate::engine::perms;
 use crate::ftp::{Connection, FtpError, PathCommand};
 
+mod attempt;
 mod batch;
 mod chained;
 
+use attempt::execute;
 use batch::{gather, path_command};
 
 /// First pause before retrying a failed job; doubled on each further try.
@@ -107,6 +108,8 @@ struct Worker {
     events: mpsc::UnboundedSender<Event>,
     conn: Option<Connection>,
     held: Option<chained::Held>,
+    /// Downloads being put in place, each reporting its job once done.
+    placing: tokio::task::JoinSet<()>,
 }
 
 /// One worker's whole life: connect, announce, work, log out, acknowledge.
@@ -147,11 +150,14 @@ pub(crate) async fn run(
         events,
         conn: Some(conn),
         held: None,
+        placing: tokio::task::JoinSet::new(),
     };
     worker.work(&queues).await;
     if let Some(conn) = worker.conn.take() {
         conn.quit().await;
     }
+    // Every job reported before the acknowledgement.
+    while worker.placing.join_next().await.is_some() {}
     let _ = worker.events.send(Event::Exited);
 }
 
@@ -367,6 +373,10 @@ impl Worker {
     /// was handed back.
     async fn execute_task(&mut self, task: Task, first: u32) -> Flow {
         match execute(&self.ctx, &mut self.conn, &task.job, first).await {
+            Some(Ok(Outcome::Finishing(placing))) => {
+                self.report_when_placed(task.id, placing);
+                Flow::Continue
+            }
             Some(result) => {
                 let _ = self.events.send(Event::Finished {
                     id: task.id,
@@ -384,90 +394,29 @@ impl Worker {
         }
     }
 
+    /// Reports the download `id` once its file is in place (see [`Outcome::Finishing`]).
+    fn report_when_placed(
+        &mut self,
+        id: usize,
+        placing: tokio::task::JoinHandle<Result<Outcome, JobError>>,
+    ) {
+        while self.placing.try_join_next().is_some() {}
+        let events = self.events.clone();
+        self.placing.spawn(async move {
+            let result = placing.await.unwrap_or_else(|e| {
+                Err(JobError::Local(format!(
+                    "putting the file in place failed: {e}"
+                )))
+            });
+            let _ = events.send(Event::Finished { id, result });
+        });
+    }
+
     /// Gives tasks not started back to the coordinator, for other workers.
     fn hand_back(&self, tasks: impl IntoIterator<Item = Task>) {
         for task in tasks {
             let _ = self.events.send(Event::Returned { task });
         }
-    }
-}
-
-/// Runs `job` with retries. None means this worker cannot reach the server any more.
-async fn execute(
-    ctx: &WorkerContext,
-    conn: &mut Option<Connection>,
-    job: &Job,
-    first: u32,
-) -> Option<Result<Outcome, JobError>> {
-    let mut last: Option<FtpError> = None;
-    // Whether the last try failed to even connect: then this worker gives the job back.
-    let mut cannot_connect = false;
-    let mut attempt = first;
-    while attempt <= ctx.retries.max(first) {
-        if attempt > 1 {
-            let pause = RETRY_BACKOFF * 2u32.pow(attempt - 2);
-            tokio::select! {
-                _ = ctx.stop.cancelled() => return Some(Err(JobError::Interrupted)),
-                _ = tokio::time::sleep(pause) => {}
-            }
-        }
-        let c = match conn {
-            Some(c) => c,
-            None => match open(ctx).await {
-                Some(Ok(fresh)) => conn.insert(fresh),
-                None => return Some(Err(JobError::Interrupted)),
-                Some(Err(e)) => {
-                    // A refused login or certificate will not change on the next try.
-                    let permanent = e.is_permanent() && !e.is_connection_limit();
-                    last = Some(e);
-                    cannot_connect = true;
-                    if permanent {
-                        break;
-                    }
-                    attempt += 1;
-                    continue;
-                }
-            },
-        };
-        cannot_connect = false;
-        let tried = if matches!(job, Job::List(_)) {
-            // Nothing is in flight while listing: a stop ends it at once.
-            match stoppable(&ctx.stop, attempt_job(ctx, c, job, &mut attempt)).await {
-                Some(tried) => tried,
-                None => {
-                    *conn = None;
-                    return Some(Err(JobError::Interrupted));
-                }
-            }
-        } else {
-            attempt_job(ctx, c, job, &mut attempt).await
-        };
-        match tried {
-            Ok(outcome) => return Some(Ok(outcome)),
-            Err(JobError::Remote(e)) => {
-                tracing::debug!(attempt, error = %e, "job failed");
-                drop_if_broken(conn, &e);
-                // A retry after a broken exchange may find the first try did succeed.
-                if attempt > 1 && e.code() == Some(550) && already_done(ctx, job) {
-                    return Some(Ok(Outcome::Done {
-                        bytes: 0,
-                        time_set: false,
-                    }));
-                }
-                // A listing past its caps would only go past them again.
-                if e.is_permanent() || e.is_listing_cap() {
-                    return Some(Err(JobError::Remote(e)));
-                }
-                last = Some(e);
-            }
-            Err(other) => return Some(Err(other)),
-        }
-        attempt += 1;
-    }
-    match last {
-        _ if cannot_connect => None,
-        Some(e) => Some(Err(JobError::Remote(e))),
-        None => Some(Err(JobError::Interrupted)),
     }
 }
 
@@ -496,76 +445,5 @@ async fn open(ctx: &WorkerContext) -> Option<Result<Connection, FtpError>> {
 fn drop_if_broken(conn: &mut Option<Connection>, error: &FtpError) {
     if error.breaks_connection() {
         *conn = None;
-    }
-}
-
-/// Jobs whose 550 on a retry means the previous, interrupted try took effect (not a move into
-/// `--backup-dir`: a refused RNTO says 550 too, with the file still there).
-fn already_done(ctx: &WorkerContext, job: &Job) -> bool {
-    let deletes = ctx.backup.is_none() && matches!(job, Job::Run(Op::DeleteFile(_)));
-    deletes
-        || matches!(
-            job,
-            Job::Run(Op::Mkdir(_) | Op::RemoveDir(_) | Op::Cleanup(_))
-        )
-}
-
-/// One try at `job` (uploads may take two, see [`upload::upload_job`]: `attempt` counts them).
-async fn attempt_job(
-    ctx: &WorkerContext,
-    conn: &mut Connection,
-    job: &Job,
-    attempt: &mut u32,
-) -> Result<Outcome, JobError> {
-    let done = Outcome::Done {
-        bytes: 0,
-        time_set: false,
-    };
-    let path = |rel: &str| ctx.target.remote_path(rel);
-    match job {
-        Job::List(rel) => {
-            let allow_stat = ctx.quirks.stat_listing();
-            let mlsd_stat = ctx.quirks.stat_for_mlsd();
-            let listing = match conn.list(&path(rel), allow_stat, mlsd_stat).await {
-                Ok(listing) => listing,
-                // A listing too large for one STAT reply leaves the connection out of step:
-                // list over data connections from now on, on a fresh one, within this try.
-                Err(FtpError::ReplyTooLarge { .. }) if allow_stat => {
-                    ctx.quirks.stop_stat_listing();
-                    *conn = Connection::open(&ctx.target, &ctx.login, ctx.timeout).await?;
-                    conn.list(&path(rel), false, mlsd_stat).await?
-                }
-                Err(e) => return Err(e.into()),
-            };
-            if let Some(agreed) = listing.stat_verdict {
-                ctx.quirks.judge_stat_listings(agreed);
-            }
-            Ok(Outcome::Listed(listing.parsed))
-        }
-        Job::Run(op) => {
-            // Every variant by name: a new operation must not become a DELE by default.
-            let done_remotely = match op {
-                Op::MakeRoot => conn.mkdir_all(&path("")).await,
-                Op::Mkdir(rel) => perms::mkdir(ctx, conn, rel).await,
-                Op::RemoveDir(rel) => conn.rmdir(&path(rel)).await,
-                Op::DeleteFile(rel) => backup::delete(ctx, conn, rel).await,
-                Op::Cleanup(rel) => conn.delete(&path(rel)).await,
-                Op::Upload { rel, size, mtime } => {
-                    return upload::upload_job(ctx, conn, rel, *size, *mtime, attempt).await;
-                }
-            };
-            done_remotely.map(|_| done).map_err(Into::into)
-        }
-        Job::Fetch(path) => {
-            let bytes = checksum::io::fetch(ctx, conn, path).await?;
-            let server_hash = conn.features.hash;
-            Ok(Outcome::Fetched { bytes, server_hash })
-        }
-        Job::Put { path, bytes } => {
-            checksum::io::put(ctx, conn, path, bytes).await?;
-            Ok(done)
-        }
-        Job::Hash(rel) => Ok(Outcome::Hashed(checksum::io::hash(conn, &path(rel)).await?)),
-        Job::Download(file) => pull::download::download_job(ctx, conn, file).await,
     }
 }

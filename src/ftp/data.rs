@@ -43,20 +43,20 @@ pub(crate) struct Meter<'a> {
 
 impl Meter<'_> {
     /// How many bytes to write at once: `whole` without a limit, a slice of the rate with one.
-    fn chunk(&self, whole: usize) -> usize {
+    pub(super) fn chunk(&self, whole: usize) -> usize {
         self.limit
             .map_or(whole, |limit| whole.min(limit.slice() as usize))
     }
 
     /// Waits until `n` bytes may go, with a limit.
-    async fn take(&self, n: usize) {
+    pub(super) async fn take(&self, n: usize) {
         if let Some(limit) = self.limit {
             limit.take(n as u64).await;
         }
     }
 
     /// `n` bytes went.
-    fn sent(&self, n: u64) {
+    pub(super) fn sent(&self, n: u64) {
         add(self.progress, n);
     }
 }

@@ -1,13 +1,16 @@
 //! A file's bytes from the server (RETR, from an offset with REST) into a local file that the
 //! caller opened and positioned: every wait on the network is bounded by the timeout, and the
-//! bytes are counted as they arrive for whoever shows progress. Where the local file lives and
+//! bytes are counted as they arrive for whoever shows progress; with `--bwlimit` they are read
+//! in slices, each taken from the run's bandwidth (without it, nothing changes). Where the local file lives and
 //! what becomes of it is the caller's business (see `crate::engine::pull`).
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::time::Duration;
 
-use super::data::{io_lost, Sent};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+
+use super::data::{io_lost, Meter};
 use super::error::{within, FtpError};
-use super::{op, Connection};
+use super::{op, pipeline, Connection};
 
 /// Bytes read from the data connection at a time.
 const READ_CHUNK: usize = 256 * 1024;
@@ -24,48 +27,81 @@ pub(crate) enum DownloadError {
 
 impl Connection {
     /// Appends the remote file `path`, from byte `offset` on (REST), to `file`; returns the
-    /// bytes received, also added to `progress` as they come. More than `most` bytes end it
-    /// with [`FtpError::LongerThanListed`] (a server must not fill the disk). On a local write error the
-    /// transfer is abandoned (its reply is read before the next command, so the connection
-    /// stays usable).
+    /// bytes received, also added to the meter's progress as they come, no faster than its
+    /// limit allows. More than `most` bytes end it with [`FtpError::LongerThanListed`] (a server
+    /// must not fill the disk). `pipelined` (the server takes pipelined commands, as far as the
+    /// run knows) sends PASV and RETR together; a server that then answers out of step gives
+    /// [`FtpError::Garbled`]. On a local write error the transfer is abandoned (its reply is
+    /// read before the next command, so the connection stays usable).
     pub(crate) async fn download_to(
         &mut self,
         path: &str,
         offset: u64,
         file: &mut tokio::fs::File,
-        progress: Option<&Sent>,
+        meter: Meter<'_>,
+        pipelined: bool,
         most: u64,
     ) -> Result<u64, DownloadError> {
         self.keep_session_resumable().await?;
         let operation = op("RETR", path);
+        let timeout = self.timeout;
         if offset > 0 {
             let rest = self.stream.ftp.resume_transfer(offset as usize);
-            within(self.timeout, op("REST", path), rest).await?;
+            within(timeout, op("REST", path), rest).await?;
+        } else if pipelined && self.can_pipeline() {
+            // PASV and RETR in one write, the data connection opened while the 150 comes (two
+            // round trips before the first byte instead of three) and half-closed at once.
+            let stream = &mut self.stream;
+            let mut data = pipeline::open_transfer(stream, &operation, true, timeout).await?;
+            let received =
+                receive(&mut data, file, meter, timeout, &operation, (offset, most)).await;
+            drop(data);
+            let done = pipeline::reply(stream, &operation, &pipeline::TRANSFER_DONE, timeout);
+            // Read even after a local failure: the connection stays in step.
+            let done = done.await;
+            let received = received?;
+            done?;
+            file.flush().await.map_err(DownloadError::Local)?;
+            return Ok(received);
         }
         let open = self.stream.ftp.retr_as_stream(path);
-        let mut data = within(self.timeout, operation.clone(), open).await?;
-        let mut chunk = vec![0u8; READ_CHUNK];
-        let mut received = 0u64;
-        loop {
-            let read = async { data.read(&mut chunk).await.map_err(io_lost) };
-            let n = within(self.timeout, operation.clone(), read).await?;
-            if n == 0 {
-                break;
-            }
-            if received + n as u64 > most {
-                let listed = offset + most;
-                return Err(FtpError::LongerThanListed { operation, listed }.into());
-            }
-            file.write_all(&chunk[..n])
-                .await
-                .map_err(DownloadError::Local)?;
-            received += n as u64;
-            if let Some(p) = progress {
-                p.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-            }
-        }
-        within(self.timeout, operation, data.finish()).await?;
+        let mut data = within(timeout, operation.clone(), open).await?;
+        let received = receive(&mut data, file, meter, timeout, &operation, (offset, most)).await?;
+        within(timeout, operation, data.finish()).await?;
         file.flush().await.map_err(DownloadError::Local)?;
         Ok(received)
+    }
+}
+
+/// Reads `data` to its end into `file`; returns the bytes received, each counted and taken from
+/// the meter's limit (see [`Connection::download_to`]).
+async fn receive(
+    data: &mut (impl AsyncRead + Unpin),
+    file: &mut tokio::fs::File,
+    meter: Meter<'_>,
+    timeout: Duration,
+    operation: &str,
+    (offset, most): (u64, u64),
+) -> Result<u64, DownloadError> {
+    let mut chunk = vec![0u8; meter.chunk(READ_CHUNK)];
+    let mut received = 0u64;
+    loop {
+        let read = async { data.read(&mut chunk).await.map_err(io_lost) };
+        let n = within(timeout, operation, read).await?;
+        if n == 0 {
+            return Ok(received);
+        }
+        if received + n as u64 > most {
+            let listed = offset + most;
+            let operation = operation.to_string();
+            return Err(FtpError::LongerThanListed { operation, listed }.into());
+        }
+        // Taken once read: the next read waits until these bytes were due.
+        meter.take(n).await;
+        file.write_all(&chunk[..n])
+            .await
+            .map_err(DownloadError::Local)?;
+        received += n as u64;
+        meter.sent(n as u64);
     }
 }

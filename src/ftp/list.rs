@@ -113,12 +113,21 @@ fn now_unix() -> i64 {
 }
 
 /// Whether the STAT listing `stat` tells the same as the MLSD listing `mlsd`.
-fn compare_with_mlsd(stat: &Parsed, mlsd: &Parsed) -> Option<bool> {
+/// When they agree, the MLSD entries take the link targets only the STAT lines show (pure-ftpd's
+/// MLSD has `OS.unix=slink:` with no target).
+fn compare_with_mlsd(stat: &Parsed, mlsd: &mut Parsed) -> Option<bool> {
     let clean = |p: &Parsed| p.errors.is_empty() && p.more_errors == 0;
     if !clean(stat) || !clean(mlsd) {
         return Some(false);
     }
-    listing::list_agrees_with_mlsd(&stat.entries, &mlsd.entries)
+    let agreed = listing::list_agrees_with_mlsd(&stat.entries, &mlsd.entries);
+    if agreed == Some(true) {
+        for entry in mlsd.entries.iter_mut().filter(|e| e.link.is_none()) {
+            let shown = stat.entries.iter().find(|s| s.name == entry.name);
+            entry.link = shown.and_then(|s| s.link.clone());
+        }
+    }
+    agreed
 }
 
 /// A listing whose reading failed in a way that leaves nothing to wait for: past a cap, or a
@@ -235,7 +244,7 @@ impl Connection {
             let mut listed = listing(parsed);
             if stat == StatUse::Compare {
                 listed.stat_verdict = match self.list_by_stat(path, &with_a).await? {
-                    Some(stat) => compare_with_mlsd(&stat, &listed.parsed),
+                    Some(stat) => compare_with_mlsd(&stat, &mut listed.parsed),
                     None => (self.stat_listing == Some(false)).then_some(false),
                 };
             }

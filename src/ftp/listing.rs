@@ -52,6 +52,8 @@ pub struct RemoteEntry {
     pub kind: EntryKind,
     pub(crate) size: u64,
     pub(crate) mtime: Option<RemoteTime>,
+    /// A symbolic link's target as the listing shows it (None: not a link, or not shown).
+    pub(crate) link: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,8 +86,8 @@ pub fn parse_mlsd_line(line: &str) -> Result<Option<RemoteEntry>, ParseError> {
 /// `now_unix` resolves the year of `Mon DD HH:MM` dates, which `ls` only prints for recent
 /// files: the current year, unless that lies more than a day ahead (allowing for clock and
 /// time-zone skew), in which case the previous one. Times are taken as UTC. `total N` lines,
-/// blank lines and the names `.`/`..` yield `Ok(None)`; a symlink's `name -> target` keeps only
-/// the name.
+/// blank lines and the names `.`/`..` yield `Ok(None)`; a symlink's `name -> target` is split
+/// into the name and its target.
 pub fn parse_list_line(line: &str, now_unix: i64) -> Result<Option<RemoteEntry>, ParseError> {
     list(strip_eol(line), now_unix).map_err(|reason| error(line, reason))
 }
@@ -364,7 +366,16 @@ fn finish(name: &str, kind: EntryKind, size: u64, mtime: Option<RemoteTime>) -> 
             kind,
             size,
             mtime,
+            link: None,
         })),
+    }
+}
+
+/// `entry` with its link's target (an empty one is none).
+fn linked(entry: RemoteEntry, link: Option<String>) -> RemoteEntry {
+    RemoteEntry {
+        link: link.filter(|t| !t.is_empty()),
+        ..entry
     }
 }
 
@@ -379,6 +390,7 @@ fn mlsd(line: &str) -> LineResult {
     let mut kind = EntryKind::Other;
     let mut size = 0;
     let mut mtime = None;
+    let mut link = None;
     for fact in facts.split(';').filter(|f| !f.is_empty()) {
         let (key, value) = fact.split_once('=').ok_or("malformed fact")?;
         match key.to_ascii_lowercase().as_str() {
@@ -388,6 +400,9 @@ fn mlsd(line: &str) -> LineResult {
                 "cdir" | "pdir" => return Ok(None),
                 v if v == "os.unix=symlink" || v.starts_with("os.unix=slink") => {
                     kind = EntryKind::Symlink;
+                    link = v
+                        .starts_with("os.unix=slink:")
+                        .then(|| value["os.unix=slink:".len()..].to_string());
                 }
                 _ => kind = EntryKind::Other,
             },
@@ -399,7 +414,7 @@ fn mlsd(line: &str) -> LineResult {
             _ => {}
         }
     }
-    finish(name, kind, size, mtime)
+    finish(name, kind, size, mtime).map(|e| e.map(|e| linked(e, link)))
 }
 
 /// `YYYYMMDDHHMMSS[.sss]`, always UTC per RFC 3659.
@@ -483,12 +498,15 @@ fn unix(line: &str, fields: &[(&str, usize)], now_unix: i64) -> LineResult {
         _ => number(fields[at - 1].0).ok_or("invalid size")?,
     };
     let mut name = name_after_time(line, fields[at + 2].1);
+    let mut link = None;
     if kind == EntryKind::Symlink {
         // A name that itself contains " -> " cannot be told from the target; like other
         // clients, split at the first one.
-        name = name.split_once(" -> ").map_or(name, |(link, _)| link);
+        if let Some((named, target)) = name.split_once(" -> ") {
+            (name, link) = (named, Some(target.to_string()));
+        }
     }
-    finish(name, kind, size, Some(mtime))
+    finish(name, kind, size, Some(mtime)).map(|e| e.map(|e| linked(e, link)))
 }
 
 fn unix_time(mon: &str, day: &str, time_or_year: &str, now_unix: i64) -> Option<RemoteTime> {

@@ -20,8 +20,9 @@ use tokio::io::AsyncSeekExt;
 
 use bwlimit::Bandwidth;
 use channel::{Control, Stream};
+use data::send_bytes;
+pub(crate) use data::Meter;
 pub(crate) use data::Sent;
-use data::{send_bytes, Meter};
 
 pub(crate) use error::{secure_detail, within};
 pub(crate) use error::{FtpError, UploadError};

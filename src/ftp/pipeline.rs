@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use suppaftp::Status;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 
 pub(crate) use super::channel::Control;
@@ -120,19 +122,52 @@ pub(crate) async fn open_listing(
     command: &str,
     timeout: Duration,
 ) -> Result<Data, FtpError> {
+    open_transfer(stream, command, false, timeout).await
+}
+
+/// Opens the data connection of a transfer command, as [`open_listing`] does. `download` (the
+/// server sends, the client only reads) writes the command in the same write as its PASV (one
+/// round trip less: the server reads it once it answered the PASV), and half-closes a plain
+/// data connection as soon as it is open: a server that waits for the client's end before its
+/// 226 (vsftpd) finds it there already, a round trip sooner. A PASV refused leaves the
+/// command's reply unread: the error is then [`FtpError::Garbled`] (the connection is out of
+/// step; the server may mishandle pipelined commands).
+pub(crate) async fn open_transfer(
+    stream: &mut Control,
+    command: &str,
+    download: bool,
+    timeout: Duration,
+) -> Result<Data, FtpError> {
     let peer = peer_of(stream).await?;
-    stream.send("PASV\r\n", timeout).await?;
-    let addr = read_pasv(stream, peer, timeout).await?;
-    stream.send(&format!("{command}\r\n"), timeout).await?;
+    let addr = if download {
+        stream
+            .send(&format!("PASV\r\n{command}\r\n"), timeout)
+            .await?;
+        read_pasv(stream, peer, timeout)
+            .await
+            .map_err(|e| FtpError::Garbled {
+                operation: command.to_string(),
+                reply: format!("PASV failed with the command behind it: {e}"),
+            })?
+    } else {
+        stream.send("PASV\r\n", timeout).await?;
+        let addr = read_pasv(stream, peer, timeout).await?;
+        stream.send(&format!("{command}\r\n"), timeout).await?;
+        addr
+    };
     let tls = stream.data_tls();
     // A refusal (550: no such folder) means no data connection: over TLS the handshake would
     // wait for a server that never takes it, so it is given up.
     let refused = CancellationToken::new();
     let opening = async {
-        tokio::select! {
-            data = open_data(addr, command, tls.as_ref(), timeout) => Some(data),
-            _ = refused.cancelled() => None,
+        let mut data = tokio::select! {
+            data = open_data(addr, command, tls.as_ref(), timeout) => data,
+            _ = refused.cancelled() => return None,
+        };
+        if let (true, Ok(Either::Left(plain))) = (download, &mut data) {
+            let _ = plain.shutdown().await;
         }
+        Some(data)
     };
     let reading = async {
         let opened = reply(stream, command, &PRELIMINARY, timeout).await;

@@ -1,7 +1,8 @@
 //! `--bwlimit`: the file bytes of all connections together go no faster than the limit, on the
-//! in-process server (the figure: 2M holds within 10% over 10 s) and on the real plain
-//! servers. The real TLS case is in `ftps/real.rs` (it needs its certificates).
+//! in-process server (the figure: 2M holds within 10% over 10 s, uploads and downloads)
+//! and on the real plain servers. The real TLS case is in `ftps/real.rs` (it needs its certificates).
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::support::faults::FaultProxy;
@@ -13,16 +14,26 @@ const MIB: u64 = 1 << 20;
 /// `small` files of 256 KiB (sent from the worker's task); returns it with its size in bytes.
 pub fn limited_tree(big: &[u64], small: u64) -> (Tree, u64) {
     let tree = Tree::new();
+    let total = write_limited_tree(tree.path(), big, small);
+    (tree, total)
+}
+
+/// Writes the files of [`limited_tree`] under `root`; returns their size in bytes.
+fn write_limited_tree(root: &Path, big: &[u64], small: u64) -> u64 {
     let content =
         |len: u64, seed: u64| -> Vec<u8> { (0..len).map(|i| (i / 4096 + seed) as u8).collect() };
+    let write = |rel: String, bytes: Vec<u8>| {
+        let path = root.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    };
     for (i, &mib) in big.iter().enumerate() {
-        tree.write(&format!("big/{i}.bin"), content(mib * MIB, i as u64));
+        write(format!("big/{i}.bin"), content(mib * MIB, i as u64));
     }
     for i in 0..small {
-        tree.write(&format!("small/{i}.bin"), content(MIB / 4, i));
+        write(format!("small/{i}.bin"), content(MIB / 4, i));
     }
-    let total = big.iter().sum::<u64>() * MIB + small * MIB / 4;
-    (tree, total)
+    big.iter().sum::<u64>() * MIB + small * MIB / 4
 }
 
 /// Runs [`sync`] and times it.
@@ -49,16 +60,47 @@ pub fn assert_paced(elapsed: Duration, bytes: u64, rate: u64, label: &str) {
 #[test]
 fn a_2m_limit_over_4_connections_holds_within_10_percent_over_10_seconds() {
     let server = FtpServer::start();
+    let (tree, bytes) = limited_tree(&[6, 6, 6], 8);
+    assert_eq!(bytes, 20 * MIB);
+    let pushed = |url: &str| {
+        let (run, elapsed) = timed_sync(&tree, url, &["-j", "4", "--bwlimit", "2M"]);
+        assert_eq!(run.summary["files_uploaded"], 11, "{run}");
+        (run, elapsed)
+    };
+    assert_2m_over_4_connections(&server, "STOR ", pushed);
+    assert_mirror(tree.path(), &server.remote_dir("site"));
+}
+
+/// The same figure for a pull: every downloaded byte takes from the same limit.
+#[test]
+fn a_pull_keeps_to_a_2m_limit_over_4_connections_within_10_percent() {
+    let server = FtpServer::start();
+    let bytes = write_limited_tree(&server.remote_dir("site"), &[6, 6, 6], 8);
+    assert_eq!(bytes, 20 * MIB);
+    let local = Tree::new();
+    let pulled = |url: &str| {
+        let start = Instant::now();
+        let run = crate::pull::pull(url, local.path(), &["-j", "4", "--bwlimit", "2M"]);
+        assert_eq!(run.summary["files_downloaded"], 11, "{run}");
+        (run, start.elapsed())
+    };
+    assert_2m_over_4_connections(&server, "RETR ", pulled);
+    assert_mirror(local.path(), &server.remote_dir("site"));
+}
+
+/// Runs `transfer` (20 MiB in 11 files, `-j 4 --bwlimit 2M`) through a proxy in front of
+/// `server`'s folder `site`, and asserts it took 10 s within 10%, over several connections,
+/// each file going once (`command`: STOR or RETR).
+fn assert_2m_over_4_connections(
+    server: &FtpServer,
+    command: &str,
+    transfer: impl FnOnce(&str) -> (Run, Duration),
+) {
     // The proxy passes commands on one at a time: libunftp sometimes runs a pipelined RNFR and
     // RNTO out of order, and the upload refused then goes again, which would double the time.
     let proxy = FaultProxy::start(&server.addr(), vec![]);
-    let (tree, bytes) = limited_tree(&[6, 6, 6], 8);
-    assert_eq!(bytes, 20 * MIB);
-    let url = proxy.url(&server.url("site"));
-    let (run, elapsed) = timed_sync(&tree, &url, &["-j", "4", "--bwlimit", "2M"]);
+    let (run, elapsed) = transfer(&proxy.url(&server.url("site")));
     assert_eq!(run.code, 0, "{run}");
-    assert_eq!(run.summary["files_uploaded"], 11, "{run}");
-    assert_mirror(tree.path(), &server.remote_dir("site"));
     let took = elapsed.as_secs_f64();
     assert!(
         (9.0..=11.0).contains(&took),
@@ -68,10 +110,10 @@ fn a_2m_limit_over_4_connections_holds_within_10_percent_over_10_seconds() {
         proxy.peak_connections() >= 2,
         "the files went over several connections"
     );
-    let stores = proxy.commands();
-    let stores = stores.iter().filter(|c| c.starts_with("STOR "));
+    let transfers = proxy.commands();
+    let transfers = transfers.iter().filter(|c| c.starts_with(command));
     assert_eq!(
-        stores.count(),
+        transfers.count(),
         11,
         "each file went once: the time is 20 MiB's"
     );

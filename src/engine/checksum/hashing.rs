@@ -1,6 +1,8 @@
 //! Hashing local files: BLAKE3 of every file of the tree, on a few threads of their own while
 //! the remote tree is listed, and the algorithm a server hashes with, for the few files
-//! compared that way. A file that changes while it is hashed gets no hash (it is uploaded).
+//! compared that way (against the server's hashes, asked over the workers: [`Run::hash_verdicts`],
+//! which a pull's `--checksum` uses too). A file that changes while it is hashed gets no hash (it
+//! is uploaded).
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -8,6 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use crate::engine::job::{Job, Outcome};
+use crate::engine::pool::{Dispatcher, Report};
+use crate::engine::Run;
 use crate::ftp::digest::Algorithm;
 use crate::local::{LocalKind, LocalTree};
 
@@ -133,6 +138,58 @@ pub(crate) async fn digest_files(
     })
     .await
     .unwrap_or_default()
+}
+
+impl Run<'_> {
+    /// Whether each of `candidates` (local files, relative to the root) has the same `algorithm`
+    /// digest here and on the server (their hashes asked over the workers, the local ones
+    /// computed meanwhile); a file either side could not hash is left out.
+    pub(crate) async fn hash_verdicts(
+        &mut self,
+        pool: &mut Dispatcher,
+        algorithm: Algorithm,
+        candidates: Vec<String>,
+    ) -> HashMap<String, bool> {
+        if candidates.is_empty() {
+            return HashMap::new();
+        }
+        let local_digests = tokio::spawn(digest_files(
+            self.config.local_dir.clone(),
+            candidates.clone(),
+            algorithm,
+        ));
+        let mut pending: HashMap<usize, String> = candidates
+            .into_iter()
+            .map(|rel| (pool.send_high(Job::Hash(rel.clone())), rel))
+            .collect();
+        let mut remote_digests = HashMap::new();
+        while !pending.is_empty() {
+            let (id, result) = match pool.next().await {
+                Report::Done { id, result } => (id, result),
+                Report::NoWorkers => break,
+            };
+            let Some(rel) = pending.remove(&id) else {
+                continue;
+            };
+            match result {
+                Ok(Outcome::Hashed(Some((_, digest)))) => {
+                    remote_digests.insert(rel, digest);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::info!(path = %rel, error = %e, "the server did not hash the file")
+                }
+            }
+        }
+        let local_digests = local_digests.await.unwrap_or_default();
+        remote_digests
+            .into_iter()
+            .filter_map(|(rel, remote)| {
+                let local = local_digests.get(&rel)?.as_ref()?;
+                Some((rel, *local == remote))
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

@@ -32,6 +32,7 @@ fn listed(name: &str, size: u64, mtime: Option<i64>) -> RemoteEntry {
     RemoteEntry {
         name: name.into(),
         kind: EntryKind::File,
+        link: None,
         size,
         mtime: mtime.map(|unix| RemoteTime {
             unix,

@@ -39,6 +39,7 @@ fn remote(entries: &[Listed<'_>]) -> RemoteTree {
             let entry = RemoteEntry {
                 name: rel.rsplit('/').next().unwrap().to_string(),
                 kind,
+                link: None,
                 size,
                 mtime: mtime.map(|(unix, precision)| RemoteTime { unix, precision }),
             };

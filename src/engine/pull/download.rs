@@ -1,13 +1,15 @@
 //! One download on one worker's connection: RETR into a temporary file beside the final name
 //! (resumed with REST where a large file's earlier try left its beginning), the size checked
-//! against the listing, the remote time given to the file, fsync, and the rename into place. A
-//! file at its final name is always complete.
+//! against the listing, the remote time given to the file, fsync, and the rename into place (on
+//! a blocking thread, while the connection goes on with the next download). A file at its final
+//! name is always complete.
 
 use std::path::{Path, PathBuf};
 
 use super::plan::Download;
 use crate::engine::job::{JobError, Outcome, WorkerContext};
 use crate::ftp::download::DownloadError;
+use crate::ftp::Meter;
 use crate::ftp::{Connection, FtpError};
 use crate::local::write;
 
@@ -56,8 +58,22 @@ pub(crate) async fn download_job(
         Ok(0)
     } else {
         let most = file.size - offset;
-        conn.download_to(&remote, offset, &mut handle, progress.as_ref(), most)
-            .await
+        let meter = Meter {
+            progress: progress.as_deref(),
+            limit: ctx.bwlimit.as_deref(),
+        };
+        let pipelined = ctx.quirks.pipelining();
+        let received = conn
+            .download_to(&remote, offset, &mut handle, meter, pipelined, most)
+            .await;
+        if let (true, Err(DownloadError::Remote(e @ FtpError::Garbled { .. }))) =
+            (pipelined, &received)
+        {
+            // Retried one command at a time; so is every later download.
+            tracing::info!(error = %e, "the server mishandles pipelined commands; sending them one at a time");
+            ctx.quirks.stop_pipelining();
+        }
+        received
     };
     let received = match received {
         Ok(n) => n,
@@ -78,12 +94,16 @@ pub(crate) async fn download_job(
             file.size
         )));
     }
-    write::put_in_place(std_file, &at.temp, &at.fin, file.mtime)
-        .map_err(|e| local_error(file, &at, e))?;
-    Ok(Outcome::Done {
-        bytes: received,
-        time_set: file.mtime.is_some(),
-    })
+    // Off the connection's path: it starts the next download while this one is synced.
+    let file = file.clone();
+    Ok(Outcome::Finishing(tokio::task::spawn_blocking(move || {
+        write::put_in_place(std_file, &at.temp, &at.fin, file.mtime)
+            .map_err(|e| local_error(&file, &at, e))?;
+        Ok(Outcome::Done {
+            bytes: received,
+            time_set: file.mtime.is_some(),
+        })
+    })))
 }
 
 /// A local failure: the temporary file goes (a full disk must not stay fuller), and a full disk

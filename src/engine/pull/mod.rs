@@ -7,7 +7,9 @@
 
 pub(crate) mod download;
 mod execute;
+mod links;
 pub(crate) mod plan;
+mod verify;
 
 pub(crate) use plan::Download;
 
@@ -120,6 +122,9 @@ impl Run<'_> {
             // Unknown, or a link: never removed, never written through.
             protected.insert(problem.rel);
         }
+        if self.config.follow_symlinks {
+            tree = self.follow_links(tree, &mut protected);
+        }
         self.skip_unmirrorable(&mut tree, &mut protected);
         if self.config.delete
             && !self.config.force
@@ -133,10 +138,12 @@ impl Run<'_> {
                 delete: self.config.delete,
                 protected: &protected,
                 allow_deletions,
+                checksum: self.config.checksum.is_some(),
             };
             plan::plan(&local, &tree, opts)
         };
-        let plan = self.within_max_delete("local", plan_with, PullPlan::deletions);
+        let mut plan = self.within_max_delete("local", plan_with, PullPlan::deletions);
+        self.verify_by_hash(pool, &mut plan).await?;
         self.summary.unchanged = plan.unchanged.len() as u64;
         for (rel, why) in &plan.blocked {
             self.fail(rel, why);
@@ -153,8 +160,27 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// `-L`: every remote symbolic link replaced by what it points to, when that lies inside the
+    /// remote folder (see [`links`]); the others are reported, skipped and protected.
+    fn follow_links(&mut self, tree: RemoteTree, protected: &mut Protected) -> RemoteTree {
+        let filter = &self.config.filter;
+        let followed = links::follow(tree, protected, &|rel, is_dir| {
+            filter.is_excluded(rel, is_dir)
+        });
+        for (rel, why) in followed.skipped {
+            self.summary.skipped_remote += 1;
+            self.reporter
+                .notice(&format!("{rel}: remote symbolic link not followed: {why}"));
+            protected.insert(rel);
+        }
+        for rel in followed.protected {
+            protected.insert(rel);
+        }
+        followed.tree
+    }
+
     /// Takes out of `tree` what cannot be mirrored safely, reported and protected (the local
-    /// entry of that name stays): remote symbolic links and special entries (not followed), and
+    /// entry of that name stays): remote symbolic links (without `-L`) and special entries, and
     /// names that differ only in case (which one a case-insensitive disk would keep is chance).
     fn skip_unmirrorable(&mut self, tree: &mut RemoteTree, protected: &mut Protected) {
         let odd: Vec<(String, &str)> = tree

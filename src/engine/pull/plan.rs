@@ -35,6 +35,9 @@ pub(crate) struct PullPlan {
     pub(crate) delete: Vec<(String, LocalKind)>,
     /// Files already up to date.
     pub(crate) unchanged: Vec<String>,
+    /// `--checksum`: files of the same size on both sides, whose hashes decide (a download when
+    /// they differ, unchanged otherwise).
+    pub(crate) verify: Vec<Download>,
     /// Paths that cannot be mirrored as asked, with the reason (counted as failures).
     pub(crate) blocked: Vec<(String, String)>,
     /// Local paths `--delete` leaves alone because a remote path differs from them only in
@@ -60,6 +63,9 @@ pub(crate) struct PullOptions<'a> {
     /// False when the deletions would exceed `--max-delete`: nothing is removed, and what
     /// cannot be mirrored without a removal is blocked.
     pub(crate) allow_deletions: bool,
+    /// `--checksum`: a file of the same size on both sides goes to [`PullPlan::verify`]
+    /// whatever the times say.
+    pub(crate) checksum: bool,
 }
 
 /// Whether the remote file must be downloaded over the local one: another size, or a remote
@@ -138,7 +144,10 @@ pub(crate) fn plan(local: &LocalTree, remote: &RemoteTree, opts: PullOptions<'_>
                 plan.downloads.push(download(rel, entry));
             }
             (EntryKind::File, Some(LocalKind::File)) => {
-                if needs_download(&local.entries[rel], entry) {
+                let here = &local.entries[rel];
+                if opts.checksum && here.size == entry.size {
+                    plan.verify.push(download(rel, entry));
+                } else if opts.checksum || needs_download(here, entry) {
                     plan.downloads.push(download(rel, entry));
                 } else {
                     plan.unchanged.push(rel.clone());

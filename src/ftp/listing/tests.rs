@@ -15,6 +15,7 @@ fn entry(name: &str, kind: EntryKind, size: u64, unix: i64, p: TimePrecision) ->
     RemoteEntry {
         name,
         kind,
+        link: None,
         size,
         mtime,
     }
@@ -49,7 +50,17 @@ fn mlsd_proftpd_and_case() {
     assert_eq!(f, entry("f", File, 9, T, Second));
     let s = m("modify=20240102030405;perm=adfrw;size=11;type=OS.unix=symlink; ln");
     assert_eq!(s, entry("ln", Symlink, 11, T, Second));
-    assert_eq!(m("type=OS.unix=slink:/etc/passwd;size=11; x").kind, Symlink);
+    assert_eq!(s.link, None);
+    let slink = m("type=OS.unix=slink:/etc/passwd;size=11; x");
+    assert_eq!(
+        (slink.kind, slink.link.as_deref()),
+        (Symlink, Some("/etc/passwd"))
+    );
+    assert_eq!(
+        m("type=OS.unix=slink:;size=1; y").link,
+        None,
+        "pure-ftpd shows no target"
+    );
     let upper = m("Type=File;Size=3;Modify=20240102030405; Up.TXT");
     assert_eq!(upper, entry("Up.TXT", File, 3, T, Second));
     assert_eq!(m("type=OS.unix=chr-1/3;size=0; null").kind, Other);
@@ -100,7 +111,9 @@ fn list_unix_vsftpd() {
     let d = l("drwxr-xr-x    2 1000     1000         4096 Nov 26 17:56 sub dir");
     assert_eq!(d, entry("sub dir", Dir, 4096, NOV26, Minute));
     let s = l("lrwxrwxrwx    1 1000     1000           11 Nov 26 17:56 my link -> a -> b");
-    assert_eq!(s, entry("my link", Symlink, 11, NOV26, Minute));
+    let mut expected = entry("my link", Symlink, 11, NOV26, Minute);
+    expected.link = Some("a -> b".into());
+    assert_eq!(s, expected);
     let not_link = l("-rw-r--r--    1 1000     1000            1 Nov 26 17:56 a -> b");
     assert_eq!(not_link.name, "a -> b");
 }

@@ -5,6 +5,7 @@ fn file(size: u64, unix: i64) -> RemoteEntry {
     RemoteEntry {
         name: String::new(),
         kind: EntryKind::File,
+        link: None,
         size,
         mtime: Some(RemoteTime {
             unix,
@@ -16,6 +17,7 @@ fn file(size: u64, unix: i64) -> RemoteEntry {
 fn dir() -> RemoteEntry {
     RemoteEntry {
         kind: EntryKind::Dir,
+        link: None,
         size: 0,
         ..file(0, 0)
     }
@@ -44,12 +46,24 @@ fn remote(entries: &[(&str, RemoteEntry)]) -> RemoteTree {
 
 fn plan_of(local: &LocalTree, remote: &RemoteTree, delete: bool) -> PullPlan {
     let protected = Protected::default();
-    let opts = PullOptions {
-        delete,
-        protected: &protected,
+    plan(
+        local,
+        remote,
+        PullOptions {
+            delete,
+            ..options(&protected)
+        },
+    )
+}
+
+/// The options of a plain pull (no --delete, no --checksum) with `protected`.
+fn options(protected: &Protected) -> PullOptions<'_> {
+    PullOptions {
+        delete: false,
+        protected,
         allow_deletions: true,
-    };
-    plan(local, remote, opts)
+        checksum: false,
+    }
 }
 
 fn rels(downloads: &[Download]) -> Vec<&str> {
@@ -112,6 +126,7 @@ fn delete_removes_what_the_server_lacks_deepest_first_never_what_is_protected() 
         delete: true,
         protected: &protected,
         allow_deletions: true,
+        checksum: false,
     };
     let p = plan(&l, &r, opts);
     let deleted: Vec<&str> = p.delete.iter().map(|(r, _)| r.as_str()).collect();
@@ -153,6 +168,7 @@ fn without_deletions_allowed_a_type_change_is_blocked_with_what_is_below() {
         delete: true,
         protected: &protected,
         allow_deletions: false,
+        checksum: false,
     };
     let p = plan(&l, &r, opts);
     assert_eq!(p.blocked.len(), 1, "{:?}", p.blocked);
@@ -186,4 +202,26 @@ fn delete_keeps_a_local_path_that_differs_from_a_remote_one_only_in_case() {
     let plan = plan_of(&here, &there, true);
     assert_eq!(plan.delete, [("old.txt".to_string(), LocalKind::File)]);
     assert_eq!(plan.kept_for_case, ["photos", "photos/a.jpg"]);
+}
+
+#[test]
+fn with_checksum_same_sizes_are_verified_whatever_the_times_and_other_sizes_downloaded() {
+    // (name, local size and time, remote size and time)
+    let files = [
+        ("same.txt", 3, 500, 500),
+        ("older.txt", 3, 100, 200),
+        ("longer.txt", 4, 900, 100),
+    ];
+    let l = local(&files.map(|(rel, size, t, _)| (rel, LocalKind::File, size, t)));
+    let mut r = remote(&files.map(|(rel, _, _, t)| (rel, file(3, t))));
+    r.insert("new.txt".into(), file(3, 100));
+    let protected = Protected::default();
+    let opts = PullOptions {
+        checksum: true,
+        ..options(&protected)
+    };
+    let p = plan(&l, &r, opts);
+    assert_eq!(rels(&p.verify), ["older.txt", "same.txt"]);
+    assert_eq!(rels(&p.downloads), ["longer.txt", "new.txt"]);
+    assert!(p.unchanged.is_empty(), "{:?}", p.unchanged);
 }
