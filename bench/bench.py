@@ -39,21 +39,21 @@ import sys
 import time
 from pathlib import Path
 
+import pull
 from report import (
     OP_LABEL,
     TOOLS,
     aggregate,
     ci_markdown,
     fmt_ratio,
-    machine_md,
     machine_info,
+    machine_md,
     markdown,
     num,
     scale_markdown,
     update_doc,
     write_json,
 )
-import pull
 from servers import ALIASES, GROUPS, SERVERS, Proxy, Servers, die, log, noop_rtt
 
 REPO = Path(__file__).resolve().parent.parent

@@ -148,8 +148,8 @@ def pull_markdown(results, fmt_ratio, num, machine_md):
     labels = {"pull-first": "first pull", "pull-rerun": "nothing changed", "pull-mutate": "after changes"}
     cells = results["cells"]
     by = {(c["server"], c["rtt_ms"], c["op"], c["tool"]): c for c in cells}
-    out = ["| server | RTT | operation | tool | wall s | CPU s | peak MB | downloads (expected) | "
-           "ftpsync / this | status |",
+    out = [("| server | RTT | operation | tool | wall s | CPU s | peak MB | downloads (expected) | "
+            "ftpsync / this | status |"),
            "|---|---|---|---|---:|---:|---:|---:|---:|---|"]
     for c in cells:
         f = by.get((c["server"], c["rtt_ms"], c["op"], "ftpsync"))
