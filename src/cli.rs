@@ -73,6 +73,11 @@ pub struct Cli {
     #[arg(long, hide = true)]
     pub profile_remote: Option<String>,
 
+    /// A profile's `pull = true`: its `remote` is mirrored into its `local` (when the command
+    /// line names neither).
+    #[arg(long, hide = true)]
+    pub profile_pull: bool,
+
     /// Write shell completions or the man page to stdout, and exit
     #[arg(long, value_enum, value_name = "KIND", exclusive = true)]
     pub generate: Option<Generate>,

@@ -200,7 +200,17 @@ impl Config {
         let (Some(local_dir), Some(remote)) = (local_dir, remote) else {
             return Err(ConfigError::MissingArguments);
         };
-        let (local_dir, remote, direction) = direction::settle(local_dir, remote)?;
+        // A profile's `pull = true` says which way its `local` and `remote` go; positional
+        // arguments say it by their order.
+        let from_profile = cli.local_dir.is_none() && cli.remote.is_none();
+        let (local_dir, remote, direction) = if from_profile && cli.profile_pull {
+            direction::settle(
+                PathBuf::from(&remote),
+                local_dir.to_string_lossy().into_owned(),
+            )?
+        } else {
+            direction::settle(local_dir, remote)?
+        };
         if direction == Direction::Pull {
             direction::check_pull_options(&cli)?;
         }

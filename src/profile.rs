@@ -9,6 +9,11 @@
 //! delete = true
 //! jobs = 8
 //! exclude = ["*.log", "cache/"]
+//!
+//! [profile.backup]                           # pull = true: remote is mirrored into local
+//! local = "/backup/www"
+//! remote = "ftpes://deploy@example.com/www"
+//! pull = true
 //! ```
 //!
 //! A profile becomes command-line options put before the user's own, so that every option
@@ -149,6 +154,7 @@ fn to_options(
         let long = match key.replace('_', "-").as_str() {
             "local" => "profile-local".to_string(),
             "remote" => "profile-remote".to_string(),
+            "pull" => "profile-pull".to_string(),
             other => other.to_string(),
         };
         let known = command

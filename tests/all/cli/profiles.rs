@@ -84,3 +84,36 @@ fn an_unknown_key_exits_2_naming_it_and_the_file() {
     );
     assert!(line.contains(file.to_str().unwrap()), "{line}");
 }
+
+#[test]
+fn a_profile_with_pull_mirrors_its_remote_into_its_local_folder() {
+    let server = FtpServer::start();
+    let site = server.remote_dir("www");
+    std::fs::create_dir_all(site.join("css")).unwrap();
+    std::fs::write(site.join("index.html"), "home").unwrap();
+    std::fs::write(site.join("css/a.css"), "a{}").unwrap();
+    let backup = Tree::new();
+    let config = tempfile::tempdir().unwrap();
+    let file = config.path().join("config.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[profile.backup]\nlocal = {:?}\nremote = {:?}\npull = true\ndelete = true\n",
+            backup.path().to_str().unwrap(),
+            server.url("www")
+        ),
+    )
+    .unwrap();
+    let run = ftpsync()
+        .arg("--config")
+        .arg(&file)
+        .args(["--profile", "backup", "--json"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(0), "{stderr}");
+    let summary: serde_json::Value =
+        serde_json::from_slice(run.stdout.split(|&b| b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(summary["direction"], "pull", "{summary}");
+    assert_mirror(&site, backup.path());
+}
