@@ -305,6 +305,23 @@ def mirror_check(local, server_dir, ignore=()):
                           for l in lines[:8]]}
 
 
+def judge(cell, m, err, more=()):
+    """The cell's status from its run `m` and checks ("ok", or what went wrong, with `more`),
+    and the tail of its stderr `err` when something did or it warned."""
+    cell["stderr_warnings"] = count_matching(err, r"(?i)\b(warn|warning|error|failed|retry|retrying)\b")
+    status = []
+    if m["timed_out"]:
+        status.append("timeout")
+    elif m["exit_code"] != 0:
+        status.append(f"rc={m['exit_code']}")
+    if not cell["mirror_ok"]:
+        status.append(f"diff({cell['diff_lines']})")
+    cell["status"] = ",".join([*status, *more]) or "ok"
+    if cell["status"] != "ok" or cell["stderr_warnings"]:
+        cell["stderr_tail"] = tail(err)
+    cell["log"] = str(err)
+
+
 def run_op(ctx, inst, rtt, tree, tool, op, local, remote_rel, server_dir, expected):
     ctx["seq"] = ctx.get("seq", 0) + 1
     tag = f"{ctx['seq']:04d}-{inst.server}-r{rtt}-{tree}-{tool}-{op}"
@@ -328,18 +345,7 @@ def run_op(ctx, inst, rtt, tree, tool, op, local, remote_rel, server_dir, expect
             cell["ftpsync_json"] = json.loads(Path(out).read_text().strip().splitlines()[-1])
         except (ValueError, IndexError, OSError):
             cell["ftpsync_json"] = None
-    cell["stderr_warnings"] = count_matching(err, r"(?i)\b(warn|warning|error|failed|retry|retrying)\b")
-    status = []
-    if m["timed_out"]:
-        status.append("timeout")
-    elif m["exit_code"] != 0:
-        status.append(f"rc={m['exit_code']}")
-    if not cell["mirror_ok"]:
-        status.append(f"diff({cell['diff_lines']})")
-    cell["status"] = ",".join(status) or "ok"
-    if cell["status"] != "ok" or cell["stderr_warnings"]:
-        cell["stderr_tail"] = tail(err)
-    cell["log"] = str(err)
+    judge(cell, m, err)
     up = cell["server_log"]["uploads"]
     log(f"  {tool:8s} {OP_LABEL[op]:13s} {m['wall_s']:8.2f} s  cpu {num(m['cpu_s'], '7.3f')} s  "
         f"rss {num(m['max_rss_mb'], '7.1f')} MB  uploads {up:5d} (expected {expected})  {cell['status']}")

@@ -120,20 +120,8 @@ def run_pull_op(b, ctx, inst, rtt, tree, tool, op, local, remote_rel, server_dir
             cell["ftpsync_json"] = b.json.loads(Path(out).read_text().strip().splitlines()[-1])
         except (ValueError, IndexError, OSError):
             cell["ftpsync_json"] = None
-    cell["stderr_warnings"] = b.count_matching(err, r"(?i)\b(warn|warning|error|failed|retry|retrying)\b")
-    status = []
-    if m["timed_out"]:
-        status.append("timeout")
-    elif m["exit_code"] != 0:
-        status.append(f"rc={m['exit_code']}")
-    if not cell["mirror_ok"]:
-        status.append(f"diff({cell['diff_lines']})")
-    if cell["uploads_seen"]:
-        status.append(f"wrote-remote({cell['uploads_seen']})")
-    cell["status"] = ",".join(status) or "ok"
-    if cell["status"] != "ok" or cell["stderr_warnings"]:
-        cell["stderr_tail"] = b.tail(err)
-    cell["log"] = str(err)
+    wrote = [f"wrote-remote({cell['uploads_seen']})"] if cell["uploads_seen"] else []
+    b.judge(cell, m, err, wrote)
     down = cell["server_log"]["uploads"]
     b.log(f"  {tool:8s} {op:13s} {m['wall_s']:8.2f} s  cpu {b.num(m['cpu_s'], '7.3f')} s  "
           f"rss {b.num(m['max_rss_mb'], '7.1f')} MB  downloads {down:5d} (expected {expected})  {cell['status']}")

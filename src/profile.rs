@@ -302,63 +302,44 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_bwlimit_key_limits_the_profile_s_runs() {
+    /// The command line `ftpsync --config FILE --profile www [extra...] . ftp://h/` parses to,
+    /// FILE holding `[profile.www]` with `keys`.
+    fn with_profile(keys: &str, extra: &[&str]) -> (Vec<OsString>, Cli) {
         use clap::Parser;
-        let (_dir, path) = config("[profile.slow]\nbwlimit = \"2M\"\n");
-        let path = path.to_str().unwrap();
-        let cli = [
-            "ftpsync",
-            "--config",
-            path,
-            "--profile",
-            "slow",
-            ".",
-            "ftp://h/",
-        ];
-        let cli = Cli::try_parse_from(expand(&args(&cli)).unwrap()).unwrap();
-        assert_eq!(cli.bwlimit, Some(2 << 20));
-    }
-
-    #[test]
-    fn a_profile_sets_the_backup_dir() {
-        use clap::Parser;
-        let (_dir, path) = config("[profile.www]\nbackup_dir = \"www-backups\"\n");
-        let path = path.to_str().unwrap();
-        let cli = [
-            "ftpsync",
-            "--config",
-            path,
-            "--profile",
-            "www",
-            ".",
-            "ftp://h/www",
-        ];
-        let cli = Cli::try_parse_from(expand(&args(&cli)).unwrap()).unwrap();
-        assert_eq!(cli.backup_dir.as_deref(), Some("www-backups"));
-    }
-
-    #[test]
-    fn chmod_and_perms_are_profile_keys() {
-        use clap::Parser;
-        let (_dir, path) = config("[profile.www]\nchmod = \"D755,F644\"\nperms = true\n");
-        let expanded = expand(&args(&[
+        let (_dir, path) = config(&format!("[profile.www]\n{keys}"));
+        let head = [
             "ftpsync",
             "--config",
             path.to_str().unwrap(),
             "--profile",
             "www",
-            "--chmod",
-            "Fg-w",
-            ".",
-            "ftp://h/",
-        ]))
-        .unwrap();
+        ];
+        let line = [&head[..], extra, &[".", "ftp://h/"]].concat();
+        let expanded = expand(&args(&line)).unwrap();
+        let cli = Cli::try_parse_from(&expanded).unwrap();
+        (expanded, cli)
+    }
+
+    #[test]
+    fn a_bwlimit_key_limits_the_profile_s_runs() {
+        let (_, cli) = with_profile("bwlimit = \"2M\"\n", &[]);
+        assert_eq!(cli.bwlimit, Some(2 << 20));
+    }
+
+    #[test]
+    fn a_profile_sets_the_backup_dir() {
+        let (_, cli) = with_profile("backup_dir = \"www-backups\"\n", &[]);
+        assert_eq!(cli.backup_dir.as_deref(), Some("www-backups"));
+    }
+
+    #[test]
+    fn chmod_and_perms_are_profile_keys() {
+        let keys = "chmod = \"D755,F644\"\nperms = true\n";
+        let (expanded, cli) = with_profile(keys, &["--chmod", "Fg-w"]);
         assert!(
             expanded.contains(&"--chmod=D755,F644".into()),
             "{expanded:?}"
         );
-        let cli = Cli::try_parse_from(expanded).unwrap();
         assert!(cli.perms);
         let rules = |text| crate::chmod::parse_rules(text).unwrap();
         assert_eq!(

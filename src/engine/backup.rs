@@ -48,8 +48,6 @@ pub(crate) struct Backup {
     made: Mutex<HashSet<String>>,
     /// The files moved there (relative to the root).
     kept: Mutex<HashSet<String>>,
-    /// Of those, the ones the listing did not show at an upload's place (relative to the root).
-    found: Mutex<HashSet<String>>,
 }
 
 impl Backup {
@@ -65,7 +63,6 @@ impl Backup {
             replaced: OnceLock::new(),
             made: Mutex::default(),
             kept: Mutex::default(),
-            found: Mutex::default(),
         }
     }
 
@@ -227,10 +224,7 @@ pub(crate) async fn before_replacing(
     match conn.size(&ctx.target.remote_path(rel)).await {
         Ok(Some(_)) => {
             tracing::info!(path = %rel, "a file the listing did not show is in the way");
-            backup.keep(conn, &ctx.target, rel, "not replaced").await?;
-            let mut found = backup.found.lock().expect("not poisoned");
-            found.insert(rel.to_string());
-            Ok(())
+            backup.keep(conn, &ctx.target, rel, "not replaced").await
         }
         Err(e) if !e.is_permanent() => Err(e),
         // No file there (550), or no SIZE to ask with.
@@ -275,7 +269,6 @@ pub(crate) async fn put_back(ctx: &WorkerContext, conn: &mut Connection, rel: &s
     };
     match put {
         Ok(()) => {
-            backup.found.lock().expect("not poisoned").remove(rel);
             tracing::info!(path = %rel, "put back from the backup");
         }
         Err(e) => {
@@ -286,9 +279,9 @@ pub(crate) async fn put_back(ctx: &WorkerContext, conn: &mut Connection, rel: &s
     }
 }
 
-/// Deletes the remote file `rel`: into the backup with `--backup-dir`, DELE otherwise. With
-/// `--backup-dir`, a file an upload found under `rel` in another case (a server that ignores
-/// case) is that upload's, and was backed up before it: it is not deleted.
+/// Deletes the remote file `rel`: into the backup with `--backup-dir`, DELE otherwise. (A remote
+/// name that differs only in case from a local one is never planned for deletion: on a server
+/// that ignores case it is the upload's own file; see [`crate::engine::plan`].)
 pub(crate) async fn delete(
     ctx: &WorkerContext,
     conn: &mut Connection,
@@ -297,15 +290,6 @@ pub(crate) async fn delete(
     let Some(backup) = &ctx.backup else {
         return conn.delete(&ctx.target.remote_path(rel)).await;
     };
-    let folded = rel.to_lowercase();
-    let found = backup.found.lock().expect("not poisoned").clone();
-    if let Some(other) = found
-        .iter()
-        .find(|f| *f != rel && f.to_lowercase() == folded)
-    {
-        tracing::info!(path = %rel, upload = %other, "the server ignores case: already backed up, not deleted");
-        return Ok(());
-    }
     backup.keep(conn, &ctx.target, rel, "not deleted").await
 }
 

@@ -277,15 +277,8 @@ fn real_servers_create_and_delete_folders_and_files_in_batches() {
         let run = sync(tree.path(), &proxy.url(&url), &["-j", "1"]);
         assert_eq!(run.code, 0, "{}: {run}", server.name);
         assert_mirror(tree.path(), &dir);
-        let batched = |verb: &str| {
-            proxy
-                .followed_commands()
-                .iter()
-                .filter(|c| c.starts_with(verb))
-                .count()
-        };
         assert!(
-            batched("MKD ") >= 2,
+            followed(&proxy, "MKD ") >= 2,
             "{}: {:?}",
             server.name,
             proxy.commands()
@@ -299,18 +292,20 @@ fn real_servers_create_and_delete_folders_and_files_in_batches() {
         assert_eq!(run.code, 0, "{}: {run}", server.name);
         assert_eq!(run.summary["deleted"], 24, "{}: {run}", server.name);
         assert_mirror(tree.path(), &dir);
-        let batched = |verb: &str| {
-            proxy
-                .followed_commands()
-                .iter()
-                .filter(|c| c.starts_with(verb))
-                .count()
-        };
         assert!(
-            batched("DELE ") >= 2,
+            followed(&proxy, "DELE ") >= 2,
             "{}: {:?}",
             server.name,
             proxy.commands()
         );
     }
+}
+
+/// How many commands starting with `verb` had the next command waiting behind them (a batch).
+fn followed(proxy: &crate::support::faults::FaultProxy, verb: &str) -> usize {
+    proxy
+        .followed_commands()
+        .iter()
+        .filter(|c| c.starts_with(verb))
+        .count()
 }
