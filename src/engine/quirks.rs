@@ -141,7 +141,7 @@ impl ServerQuirks {
         if signs.early_refused {
             if early.swap(EARLY_OFF, Ordering::Relaxed) != EARLY_OFF {
                 tracing::debug!(
-                    "the server reads commands during transfers: each upload is checked after its 226"
+                    "the server reads commands during transfers: each upload is checked after its 226, each download waits for the one before it"
                 );
             }
         } else if signs.probe_passed {
@@ -149,7 +149,7 @@ impl ServerQuirks {
                 (n < EARLY_PROBES).then_some(n + 1)
             });
             if passed == Ok(EARLY_PROBES - 1) {
-                tracing::debug!("the server leaves commands sent during a transfer for after it: checks travel before the 226");
+                tracing::debug!("the server leaves commands sent during a transfer for after it: uploads' checks travel before the 226, downloads behind the transfer before them");
             }
         }
     }

@@ -16,6 +16,7 @@ use crate::ftp::{Connection, FtpError, PathCommand};
 mod attempt;
 mod batch;
 mod chained;
+mod pulling;
 
 use attempt::execute;
 use batch::{gather, path_command};
@@ -108,6 +109,8 @@ struct Worker {
     events: mpsc::UnboundedSender<Event>,
     conn: Option<Connection>,
     held: Option<chained::Held>,
+    /// A download sent ahead (see [`pulling`]): its replies are the next due on the connection.
+    ahead: Option<Task>,
     /// Downloads being put in place, each reporting its job once done.
     placing: tokio::task::JoinSet<()>,
 }
@@ -150,6 +153,7 @@ pub(crate) async fn run(
         events,
         conn: Some(conn),
         held: None,
+        ahead: None,
         placing: tokio::task::JoinSet::new(),
     };
     worker.work(&queues).await;
@@ -187,6 +191,19 @@ impl Worker {
         let backing_up = self.ctx.backup.is_some();
         let batchable = move |job: &Job| path_command(job, backing_up);
         loop {
+            if let Some(task) = self.ahead.take() {
+                // Sent ahead but not begun: on a stop, another run (or worker) has it.
+                if self.ctx.stop.is_cancelled() {
+                    self.ahead = Some(task);
+                    self.hand_back_unstarted(next.take());
+                    break;
+                }
+                if self.pull_link(task, true, queues, &mut next).await == Flow::Stop {
+                    self.hand_back_unstarted(next);
+                    return;
+                }
+                continue;
+            }
             // A held upload waits for the next job only if one is there already.
             let task = match (next.take(), &self.held) {
                 (Some(task), _) => Some(task),
@@ -228,6 +245,8 @@ impl Worker {
                     self.hand_back(batch.into_iter().map(|(task, _)| task));
                     Flow::Stop
                 }
+            } else if self.pull_chainable(&task) {
+                self.pull_link(task, false, queues, &mut next).await
             } else {
                 match self.chainable(&task) {
                     Some((file, up)) => self.chain(task, file, up).await,
@@ -242,7 +261,7 @@ impl Worker {
             };
             if flow == Flow::Stop {
                 // Not started: another worker takes it.
-                self.hand_back(next);
+                self.hand_back_unstarted(next);
                 return;
             }
         }
@@ -410,6 +429,16 @@ impl Worker {
             });
             let _ = events.send(Event::Finished { id, result });
         });
+    }
+
+    /// Gives back the download sent ahead, if any (its connection goes: its replies are due),
+    /// and the job `next` that was to run next.
+    fn hand_back_unstarted(&mut self, next: Option<Task>) {
+        if let Some(ahead) = self.ahead.take() {
+            self.conn = None;
+            self.hand_back([ahead]);
+        }
+        self.hand_back(next);
     }
 
     /// Gives tasks not started back to the coordinator, for other workers.

@@ -12,6 +12,10 @@ use super::data::{io_lost, Meter};
 use super::error::{within, FtpError};
 use super::{op, pipeline, Connection};
 
+mod chained;
+
+pub(crate) use chained::Behind;
+
 /// Bytes read from the data connection at a time.
 const READ_CHUNK: usize = 256 * 1024;
 

@@ -360,6 +360,13 @@ impl Connection {
         self.pipelining && !self.tickets.as_ref().is_some_and(Tickets::used_up)
     }
 
+    /// Whether two more transfers may be pipelined, the one under way and the next (see
+    /// [`crate::ftp::download::Behind::Next`]): neither may need a fresh login for its data
+    /// connection.
+    pub(crate) fn can_pipeline_two(&self) -> bool {
+        self.pipelining && self.tickets.as_ref().is_none_or(|t| t.enough_for(2))
+    }
+
     /// An atomic upload with its commands pipelined (see [`crate::ftp::pipeline`]). A server that
     /// answers out of step gets no more pipelining on this connection.
     pub(crate) async fn store_pipelined(

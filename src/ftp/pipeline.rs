@@ -155,6 +155,18 @@ pub(crate) async fn open_transfer(
         stream.send(&format!("{command}\r\n"), timeout).await?;
         addr
     };
+    connect_transfer(stream, addr, command, download, timeout).await
+}
+
+/// The second half of [`open_transfer`], once the command went out and its PASV reply gave
+/// `addr`: the data connection opened while the command's preliminary reply (150) is read.
+pub(crate) async fn connect_transfer(
+    stream: &mut Control,
+    addr: SocketAddr,
+    command: &str,
+    download: bool,
+    timeout: Duration,
+) -> Result<Data, FtpError> {
     let tls = stream.data_tls();
     // A refusal (550: no such folder) means no data connection: over TLS the handshake would
     // wait for a server that never takes it, so it is given up.

@@ -272,6 +272,13 @@ impl Tickets {
         let state = self.0.lock();
         state.tls13_seen && state.tls13.is_empty()
     }
+
+    /// Whether the next `n` data connections can all resume the session (TLS 1.2 sessions
+    /// never run out; TLS 1.3 tickets are one per connection).
+    pub(crate) fn enough_for(&self, n: usize) -> bool {
+        let state = self.0.lock();
+        !state.tls13_seen || state.tls13.len() >= n
+    }
 }
 
 /// One connection's TLS sessions. A connection talks to a single server, so unlike rustls'

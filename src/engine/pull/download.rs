@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use super::plan::Download;
 use crate::engine::job::{JobError, Outcome, WorkerContext};
-use crate::ftp::download::DownloadError;
+use crate::ftp::chain::Signs;
+use crate::ftp::download::{Behind, DownloadError};
 use crate::ftp::Meter;
 use crate::ftp::{Connection, FtpError};
 use crate::local::write;
@@ -33,16 +34,30 @@ fn paths(root: &Path, file: &Download) -> Result<Paths, JobError> {
     Ok(Paths { temp, fin })
 }
 
-/// One try at downloading `file`.
-pub(crate) async fn download_job(
-    ctx: &WorkerContext,
-    conn: &mut Connection,
-    file: &Download,
-) -> Result<Outcome, JobError> {
+/// Whether a try at `file` keeps what an earlier try downloaded (see [`RESUME_MIN_SIZE`]; only
+/// with a remote time known to the second: a minute-precise one could splice two versions).
+fn resumable(file: &Download) -> bool {
+    file.size >= RESUME_MIN_SIZE && file.exact_time
+}
+
+/// Whether `file` may be downloaded in a chain (see [`crate::ftp::download::Behind`]): a whole
+/// file that needs a transfer (an empty one needs none; a resumable one may start part-way).
+pub(crate) fn chainable(file: &Download) -> bool {
+    file.size > 0 && !resumable(file)
+}
+
+/// A download's local side: its paths, its temporary file, and where its bytes start.
+struct Local {
+    at: Paths,
+    handle: tokio::fs::File,
+    offset: u64,
+}
+
+/// Opens the temporary file of `file` (kept from an earlier try when resumable).
+fn prepare(ctx: &WorkerContext, file: &Download) -> Result<Local, JobError> {
     let at = paths(&ctx.local_root, file)?;
-    let resumable = file.size >= RESUME_MIN_SIZE && file.exact_time;
     let (std_file, mut offset) =
-        write::open_temp(&at.temp, resumable).map_err(|e| local_error(file, &at, e))?;
+        write::open_temp(&at.temp, resumable(file)).map_err(|e| local_error(file, &at, e))?;
     if offset > file.size {
         // Longer than the file: not the beginning of this version of it.
         std_file.set_len(0).map_err(|e| local_error(file, &at, e))?;
@@ -51,35 +66,112 @@ pub(crate) async fn download_job(
     if offset > 0 {
         tracing::info!(path = %file.rel, kept = offset, "resuming the interrupted download");
     }
-    let mut handle = tokio::fs::File::from_std(std_file);
+    let handle = tokio::fs::File::from_std(std_file);
+    Ok(Local { at, handle, offset })
+}
+
+/// One try at downloading `file`.
+pub(crate) async fn download_job(
+    ctx: &WorkerContext,
+    conn: &mut Connection,
+    file: &Download,
+) -> Result<Outcome, JobError> {
+    let mut local = prepare(ctx, file)?;
+    let offset = local.offset;
     let remote = ctx.target.remote_path(&file.rel);
     let progress = ctx.sending(&file.rel, offset);
     let received = if offset == file.size {
         Ok(0)
     } else {
-        let most = file.size - offset;
         let meter = Meter {
             progress: progress.as_deref(),
             limit: ctx.bwlimit.as_deref(),
         };
         let pipelined = ctx.quirks.pipelining();
+        let most = file.size - offset;
         let received = conn
-            .download_to(&remote, offset, &mut handle, meter, pipelined, most)
+            .download_to(&remote, offset, &mut local.handle, meter, pipelined, most)
             .await;
-        if let (true, Err(DownloadError::Remote(e @ FtpError::Garbled { .. }))) =
-            (pipelined, &received)
-        {
-            // Retried one command at a time; so is every later download.
-            tracing::info!(error = %e, "the server mishandles pipelined commands; sending them one at a time");
-            ctx.quirks.stop_pipelining();
-        }
+        learn(ctx, pipelined, &received);
         received
     };
+    conclude(file, local, received).await
+}
+
+/// How a download in a chain went (see [`crate::ftp::download::Chained`]).
+pub(crate) struct Linked {
+    pub(crate) result: Result<Outcome, JobError>,
+    pub(crate) signs: Signs,
+    pub(crate) next_sent: bool,
+    pub(crate) untried: bool,
+}
+
+/// One try at downloading `file` (a [`chainable`] one) in a chain: its `PASV` and `RETR` already
+/// sent when `sent`, what `behind` says written behind them.
+pub(crate) async fn download_link(
+    ctx: &WorkerContext,
+    conn: &mut Connection,
+    file: &Download,
+    sent: bool,
+    behind: impl FnOnce() -> Behind,
+) -> Linked {
+    let mut local = match prepare(ctx, file) {
+        Ok(local) => local,
+        // Replies still due to a download sent ahead: the connection cannot go on.
+        Err(e) => {
+            return Linked {
+                result: Err(e),
+                signs: Signs {
+                    out_of_step: sent,
+                    ..Signs::default()
+                },
+                next_sent: false,
+                untried: false,
+            }
+        }
+    };
+    let remote = ctx.target.remote_path(&file.rel);
+    let progress = ctx.sending(&file.rel, 0);
+    let meter = Meter {
+        progress: progress.as_deref(),
+        limit: ctx.bwlimit.as_deref(),
+    };
+    let handle = &mut local.handle;
+    let chained = conn
+        .download_chained(&remote, sent, behind, handle, meter, file.size)
+        .await;
+    learn(ctx, true, &chained.received);
+    Linked {
+        result: conclude(file, local, chained.received).await,
+        signs: chained.signs,
+        next_sent: chained.next_sent,
+        untried: chained.untried,
+    }
+}
+
+/// A server that answered pipelined commands out of step gets them one at a time from now on.
+fn learn(ctx: &WorkerContext, pipelined: bool, received: &Result<u64, DownloadError>) {
+    if let (true, Err(DownloadError::Remote(e @ FtpError::Garbled { .. }))) = (pipelined, received)
+    {
+        // Retried one command at a time; so is every later download.
+        tracing::info!(error = %e, "the server mishandles pipelined commands; sending them one at a time");
+        ctx.quirks.stop_pipelining();
+    }
+}
+
+/// What the bytes received make of a try: the file put in place (on a blocking thread) when
+/// they are all there, or the failure (the temporary file kept only for a resumable file).
+async fn conclude(
+    file: &Download,
+    local: Local,
+    received: Result<u64, DownloadError>,
+) -> Result<Outcome, JobError> {
+    let Local { at, handle, offset } = local;
     let received = match received {
         Ok(n) => n,
         Err(DownloadError::Local(e)) => return Err(local_error(file, &at, e)),
         Err(DownloadError::Remote(e)) => {
-            if !resumable || matches!(e, FtpError::LongerThanListed { .. }) {
+            if !resumable(file) || matches!(e, FtpError::LongerThanListed { .. }) {
                 let _ = std::fs::remove_file(&at.temp);
             }
             return Err(JobError::Remote(e));

@@ -94,6 +94,10 @@ pub enum Fault {
     /// after the previous one's final reply, as most servers read them. Fires once per command
     /// answered this way.
     AnswerDuringTransfer,
+    /// As [`Fault::AnswerDuringTransfer`], but only once this many transfers (150 replies)
+    /// went through the proxy: a server that first seems to keep commands for after its
+    /// transfers, then does not.
+    AnswerDuringTransfersAfter(usize),
     /// Answers a `NOOP` the client wrote right behind a transfer command (in the same write)
     /// with `200` before the transfer's `150`, without forwarding it, as a server that runs
     /// commands side by side would. Fires once per NOOP answered this way.
@@ -181,6 +185,8 @@ impl FaultProxy {
             down: Default::default(),
             held: Default::default(),
             release: Default::default(),
+            transfers: AtomicUsize::new(0),
+            waiting_at_end: AtomicUsize::new(0),
         });
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let upstream = upstream.to_string();
@@ -252,6 +258,12 @@ impl FaultProxy {
     /// read them: the client sent that one without waiting for the reply (pipelining).
     pub fn followed_commands(&self) -> Vec<String> {
         self.shared.followed.lock().unwrap().clone()
+    }
+
+    /// How many transfers had the client's next command already waiting when their final
+    /// reply came: it was sent during the transfer (or before it began).
+    pub fn commands_waiting_at_transfer_end(&self) -> usize {
+        self.shared.waiting_at_end.load(Ordering::SeqCst)
     }
 
     /// The most client control connections that were open at the same time (refused ones not

@@ -258,6 +258,15 @@ impl Session {
         }
     }
 
+    /// Whether the client's next command is there already (read, or waiting in the socket).
+    fn command_waiting(&self) -> bool {
+        let flags = rustix::net::RecvFlags::PEEK | rustix::net::RecvFlags::DONTWAIT;
+        let mut byte = [0u8; 1];
+        !self.client.buffer().is_empty()
+            || rustix::net::recv(self.client.get_ref(), &mut byte[..], flags)
+                .is_ok_and(|(n, _)| n > 0)
+    }
+
     /// [`Fault::AnswerProbeFirst`]: a NOOP right behind the transfer command is answered now.
     async fn answer_probe_first(&mut self) -> Flow {
         const NOOP: &[u8] = b"NOOP\r\n";
@@ -282,12 +291,18 @@ impl Session {
         }
         if let Some(code) = code {
             self.in_transfer = matches!(code, 125 | 150);
+            if self.in_transfer {
+                self.shared.transfers.fetch_add(1, Ordering::SeqCst);
+            }
         }
         if code.is_some_and(|c| c >= 200) && std::mem::take(&mut self.reset_at_reply) {
             return Flow::Reset;
         }
         if code.is_some_and(|c| c >= 200) {
             let ended = self.transfer_command.take();
+            if ended.is_some() && self.command_waiting() {
+                self.shared.waiting_at_end.fetch_add(1, Ordering::SeqCst);
+            }
             if ended.is_some_and(|command| self.shared.holds_end_of(&command)) {
                 {
                     let (count, changed) = &self.shared.held;

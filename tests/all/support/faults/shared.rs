@@ -22,6 +22,10 @@ pub(super) struct Shared {
     /// Replies held back so far ([`Fault::HoldTransferEnd`]), and their release.
     pub(super) held: (Mutex<usize>, std::sync::Condvar),
     pub(super) release: tokio::sync::Notify,
+    /// Transfers begun (150 or 125 replies) through the proxy so far.
+    pub(super) transfers: AtomicUsize,
+    /// Transfers whose final reply came with the client's next command already waiting.
+    pub(super) waiting_at_end: AtomicUsize,
 }
 
 /// What to do with one command line from a client.
@@ -124,11 +128,15 @@ impl Shared {
         })
     }
 
-    /// The [`Fault::AnswerDuringTransfer`] fault, if there is one.
+    /// The [`Fault::AnswerDuringTransfer`] fault (or an [`Fault::AnswerDuringTransfersAfter`]
+    /// whose transfers went by), if there is one.
     pub(super) fn answers_during_transfer(&self) -> Option<usize> {
-        self.faults
-            .iter()
-            .position(|fault| matches!(fault, Fault::AnswerDuringTransfer))
+        let begun = self.transfers.load(std::sync::atomic::Ordering::SeqCst);
+        self.faults.iter().position(|fault| match fault {
+            Fault::AnswerDuringTransfer => true,
+            Fault::AnswerDuringTransfersAfter(after) => begun > *after,
+            _ => false,
+        })
     }
 
     /// The index of [`Fault::AnswerProbeFirst`], if set.
@@ -156,6 +164,7 @@ impl Fault {
             | Fault::Reply { times, .. } => *times,
             Fault::MaxConnections { .. }
             | Fault::AnswerDuringTransfer
+            | Fault::AnswerDuringTransfersAfter(_)
             | Fault::AnswerProbeFirst
             | Fault::Rewrite { .. } => usize::MAX,
             Fault::HoldTransferEnd { times, .. }

@@ -1,0 +1,226 @@
+//! Downloads in a chain on one connection: the next file's `PASV` and `RETR` written while the
+//! current file's transfer is under way, so that a server which reads its control connection
+//! only between transfers (vsftpd) answers the next `PASV` together with the current `226`. A
+//! small file then costs two round trips (its data connection, then its bytes) instead of three.
+//!
+//! What goes behind a `RETR` is written once its `PASV` reply came, before the data connection
+//! is opened, so before the server can begin the transfer. A server that reads commands during a
+//! transfer (pure-ftpd answers them `500` and drops them) must not get the next download there:
+//! a `NOOP` behind the `RETR` finds out first (one command, one reply, whatever the server does),
+//! and the caller chains only after several such probes came back after their `226` (see
+//! `crate::engine::quirks`). A reply out of place always ends the connection, never a file: a
+//! download counts only once its `226` came in its place and its size matched.
+
+use std::time::Duration;
+
+use suppaftp::Status;
+use tokio::io::AsyncWriteExt;
+
+use super::{receive, DownloadError};
+use crate::ftp::chain::Signs;
+use crate::ftp::data::Meter;
+use crate::ftp::error::FtpError;
+use crate::ftp::pipeline::{self, reply, Control, TRANSFER_DONE};
+use crate::ftp::{op, Connection};
+
+/// What is written right behind a download's `RETR` (see the module's header).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Behind {
+    Nothing,
+    /// A `NOOP`, to find out whether the server keeps it for after the transfer.
+    Probe,
+    /// The next download's `PASV` and `RETR`, of this remote path.
+    Next(String),
+}
+
+impl Behind {
+    fn commands(&self) -> Option<String> {
+        match self {
+            Behind::Nothing => None,
+            Behind::Probe => Some("NOOP\r\n".into()),
+            Behind::Next(path) => Some(format!("PASV\r\n{}\r\n", op("RETR", path))),
+        }
+    }
+
+    /// Whether `e`, read where the transfer's own reply was due, is the reply to what went
+    /// behind it: the server read it during the transfer (or before it began).
+    fn answered_early(&self, e: &FtpError) -> bool {
+        match self {
+            Behind::Nothing => false,
+            Behind::Probe => e.code() == Some(200),
+            Behind::Next(_) => e.code() == Some(227),
+        }
+    }
+}
+
+/// How a chained download went.
+#[derive(Debug)]
+pub(crate) struct Chained {
+    /// The bytes received (all of them, checked against nothing yet), or why not.
+    pub(crate) received: Result<u64, DownloadError>,
+    pub(crate) signs: Signs,
+    /// The next download's `PASV` and `RETR` went out and the connection is in step: its `PASV`
+    /// reply is the next one due.
+    pub(crate) next_sent: bool,
+    /// The failure is not a try of this download: the server mishandled what went behind it.
+    pub(crate) untried: bool,
+}
+
+impl Chained {
+    fn failed(e: impl Into<DownloadError>, mut signs: Signs, untried: bool) -> Chained {
+        signs.out_of_step = true;
+        Chained {
+            received: Err(e.into()),
+            signs,
+            next_sent: false,
+            untried,
+        }
+    }
+}
+
+impl Connection {
+    /// Downloads the remote file `path` (whole) into `file`, as
+    /// [`Connection::download_to`] does, with what `behind` says written behind its `RETR` (asked
+    /// once the `PASV` reply came). `sent`: its
+    /// `PASV` and `RETR` went out behind the previous download already (their replies are the
+    /// next due). At most `most` bytes are taken.
+    pub(crate) async fn download_chained(
+        &mut self,
+        path: &str,
+        sent: bool,
+        behind: impl FnOnce() -> Behind,
+        file: &mut tokio::fs::File,
+        meter: Meter<'_>,
+        most: u64,
+    ) -> Chained {
+        let mut signs = Signs::default();
+        if !sent {
+            if let Err(e) = self.keep_session_resumable().await {
+                return Chained::failed(e, signs, false);
+            }
+        }
+        let operation = op("RETR", path);
+        let timeout = self.timeout;
+        let stream = &mut self.stream;
+        let addr = match announce(stream, &operation, sent, timeout).await {
+            Ok(addr) => addr,
+            Err(e) => return Chained::failed(e, signs, false),
+        };
+        // Decided now, a round trip after the download began: the next one is likelier there.
+        let behind = behind();
+        if let Some(commands) = behind.commands() {
+            if let Err(e) = stream.send(&commands, timeout).await {
+                return Chained::failed(e, signs, false);
+            }
+        }
+        let mut data =
+            match pipeline::connect_transfer(stream, addr, &operation, true, timeout).await {
+                Ok(data) => data,
+                Err(e) => return refused(stream, (&operation, e), &behind, signs, timeout).await,
+            };
+        let received = receive(&mut data, file, meter, timeout, &operation, (0, most)).await;
+        drop(data);
+        let mut probe_due = behind == Behind::Probe;
+        let mut done = reply(stream, &operation, &TRANSFER_DONE, timeout).await;
+        if let Err(e) = &done {
+            if behind != Behind::Nothing && (behind.answered_early(e) || unknown_command(e)) {
+                signs.early_refused = true;
+                if behind != Behind::Probe {
+                    return Chained::failed(early(&operation, e), signs, true);
+                }
+                // The probe was answered during the transfer: the 226 is next.
+                probe_due = false;
+                done = reply(stream, &operation, &TRANSFER_DONE, timeout).await;
+            }
+        }
+        if probe_due {
+            match reply(stream, "NOOP", &[Status::CommandOk], timeout).await {
+                Ok(_) => signs.probe_passed = true,
+                Err(e) if e.breaks_connection() => return Chained::failed(e, signs, false),
+                Err(_) => signs.early_refused = true,
+            }
+        }
+        let received = match (received, done) {
+            (Err(e), _) => Err(e),
+            (Ok(_), Err(e)) => Err(e.into()),
+            (Ok(n), Ok(_)) => file.flush().await.map(|()| n).map_err(DownloadError::Local),
+        };
+        signs.out_of_step =
+            matches!(&received, Err(DownloadError::Remote(e)) if e.breaks_connection());
+        Chained {
+            next_sent: matches!(behind, Behind::Next(_)) && !signs.out_of_step,
+            received,
+            signs,
+            untried: false,
+        }
+    }
+}
+
+/// The `PASV` and `RETR` of a download (written now unless `sent`), and the data address from
+/// the `PASV` reply. A `PASV` refused leaves the `RETR`'s reply unread: [`FtpError::Garbled`].
+async fn announce(
+    stream: &mut Control,
+    operation: &str,
+    sent: bool,
+    timeout: Duration,
+) -> Result<std::net::SocketAddr, FtpError> {
+    let peer = pipeline::peer_of(stream).await?;
+    if !sent {
+        stream
+            .send(&format!("PASV\r\n{operation}\r\n"), timeout)
+            .await?;
+    }
+    pipeline::read_pasv(stream, peer, timeout)
+        .await
+        .map_err(|e| FtpError::Garbled {
+            operation: operation.to_string(),
+            reply: format!("PASV failed with the command behind it: {e}"),
+        })
+}
+
+/// The transfer did not begin (`e` in place of its 150): a refusal of the file, with what went
+/// behind the `RETR` answered afterwards in its turn, or a reply to that, read early.
+async fn refused(
+    stream: &mut Control,
+    (operation, e): (&str, FtpError),
+    behind: &Behind,
+    mut signs: Signs,
+    timeout: Duration,
+) -> Chained {
+    if e.code().is_none() || e.breaks_connection() {
+        return Chained::failed(e, signs, false);
+    }
+    if behind.answered_early(&e) || (behind != &Behind::Nothing && unknown_command(&e)) {
+        signs.early_refused = behind.answered_early(&e);
+        return Chained::failed(early(operation, &e), signs, true);
+    }
+    if behind == &Behind::Probe {
+        if let Err(broken) = reply(stream, "NOOP", &[], timeout).await {
+            if broken.breaks_connection() {
+                return Chained::failed(broken, signs, false);
+            }
+        }
+    }
+    Chained {
+        received: Err(e.into()),
+        signs,
+        next_sent: matches!(behind, Behind::Next(_)),
+        untried: false,
+    }
+}
+
+/// A 500-503 reply: a command the server did not take where it came (pure-ftpd's answer to
+/// any command sent during a transfer).
+fn unknown_command(e: &FtpError) -> bool {
+    matches!(e.code(), Some(500..=503))
+}
+
+/// The error for a reply that answered what went behind a transfer, read in the transfer's place.
+fn early(operation: &str, e: &FtpError) -> FtpError {
+    FtpError::Connection {
+        operation: operation.to_string(),
+        detail: format!(
+            "the server answered commands sent during the transfer ({e}); its replies are out of step"
+        ),
+    }
+}
