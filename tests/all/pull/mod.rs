@@ -1,6 +1,7 @@
 //! Pulls (`ftpsync URL LOCAL_DIR`): the remote folder mirrored into a local one, the server only
 //! ever read. In-process server here and in [`safety`]; the real servers in [`real`].
 
+mod folder_times;
 mod guards;
 mod real;
 mod real_vsftpd;
