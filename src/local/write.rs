@@ -1,14 +1,15 @@
 //! Writing into the local tree, for a pull: folders created one level at a time, files written
-//! under a temporary name beside their final one and renamed into place, entries removed. Every
-//! path is the root joined with a '/'-separated relative path whose parts the listing checked
-//! (see `crate::ftp::listing::is_safe_name`), and no folder on the way may be a symbolic link:
-//! nothing outside the root is ever written or removed, whatever the tree holds.
+//! under a temporary name beside their final one and renamed into place, entries removed,
+//! folders given their remote times. Every path is the root joined with a '/'-separated
+//! relative path whose parts the listing checked (see `crate::ftp::listing::is_safe_name`), and
+//! no folder on the way may be a symbolic link: nothing outside the root is ever written,
+//! removed or given a time, whatever the tree holds.
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::temp_name::TEMP_SUFFIX;
 
@@ -139,6 +140,20 @@ fn no_follow() -> i32 {
     }
 }
 
+/// How a folder is opened to set its time: never through a symbolic link, and never blocking
+/// on what is not a folder (O_DIRECTORY; elsewhere O_NONBLOCK, the type checked once open).
+fn folder_flags() -> i32 {
+    #[cfg(target_os = "linux")]
+    {
+        (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::DIRECTORY).bits() as i32
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        // O_NONBLOCK on macOS and the BSDs.
+        no_follow() | 0x0004
+    }
+}
+
 /// Finishes a downloaded temporary file: its time set to the remote one (`mtime`, Unix
 /// seconds), its bytes on disk (fsync), then renamed to `final_path` (replacing a file or a
 /// symbolic link there, never writing through it).
@@ -149,15 +164,35 @@ pub(crate) fn put_in_place(
     mtime: Option<i64>,
 ) -> io::Result<()> {
     if let Some(unix) = mtime {
-        let when = match u64::try_from(unix) {
-            Ok(secs) => UNIX_EPOCH + Duration::from_secs(secs),
-            Err(_) => UNIX_EPOCH - Duration::from_secs(unix.unsigned_abs()),
-        };
-        file.set_modified(when)?;
+        file.set_modified(system_time(unix))?;
     }
     file.sync_all()?;
     drop(file);
     std::fs::rename(temp, final_path)
+}
+
+/// Gives the folder `rel` the time `unix` (Unix seconds), as a remote folder's. The folder
+/// itself is opened, never through a symbolic link (on the way or at `rel`), and its time set
+/// on what was opened: only a real folder inside the root gets a time.
+pub(crate) fn set_folder_time(root: &Path, rel: &str, unix: i64) -> io::Result<()> {
+    let path = checked_path(root, rel)?;
+    let folder = OpenOptions::new()
+        .read(true)
+        .custom_flags(folder_flags())
+        .open(&path)?;
+    let meta = folder.metadata()?;
+    if !meta.is_dir() {
+        return Err(not_a_folder(&path, &meta));
+    }
+    folder.set_modified(system_time(unix))
+}
+
+/// The `SystemTime` of `unix` seconds (before 1970 too).
+fn system_time(unix: i64) -> SystemTime {
+    match u64::try_from(unix) {
+        Ok(secs) => UNIX_EPOCH + Duration::from_secs(secs),
+        Err(_) => UNIX_EPOCH - Duration::from_secs(unix.unsigned_abs()),
+    }
 }
 
 /// Whether `error` says the local disk (or the user's quota) is full.
@@ -190,6 +225,36 @@ mod tests {
             checked_path(dir.path(), "new/x").unwrap(),
             dir.path().join("new/x")
         );
+    }
+
+    #[test]
+    fn a_folder_time_is_set_on_real_folders_inside_the_root_only() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("link")).unwrap();
+        std::fs::create_dir(outside.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("file"), "x").unwrap();
+        make_dir(dir.path(), "a").unwrap();
+        make_dir(dir.path(), "a/b").unwrap();
+        set_folder_time(dir.path(), "a/b", 1_000_000_000).unwrap();
+        set_folder_time(dir.path(), "a", -86_400).unwrap();
+        let mtime = |p: &Path| std::fs::metadata(p).unwrap().mtime();
+        assert_eq!(mtime(&dir.path().join("a/b")), 1_000_000_000);
+        assert_eq!(mtime(&dir.path().join("a")), -86_400);
+        for refused in ["link", "link/sub", "file", "missing", "a/../.."] {
+            assert!(
+                set_folder_time(dir.path(), refused, 5).is_err(),
+                "{refused}"
+            );
+        }
+        for untouched in [
+            outside.path(),
+            &outside.path().join("sub"),
+            &dir.path().join("file"),
+        ] {
+            assert_ne!(mtime(untouched), 5, "{}", untouched.display());
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Carrying out a pull plan: the local removals that make room and the folders (on the
 //! coordinator: quick, and in order), the downloads over the workers largest first (a full
-//! local disk starts no more), then `--delete` once every download succeeded; and the count of
-//! each change, as a push counts its own.
+//! local disk starts no more), then `--delete` once every download succeeded, and last the
+//! folders' remote times; and the count of each change, as a push counts its own.
 
 use std::collections::{HashMap, HashSet};
 use std::io::ErrorKind;
@@ -107,7 +107,19 @@ impl Run<'_> {
         if let Some(shown) = shown {
             shown.end().await;
         }
-        if plan.delete.is_empty() || self.stop.is_cancelled() {
+        // Every download reported is in place (a worker reports one once it is renamed into
+        // place, and download_all waits for all it started): nothing changes a folder after
+        // the deletions. A stopped run leaves the times to the next one.
+        if self.stop.is_cancelled() {
+            return;
+        }
+        self.delete_extraneous(plan, failures);
+        self.set_folder_times(plan);
+    }
+
+    /// `--delete`: removes what the server does not have, only when every download succeeded.
+    fn delete_extraneous(&mut self, plan: &PullPlan, failures: usize) {
+        if plan.delete.is_empty() {
             return;
         }
         if failures > 0 {
@@ -117,8 +129,9 @@ impl Run<'_> {
             ));
             return;
         }
+        let root = &self.config.local_dir;
         for (rel, kind) in &plan.delete {
-            match write::remove(&root, rel) {
+            match write::remove(root, rel) {
                 Ok(()) => self.count_pull(Done::Delete(rel, *kind)),
                 Err(e) if e.kind() == ErrorKind::DirectoryNotEmpty => self.reporter.notice(
                     &format!("{rel}/: kept: it holds entries that are excluded or not mirrored"),
@@ -126,6 +139,35 @@ impl Run<'_> {
                 Err(e) if e.kind() == ErrorKind::NotFound => {}
                 Err(e) => self.fail(rel, &format!("cannot delete: {e}")),
             }
+        }
+    }
+
+    /// Gives each mirrored folder its remote time, once nothing changes what it holds (an
+    /// entry created or removed in a folder makes its time now). A folder that is not there
+    /// (it could not be created: that failed already) is passed over; a time that cannot be
+    /// set is a warning, one line a folder (the first few), never a failure.
+    fn set_folder_times(&mut self, plan: &PullPlan) {
+        const NAMED: usize = 10;
+        let root = &self.config.local_dir;
+        let mut unset = 0;
+        for (rel, unix) in &plan.folder_times {
+            match write::set_folder_time(root, rel, *unix) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => {
+                    unset += 1;
+                    if unset <= NAMED {
+                        let line = format!("{rel}/: warning: its time was not set: {e}");
+                        self.reporter.notice(&line);
+                    }
+                }
+            }
+        }
+        if unset > NAMED {
+            self.reporter.notice(&format!(
+                "warning: the times of {} more folders were not set",
+                unset - NAMED
+            ));
         }
     }
 

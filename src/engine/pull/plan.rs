@@ -1,7 +1,8 @@
 //! The pull planner: compares the remote listing (the source) with the local tree (the
 //! destination) and decides, for every path, what to do locally: create a folder, download a
-//! file, remove what is in the way or (with `--delete`) what the server does not have. Pure
-//! logic, no I/O; the order is the plan's (see [`PullPlan`]).
+//! file, remove what is in the way or (with `--delete`) what the server does not have, and give
+//! the folders their remote times. Pure logic, no I/O; the order is the plan's (see
+//! [`PullPlan`]).
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -26,7 +27,8 @@ pub(crate) struct Download {
 /// What a pull does, in this order: remove the local entries in the way of what comes
 /// ([`PullPlan::replace`], deepest first), create the folders (parents first), download the
 /// files (largest first), and only once all of that succeeded remove what the server does not
-/// have ([`PullPlan::delete`], deepest first).
+/// have ([`PullPlan::delete`], deepest first); last, give the folders their remote times
+/// ([`PullPlan::folder_times`]).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct PullPlan {
     pub(crate) replace: Vec<(String, LocalKind)>,
@@ -43,6 +45,10 @@ pub(crate) struct PullPlan {
     /// Local paths `--delete` leaves alone because a remote path differs from them only in
     /// case: on a case-insensitive disk they are the remote one's local file.
     pub(crate) kept_for_case: Vec<String>,
+    /// The remote folders' times (Unix seconds), given to their local folders once nothing
+    /// changes what they hold any more, deepest first: every mirrored folder whose listing
+    /// gave a time, but none blocked or protected (left alone).
+    pub(crate) folder_times: Vec<(String, i64)>,
 }
 
 impl PullPlan {
@@ -158,6 +164,15 @@ pub(crate) fn plan(local: &LocalTree, remote: &RemoteTree, opts: PullOptions<'_>
             (EntryKind::Symlink | EntryKind::Other, _) => {}
         }
     }
+    plan.folder_times = remote
+        .iter()
+        .rev()
+        .filter(|(rel, e)| e.kind == EntryKind::Dir && !opts.protected.covers(rel))
+        .filter(|(rel, _)| {
+            !blocked_dirs.contains(*rel) && !ancestors(rel).any(|a| blocked_dirs.contains(a))
+        })
+        .filter_map(|(rel, e)| Some((rel.clone(), e.mtime?.unix)))
+        .collect();
     if opts.delete && opts.allow_deletions {
         let extraneous = local.entries.iter().filter(|(rel, _)| {
             !remote.contains_key(*rel)

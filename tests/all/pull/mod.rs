@@ -2,6 +2,7 @@
 //! ever read. In-process server here and in [`safety`]; the real servers in [`real`].
 
 mod chain;
+mod folder_times;
 mod guards;
 mod real;
 mod real_vsftpd;

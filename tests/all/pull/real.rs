@@ -2,6 +2,7 @@
 //! tree a push put there comes back byte for byte (RETR pipelined with its PASV, folders listed
 //! in batches), a rerun downloads nothing, and `-L` follows the links that stay inside.
 
+use super::folder_times::folder_times;
 use super::{pull, write_awkward_tree, writes_in};
 use crate::support::faults::FaultProxy;
 use crate::support::{self, assert_mirror, host_port, real_servers, snapshot, sync, Tree};
@@ -59,6 +60,59 @@ fn real_servers_pull_back_what_was_pushed_then_a_rerun_downloads_nothing() {
         }
         let changed = support::changed_files(&before, &snapshot(local.path()));
         assert_eq!(changed, Vec::<String>::new(), "{}", server.name);
+    }
+}
+
+/// Folder times: each pulled folder gets its remote folder's time, as precise as the listing
+/// that named it: pure-ftpd's MLSD (the login folder's listing) to the second; LIST (vsftpd,
+/// and the STAT listings pure-ftpd's deeper folders may come from) to the minute, or for a time
+/// this old to the day. A rerun keeps them.
+#[test]
+#[ignore = "needs the real FTP servers: bash scripts/test-servers.sh start, then --include-ignored"]
+fn real_servers_pulled_folders_carry_the_remote_folders_times() {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    let now = now.unwrap().as_secs() as i64;
+    // Ten days ago, 17 s past a minute: LIST shows it to the minute.
+    let recent = (now - 10 * 86_400) / 60 * 60 + 17;
+    let times = [
+        ("old", 1_000_000_003),
+        ("old/sub", 1_000_090_007),
+        ("recent", recent),
+        ("recent/sub", recent + 65),
+        ("empty", recent + 130),
+    ];
+    for server in real_servers() {
+        let name = server.name;
+        let (url, dir) = server.scratch("pull_folder_times");
+        for rel in ["old/sub/f.txt", "recent/sub/g.txt"] {
+            std::fs::create_dir_all(dir.join(rel).parent().unwrap()).unwrap();
+            std::fs::write(dir.join(rel), rel).unwrap();
+        }
+        std::fs::create_dir_all(dir.join("empty")).unwrap();
+        for (rel, t) in times {
+            support::set_mtime(&dir.join(rel), t as u64);
+        }
+        let local = Tree::new();
+        let run = pull(&url, local.path(), &["-j", "3"]);
+        assert_eq!(run.code, 0, "{name}: {run}");
+        let got = folder_times(local.path());
+        for (rel, t) in times {
+            let shown = if t < now - 180 * 86_400 { 86_400 } else { 60 };
+            let listed = t - t.rem_euclid(shown);
+            match (name, rel.contains('/')) {
+                ("pure-ftpd", false) => assert_eq!(got[rel], t, "{name}: {rel}"),
+                ("pure-ftpd", true) => {
+                    assert!(
+                        got[rel] == t || got[rel] == listed,
+                        "{name}: {rel}: {got:?}"
+                    )
+                }
+                _ => assert_eq!(got[rel], listed, "{name}: {rel}"),
+            }
+        }
+        let rerun = pull(&url, local.path(), &[]);
+        assert_eq!(rerun.code, 0, "{name}: {rerun}");
+        assert_eq!(folder_times(local.path()), got, "{name}: {rerun}");
     }
 }
 

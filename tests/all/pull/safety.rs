@@ -79,6 +79,7 @@ fn local_symbolic_links_are_never_written_through() {
     std::fs::create_dir_all(remote.join("docs")).unwrap();
     std::fs::write(remote.join("docs/x.txt"), "remote").unwrap();
     std::fs::write(remote.join("f.txt"), "remote f").unwrap();
+    support::set_mtime(&remote.join("docs"), 1_000_000_000);
     let outside = Tree::new();
     outside.write("target.txt", "outside");
     let local = Tree::new();
@@ -107,6 +108,8 @@ fn local_symbolic_links_are_never_written_through() {
     assert!(std::fs::symlink_metadata(local.join("docs"))
         .unwrap()
         .is_symlink());
+    // Nor is the remote folder's time given through it.
+    assert_ne!(support::mtime(outside.path()), 1_000_000_000);
 }
 
 /// Files whose sizes `check` expects, at any moment, at their final names.

@@ -31,4 +31,4 @@ pub use run::{
     sync_with_fresh_state, Run,
 };
 pub use server::FtpServer;
-pub use tree::{mtime, Tree};
+pub use tree::{mtime, set_mtime, Tree};

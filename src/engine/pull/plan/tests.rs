@@ -225,3 +225,48 @@ fn with_checksum_same_sizes_are_verified_whatever_the_times_and_other_sizes_down
     assert_eq!(rels(&p.downloads), ["longer.txt", "new.txt"]);
     assert!(p.unchanged.is_empty(), "{:?}", p.unchanged);
 }
+
+#[test]
+fn folders_get_their_remote_times_deepest_first_unless_blocked_protected_or_unknown() {
+    let at = |unix| RemoteEntry {
+        mtime: Some(RemoteTime {
+            unix,
+            precision: TimePrecision::Second,
+        }),
+        ..dir()
+    };
+    let l = local(&[
+        ("kept", LocalKind::Dir, 0, 0),
+        ("was_file", LocalKind::File, 1, 0),
+    ]);
+    let r = remote(&[
+        ("a", at(10)),
+        ("a/b", at(20)),
+        ("a/b/f", file(1, 0)),
+        ("a/c", at(30)),
+        ("kept", at(40)),
+        ("unlisted", at(50)),
+        ("unlisted/sub", at(60)),
+        (
+            "untimed",
+            RemoteEntry {
+                mtime: None,
+                ..dir()
+            },
+        ),
+        ("was_file", at(70)),
+        ("was_file/sub", at(80)),
+    ]);
+    let mut protected = Protected::default();
+    protected.insert("unlisted");
+    // --max-delete: the file in the way stays, so no folder comes in its place.
+    let opts = PullOptions {
+        allow_deletions: false,
+        ..options(&protected)
+    };
+    let p = plan(&l, &r, opts);
+    assert!(p.blocked.iter().any(|(rel, _)| rel == "was_file"), "{p:?}");
+    let expected = [("kept", 40), ("a/c", 30), ("a/b", 20), ("a", 10)];
+    let expected: Vec<(String, i64)> = expected.map(|(r, t)| (r.to_string(), t)).into();
+    assert_eq!(p.folder_times, expected);
+}
