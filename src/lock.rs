@@ -24,6 +24,12 @@ use crate::temp_name::{RunToken, STALE_AFTER_SECS};
 pub(crate) enum LockError {
     #[error("another ftpsync is already syncing to {target} (lock {}); wait for it to finish", path.display())]
     Busy { target: String, path: PathBuf },
+    /// A pull into a folder above this one runs (see [`hold_dir`]).
+    #[error("another ftpsync is pulling into {}, which holds {target}; wait for it to finish", path.display())]
+    Above { target: String, path: PathBuf },
+    /// A pull into a folder inside this one runs (see [`hold_dir`]).
+    #[error("another ftpsync is pulling into a folder inside {target}; wait for it to finish")]
+    Inside { target: String },
     #[error("cannot use the lock file {}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -91,17 +97,54 @@ pub(crate) fn hold(path: &Path, target: &str) -> Result<(), LockError> {
 }
 
 /// Takes (or keeps) a lock on the folder `dir` itself (flock on the folder, opened read-only):
-/// whatever state folder each run uses, or none, one run at a time writes into it.
+/// whatever state folder each run uses, or none, one run at a time writes into it. `dir` must
+/// be canonical. The folders above it are locked too, shared: a run writing into one of them
+/// (which would list, replace or delete what this one writes) and this one exclude each other,
+/// while runs into folders side by side do not. A folder above that cannot be opened is passed
+/// over.
 pub(crate) fn hold_dir(dir: &Path, target: &str) -> Result<(), LockError> {
     let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
-    if !held.iter().any(|(p, _)| p == dir) {
-        let file = File::open(dir).map_err(|source| LockError::Io {
-            path: dir.to_owned(),
-            source,
-        })?;
-        held.push((dir.to_owned(), take(file, dir, target)?));
+    if held.iter().any(|(p, _)| p == dir) {
+        return Ok(());
     }
+    let mut above = Vec::new();
+    for folder in dir.ancestors().skip(1) {
+        let Ok(file) = File::open(folder) else {
+            continue;
+        };
+        match file.try_lock_shared() {
+            Ok(()) => above.push((folder.to_owned(), file)),
+            Err(TryLockError::WouldBlock) => {
+                return Err(LockError::Above {
+                    target: target.to_owned(),
+                    path: folder.to_owned(),
+                })
+            }
+            Err(TryLockError::Error(_)) => {}
+        }
+    }
+    let file = File::open(dir).map_err(|source| LockError::Io {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let own = match take(file, dir, target) {
+        // Held shared: a run writes into a folder inside this one.
+        Err(LockError::Busy { .. }) if !dir_held_exclusively(dir) => {
+            return Err(LockError::Inside {
+                target: target.to_owned(),
+            })
+        }
+        taken => taken?,
+    };
+    held.extend(above);
+    held.push((dir.to_owned(), own));
     Ok(())
+}
+
+/// Whether another process holds the lock on the folder `dir` exclusively (a run writing into
+/// it), rather than shared (runs writing into folders inside it).
+fn dir_held_exclusively(dir: &Path) -> bool {
+    File::open(dir).is_ok_and(|f| matches!(f.try_lock_shared(), Err(TryLockError::WouldBlock)))
 }
 
 fn acquire(path: &Path, target: &str) -> Result<File, LockError> {

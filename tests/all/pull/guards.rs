@@ -38,6 +38,32 @@ fn a_pull_into_a_folder_another_run_holds_is_refused_even_from_another_state_fol
 }
 
 #[test]
+fn pulls_into_nested_folders_exclude_each_other_and_side_by_side_ones_do_not() {
+    let server = site_with(&[("f.txt", "remote")]);
+    let local = Tree::new();
+    local.write("outer/inner/f.txt", "mine");
+    let mine = || std::fs::read_to_string(local.join("outer/inner/f.txt")).unwrap();
+    // A pull into `outer` holds it (exclusively): none may write into a folder inside it.
+    let outer = std::fs::File::open(local.join("outer")).unwrap();
+    outer.try_lock().unwrap();
+    let run = pull(&server.url("site"), &local.join("outer/inner"), &[]);
+    assert_eq!(run.code, 2, "{run}");
+    assert!(run.stderr.contains("is pulling into"), "{run}");
+    assert_eq!(mine(), "mine");
+    drop(outer);
+    // A pull into `outer/inner` holds the folders above it (shared): none may write into them.
+    let above_inner = std::fs::File::open(local.join("outer")).unwrap();
+    above_inner.try_lock_shared().unwrap();
+    let run = pull(&server.url("site"), &local.join("outer"), &["--delete"]);
+    assert_eq!(run.code, 2, "{run}");
+    assert!(run.stderr.contains("is pulling into"), "{run}");
+    assert_eq!(mine(), "mine");
+    // A pull into a folder beside it is not in its way.
+    let run = pull(&server.url("site"), &local.join("outer/beside"), &[]);
+    assert_eq!(run.code, 0, "{run}");
+}
+
+#[test]
 fn a_users_file_named_like_a_temporary_one_is_an_ordinary_file() {
     let server = site_with(&[("notes/a.txt", "a")]);
     let local = Tree::new();
