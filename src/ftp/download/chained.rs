@@ -191,7 +191,10 @@ async fn refused(
         return Chained::failed(e, signs, false);
     }
     if behind.answered_early(&e) || (behind != &Behind::Nothing && unknown_command(&e)) {
-        signs.early_refused = behind.answered_early(&e);
+        // As after the transfer: a 500-503 here may refuse the RETR itself, but taking it for
+        // the server reading what went behind costs only the chain, where trusting it would
+        // spoil a download and cost a login at every link.
+        signs.early_refused = true;
         return Chained::failed(early(operation, &e), signs, true);
     }
     if behind == &Behind::Probe {

@@ -51,16 +51,29 @@ fn downloads_travel_behind_the_transfer_before_them_once_the_server_keeps_them()
     );
 }
 
-#[test]
-fn a_server_answering_commands_during_transfers_gets_no_download_behind_one() {
-    // As pure-ftpd does: what it finds on the control connection during a transfer is
-    // answered 500 and dropped. Only the first probe may meet that.
-    let (proxy, run) = pull_through(vec![Fault::AnswerDuringTransfer]);
+/// Pulls through a proxy with `fault` (one that answers commands the server should keep for
+/// after a transfer): only the first probe may meet it, and the chain is off for the run.
+fn only_the_first_probe_meets(fault: Fault) {
+    let (proxy, run) = pull_through(vec![fault]);
     assert_eq!(proxy.fired(0), 1, "{:?}", proxy.commands());
     assert!(
         run.stderr.contains("reads commands during transfers"),
         "{run}"
     );
+}
+
+#[test]
+fn a_server_answering_commands_during_transfers_gets_no_download_behind_one() {
+    // As pure-ftpd does: what it finds on the control connection during a transfer is
+    // answered 500 and dropped.
+    only_the_first_probe_meets(Fault::AnswerDuringTransfer);
+}
+
+#[test]
+fn a_server_answering_commands_before_a_transfer_begins_gets_no_download_behind_one() {
+    // What goes behind a RETR answered 500 in place of its 150, while the data connection
+    // opens: not one probe a download, each spoiling it and costing a login.
+    only_the_first_probe_meets(Fault::AnswerBeforeTransfer);
 }
 
 #[test]

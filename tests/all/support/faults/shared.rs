@@ -146,6 +146,13 @@ impl Shared {
             .position(|fault| matches!(fault, Fault::AnswerProbeFirst))
     }
 
+    /// The index of [`Fault::AnswerBeforeTransfer`], if set.
+    pub(super) fn answers_before_transfer(&self) -> Option<usize> {
+        self.faults
+            .iter()
+            .position(|fault| matches!(fault, Fault::AnswerBeforeTransfer))
+    }
+
     /// The [`Fault::MaxConnections`] that refuses a new connection while `open` are open.
     pub(super) fn refusal(&self, open: usize) -> Option<usize> {
         self.faults
@@ -166,6 +173,7 @@ impl Fault {
             | Fault::AnswerDuringTransfer
             | Fault::AnswerDuringTransfersAfter(_)
             | Fault::AnswerProbeFirst
+            | Fault::AnswerBeforeTransfer
             | Fault::Rewrite { .. } => usize::MAX,
             Fault::HoldTransferEnd { times, .. }
             | Fault::ServeListing { times, .. }
