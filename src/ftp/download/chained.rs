@@ -133,10 +133,17 @@ impl Connection {
                 done = reply(stream, &operation, &TRANSFER_DONE, timeout).await;
             }
         }
-        if probe_due {
+        // Also when the bytes failed first: a connection whose 226 went astray goes.
+        let mut broken = done.as_ref().is_err_and(FtpError::breaks_connection);
+        if probe_due && !broken {
             match reply(stream, "NOOP", &[Status::CommandOk], timeout).await {
                 Ok(_) => signs.probe_passed = true,
-                Err(e) if e.breaks_connection() => return Chained::failed(e, signs, false),
+                Err(e) if e.breaks_connection() => {
+                    // A server that swallows commands sent during a transfer never answers
+                    // them. The download, whose 226 came in its place, stands all the same.
+                    signs.early_refused = matches!(e, FtpError::Timeout { .. });
+                    broken = true;
+                }
                 Err(_) => signs.early_refused = true,
             }
         }
@@ -146,7 +153,7 @@ impl Connection {
             (Ok(n), Ok(_)) => file.flush().await.map(|()| n).map_err(DownloadError::Local),
         };
         signs.out_of_step =
-            matches!(&received, Err(DownloadError::Remote(e)) if e.breaks_connection());
+            broken || matches!(&received, Err(DownloadError::Remote(e)) if e.breaks_connection());
         Chained {
             next_sent: matches!(behind, Behind::Next(_)) && !signs.out_of_step,
             received,

@@ -27,12 +27,18 @@ fn small_files(root: &Path) {
 /// Pulls [`FILES`] small files from the in-process server through a proxy with `faults`, on
 /// one connection, with `-vv`; the run must be an exact mirror.
 fn pull_through(faults: Vec<Fault>) -> (FaultProxy, crate::support::Run) {
+    pull_through_with(faults, &[])
+}
+
+/// [`pull_through`] with `extra` options.
+fn pull_through_with(faults: Vec<Fault>, extra: &[&str]) -> (FaultProxy, crate::support::Run) {
     let server = FtpServer::start();
     small_files(&server.remote_dir("chain"));
     let proxy = FaultProxy::start(&server.addr(), faults);
     let local = Tree::new();
     let url = proxy.url(&server.url("chain"));
-    let run = pull(&url, local.path(), &["-j", "1", "-vv"]);
+    let options = [&["-j", "1", "-vv"], extra].concat();
+    let run = pull(&url, local.path(), &options);
     assert_eq!(run.code, 0, "{run}");
     assert_eq!(run.summary["files_downloaded"], FILES, "{run}");
     assert_eq!(run.summary["failed"], 0, "{run}");
@@ -74,6 +80,19 @@ fn a_server_answering_commands_before_a_transfer_begins_gets_no_download_behind_
     // What goes behind a RETR answered 500 in place of its 150, while the data connection
     // opens: not one probe a download, each spoiling it and costing a login.
     only_the_first_probe_meets(Fault::AnswerBeforeTransfer);
+}
+
+#[test]
+fn a_server_swallowing_commands_sent_during_transfers_costs_one_wait_and_no_download() {
+    // The first probe is never answered: its wait turns the chain off for the run, and the
+    // download before it, whose 226 came, counts as it is (not tried again).
+    let (proxy, run) = pull_through_with(vec![Fault::SwallowDuringTransfer], &["--timeout", "2"]);
+    assert_eq!(proxy.fired(0), 1, "{:?}", proxy.commands());
+    assert!(
+        run.stderr.contains("reads commands during transfers"),
+        "{run}"
+    );
+    assert!(!run.stderr.contains("download failed"), "{run}");
 }
 
 #[test]

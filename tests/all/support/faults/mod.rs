@@ -98,6 +98,10 @@ pub enum Fault {
     /// went through the proxy: a server that first seems to keep commands for after its
     /// transfers, then does not.
     AnswerDuringTransfersAfter(usize),
+    /// As [`Fault::AnswerDuringTransfer`], but what is read during a transfer is dropped
+    /// unanswered: a server (or a middlebox) that discards input while it transfers. Fires once
+    /// per command dropped.
+    SwallowDuringTransfer,
     /// Answers a `NOOP` the client wrote right behind a transfer command (in the same write)
     /// with `200` before the transfer's `150`, without forwarding it, as a server that runs
     /// commands side by side would. Fires once per NOOP answered this way.

@@ -13,6 +13,7 @@ use tokio::task::JoinSet;
 
 use super::data::{transfer, Outcome};
 use super::shared::{is_transfer, matches, Action, Plan, Shared};
+use super::Fault;
 
 /// A client control connection, counted in [`Shared::open`] for as long as this lives.
 struct OpenConnection(Arc<Shared>);
@@ -192,11 +193,16 @@ impl Session {
         let text = String::from_utf8_lossy(&line);
         let text = text.trim_end_matches(['\r', '\n']);
         if self.awaiting {
-            // Read during a transfer (Fault::AnswerDuringTransfer).
+            // Read during a transfer (Fault::AnswerDuringTransfer, SwallowDuringTransfer).
             let index = self
                 .shared
                 .answers_during_transfer()
                 .expect("only read with the fault");
+            if let Fault::SwallowDuringTransfer = self.shared.faults[index] {
+                self.shared.commands.lock().unwrap().push(text.to_string());
+                self.shared.claim(index);
+                return Flow::Continue;
+            }
             return self.refuse_unread(text, index).await;
         }
         let rewritten = self.shared.rewritten(text);

@@ -128,12 +128,12 @@ impl Shared {
         })
     }
 
-    /// The [`Fault::AnswerDuringTransfer`] fault (or an [`Fault::AnswerDuringTransfersAfter`]
-    /// whose transfers went by), if there is one.
+    /// The [`Fault::AnswerDuringTransfer`] or [`Fault::SwallowDuringTransfer`] fault (or an
+    /// [`Fault::AnswerDuringTransfersAfter`] whose transfers went by), if there is one.
     pub(super) fn answers_during_transfer(&self) -> Option<usize> {
         let begun = self.transfers.load(std::sync::atomic::Ordering::SeqCst);
         self.faults.iter().position(|fault| match fault {
-            Fault::AnswerDuringTransfer => true,
+            Fault::AnswerDuringTransfer | Fault::SwallowDuringTransfer => true,
             Fault::AnswerDuringTransfersAfter(after) => begun > *after,
             _ => false,
         })
@@ -174,6 +174,7 @@ impl Fault {
             | Fault::AnswerDuringTransfersAfter(_)
             | Fault::AnswerProbeFirst
             | Fault::AnswerBeforeTransfer
+            | Fault::SwallowDuringTransfer
             | Fault::Rewrite { .. } => usize::MAX,
             Fault::HoldTransferEnd { times, .. }
             | Fault::ServeListing { times, .. }
