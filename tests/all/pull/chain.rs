@@ -124,6 +124,38 @@ fn a_server_running_commands_side_by_side_gets_no_download_behind_a_transfer() {
 }
 
 #[test]
+fn a_download_refused_behind_a_transfer_fails_alone_on_the_same_connection() {
+    // Its RETR went behind the transfer before it: its 550 comes in its turn, the replies stay
+    // in step, and the chain goes on without a fresh login.
+    let server = FtpServer::start();
+    small_files(&server.remote_dir("chain"));
+    let refused = Fault::Reply {
+        command: "RETR".into(),
+        path: "f20.txt".into(),
+        reply: "550 Permission denied".into(),
+        times: usize::MAX,
+    };
+    let proxy = FaultProxy::start(&server.addr(), vec![refused]);
+    let local = Tree::new();
+    let run = pull(
+        &proxy.url(&server.url("chain")),
+        local.path(),
+        &["-j", "1", "-vv"],
+    );
+    assert_eq!(run.code, 1, "{run}");
+    assert_eq!(run.summary["files_downloaded"], FILES - 1, "{run}");
+    assert_eq!(run.summary["failed"], 1, "{run}");
+    assert!(!local.path().join("f20.txt").exists());
+    let commands = proxy.commands();
+    let logins = commands.iter().filter(|c| c.starts_with("USER")).count();
+    assert_eq!(logins, 1, "{commands:?}");
+    assert!(
+        proxy.commands_waiting_at_transfer_end() >= CHAINED_AT_LEAST,
+        "{commands:?}"
+    );
+}
+
+#[test]
 #[ignore = "needs the real FTP servers: bash scripts/test-servers.sh start, then --include-ignored"]
 fn real_servers_chain_downloads_where_they_keep_commands_for_after_a_transfer() {
     for server in real_servers() {
