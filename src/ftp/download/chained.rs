@@ -163,6 +163,38 @@ impl Connection {
     }
 }
 
+impl Connection {
+    /// Logs out of a connection whose download sent ahead will not be taken (a stop, or the
+    /// download before it tried again first): `QUIT` behind it, its `PASV` reply read, its data
+    /// connection opened and closed at once (a server waiting for it lets go: vsftpd would wait
+    /// a minute, a session more against its limits), then the replies up to the `221`. Each
+    /// wait is bounded by the timeout; failures only end it sooner.
+    pub(crate) async fn abandon_sent_ahead(mut self) {
+        let timeout = self.timeout;
+        let stream = &mut self.stream;
+        let Ok(peer) = pipeline::peer_of(stream).await else {
+            return;
+        };
+        if stream.send("QUIT\r\n", timeout).await.is_err() {
+            return;
+        }
+        let Ok(addr) = pipeline::read_pasv(stream, peer, timeout).await else {
+            return;
+        };
+        let connect = tokio::net::TcpStream::connect(addr);
+        if !matches!(tokio::time::timeout(timeout, connect).await, Ok(Ok(_))) {
+            return;
+        }
+        // The download's replies (150, then 226 or 426; or a refusal), then the 221.
+        for _ in 0..4 {
+            match reply(stream, "QUIT", &[Status::Closing], timeout).await {
+                Err(e) if !e.breaks_connection() => continue,
+                _ => return,
+            }
+        }
+    }
+}
+
 /// The `PASV` and `RETR` of a download (written now unless `sent`), and the data address from
 /// the `PASV` reply. A `PASV` refused leaves the `RETR`'s reply unread: [`FtpError::Garbled`].
 async fn announce(

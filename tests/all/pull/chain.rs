@@ -123,36 +123,65 @@ fn a_server_running_commands_side_by_side_gets_no_download_behind_a_transfer() {
     );
 }
 
+/// Pulls [`FILES`] small files through a proxy that answers the `RETR` of `f20.txt` (sent
+/// behind the transfer of `f21.txt`) with `reply`, `times` times; returns what the proxy saw
+/// of the commands, the run, and where it went.
+fn pull_answering_f20(reply: &str, times: usize) -> (Vec<String>, crate::support::Run, Tree) {
+    let server = FtpServer::start();
+    small_files(&server.remote_dir("chain"));
+    let fault = Fault::Reply {
+        command: "RETR".into(),
+        path: "f20.txt".into(),
+        reply: reply.into(),
+        times,
+    };
+    let proxy = FaultProxy::start(&server.addr(), vec![fault]);
+    let local = Tree::new();
+    let url = proxy.url(&server.url("chain"));
+    let run = pull(&url, local.path(), &["-j", "1", "-vv"]);
+    assert!(
+        proxy.commands_waiting_at_transfer_end() >= CHAINED_AT_LEAST,
+        "{run}"
+    );
+    // Every file came down whole, but f20 when it is refused for good.
+    let others = std::fs::read_dir(server.remote_dir("chain")).unwrap();
+    for entry in others.map(Result::unwrap) {
+        let name = entry.file_name();
+        let local = std::fs::read(local.path().join(&name));
+        if name != "f20.txt" || times == 1 {
+            assert_eq!(local.unwrap(), std::fs::read(entry.path()).unwrap());
+        }
+    }
+    (proxy.commands(), run, local)
+}
+
+/// How many of `commands` start with `verb`.
+fn count(commands: &[String], verb: &str) -> usize {
+    commands.iter().filter(|c| c.starts_with(verb)).count()
+}
+
 #[test]
 fn a_download_refused_behind_a_transfer_fails_alone_on_the_same_connection() {
     // Its RETR went behind the transfer before it: its 550 comes in its turn, the replies stay
     // in step, and the chain goes on without a fresh login.
-    let server = FtpServer::start();
-    small_files(&server.remote_dir("chain"));
-    let refused = Fault::Reply {
-        command: "RETR".into(),
-        path: "f20.txt".into(),
-        reply: "550 Permission denied".into(),
-        times: usize::MAX,
-    };
-    let proxy = FaultProxy::start(&server.addr(), vec![refused]);
-    let local = Tree::new();
-    let run = pull(
-        &proxy.url(&server.url("chain")),
-        local.path(),
-        &["-j", "1", "-vv"],
-    );
+    let (commands, run, local) = pull_answering_f20("550 Permission denied", usize::MAX);
     assert_eq!(run.code, 1, "{run}");
     assert_eq!(run.summary["files_downloaded"], FILES - 1, "{run}");
     assert_eq!(run.summary["failed"], 1, "{run}");
     assert!(!local.path().join("f20.txt").exists());
-    let commands = proxy.commands();
-    let logins = commands.iter().filter(|c| c.starts_with("USER")).count();
-    assert_eq!(logins, 1, "{commands:?}");
-    assert!(
-        proxy.commands_waiting_at_transfer_end() >= CHAINED_AT_LEAST,
-        "{commands:?}"
-    );
+    assert_eq!(count(&commands, "USER"), 1, "{commands:?}");
+}
+
+#[test]
+fn a_connection_given_up_with_a_download_sent_ahead_still_logs_out() {
+    // f20 meets a passing refusal while f19 waits behind it: f20 is tried again on a fresh
+    // connection, and the old one must not be left to the server half-way (vsftpd would wait a
+    // minute for f19's data connection, one session more against its limits).
+    let (commands, run, _local) = pull_answering_f20("450 Try again later", 1);
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(run.summary["files_downloaded"], FILES, "{run}");
+    assert_eq!(count(&commands, "USER"), 2, "{commands:?}");
+    assert_eq!(count(&commands, "QUIT"), 2, "{commands:?}");
 }
 
 #[test]
