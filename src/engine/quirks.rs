@@ -146,7 +146,8 @@ impl ServerQuirks {
             }
         } else if signs.probe_passed {
             let passed = early.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                (n < EARLY_PROBES).then_some(n + 1)
+                // Lazily: n is EARLY_OFF (u8::MAX) once another connection turned them off.
+                (n < EARLY_PROBES).then(|| n + 1)
             });
             if passed == Ok(EARLY_PROBES - 1) {
                 tracing::debug!("the server leaves commands sent during a transfer for after it: uploads' checks travel before the 226, downloads behind the transfer before them");
@@ -172,5 +173,41 @@ impl ServerQuirks {
     /// The server refused a `SITE CHMOD`: true for the first refusal only (the one reported).
     pub(crate) fn refuse_chmod(&self) -> bool {
         !self.chmod_refused.swap(true, Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signs(early_refused: bool, probe_passed: bool) -> Signs {
+        Signs {
+            early_refused,
+            probe_passed,
+            out_of_step: false,
+        }
+    }
+
+    #[test]
+    fn a_probe_passing_after_another_connection_turned_early_checks_off_leaves_them_off() {
+        // With several connections, one may see the server answer during a transfer while
+        // another's probe, whose transfer ended first, still passes.
+        let quirks = ServerQuirks::default();
+        quirks.learn_early_checks(&signs(false, true));
+        quirks.learn_early_checks(&signs(true, false));
+        quirks.learn_early_checks(&signs(false, true));
+        assert_eq!(quirks.early(), Early::Off);
+    }
+
+    #[test]
+    fn ten_probes_passed_turn_early_checks_on() {
+        let quirks = ServerQuirks::default();
+        for _ in 1..EARLY_PROBES {
+            quirks.learn_early_checks(&signs(false, true));
+        }
+        assert_eq!(quirks.early(), Early::Probe);
+        quirks.learn_early_checks(&signs(false, true));
+        quirks.learn_early_checks(&signs(false, true));
+        assert_eq!(quirks.early(), Early::On);
     }
 }

@@ -195,11 +195,11 @@ impl Worker {
                 // Sent ahead but not begun: on a stop, another run (or worker) has it.
                 if self.ctx.stop.is_cancelled() {
                     self.ahead = Some(task);
-                    self.hand_back_unstarted(next.take());
+                    self.hand_back_unstarted(next.take()).await;
                     break;
                 }
                 if self.pull_link(task, true, queues, &mut next).await == Flow::Stop {
-                    self.hand_back_unstarted(next);
+                    self.hand_back_unstarted(next).await;
                     return;
                 }
                 continue;
@@ -261,7 +261,7 @@ impl Worker {
             };
             if flow == Flow::Stop {
                 // Not started: another worker takes it.
-                self.hand_back_unstarted(next);
+                self.hand_back_unstarted(next).await;
                 return;
             }
         }
@@ -431,11 +431,13 @@ impl Worker {
         });
     }
 
-    /// Gives back the download sent ahead, if any (its connection goes: its replies are due),
-    /// and the job `next` that was to run next.
-    fn hand_back_unstarted(&mut self, next: Option<Task>) {
+    /// Gives back the download sent ahead, if any (its connection logs out: its replies are
+    /// due), and the job `next` that was to run next.
+    async fn hand_back_unstarted(&mut self, next: Option<Task>) {
         if let Some(ahead) = self.ahead.take() {
-            self.conn = None;
+            if let Some(conn) = self.conn.take() {
+                conn.abandon_sent_ahead().await;
+            }
             self.hand_back([ahead]);
         }
         self.hand_back(next);

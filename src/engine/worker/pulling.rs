@@ -86,10 +86,10 @@ impl Worker {
         };
         // A download sent ahead is the next on this connection, unless the connection went
         // or this one is tried again first (its replies would be in the way: the connection
-        // goes, and the one sent ahead starts afresh).
+        // logs out, and the one sent ahead starts afresh).
         if !next_sent || self.conn.is_none() || retry.is_some() {
-            if next_sent {
-                self.conn = None;
+            if let Some(conn) = self.conn.take_if(|_| next_sent) {
+                conn.abandon_sent_ahead().await;
             }
             if let Some(ahead) = self.ahead.take() {
                 debug_assert!(next.is_none(), "a job is sent ahead only when none is next");

@@ -133,10 +133,17 @@ impl Connection {
                 done = reply(stream, &operation, &TRANSFER_DONE, timeout).await;
             }
         }
-        if probe_due {
+        // Also when the bytes failed first: a connection whose 226 went astray goes.
+        let mut broken = done.as_ref().is_err_and(FtpError::breaks_connection);
+        if probe_due && !broken {
             match reply(stream, "NOOP", &[Status::CommandOk], timeout).await {
                 Ok(_) => signs.probe_passed = true,
-                Err(e) if e.breaks_connection() => return Chained::failed(e, signs, false),
+                Err(e) if e.breaks_connection() => {
+                    // A server that swallows commands sent during a transfer never answers
+                    // them. The download, whose 226 came in its place, stands all the same.
+                    signs.early_refused = matches!(e, FtpError::Timeout { .. });
+                    broken = true;
+                }
                 Err(_) => signs.early_refused = true,
             }
         }
@@ -146,12 +153,44 @@ impl Connection {
             (Ok(n), Ok(_)) => file.flush().await.map(|()| n).map_err(DownloadError::Local),
         };
         signs.out_of_step =
-            matches!(&received, Err(DownloadError::Remote(e)) if e.breaks_connection());
+            broken || matches!(&received, Err(DownloadError::Remote(e)) if e.breaks_connection());
         Chained {
             next_sent: matches!(behind, Behind::Next(_)) && !signs.out_of_step,
             received,
             signs,
             untried: false,
+        }
+    }
+}
+
+impl Connection {
+    /// Logs out of a connection whose download sent ahead will not be taken (a stop, or the
+    /// download before it tried again first): `QUIT` behind it, its `PASV` reply read, its data
+    /// connection opened and closed at once (a server waiting for it lets go: vsftpd would wait
+    /// a minute, a session more against its limits), then the replies up to the `221`. Each
+    /// wait is bounded by the timeout; failures only end it sooner.
+    pub(crate) async fn abandon_sent_ahead(mut self) {
+        let timeout = self.timeout;
+        let stream = &mut self.stream;
+        let Ok(peer) = pipeline::peer_of(stream).await else {
+            return;
+        };
+        if stream.send("QUIT\r\n", timeout).await.is_err() {
+            return;
+        }
+        let Ok(addr) = pipeline::read_pasv(stream, peer, timeout).await else {
+            return;
+        };
+        let connect = tokio::net::TcpStream::connect(addr);
+        if !matches!(tokio::time::timeout(timeout, connect).await, Ok(Ok(_))) {
+            return;
+        }
+        // The download's replies (150, then 226 or 426; or a refusal), then the 221.
+        for _ in 0..4 {
+            match reply(stream, "QUIT", &[Status::Closing], timeout).await {
+                Err(e) if !e.breaks_connection() => continue,
+                _ => return,
+            }
         }
     }
 }
@@ -191,7 +230,10 @@ async fn refused(
         return Chained::failed(e, signs, false);
     }
     if behind.answered_early(&e) || (behind != &Behind::Nothing && unknown_command(&e)) {
-        signs.early_refused = behind.answered_early(&e);
+        // As after the transfer: a 500-503 here may refuse the RETR itself, but taking it for
+        // the server reading what went behind costs only the chain, where trusting it would
+        // spoil a download and cost a login at every link.
+        signs.early_refused = true;
         return Chained::failed(early(operation, &e), signs, true);
     }
     if behind == &Behind::Probe {

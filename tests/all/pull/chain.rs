@@ -27,12 +27,18 @@ fn small_files(root: &Path) {
 /// Pulls [`FILES`] small files from the in-process server through a proxy with `faults`, on
 /// one connection, with `-vv`; the run must be an exact mirror.
 fn pull_through(faults: Vec<Fault>) -> (FaultProxy, crate::support::Run) {
+    pull_through_with(faults, &[])
+}
+
+/// [`pull_through`] with `extra` options.
+fn pull_through_with(faults: Vec<Fault>, extra: &[&str]) -> (FaultProxy, crate::support::Run) {
     let server = FtpServer::start();
     small_files(&server.remote_dir("chain"));
     let proxy = FaultProxy::start(&server.addr(), faults);
     let local = Tree::new();
     let url = proxy.url(&server.url("chain"));
-    let run = pull(&url, local.path(), &["-j", "1", "-vv"]);
+    let options = [&["-j", "1", "-vv"], extra].concat();
+    let run = pull(&url, local.path(), &options);
     assert_eq!(run.code, 0, "{run}");
     assert_eq!(run.summary["files_downloaded"], FILES, "{run}");
     assert_eq!(run.summary["failed"], 0, "{run}");
@@ -51,16 +57,42 @@ fn downloads_travel_behind_the_transfer_before_them_once_the_server_keeps_them()
     );
 }
 
-#[test]
-fn a_server_answering_commands_during_transfers_gets_no_download_behind_one() {
-    // As pure-ftpd does: what it finds on the control connection during a transfer is
-    // answered 500 and dropped. Only the first probe may meet that.
-    let (proxy, run) = pull_through(vec![Fault::AnswerDuringTransfer]);
+/// Pulls through a proxy with `fault` (one that answers commands the server should keep for
+/// after a transfer): only the first probe may meet it, and the chain is off for the run.
+fn only_the_first_probe_meets(fault: Fault) {
+    let (proxy, run) = pull_through(vec![fault]);
     assert_eq!(proxy.fired(0), 1, "{:?}", proxy.commands());
     assert!(
         run.stderr.contains("reads commands during transfers"),
         "{run}"
     );
+}
+
+#[test]
+fn a_server_answering_commands_during_transfers_gets_no_download_behind_one() {
+    // As pure-ftpd does: what it finds on the control connection during a transfer is
+    // answered 500 and dropped.
+    only_the_first_probe_meets(Fault::AnswerDuringTransfer);
+}
+
+#[test]
+fn a_server_answering_commands_before_a_transfer_begins_gets_no_download_behind_one() {
+    // What goes behind a RETR answered 500 in place of its 150, while the data connection
+    // opens: not one probe a download, each spoiling it and costing a login.
+    only_the_first_probe_meets(Fault::AnswerBeforeTransfer);
+}
+
+#[test]
+fn a_server_swallowing_commands_sent_during_transfers_costs_one_wait_and_no_download() {
+    // The first probe is never answered: its wait turns the chain off for the run, and the
+    // download before it, whose 226 came, counts as it is (not tried again).
+    let (proxy, run) = pull_through_with(vec![Fault::SwallowDuringTransfer], &["--timeout", "2"]);
+    assert_eq!(proxy.fired(0), 1, "{:?}", proxy.commands());
+    assert!(
+        run.stderr.contains("reads commands during transfers"),
+        "{run}"
+    );
+    assert!(!run.stderr.contains("download failed"), "{run}");
 }
 
 #[test]
@@ -89,6 +121,67 @@ fn a_server_running_commands_side_by_side_gets_no_download_behind_a_transfer() {
         run.stderr.contains("reads commands during transfers"),
         "{run}"
     );
+}
+
+/// Pulls [`FILES`] small files through a proxy that answers the `RETR` of `f20.txt` (sent
+/// behind the transfer of `f21.txt`) with `reply`, `times` times; returns what the proxy saw
+/// of the commands, the run, and where it went.
+fn pull_answering_f20(reply: &str, times: usize) -> (Vec<String>, crate::support::Run, Tree) {
+    let server = FtpServer::start();
+    small_files(&server.remote_dir("chain"));
+    let fault = Fault::Reply {
+        command: "RETR".into(),
+        path: "f20.txt".into(),
+        reply: reply.into(),
+        times,
+    };
+    let proxy = FaultProxy::start(&server.addr(), vec![fault]);
+    let local = Tree::new();
+    let url = proxy.url(&server.url("chain"));
+    let run = pull(&url, local.path(), &["-j", "1", "-vv"]);
+    assert!(
+        proxy.commands_waiting_at_transfer_end() >= CHAINED_AT_LEAST,
+        "{run}"
+    );
+    // Every file came down whole, but f20 when it is refused for good.
+    let others = std::fs::read_dir(server.remote_dir("chain")).unwrap();
+    for entry in others.map(Result::unwrap) {
+        let name = entry.file_name();
+        let local = std::fs::read(local.path().join(&name));
+        if name != "f20.txt" || times == 1 {
+            assert_eq!(local.unwrap(), std::fs::read(entry.path()).unwrap());
+        }
+    }
+    (proxy.commands(), run, local)
+}
+
+/// How many of `commands` start with `verb`.
+fn count(commands: &[String], verb: &str) -> usize {
+    commands.iter().filter(|c| c.starts_with(verb)).count()
+}
+
+#[test]
+fn a_download_refused_behind_a_transfer_fails_alone_on_the_same_connection() {
+    // Its RETR went behind the transfer before it: its 550 comes in its turn, the replies stay
+    // in step, and the chain goes on without a fresh login.
+    let (commands, run, local) = pull_answering_f20("550 Permission denied", usize::MAX);
+    assert_eq!(run.code, 1, "{run}");
+    assert_eq!(run.summary["files_downloaded"], FILES - 1, "{run}");
+    assert_eq!(run.summary["failed"], 1, "{run}");
+    assert!(!local.path().join("f20.txt").exists());
+    assert_eq!(count(&commands, "USER"), 1, "{commands:?}");
+}
+
+#[test]
+fn a_connection_given_up_with_a_download_sent_ahead_still_logs_out() {
+    // f20 meets a passing refusal while f19 waits behind it: f20 is tried again on a fresh
+    // connection, and the old one must not be left to the server half-way (vsftpd would wait a
+    // minute for f19's data connection, one session more against its limits).
+    let (commands, run, _local) = pull_answering_f20("450 Try again later", 1);
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(run.summary["files_downloaded"], FILES, "{run}");
+    assert_eq!(count(&commands, "USER"), 2, "{commands:?}");
+    assert_eq!(count(&commands, "QUIT"), 2, "{commands:?}");
 }
 
 #[test]

@@ -22,17 +22,25 @@ pub(super) enum Outcome {
     Served(&'static str),
 }
 
-/// Serves one passive data connection: waits for the client to connect to `listener` and for
-/// the session to say which command it is for (`plan`), then relays it to `server`.
+/// Serves one passive data connection: waits for the client to connect to `listener` (telling
+/// `connected` when it did) and for the session to say which command it is for (`plan`), then
+/// relays it to `server`.
 pub(super) async fn transfer(
     shared: Arc<Shared>,
     listener: TcpListener,
     server: SocketAddr,
-    plan: oneshot::Receiver<Plan>,
+    (plan, connected): (oneshot::Receiver<Plan>, oneshot::Sender<()>),
 ) -> Outcome {
     // Clients usually connect as soon as they have the 227 reply, before they send the command,
     // but need not. A connection that never comes waits for the session to end (and drop it).
-    let (plan, accepted) = tokio::join!(plan, listener.accept());
+    let accepting = async {
+        let accepted = listener.accept().await;
+        if accepted.is_ok() {
+            let _ = connected.send(());
+        }
+        accepted
+    };
+    let (plan, accepted) = tokio::join!(plan, accepting);
     // No plan: no transfer after all (answered by the proxy, or another PASV came first).
     let (Ok(plan), Ok((mut client, _peer))) = (plan, accepted) else {
         return Outcome::Done;

@@ -98,10 +98,20 @@ pub enum Fault {
     /// went through the proxy: a server that first seems to keep commands for after its
     /// transfers, then does not.
     AnswerDuringTransfersAfter(usize),
+    /// As [`Fault::AnswerDuringTransfer`], but what is read during a transfer is dropped
+    /// unanswered: a server (or a middlebox) that discards input while it transfers. Fires once
+    /// per command dropped.
+    SwallowDuringTransfer,
     /// Answers a `NOOP` the client wrote right behind a transfer command (in the same write)
     /// with `200` before the transfer's `150`, without forwarding it, as a server that runs
     /// commands side by side would. Fires once per NOOP answered this way.
     AnswerProbeFirst,
+    /// Answers every command the client wrote behind a transfer command with `500 Unknown
+    /// command` before the transfer's `150`, without forwarding it: a server that reads its
+    /// control connection while the data connection opens. The `150` is relayed once the
+    /// client's data connection came (the client writes what goes behind a transfer command
+    /// before it connects). Fires once per command answered this way.
+    AnswerBeforeTransfer,
     /// Holds back the final reply (226) of a transfer command whose path contains `path` until
     /// [`FaultProxy::release`] is called: the transfer is over on the server, the client does
     /// not know yet. [`FaultProxy::wait_held`] returns once a reply is held. Fires `times`.

@@ -13,6 +13,7 @@ use tokio::task::JoinSet;
 
 use super::data::{transfer, Outcome};
 use super::shared::{is_transfer, matches, Action, Plan, Shared};
+use super::Fault;
 
 /// A client control connection, counted in [`Shared::open`] for as long as this lives.
 struct OpenConnection(Arc<Shared>);
@@ -79,6 +80,7 @@ async fn serve_client(mut client: TcpStream, upstream: String, open: OpenConnect
         replies: Replies::default(),
         transfers: JoinSet::new(),
         pending: None,
+        connected: None,
         auth_sent: false,
         // The greeting comes first.
         awaiting: true,
@@ -117,6 +119,8 @@ struct Session {
     /// Tells the data connection of the last PASV/EPSV which command it is for; dropping it
     /// (another PASV, or a transfer answered by the proxy) closes that data connection.
     pending: Option<oneshot::Sender<Plan>>,
+    /// Tells when the client connected to the data port of the last PASV/EPSV.
+    connected: Option<oneshot::Receiver<()>>,
     /// An `AUTH` was forwarded and not answered yet.
     auth_sent: bool,
     /// A forwarded command has no final reply yet. The next command is read only then, so a
@@ -189,19 +193,17 @@ impl Session {
         let text = String::from_utf8_lossy(&line);
         let text = text.trim_end_matches(['\r', '\n']);
         if self.awaiting {
-            // Read during a transfer (Fault::AnswerDuringTransfer).
+            // Read during a transfer (Fault::AnswerDuringTransfer, SwallowDuringTransfer).
             let index = self
                 .shared
                 .answers_during_transfer()
                 .expect("only read with the fault");
-            self.shared.commands.lock().unwrap().push(text.to_string());
-            self.shared.claim(index);
-            let written = self
-                .client
-                .get_mut()
-                .write_all(b"500 Unknown command\r\n")
-                .await;
-            return written.map_or(Flow::End, |()| Flow::Continue);
+            if let Fault::SwallowDuringTransfer = self.shared.faults[index] {
+                self.shared.commands.lock().unwrap().push(text.to_string());
+                self.shared.claim(index);
+                return Flow::Continue;
+            }
+            return self.refuse_unread(text, index).await;
         }
         let rewritten = self.shared.rewritten(text);
         match self.shared.on_command(text) {
@@ -283,11 +285,54 @@ impl Session {
         written.map_or(Flow::End, |()| Flow::Continue)
     }
 
+    /// [`Fault::AnswerBeforeTransfer`]: once the client's data connection came, every command
+    /// it wrote behind the transfer command is answered now.
+    async fn answer_before_transfer(&mut self) -> Flow {
+        let Some(index) = self.shared.answers_before_transfer() else {
+            return Flow::Continue;
+        };
+        if let Some(connected) = self.connected.take() {
+            // Bounded, so that a client that never connects gets its 150 all the same.
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), connected).await;
+        }
+        while self.command_waiting() {
+            let mut line = Vec::new();
+            match self.client.read_until(b'\n', &mut line).await {
+                Ok(n) if n > 0 => {}
+                _ => return Flow::End,
+            }
+            let text = String::from_utf8_lossy(&line);
+            let text = text.trim_end_matches(['\r', '\n']);
+            if let Flow::End = self.refuse_unread(text, index).await {
+                return Flow::End;
+            }
+        }
+        Flow::Continue
+    }
+
+    /// Records the command `text`, which the fault `index` answers `500` without forwarding it.
+    async fn refuse_unread(&mut self, text: &str, index: usize) -> Flow {
+        self.shared.commands.lock().unwrap().push(text.to_string());
+        self.shared.claim(index);
+        let written = self
+            .client
+            .get_mut()
+            .write_all(b"500 Unknown command\r\n")
+            .await;
+        written.map_or(Flow::End, |()| Flow::Continue)
+    }
+
     async fn on_reply(&mut self, mut line: Vec<u8>) -> Flow {
         let code = self.replies.end(&line);
         // 1xx replies are preliminary: the command's final reply is still to come.
         if code.is_some_and(|c| c >= 200) {
             self.awaiting = false;
+        }
+        let opens = matches!(code, Some(125 | 150)) && self.transfer_command.is_some();
+        if opens {
+            if let Flow::End = self.answer_before_transfer().await {
+                return Flow::End;
+            }
         }
         if let Some(code) = code {
             self.in_transfer = matches!(code, 125 | 150);
@@ -351,10 +396,13 @@ impl Session {
         let port = listener.local_addr().ok()?.port();
         let (plan_tx, plan_rx) = oneshot::channel();
         self.pending = Some(plan_tx);
+        let (connected_tx, connected_rx) = oneshot::channel();
+        self.connected = Some(connected_rx);
         let server = SocketAddr::new(self.server_ip, server_port);
         let shared = self.shared.clone();
+        let told = (plan_rx, connected_tx);
         self.transfers
-            .spawn(transfer(shared, listener, server, plan_rx));
+            .spawn(transfer(shared, listener, server, told));
         Some(port)
     }
 }

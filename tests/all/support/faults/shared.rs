@@ -128,12 +128,12 @@ impl Shared {
         })
     }
 
-    /// The [`Fault::AnswerDuringTransfer`] fault (or an [`Fault::AnswerDuringTransfersAfter`]
-    /// whose transfers went by), if there is one.
+    /// The [`Fault::AnswerDuringTransfer`] or [`Fault::SwallowDuringTransfer`] fault (or an
+    /// [`Fault::AnswerDuringTransfersAfter`] whose transfers went by), if there is one.
     pub(super) fn answers_during_transfer(&self) -> Option<usize> {
         let begun = self.transfers.load(std::sync::atomic::Ordering::SeqCst);
         self.faults.iter().position(|fault| match fault {
-            Fault::AnswerDuringTransfer => true,
+            Fault::AnswerDuringTransfer | Fault::SwallowDuringTransfer => true,
             Fault::AnswerDuringTransfersAfter(after) => begun > *after,
             _ => false,
         })
@@ -144,6 +144,13 @@ impl Shared {
         self.faults
             .iter()
             .position(|fault| matches!(fault, Fault::AnswerProbeFirst))
+    }
+
+    /// The index of [`Fault::AnswerBeforeTransfer`], if set.
+    pub(super) fn answers_before_transfer(&self) -> Option<usize> {
+        self.faults
+            .iter()
+            .position(|fault| matches!(fault, Fault::AnswerBeforeTransfer))
     }
 
     /// The [`Fault::MaxConnections`] that refuses a new connection while `open` are open.
@@ -166,6 +173,8 @@ impl Fault {
             | Fault::AnswerDuringTransfer
             | Fault::AnswerDuringTransfersAfter(_)
             | Fault::AnswerProbeFirst
+            | Fault::AnswerBeforeTransfer
+            | Fault::SwallowDuringTransfer
             | Fault::Rewrite { .. } => usize::MAX,
             Fault::HoldTransferEnd { times, .. }
             | Fault::ServeListing { times, .. }
