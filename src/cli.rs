@@ -15,10 +15,10 @@ const USAGE: &str = "\
 ftpsync [OPTIONS] LOCAL_DIR ftp://host/path    push: make the remote folder a mirror of LOCAL_DIR
        ftpsync [OPTIONS] ftp://host/path LOCAL_DIR    pull: make LOCAL_DIR a mirror of the remote folder";
 
-const AFTER_HELP: &str = "\
+pub(crate) const AFTER_HELP: &str = "\
 A URL first means a pull: the server is only read (no upload, delete, rename or mkdir there),
 LOCAL_DIR is created when missing, and --delete removes local entries the server does not have.
-A pull refuses --watch (use --every), --inplace, --checksum and -L.
+A pull refuses --watch (use --every), --inplace, --backup-dir, --chmod and --perms.
 
 The remote is a URL: ftp://[user[:password]@]host[:port]/path. The path is relative to the login
 directory, as in curl; a leading %2F or a double slash (ftp://host//srv/www) makes it absolute.

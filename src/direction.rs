@@ -140,5 +140,16 @@ mod tests {
         assert_eq!(check(&["--every", "1h", "--delete", "-j", "8"]), Ok(()));
         let watch = DirectionError::WatchPull.to_string();
         assert!(watch.contains("--every"), "{watch}");
+        // --help names exactly the options refused.
+        let help = crate::cli::AFTER_HELP.lines();
+        let said = help
+            .filter(|l| l.starts_with("A pull refuses"))
+            .collect::<String>();
+        for refused in ["--watch", "--inplace", "--backup-dir", "--chmod", "--perms"] {
+            assert!(said.contains(refused), "{said}");
+        }
+        for taken in ["--checksum", "-L", "--delete"] {
+            assert!(!said.contains(taken), "{said}");
+        }
     }
 }

@@ -151,7 +151,10 @@ pub(crate) fn plan(local: &LocalTree, remote: &RemoteTree, opts: PullOptions<'_>
             }
             (EntryKind::File, Some(LocalKind::File)) => {
                 let here = &local.entries[rel];
-                if opts.checksum && here.size == entry.size {
+                if opts.checksum && here.size == 0 && entry.size == 0 {
+                    // Nothing to compare (proftpd refuses to hash an empty file).
+                    plan.unchanged.push(rel.clone());
+                } else if opts.checksum && here.size == entry.size {
                     plan.verify.push(download(rel, entry));
                 } else if opts.checksum || needs_download(here, entry) {
                     plan.downloads.push(download(rel, entry));
