@@ -148,7 +148,8 @@ async fn relay_lines(mut client: TcpStream, mut server: TcpStream, lines: usize)
 }
 
 /// Relays an upload, and cuts it if the client sends more than `cut.after_bytes` bytes while
-/// the fault has firings left: the bytes up to that point are forwarded, then both sides reset.
+/// the fault has firings left: the bytes up to that point are forwarded and the server's side
+/// closed, then the client's reset.
 async fn relay_upload(
     shared: &Shared,
     mut client: TcpStream,
@@ -173,8 +174,15 @@ async fn relay_upload(
             if shared.claim(cut.fault) {
                 // `room < n`, so it fits in usize.
                 let _ = server.write_all(&buf[..room as usize]).await;
+                // The server keeps exactly these bytes: its side ends (FIN) and its close is
+                // awaited, so that it is done with them before the client learns of the cut
+                // (a reset could make it drop what it had not read yet, more or less by load).
+                let _ = server.shutdown().await;
+                let mut rest = [0u8; 1024];
+                let closed =
+                    async { while matches!(server.read(&mut rest).await, Ok(n) if n > 0) {} };
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(10), closed).await;
                 reset_on_close(&client);
-                reset_on_close(&server);
                 return Outcome::Cut;
             }
             // Other uploads used up the fault's firings meanwhile.

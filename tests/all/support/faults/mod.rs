@@ -50,11 +50,12 @@ use shared::Shared;
 #[derive(Clone, Debug)]
 pub enum Fault {
     /// Cuts an upload (STOR/APPE of a path containing `path`) once the client sends more than
-    /// `after_bytes` bytes: the first `after_bytes` reach the server, then the data connection
-    /// is reset (RST) on both sides and the client's control connection is reset too. Fires for
-    /// the first `times` uploads that get that far; shorter uploads are not touched and do not
-    /// count. The server is left with at most `after_bytes` bytes (or whatever it does with a
-    /// broken upload).
+    /// `after_bytes` bytes: the first `after_bytes` reach the server and its data connection is
+    /// closed (its close awaited, at most 10 s), then the client's data connection is reset
+    /// (RST) and its control connection too. Fires for the first `times` uploads that get that
+    /// far; shorter uploads are not touched and do not count. The server is left with
+    /// `after_bytes` bytes under the name it was given (an upload cut short, as far as it can
+    /// tell), whatever its load.
     DropUploadAfter {
         path: String,
         after_bytes: u64,
