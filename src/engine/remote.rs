@@ -26,6 +26,8 @@ pub(super) struct Listed {
     /// Folders not fully listed (refused, capped, or not descended into): nothing below them
     /// may be deleted.
     pub(crate) protected: Protected,
+    /// The root folder's own time, where its listing gave it (see `listing::Parsed::own_time`).
+    pub(crate) root_time: Option<listing::RemoteTime>,
     /// The listed entries' share of the memory budget, held while the tree is.
     _charges: Vec<listing::Charge>,
 }
@@ -49,6 +51,7 @@ impl Run<'_> {
         let mut protected = Protected::default();
         let mut charges = Vec::new();
         let mut root_exists = true;
+        let mut root_time = None;
         let pull = self.config.direction == Direction::Pull;
         let mut pending: HashMap<usize, String> = HashMap::new();
         pending.insert(pool.send_high(Job::List(String::new())), String::new());
@@ -94,6 +97,9 @@ impl Run<'_> {
                     continue;
                 }
             };
+            if dir.is_empty() {
+                root_time = parsed.own_time;
+            }
             let complete = parsed.is_complete();
             let listing::Parsed {
                 entries,
@@ -183,6 +189,7 @@ impl Run<'_> {
             root_exists,
             leftovers,
             protected,
+            root_time,
             _charges: charges,
         })
     }

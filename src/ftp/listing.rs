@@ -216,6 +216,8 @@ pub(crate) struct Parsed {
     pub(crate) charge: Charge,
     /// The last line came without its line end: the listing may have been cut mid-line.
     pub(crate) unterminated: bool,
+    /// The listed folder's own time, from its `.` (LIST) or `cdir` (MLSD) line, if it had one.
+    pub(crate) own_time: Option<RemoteTime>,
 }
 
 impl Parsed {
@@ -285,7 +287,10 @@ impl ListingParser {
                 }
                 self.parsed.entries.push(entry);
             }
-            Ok(None) => {}
+            Ok(None) => {
+                let own = &mut self.parsed.own_time;
+                *own = own.or_else(|| own::time(&line, self.format, self.now_unix));
+            }
             Err(e) if self.parsed.errors.len() < KEPT_ERRORS => self.parsed.errors.push(e),
             Err(_) => self.parsed.more_errors += 1,
         }
@@ -303,35 +308,6 @@ impl ListingParser {
     pub(crate) fn finish(self) -> Parsed {
         self.parsed
     }
-}
-
-/// Whether a LIST-format listing tells the same as the MLSD listing of the same folder: the
-/// same names with the same kinds, the same file sizes, and every MLSD time inside the interval
-/// its LIST time stands for (so this server's LIST times are UTC and parsed right). None when
-/// the folder is empty, so there is nothing to compare.
-pub(crate) fn list_agrees_with_mlsd(list: &[RemoteEntry], mlsd: &[RemoteEntry]) -> Option<bool> {
-    if list.is_empty() && mlsd.is_empty() {
-        return None;
-    }
-    let by_name: std::collections::HashMap<&str, &RemoteEntry> =
-        list.iter().map(|e| (e.name.as_str(), e)).collect();
-    if by_name.len() != mlsd.len() {
-        return Some(false);
-    }
-    let agree = mlsd.iter().all(|m| {
-        let Some(l) = by_name.get(m.name.as_str()) else {
-            return false;
-        };
-        let time_fits = match (l.mtime, m.mtime) {
-            (Some(lt), Some(mt)) => {
-                lt.unix <= mt.unix && mt.unix < lt.unix + lt.precision.seconds()
-            }
-            (None, None) => true,
-            _ => false,
-        };
-        l.kind == m.kind && (m.kind != EntryKind::File || l.size == m.size) && time_fits
-    });
-    Some(agree)
 }
 
 /// True when `name` is a safe single path component to use under the sync target: not empty,
@@ -593,6 +569,11 @@ fn utc(year: i32, month: Month, day: u8, hour: u8, minute: u8, second: u8) -> Op
     let utc = PrimitiveDateTime::new(date, time).assume_utc();
     Some(utc.unix_timestamp())
 }
+
+mod compare;
+mod own;
+
+pub(crate) use compare::list_agrees_with_mlsd;
 
 #[cfg(test)]
 mod tests;

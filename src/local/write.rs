@@ -173,12 +173,17 @@ pub(crate) fn put_in_place(
 
 /// Gives the folder `rel` the time `unix` (Unix seconds), as a remote folder's. The folder
 /// itself is opened, never through a symbolic link (on the way or at `rel`), and its time set
-/// on what was opened: only a real folder inside the root gets a time.
+/// on what was opened: only a real folder inside the root gets a time, and the root itself
+/// (`rel` empty), the folder the user named.
 pub(crate) fn set_folder_time(root: &Path, rel: &str, unix: i64) -> io::Result<()> {
-    let path = checked_path(root, rel)?;
+    // LOCAL_DIR itself (`rel` empty) is the folder the user named, a link to one included.
+    let (path, flags) = match rel {
+        "" => (root.to_path_buf(), 0),
+        _ => (checked_path(root, rel)?, folder_flags()),
+    };
     let folder = OpenOptions::new()
         .read(true)
-        .custom_flags(folder_flags())
+        .custom_flags(flags)
         .open(&path)?;
     let meta = folder.metadata()?;
     if !meta.is_dir() {

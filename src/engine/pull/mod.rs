@@ -112,6 +112,7 @@ impl Run<'_> {
         self.report_connect_errors(pool);
         let mut tree = listed.tree;
         let mut protected = listed.protected;
+        let root_time = listed.root_time;
         for problem in std::mem::take(&mut local.problems) {
             if problem.is_failure {
                 self.fail(&problem.rel, &problem.message);
@@ -143,6 +144,10 @@ impl Run<'_> {
             plan::plan(&local, &tree, opts)
         };
         let mut plan = self.within_max_delete("local", plan_with, PullPlan::deletions);
+        // Last, LOCAL_DIR itself (its folders are set deepest first), unless it is protected.
+        if let Some(time) = root_time.filter(|_| !protected.covers("")) {
+            plan.folder_times.push((String::new(), time.unix));
+        }
         self.verify_by_hash(pool, &mut plan).await?;
         self.summary.unchanged = plan.unchanged.len() as u64;
         for (rel, why) in &plan.blocked {

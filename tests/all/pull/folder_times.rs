@@ -53,7 +53,8 @@ fn a_pull_gives_each_folder_the_remote_folders_time_and_a_rerun_keeps_it() {
     assert_eq!(run.code, 0, "{run}");
     assert_eq!(run.summary["deleted"], 1, "{run}");
     assert_eq!(folder_times(local.path()), remote_times, "{run}");
-    // The listing gives no time for the remote folder itself: the root is left alone.
+    // libunftp's MLSD has no line for the folder itself: the root is left alone (the real
+    // servers' listings have one: see `pull::real`).
     assert_ne!(support::mtime(local.path()), 999_999_001);
 
     let before = snapshot(local.path());

@@ -92,9 +92,17 @@ fn real_servers_pulled_folders_carry_the_remote_folders_times() {
         for (rel, t) in times {
             support::set_mtime(&dir.join(rel), t as u64);
         }
+        let root_time = recent + 195;
+        support::set_mtime(&dir, root_time as u64);
         let local = Tree::new();
         let run = pull(&url, local.path(), &["-j", "3"]);
         assert_eq!(run.code, 0, "{name}: {run}");
+        // LOCAL_DIR too, from the listing's own line for its folder (MLSD `cdir`, LIST `.`).
+        let root_listed = match name {
+            "pure-ftpd" => root_time,
+            _ => root_time - root_time.rem_euclid(60),
+        };
+        assert_eq!(support::mtime(local.path()), root_listed, "{name}: {run}");
         let got = folder_times(local.path());
         for (rel, t) in times {
             let shown = if t < now - 180 * 86_400 { 86_400 } else { 60 };
