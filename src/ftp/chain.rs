@@ -415,8 +415,20 @@ async fn read_check_replies(
     Ok((size_ok, time_set))
 }
 
-/// A reply saying the command was not understood (500-503).
-fn unknown_command(e: &FtpError) -> bool {
+/// The error for commands a server answered during the transfer they were sent behind (an
+/// upload's checks, a download sent ahead, a probe): its replies are out of step.
+pub(crate) fn answered_early(command: &str, e: &FtpError) -> FtpError {
+    FtpError::Connection {
+        operation: command.to_string(),
+        detail: format!(
+            "the server answered commands sent during the transfer ({e}); its replies are out of step"
+        ),
+    }
+}
+
+/// A reply saying the command was not understood (500-503): pure-ftpd's answer to any command
+/// sent during a transfer, too.
+pub(crate) fn unknown_command(e: &FtpError) -> bool {
     matches!(
         e,
         FtpError::Reply {

@@ -10,7 +10,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use super::data::{io_lost, Meter};
 use super::error::{within, FtpError};
-use super::{op, pipeline, Connection};
+use super::{op, Connection};
 
 mod chained;
 
@@ -46,27 +46,19 @@ impl Connection {
         pipelined: bool,
         most: u64,
     ) -> Result<u64, DownloadError> {
+        if offset == 0 && pipelined && self.pipelining {
+            // PASV and RETR in one write, the data connection opened while the 150 comes and
+            // half-closed at once: a chain of one (see `chained`).
+            let alone = || Behind::Nothing;
+            let chained = self.download_chained(path, false, alone, file, meter, most);
+            return chained.await.received;
+        }
         self.keep_session_resumable().await?;
         let operation = op("RETR", path);
         let timeout = self.timeout;
         if offset > 0 {
             let rest = self.stream.ftp.resume_transfer(offset as usize);
             within(timeout, op("REST", path), rest).await?;
-        } else if pipelined && self.can_pipeline() {
-            // PASV and RETR in one write, the data connection opened while the 150 comes (two
-            // round trips before the first byte instead of three) and half-closed at once.
-            let stream = &mut self.stream;
-            let mut data = pipeline::open_transfer(stream, &operation, true, timeout).await?;
-            let received =
-                receive(&mut data, file, meter, timeout, &operation, (offset, most)).await;
-            drop(data);
-            let done = pipeline::reply(stream, &operation, &pipeline::TRANSFER_DONE, timeout);
-            // Read even after a local failure: the connection stays in step.
-            let done = done.await;
-            let received = received?;
-            done?;
-            file.flush().await.map_err(DownloadError::Local)?;
-            return Ok(received);
         }
         let open = self.stream.ftp.retr_as_stream(path);
         let mut data = within(timeout, operation.clone(), open).await?;

@@ -122,44 +122,18 @@ pub(crate) async fn open_listing(
     command: &str,
     timeout: Duration,
 ) -> Result<Data, FtpError> {
-    open_transfer(stream, command, false, timeout).await
-}
-
-/// Opens the data connection of a transfer command, as [`open_listing`] does. `download` (the
-/// server sends, the client only reads) writes the command in the same write as its PASV (one
-/// round trip less: the server reads it once it answered the PASV), and half-closes a plain
-/// data connection as soon as it is open: a server that waits for the client's end before its
-/// 226 (vsftpd) finds it there already, a round trip sooner. A PASV refused leaves the
-/// command's reply unread: the error is then [`FtpError::Garbled`] (the connection is out of
-/// step; the server may mishandle pipelined commands).
-pub(crate) async fn open_transfer(
-    stream: &mut Control,
-    command: &str,
-    download: bool,
-    timeout: Duration,
-) -> Result<Data, FtpError> {
     let peer = peer_of(stream).await?;
-    let addr = if download {
-        stream
-            .send(&format!("PASV\r\n{command}\r\n"), timeout)
-            .await?;
-        read_pasv(stream, peer, timeout)
-            .await
-            .map_err(|e| FtpError::Garbled {
-                operation: command.to_string(),
-                reply: format!("PASV failed with the command behind it: {e}"),
-            })?
-    } else {
-        stream.send("PASV\r\n", timeout).await?;
-        let addr = read_pasv(stream, peer, timeout).await?;
-        stream.send(&format!("{command}\r\n"), timeout).await?;
-        addr
-    };
-    connect_transfer(stream, addr, command, download, timeout).await
+    stream.send("PASV\r\n", timeout).await?;
+    let addr = read_pasv(stream, peer, timeout).await?;
+    stream.send(&format!("{command}\r\n"), timeout).await?;
+    connect_transfer(stream, addr, command, false, timeout).await
 }
 
-/// The second half of [`open_transfer`], once the command went out and its PASV reply gave
-/// `addr`: the data connection opened while the command's preliminary reply (150) is read.
+/// A transfer command's data connection, once the command went out and its PASV reply gave
+/// `addr`: opened while the command's preliminary reply (150) is read. `download` (the server
+/// sends, the client only reads) half-closes a plain data connection as soon as it is open: a
+/// server that waits for the client's end before its 226 (vsftpd) finds it there already, a
+/// round trip sooner. A refusal in place of the 150 gives up the data connection.
 pub(crate) async fn connect_transfer(
     stream: &mut Control,
     addr: SocketAddr,

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::support::faults::{Fault, FaultProxy};
+use crate::support::faults::{renamed_in_case_only, Fault, FaultProxy};
 use crate::support::{self, assert_mirror, assert_mirror_except, sync, FtpServer, Tree};
 
 /// A server to back up on: the remote folder's URL and local path, and the backup folder's
@@ -444,13 +444,7 @@ fn a_run_never_moves_a_file_onto_an_earlier_runs_backup() {
 #[test]
 fn a_name_in_another_case_on_a_server_that_ignores_case_is_backed_up_not_lost() {
     let (server, tree, url) = synced(&[]);
-    tree.remove("index.html");
-    tree.write("Index.html", "new home, longer");
-    let fold = Fault::Rewrite {
-        from: "Index.html".into(),
-        to: "index.html".into(),
-    };
-    let proxy = FaultProxy::start(&server.addr(), vec![fold]);
+    let proxy = renamed_in_case_only(&server.addr(), &tree);
     let args = ["--delete", "--backup-dir", "bak"];
     let run = sync(tree.path(), &proxy.url(&url), &args);
     assert_eq!(run.code, 0, "{run}");

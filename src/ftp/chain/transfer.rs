@@ -8,7 +8,10 @@ use std::time::Duration;
 use suppaftp::Status;
 use tokio_util::sync::CancellationToken;
 
-use super::{checks, read_renames, unknown_command, Early, Renamed, Sent, Signs, Started, Upload};
+use super::{
+    answered_early, checks, read_renames, unknown_command, Early, Renamed, Sent, Signs, Started,
+    Upload,
+};
 use crate::ftp::data::{send_file, Destination};
 use crate::ftp::error::{FtpError, UploadError};
 use crate::ftp::pipeline::{reply, Control, PRELIMINARY, TRANSFER_DONE};
@@ -246,16 +249,6 @@ enum Refusal {
     /// The control connection's replies are out of step.
     OutOfStep(UploadError),
     Other(UploadError),
-}
-
-/// The error for checks a server answered during the transfer they were sent behind.
-fn answered_early(command: &str, e: &FtpError) -> FtpError {
-    FtpError::Connection {
-        operation: command.to_string(),
-        detail: format!(
-            "the server answered commands sent during the transfer ({e}); its replies are out of step"
-        ),
-    }
 }
 
 /// Reads and drops `count` replies, whatever their codes.

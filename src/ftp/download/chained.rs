@@ -17,7 +17,7 @@ use suppaftp::Status;
 use tokio::io::AsyncWriteExt;
 
 use super::{receive, DownloadError};
-use crate::ftp::chain::Signs;
+use crate::ftp::chain::{answered_early, unknown_command, Signs};
 use crate::ftp::data::Meter;
 use crate::ftp::error::FtpError;
 use crate::ftp::pipeline::{self, reply, Control, TRANSFER_DONE};
@@ -42,14 +42,17 @@ impl Behind {
         }
     }
 
-    /// Whether `e`, read where the transfer's own reply was due, is the reply to what went
-    /// behind it: the server read it during the transfer (or before it began).
-    fn answered_early(&self, e: &FtpError) -> bool {
-        match self {
-            Behind::Nothing => false,
-            Behind::Probe => e.code() == Some(200),
-            Behind::Next(_) => e.code() == Some(227),
-        }
+    /// Whether `e`, read where the transfer's own reply was due, answers what went behind it
+    /// (its own reply, or the 500-503 of a server that read it during the transfer, or before
+    /// it began). A 500-503 that refuses the RETR itself cannot be told apart: taking it for
+    /// the server reading what went behind costs only the chain.
+    fn read_early(&self, e: &FtpError) -> bool {
+        let own = match self {
+            Behind::Nothing => return false,
+            Behind::Probe => 200,
+            Behind::Next(_) => 227,
+        };
+        e.code() == Some(own) || unknown_command(e)
     }
 }
 
@@ -123,10 +126,10 @@ impl Connection {
         let mut probe_due = behind == Behind::Probe;
         let mut done = reply(stream, &operation, &TRANSFER_DONE, timeout).await;
         if let Err(e) = &done {
-            if behind != Behind::Nothing && (behind.answered_early(e) || unknown_command(e)) {
+            if behind.read_early(e) {
                 signs.early_refused = true;
                 if behind != Behind::Probe {
-                    return Chained::failed(early(&operation, e), signs, true);
+                    return Chained::failed(answered_early(&operation, e), signs, true);
                 }
                 // The probe was answered during the transfer: the 226 is next.
                 probe_due = false;
@@ -229,12 +232,11 @@ async fn refused(
     if e.code().is_none() || e.breaks_connection() {
         return Chained::failed(e, signs, false);
     }
-    if behind.answered_early(&e) || (behind != &Behind::Nothing && unknown_command(&e)) {
-        // As after the transfer: a 500-503 here may refuse the RETR itself, but taking it for
-        // the server reading what went behind costs only the chain, where trusting it would
-        // spoil a download and cost a login at every link.
+    if behind.read_early(&e) {
+        // As after the transfer (see `Behind::read_early`): trusting a 500-503 here would spoil
+        // a download and cost a login at every link.
         signs.early_refused = true;
-        return Chained::failed(early(operation, &e), signs, true);
+        return Chained::failed(answered_early(operation, &e), signs, true);
     }
     if behind == &Behind::Probe {
         if let Err(broken) = reply(stream, "NOOP", &[], timeout).await {
@@ -248,21 +250,5 @@ async fn refused(
         signs,
         next_sent: matches!(behind, Behind::Next(_)),
         untried: false,
-    }
-}
-
-/// A 500-503 reply: a command the server did not take where it came (pure-ftpd's answer to
-/// any command sent during a transfer).
-fn unknown_command(e: &FtpError) -> bool {
-    matches!(e.code(), Some(500..=503))
-}
-
-/// The error for a reply that answered what went behind a transfer, read in the transfer's place.
-fn early(operation: &str, e: &FtpError) -> FtpError {
-    FtpError::Connection {
-        operation: operation.to_string(),
-        detail: format!(
-            "the server answered commands sent during the transfer ({e}); its replies are out of step"
-        ),
     }
 }

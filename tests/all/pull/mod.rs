@@ -72,11 +72,7 @@ pub fn writes_in(log: &[String]) -> Vec<String> {
 fn a_pull_mirrors_every_byte_and_names_and_sets_the_remote_times() {
     let server = FtpServer::start();
     let files = write_awkward_tree(&server.remote_dir("site"));
-    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000);
-    let crlf = std::fs::File::options()
-        .write(true)
-        .open(server.remote_dir("site/text/crlf.txt"));
-    crlf.unwrap().set_modified(when).unwrap();
+    support::set_mtime(&server.remote_dir("site/text/crlf.txt"), 1_600_000_000);
     let local = Tree::new();
     let dest = local.join("backup/site");
     let run = pull(&server.url("site"), &dest, &["-j", "4"]);

@@ -247,9 +247,7 @@ fn checksum_compares_same_size_files_by_the_server_hash_or_is_refused() {
         std::fs::create_dir_all(dir).unwrap();
         for (name, text) in [("same.txt", "abc"), ("differs.txt", "xyz"), ("empty", "")] {
             std::fs::write(dir.join(name), text).unwrap();
-            let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000);
-            let file = std::fs::File::options().write(true).open(dir.join(name));
-            file.unwrap().set_modified(when).unwrap();
+            support::set_mtime(&dir.join(name), 1_600_000_000);
         }
     };
     let local = Tree::new();

@@ -6,7 +6,7 @@ use std::os::unix::fs::{chown, MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use super::pull;
-use crate::support::{real_servers, sync, RealServer, Tree};
+use crate::support::{self, real_servers, sync, RealServer, Tree};
 
 /// vsftpd's scratch folder `name` holding `top.txt`, `a/a/f` (a genuine child named as its
 /// folder) and `secret/db.sql` in a folder owned by root, mode 700: unreadable for the FTP user.
@@ -127,13 +127,7 @@ fn a_download_listed_to_the_minute_never_resumes_another_versions_beginning() {
     let minute = now - now % 60 - 120;
     let remote = dir.join("a/big.bin");
     std::fs::write(&remote, vec![b'n'; SIZE]).unwrap();
-    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(minute as u64 + 30);
-    std::fs::File::options()
-        .write(true)
-        .open(&remote)
-        .unwrap()
-        .set_modified(time)
-        .unwrap();
+    support::set_mtime(&remote, minute as u64 + 30);
     // The beginning an interrupted download of the version before (same size, same minute).
     let local = Tree::new();
     std::fs::create_dir(local.path().join("a")).unwrap();

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::faults::{Fault, FaultProxy};
+use crate::support::faults::{renamed_in_case_only, Fault, FaultProxy};
 use crate::support::{self, assert_mirror, sync, FtpServer, Tree};
 
 #[test]
@@ -202,13 +202,7 @@ fn a_remote_name_differing_only_in_case_from_a_local_one_is_not_deleted() {
     tree.write("index.html", "home");
     let url = server.url("www");
     assert_eq!(sync(tree.path(), &url, &[]).code, 0);
-    tree.remove("index.html");
-    tree.write("Index.html", "new home, longer");
-    let fold = Fault::Rewrite {
-        from: "Index.html".into(),
-        to: "index.html".into(),
-    };
-    let proxy = FaultProxy::start(&server.addr(), vec![fold]);
+    let proxy = renamed_in_case_only(&server.addr(), &tree);
     let run = sync(tree.path(), &proxy.url(&url), &["--delete"]);
     assert_eq!(run.code, 0, "{run}");
     assert!(proxy.fired(0) > 0, "{run}");

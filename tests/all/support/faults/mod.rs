@@ -295,6 +295,19 @@ impl FaultProxy {
     }
 }
 
+/// `index.html` (synced before) renamed `Index.html` in `tree`, with new text, and a proxy in
+/// front of `upstream` that passes the new name on as the old one: what a server that ignores
+/// case (IIS, FileZilla Server) makes of the rename.
+pub fn renamed_in_case_only(upstream: &str, tree: &crate::support::Tree) -> FaultProxy {
+    tree.remove("index.html");
+    tree.write("Index.html", "new home, longer");
+    let fold = Fault::Rewrite {
+        from: "Index.html".into(),
+        to: "index.html".into(),
+    };
+    FaultProxy::start(upstream, vec![fold])
+}
+
 impl Drop for FaultProxy {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
